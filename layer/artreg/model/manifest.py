@@ -1,0 +1,57 @@
+"""A version's manifest: its stored files and remote references, kept in path order, and the
+digest of its canonical form, which does not depend on the order the entries were listed in."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from artreg.model.errors import Invalid
+from artreg.model.wire import FileEntry, RemoteEntry
+
+Entry = FileEntry | RemoteEntry
+
+
+def sort_entries(entries: Iterable[Entry]) -> list[Entry]:
+    """Path order, as the files route pages them; refuses a path that appears twice."""
+    ordered = sorted(entries, key=lambda e: e.path)
+    for before, after in itertools.pairwise(ordered):
+        if before.path == after.path:
+            raise Invalid(
+                f"path {after.path[:200]!r} is listed twice in this upload",
+                details={"field": "path", "path": after.path[:200]},
+            )
+    return ordered
+
+
+def _canonical(entry: Entry) -> dict[str, Any]:
+    if isinstance(entry, FileEntry):
+        return {"path": entry.path, "sha256": entry.sha256, "size": entry.size}
+    # what is pinned of a remote object is part of its identity; whether we could read it is not
+    return {
+        "path": entry.path,
+        "uri": entry.uri,
+        "size": entry.size,
+        "etag": entry.etag,
+        "version_id": entry.version_id,
+        "metadata": entry.metadata,
+    }
+
+
+def digest(entries: Sequence[Entry]) -> str:
+    files = [_canonical(e) for e in sorted(entries, key=lambda e: e.path) if isinstance(e, FileEntry)]
+    remote = [_canonical(e) for e in sorted(entries, key=lambda e: e.path) if isinstance(e, RemoteEntry)]
+    text = json.dumps(
+        {"files": files, "remote": remote},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def entry_from_json(data: dict[str, Any]) -> Entry:
+    return RemoteEntry.model_validate(data) if "uri" in data else FileEntry.model_validate(data)

@@ -1,0 +1,152 @@
+"""The naming rules of API.md (Names). One function per rule; each returns its input or raises
+`Invalid` with a message a person can act on."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from artreg.model.errors import Invalid, TooLarge
+
+PROJECT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+TYPE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+ALIAS_RE = re.compile(r"[a-z][a-z0-9_-]{0,63}")
+RUN_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@+=-]{0,255}")
+SHA256_RE = re.compile(r"[0-9a-f]{64}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+LATEST = "latest"
+MAX_TAGS = 64
+MAX_PATH_BYTES = 1024
+MAX_METADATA_BYTES = 64 * 1024
+MAX_METADATA_DEPTH = 8
+MAX_URI_LENGTH = 4096
+
+
+def _match(kind: str, pattern: re.Pattern[str], value: str, rule: str) -> str:
+    if not isinstance(value, str) or pattern.fullmatch(value) is None:
+        raise Invalid(
+            f"{kind} {value!r} is not valid: {rule}",
+            details={"field": kind, "value": str(value)[:200]},
+        )
+    return value
+
+
+def check_project(value: str) -> str:
+    return _match("project", PROJECT_RE, value, "1-100 of A-Z a-z 0-9 . _ -, starting with a letter or digit")
+
+
+def check_name(value: str) -> str:
+    return _match(
+        "artifact name",
+        NAME_RE,
+        value,
+        "1-128 of A-Z a-z 0-9 . _ -, starting with a letter or digit",
+    )
+
+
+def check_type(value: str) -> str:
+    return _match(
+        "artifact type",
+        TYPE_RE,
+        value,
+        "1-64 of A-Z a-z 0-9 . _ -, starting with a letter or digit",
+    )
+
+
+def check_alias(value: str) -> str:
+    """An alias never parses as a version: it starts with a lower-case letter, a version with a digit."""
+    return _match("alias", ALIAS_RE, value, "1-64 of a-z 0-9 _ -, starting with a lower-case letter")
+
+
+def check_run_id(value: str) -> str:
+    return _match(
+        "run_id",
+        RUN_ID_RE,
+        value,
+        "1-256 of A-Z a-z 0-9 . _ : / @ + = -, starting with a letter or digit",
+    )
+
+
+def check_sha256(value: str) -> str:
+    return _match("sha256", SHA256_RE, value, "64 lower-case hexadecimal digits")
+
+
+def check_tag(value: str) -> str:
+    if not isinstance(value, str) or not 1 <= len(value) <= 128 or _CONTROL.search(value) or not value.isprintable():
+        raise Invalid(f"tag {value!r} is not valid: 1-128 printable characters", details={"field": "tag"})
+    return value
+
+
+def check_tags(values: list[str]) -> list[str]:
+    for value in values:
+        check_tag(value)
+    if len(set(values)) > MAX_TAGS:
+        raise Invalid(
+            f"a version has at most {MAX_TAGS} tags, got {len(set(values))}",
+            details={"field": "tags"},
+        )
+    return sorted(set(values))
+
+
+def check_path(value: str) -> str:
+    """A relative POSIX path inside the artifact. This is what keeps `../x` from ever becoming an
+    S3 key or a file outside a download folder."""
+    if not isinstance(value, str):
+        raise Invalid("file path must be a string", details={"field": "path"})
+    size = len(value.encode("utf-8", "surrogatepass"))
+    problem = None
+    if not 1 <= size <= MAX_PATH_BYTES:
+        problem = f"must be 1-{MAX_PATH_BYTES} bytes of UTF-8, is {size}"
+    elif value.startswith("/"):
+        problem = "must be relative (no leading /)"
+    elif "\\" in value:
+        problem = "must use / as separator (no backslash)"
+    elif _CONTROL.search(value):
+        problem = "must not hold NUL or control characters"
+    elif any(segment in ("", ".", "..") for segment in value.split("/")):
+        problem = "must not have an empty, '.' or '..' segment"
+    else:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            problem = "must be valid UTF-8"
+    if problem:
+        raise Invalid(f"file path {value[:200]!r} {problem}", details={"field": "path", "path": value[:200]})
+    return value
+
+
+def check_uri(value: str) -> str:
+    if not isinstance(value, str) or not 1 <= len(value) <= MAX_URI_LENGTH or _CONTROL.search(value):
+        raise Invalid(f"remote uri must be 1-{MAX_URI_LENGTH} characters without control characters")
+    return value
+
+
+def _depth(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + max((_depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_depth(v) for v in value), default=0)
+    return 0
+
+
+def check_metadata(value: dict[str, Any], field: str = "metadata") -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise Invalid(f"{field} must be a JSON object", details={"field": field})
+    size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+    if size > MAX_METADATA_BYTES:
+        raise TooLarge(
+            f"{field} is {size} bytes serialised, over the limit of {MAX_METADATA_BYTES}",
+            details={"field": field, "size": size, "limit": MAX_METADATA_BYTES},
+        )
+    if _depth(value) > MAX_METADATA_DEPTH:
+        raise Invalid(f"{field} nests deeper than {MAX_METADATA_DEPTH} levels", details={"field": field})
+    return value
+
+
+def metadata_scalar(value: Any) -> str:
+    """The string a `metadata.KEY=VALUE` filter compares: a string as itself, any other JSON scalar
+    as its JSON text (`3`, `0.5`, `true`, `null`)."""
+    return value if isinstance(value, str) else json.dumps(value)

@@ -1,0 +1,262 @@
+"""The wire shapes of API.md as pydantic models, shared by the server (requests it validates,
+answers it serialises) and the SDK (answers it parses)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from artreg.model import names
+from artreg.model.versions import Bump, parse
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+Path = Annotated[str, AfterValidator(names.check_path)]
+Sha256 = Annotated[str, AfterValidator(names.check_sha256)]
+Tag = Annotated[str, AfterValidator(names.check_tag)]
+Alias = Annotated[str, AfterValidator(names.check_alias)]
+ArtifactType = Annotated[str, AfterValidator(names.check_type)]
+RunId = Annotated[str, AfterValidator(names.check_run_id)]
+Uri = Annotated[str, AfterValidator(names.check_uri)]
+Metadata = Annotated[dict[str, Any], AfterValidator(names.check_metadata)]
+Version = Annotated[str, AfterValidator(lambda v: str(parse(v)) and v)]
+Label = Annotated[str, Field(min_length=1, max_length=256)]
+
+MAX_FILES_PER_REQUEST = 1000
+
+
+class Wire(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Answer(BaseModel):
+    """Answers ignore fields they do not know, so an older SDK reads a newer server."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+# ---------------------------------------------------------------- manifest entries
+
+
+class FileEntry(Wire):
+    path: Path
+    size: Annotated[int, Field(ge=0, le=5 * 1024**4)]
+    sha256: Sha256
+
+
+class RemoteSpec(Wire):
+    uri: Uri
+    path: Path
+    metadata: Metadata = Field(default_factory=dict)
+
+
+class RemoteEntry(Wire):
+    path: Path
+    uri: Uri
+    size: int | None = None
+    etag: str | None = None
+    version_id: str | None = None
+    verified: bool = False
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+# ---------------------------------------------------------------- requests
+
+
+class Producer(Wire):
+    run_id: RunId
+    pipeline: Label | None = None
+    step: Label | None = None
+    inputs: Annotated[list[Label], Field(max_length=100)] = Field(default_factory=list)
+
+
+class StartUpload(Wire):
+    type: ArtifactType = "artifact"
+    files: Annotated[list[FileEntry], Field(max_length=MAX_FILES_PER_REQUEST)] = Field(default_factory=list)
+    remote: Annotated[list[RemoteSpec], Field(max_length=MAX_FILES_PER_REQUEST)] = Field(default_factory=list)
+    metadata: Metadata = Field(default_factory=dict)
+    tags: Annotated[list[Tag], Field(max_length=names.MAX_TAGS)] = Field(default_factory=list)
+    aliases: Annotated[list[Alias], Field(max_length=10)] = Field(default_factory=list)
+    version: Version | None = None
+    bump: Bump | None = None
+    producer: Producer | None = None
+    commit: bool = False
+    if_changed: bool = False
+
+    @model_validator(mode="after")
+    def _version_or_bump(self) -> StartUpload:
+        if self.version is not None and self.bump is not None:
+            raise ValueError("give either version or bump, not both")
+        if names.LATEST in self.aliases:
+            raise ValueError("alias 'latest' is reserved and kept by the registry")
+        return self
+
+
+class AddFiles(Wire):
+    files: Annotated[list[FileEntry], Field(max_length=MAX_FILES_PER_REQUEST)] = Field(default_factory=list)
+    remote: Annotated[list[RemoteSpec], Field(max_length=MAX_FILES_PER_REQUEST)] = Field(default_factory=list)
+
+
+class Part(Wire):
+    part_number: Annotated[int, Field(ge=1, le=10000)]
+    etag: Annotated[str, Field(min_length=1, max_length=256)]
+
+
+class CompleteBlob(Wire):
+    parts: Annotated[list[Part], Field(min_length=1, max_length=10000)]
+
+
+class MoveAlias(Wire):
+    version: Version
+    # absent: move whatever the alias points at; null: the alias must not exist yet
+    expected_version: Version | None = None
+
+
+class PatchVersion(Wire):
+    metadata: dict[str, Any] | None = None
+    tags_add: Annotated[list[Tag], Field(max_length=names.MAX_TAGS)] = Field(default_factory=list)
+    tags_remove: Annotated[list[Tag], Field(max_length=names.MAX_TAGS)] = Field(default_factory=list)
+
+
+class Usage(Wire):
+    run_id: RunId
+    pipeline: Label | None = None
+    step: Label | None = None
+
+
+# ---------------------------------------------------------------- answers
+
+
+class PresignedPart(Answer):
+    part_number: int
+    url: str
+
+
+class MultipartTarget(Answer):
+    upload_id: str
+    part_size: int
+    parts: list[PresignedPart]
+
+
+class MissingBlob(Answer):
+    sha256: str
+    size: int
+    url: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    multipart: MultipartTarget | None = None
+
+
+class UploadStarted(Answer):
+    upload_id: str
+    state: Literal["pending"] = "pending"
+    expires_at: datetime
+    missing: list[MissingBlob]
+
+
+class FilesAdded(Answer):
+    upload_id: str
+    missing: list[MissingBlob]
+
+
+class ProducerRecord(Answer):
+    run_id: str
+    pipeline: str | None = None
+    step: str | None = None
+    inputs: list[str] = Field(default_factory=list)
+
+
+class VersionRecord(Answer):
+    project: str
+    name: str
+    type: str
+    version: str
+    state: Literal["committed", "deleted"] = "committed"
+    created_at: datetime
+    created_by: str | None = None
+    aliases: list[str] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    producer: ProducerRecord | None = None
+    files: list[FileEntry] = Field(default_factory=list)
+    remote: list[RemoteEntry] = Field(default_factory=list)
+    files_truncated: bool = False
+    size: int
+    file_count: int
+    digest: str
+    deleted_at: datetime | None = None
+
+
+class ArtifactSummary(Answer):
+    project: str
+    name: str
+    type: str
+    latest: str | None
+    version_count: int
+    aliases: dict[str, str]
+    created_at: datetime
+    updated_at: datetime
+
+
+class ArtifactPage(Answer):
+    items: list[ArtifactSummary]
+    next_cursor: str | None = None
+
+
+class VersionPage(Answer):
+    items: list[VersionRecord]
+    next_cursor: str | None = None
+
+
+class FilePage(Answer):
+    """A version's file and remote entries in path order; a remote entry is the one with a `uri`."""
+
+    items: list[FileEntry | RemoteEntry]
+    next_cursor: str | None = None
+
+
+class DownloadFile(Answer):
+    path: str
+    size: int
+    sha256: str
+    url: str
+
+
+class DownloadPage(Answer):
+    version: str
+    digest: str
+    expires_at: datetime
+    files: list[DownloadFile]
+    remote: list[RemoteEntry]
+    next_cursor: str | None = None
+
+
+class AliasMove(Answer):
+    alias: str
+    version: str | None
+    previous_version: str | None
+    at: datetime
+    by: str | None = None
+
+
+class AliasHistory(Answer):
+    items: list[AliasMove]
+    next_cursor: str | None = None
+
+
+class UsageRecord(Answer):
+    project: str
+    name: str
+    version: str
+    run_id: str
+    pipeline: str | None = None
+    step: str | None = None
+    at: datetime
+
+
+class ErrorDetail(Answer):
+    code: str
+    message: str
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class ErrorBody(Answer):
+    error: ErrorDetail

@@ -1,0 +1,210 @@
+"""What the registry needs of the outside world. The AWS adapters (DynamoDB, S3) and the local
+ones (SQLite, a folder) implement these; the registry's use cases are written against them only."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from artreg.model import versions
+from artreg.model.manifest import Entry
+from artreg.model.wire import (
+    AliasMove,
+    MissingBlob,
+    Part,
+    Producer,
+    RemoteEntry,
+    RemoteSpec,
+    UsageRecord,
+    VersionRecord,
+)
+from pydantic import BaseModel, ConfigDict, Field
+
+# ---------------------------------------------------------------- records the stores keep
+
+
+class Head(BaseModel):
+    """One per artifact: everything a commit needs to allocate a version, so that a commit reads
+    one item (and a retry, handed the current head by the failed write, reads none)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    project: str
+    name: str
+    type: str
+    revision: int = 0  # bumped by every change to the artifact: the optimistic-concurrency guard
+    latest: str | None = None
+    latest_digest: str | None = None
+    highest_release: str | None = None  # never moves down, so a number is never handed out twice
+    version_count: int = 0  # live versions
+    aliases: dict[str, str] = Field(default_factory=dict)  # alias -> version, `latest` included
+    created_at: datetime
+    updated_at: datetime
+
+
+class ManifestRef(BaseModel):
+    """Where a manifest too large for its version record lives: chunks in the blob store."""
+
+    chunk_size: int
+    count: int  # entries, files and remote
+    first_paths: list[str]  # of each chunk, to find a path's chunk by bisection
+
+
+class StoredVersion(VersionRecord):
+    """A version record as stored: the wire record (with at most the inline part of its manifest)
+    plus where the whole manifest lives when it is not all inline."""
+
+    manifest: ManifestRef | None = None
+
+    @property
+    def sort_key(self) -> str:
+        return versions.sort_key(self.version)
+
+    def to_record(self) -> VersionRecord:
+        return VersionRecord.model_validate(self.model_dump(exclude={"manifest"}))
+
+
+class Upload(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    project: str
+    name: str
+    upload_id: str
+    type: str
+    state: str = "pending"  # pending | committed
+    created_at: datetime
+    expires_at: datetime
+    created_by: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    tags: list[str] = Field(default_factory=list)
+    aliases: list[str] = Field(default_factory=list)
+    version: str | None = None  # the explicit version asked for; once committed, the version it became
+    bump: versions.Bump | None = None
+    producer: Producer | None = None
+    if_changed: bool = False
+    entries: list[Entry] = Field(default_factory=list)
+    missing: list[str] = Field(default_factory=list)  # sha256 of blobs to verify at commit
+    multipart: dict[str, str] = Field(default_factory=dict)  # sha256 -> multipart upload id
+
+
+# ---------------------------------------------------------------- one atomic change of an artifact
+
+
+@dataclass
+class VersionDelta:
+    """A change to an existing version, applied to its item and to every alias item that copies
+    it, without reading them first."""
+
+    version: str
+    aliases_add: set[str] = field(default_factory=set)
+    aliases_remove: set[str] = field(default_factory=set)
+    tags: list[str] | None = None
+    metadata: dict[str, Any] | None = None
+    deleted_at: datetime | None = None
+
+
+@dataclass
+class ArtifactChange:
+    """Everything one write does to an artifact, applied all or nothing, and only if the head is
+    still at `expected_revision` (0: the artifact must not exist yet)."""
+
+    head: Head  # the head after the change; its revision is expected_revision + 1
+    expected_revision: int
+    new_version: StoredVersion | None = None  # must not exist yet
+    deltas: list[VersionDelta] = field(default_factory=list)
+    # alias items hold a full copy of their version, so that resolving an alias is one read
+    alias_puts: dict[str, StoredVersion] = field(default_factory=dict)
+    alias_deletes: list[str] = field(default_factory=list)
+    history: list[AliasMove] = field(default_factory=list)
+    commit_upload: str | None = None  # upload id that becomes new_version (must be pending)
+
+
+class HeadMoved(Exception):
+    """The head was not at the expected revision; carries the head as it is now (None if gone)."""
+
+    def __init__(self, current: Head | None):
+        super().__init__("artifact head moved")
+        self.current = current
+
+
+class VersionTaken(Exception):
+    """The version to create exists already."""
+
+
+class UploadNotPending(Exception):
+    """The upload to commit is no longer pending (committed by a concurrent request)."""
+
+
+# ---------------------------------------------------------------- ports
+
+
+class MetadataStore(Protocol):
+    def get_head(self, project: str, name: str) -> Head | None: ...
+    def list_heads(self, project: str, after_name: str | None, limit: int) -> list[Head]: ...
+    def get_version(self, project: str, name: str, version: str) -> StoredVersion | None: ...
+    def get_alias(self, project: str, name: str, alias: str) -> StoredVersion | None: ...
+    def list_versions(self, project: str, name: str, before_key: str | None, limit: int) -> list[StoredVersion]:
+        """Versions (deleted ones too) in descending precedence, starting below `before_key`."""
+        ...
+
+    def apply(self, change: ArtifactChange) -> None:
+        """All of `change` or nothing; raises HeadMoved, VersionTaken or UploadNotPending."""
+        ...
+
+    def alias_history(
+        self, project: str, name: str, alias: str, before: str | None, limit: int
+    ) -> tuple[list[AliasMove], str | None]: ...
+    def alias_at(self, project: str, name: str, alias: str, at: datetime) -> AliasMove | None: ...
+
+    def create_upload(self, upload: Upload) -> None: ...
+    def add_upload_batch(
+        self,
+        project: str,
+        upload_id: str,
+        entries: Sequence[Entry],
+        missing: Sequence[str],
+        multipart: dict[str, str],
+    ) -> None:
+        """Adds a batch to a pending upload; raises UploadNotPending if it is not pending."""
+        ...
+
+    def get_upload(self, project: str, upload_id: str, with_entries: bool = True) -> Upload | None:
+        """The upload with the entries, missing blobs and multipart ids of all its batches (or,
+        without entries, of its first request only: enough to check its state)."""
+        ...
+
+    def put_usage(self, usage: UsageRecord) -> None: ...
+
+
+class BlobStore(Protocol):
+    def find_missing(self, project: str, blobs: Sequence[tuple[str, int]]) -> list[tuple[str, int]]:
+        """The (sha256, size) pairs that are not stored with that size."""
+        ...
+
+    def upload_targets(self, project: str, blobs: Sequence[tuple[str, int]]) -> list[MissingBlob]:
+        """Where and how to PUT each blob: a presigned URL binding its checksum, or a multipart upload."""
+        ...
+
+    def complete_multipart(self, project: str, sha256: str, multipart_id: str, parts: Sequence[Part]) -> None: ...
+
+    def verify(self, project: str, blobs: Sequence[tuple[str, int]]) -> list[tuple[str, int]]:
+        """The blobs that are not stored with that size and SHA-256."""
+        ...
+
+    def download_url(self, project: str, sha256: str, filename: str) -> str: ...
+    def pin_remote(self, spec: RemoteSpec) -> RemoteEntry:
+        """What can be read of a remote object (size, ETag, version id) with `verified`; never raises."""
+        ...
+
+    def put_manifest(self, project: str, digest: str, chunks: Sequence[Sequence[Entry]]) -> None: ...
+    def get_manifest_chunk(self, project: str, digest: str, index: int) -> list[Entry]: ...
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class IdSource(Protocol):
+    def new_id(self) -> str: ...
