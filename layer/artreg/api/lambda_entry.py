@@ -1,0 +1,16 @@
+"""The API function's process-wide objects, made once at cold start: settings, clients, registry,
+resolver and Powertools' logger, tracer and metrics."""
+
+from __future__ import annotations
+
+from artreg.api.app import build_app, logger, metrics
+from artreg.aws.clients import aws_registry
+from artreg.settings import settings
+from aws_lambda_powertools import Tracer
+
+tracer = Tracer(service="artreg")
+registry = aws_registry(settings())
+registry._on_retry = lambda: metrics.add_metric(name="CommitRetries", unit="Count", value=1)
+app = build_app(registry)
+
+__all__ = ["app", "logger", "metrics", "tracer"]

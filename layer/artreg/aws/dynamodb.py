@@ -1,0 +1,476 @@
+"""The metadata store on one DynamoDB table. The only module that knows its keys:
+
+| item            | PK                     | SK                                   |
+| --------------- | ---------------------- | ------------------------------------ |
+| artifact head   | P#{project}            | A#{name}                             |
+| version         | A#{project}#{name}     | V#{semver sort key}                  |
+| alias           | A#{project}#{name}     | L#{alias}        (a copy of its version, so a resolve is one read) |
+| alias history   | A#{project}#{name}     | H#{alias}#{time}#{revision}          |
+| usage           | A#{project}#{name}     | U#{semver sort key}#{run_id}         |
+| upload          | U#{project}#{upload_id}| U, and B#{batch id} per further batch |
+
+A version and its alias copies hold the same attributes: `rec` (the immutable part of the record,
+JSON), `tags` and `meta` (JSON), `state`, `deleted_at` and `aliases` (a string set), so that a
+change to a version is the same update expression on each of them, without reading them first.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+import zlib
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from artreg.aws.errors import translate
+from artreg.model import versions
+from artreg.model.errors import TooLarge
+from artreg.model.manifest import Entry
+from artreg.model.wire import AliasMove, UsageRecord
+from artreg.registry.ports import (
+    ArtifactChange,
+    Head,
+    HeadMoved,
+    StoredVersion,
+    Upload,
+    UploadNotPending,
+    VersionDelta,
+    VersionTaken,
+)
+from botocore.exceptions import ClientError
+from pydantic import TypeAdapter
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+Item = dict[str, Any]
+_ENTRIES = TypeAdapter(list[Entry])
+_MAX_BATCH_BYTES = 350_000  # compressed entries of one upload request, under the 400 KB item limit
+_UPLOAD_ITEM_GRACE = timedelta(days=1)  # a committed upload stays readable for client retries
+
+
+def _s(value: str) -> dict[str, str]:
+    return {"S": value}
+
+
+def _n(value: int) -> dict[str, str]:
+    return {"N": str(value)}
+
+
+def _json(value: Any) -> dict[str, str]:
+    return {"S": json.dumps(value, separators=(",", ":"), default=str)}
+
+
+def _time_key(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class DynamoStore:
+    def __init__(self, client: DynamoDBClient, table_name: str):
+        self.client = client
+        self.table = table_name
+
+    # ------------------------------------------------------------ keys
+
+    @staticmethod
+    def _head_key(project: str, name: str) -> Item:
+        return {"PK": _s(f"P#{project}"), "SK": _s(f"A#{name}")}
+
+    @staticmethod
+    def _artifact_pk(project: str, name: str) -> dict[str, str]:
+        return _s(f"A#{project}#{name}")
+
+    def _version_key(self, project: str, name: str, version: str) -> Item:
+        return {"PK": self._artifact_pk(project, name), "SK": _s(f"V#{versions.sort_key(version)}")}
+
+    def _alias_key(self, project: str, name: str, alias: str) -> Item:
+        return {"PK": self._artifact_pk(project, name), "SK": _s(f"L#{alias}")}
+
+    @staticmethod
+    def _upload_key(project: str, upload_id: str, sk: str = "U") -> Item:
+        return {"PK": _s(f"U#{project}#{upload_id}"), "SK": _s(sk)}
+
+    # ------------------------------------------------------------ items <-> records
+
+    @staticmethod
+    def _head_item(head: Head) -> Item:
+        return {
+            **DynamoStore._head_key(head.project, head.name),
+            "rev": _n(head.revision),
+            "head": _s(head.model_dump_json(exclude={"revision"})),
+        }
+
+    @staticmethod
+    def _head_of(item: Item) -> Head:
+        return Head.model_validate({**json.loads(item["head"]["S"]), "revision": int(item["rev"]["N"])})
+
+    @staticmethod
+    def _version_attrs(version: StoredVersion) -> Item:
+        rec = version.model_dump(mode="json", exclude={"aliases", "tags", "metadata", "state", "deleted_at"})
+        attrs: Item = {
+            "version": _s(version.version),
+            "rec": _json(rec),
+            "tags": _json(version.tags),
+            "meta": _json(version.metadata),
+            "state": _s(version.state),
+        }
+        if version.deleted_at:
+            attrs["deleted_at"] = _s(version.deleted_at.isoformat())
+        if version.aliases:
+            attrs["aliases"] = {"SS": sorted(version.aliases)}
+        return attrs
+
+    @staticmethod
+    def _version_of(item: Item) -> StoredVersion:
+        return StoredVersion.model_validate(
+            {
+                **json.loads(item["rec"]["S"]),
+                "tags": json.loads(item["tags"]["S"]),
+                "metadata": json.loads(item["meta"]["S"]),
+                "state": item["state"]["S"],
+                "deleted_at": item.get("deleted_at", {}).get("S"),
+                "aliases": sorted(item.get("aliases", {}).get("SS", []), key=lambda a: (a != "latest", a)),
+            }
+        )
+
+    @staticmethod
+    def _delta_update(delta: VersionDelta) -> tuple[str, Item, dict[str, str]]:
+        sets: list[str] = []
+        clauses: list[str] = []
+        values: Item = {}
+        names: dict[str, str] = {}
+        if delta.tags is not None:
+            sets.append("tags = :tags")
+            values[":tags"] = _json(delta.tags)
+        if delta.metadata is not None:
+            sets.append("meta = :meta")
+            values[":meta"] = _json(delta.metadata)
+        if delta.deleted_at is not None:
+            names["#state"] = "state"
+            sets += ["#state = :deleted", "deleted_at = :deleted_at"]
+            values[":deleted"] = _s("deleted")
+            values[":deleted_at"] = _s(delta.deleted_at.isoformat())
+        if sets:
+            clauses.append("SET " + ", ".join(sets))
+        # ADD and DELETE of one attribute cannot share an expression; the registry never asks for both
+        assert not (delta.aliases_add and delta.aliases_remove)
+        if delta.aliases_add:
+            clauses.append("ADD aliases :add")
+            values[":add"] = {"SS": sorted(delta.aliases_add)}
+        if delta.aliases_remove:
+            clauses.append("DELETE aliases :remove")
+            values[":remove"] = {"SS": sorted(delta.aliases_remove)}
+        return " ".join(clauses), values, names
+
+    # ------------------------------------------------------------ heads and versions
+
+    def get_head(self, project: str, name: str) -> Head | None:
+        item = self._get(self._head_key(project, name))
+        return self._head_of(item) if item else None
+
+    def list_heads(self, project: str, after_name: str | None, limit: int) -> list[Head]:
+        start = {"PK": _s(f"P#{project}"), "SK": _s(f"A#{after_name}")} if after_name else None
+        items = self._query(_s(f"P#{project}"), "A#", start, limit, forward=True)
+        return [self._head_of(i) for i in items]
+
+    def get_version(self, project: str, name: str, version: str) -> StoredVersion | None:
+        item = self._get(self._version_key(project, name, version))
+        return self._version_of(item) if item else None
+
+    def get_alias(self, project: str, name: str, alias: str) -> StoredVersion | None:
+        item = self._get(self._alias_key(project, name, alias))
+        return self._version_of(item) if item else None
+
+    def list_versions(self, project: str, name: str, before_key: str | None, limit: int) -> list[StoredVersion]:
+        pk = self._artifact_pk(project, name)
+        start = {"PK": pk, "SK": _s(f"V#{before_key}")} if before_key else None
+        return [self._version_of(i) for i in self._query(pk, "V#", start, limit, forward=False)]
+
+    def apply(self, change: ArtifactChange) -> None:
+        head = change.head
+        project, name = head.project, head.name
+        pk = self._artifact_pk(project, name)
+        items: list[Any] = [  # TransactWriteItemTypeDef, built up piece by piece
+            {
+                "Put": {
+                    "TableName": self.table,
+                    "Item": self._head_item(head),
+                    "ConditionExpression": "rev = :rev" if change.expected_revision else "attribute_not_exists(PK)",
+                    **(
+                        {"ExpressionAttributeValues": {":rev": _n(change.expected_revision)}}
+                        if change.expected_revision
+                        else {}
+                    ),
+                    # a lost race answers with the head as it is now: the retry reads nothing
+                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                }
+            }
+        ]
+        version_at = None
+        if change.new_version:
+            version_at = len(items)
+            items.append(
+                {
+                    "Put": {
+                        "TableName": self.table,
+                        "Item": {
+                            **self._version_key(project, name, change.new_version.version),
+                            **self._version_attrs(change.new_version),
+                        },
+                        "ConditionExpression": "attribute_not_exists(PK)",
+                    }
+                }
+            )
+        for delta in change.deltas:
+            expression, values, attr_names = self._delta_update(delta)
+            copies = [a for a, v in head.aliases.items() if v == delta.version and a not in change.alias_puts]
+            keys = [self._version_key(project, name, delta.version)] + [
+                self._alias_key(project, name, a) for a in copies
+            ]
+            items += [
+                {
+                    "Update": {
+                        "TableName": self.table,
+                        "Key": key,
+                        "UpdateExpression": expression,
+                        "ConditionExpression": "attribute_exists(PK)",
+                        **({"ExpressionAttributeNames": attr_names} if attr_names else {}),
+                        **({"ExpressionAttributeValues": values} if values else {}),
+                    }
+                }
+                for key in keys
+            ]
+        for alias, version in change.alias_puts.items():
+            item = {**self._alias_key(project, name, alias), **self._version_attrs(version), "alias": _s(alias)}
+            items.append({"Put": {"TableName": self.table, "Item": item}})
+        for alias in change.alias_deletes:
+            items.append({"Delete": {"TableName": self.table, "Key": self._alias_key(project, name, alias)}})
+        for move in change.history:
+            sk = f"H#{move.alias}#{_time_key(move.at)}#{head.revision:012d}"
+            items.append(
+                {
+                    "Put": {
+                        "TableName": self.table,
+                        "Item": {"PK": pk, "SK": _s(sk), "move": _s(move.model_dump_json())},
+                        "ConditionExpression": "attribute_not_exists(PK)",
+                    }
+                }
+            )
+        upload_at = None
+        if change.commit_upload and change.new_version:
+            upload_at = len(items)
+            items.append(
+                {
+                    "Update": {
+                        "TableName": self.table,
+                        "Key": self._upload_key(project, change.commit_upload),
+                        "UpdateExpression": "SET #state = :committed, committed_version = :version",
+                        "ConditionExpression": "#state = :pending",
+                        "ExpressionAttributeNames": {"#state": "state"},
+                        "ExpressionAttributeValues": {
+                            ":committed": _s("committed"),
+                            ":pending": _s("pending"),
+                            ":version": _s(change.new_version.version),
+                        },
+                    }
+                }
+            )
+        try:
+            self.client.transact_write_items(TransactItems=items)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                raise translate(error) from error
+            reasons: list[Any] = list(error.response.get("CancellationReasons", []))
+            codes = [r.get("Code") for r in reasons]
+            if codes and codes[0] == "ConditionalCheckFailed":
+                old = reasons[0].get("Item")
+                raise HeadMoved(self._head_of(old) if old else None) from None
+            if version_at is not None and codes[version_at] == "ConditionalCheckFailed":
+                raise VersionTaken() from None
+            if upload_at is not None and codes[upload_at] == "ConditionalCheckFailed":
+                raise UploadNotPending() from None
+            if "TransactionConflict" in codes or "ConditionalCheckFailed" in codes:
+                # another transaction held one of the items, or an alias copy moved under us: both
+                # mean the head is moving; start again from it
+                raise HeadMoved(self.get_head(project, name)) from None
+            raise translate(error) from error
+
+    # ------------------------------------------------------------ alias history
+
+    def alias_history(
+        self, project: str, name: str, alias: str, before: str | None, limit: int
+    ) -> tuple[list[AliasMove], str | None]:
+        pk = self._artifact_pk(project, name)
+        prefix = f"H#{alias}#"
+        if before is not None and not before.startswith(prefix):
+            before = None
+        start = {"PK": pk, "SK": _s(before)} if before else None
+        page = self._query_page(pk, prefix, start, limit, forward=False)
+        moves = [AliasMove.model_validate_json(i["move"]["S"]) for i in page["Items"]]
+        more = "LastEvaluatedKey" in page and len(moves) == limit
+        return moves, (page["Items"][-1]["SK"]["S"] if more else None)
+
+    def alias_at(self, project: str, name: str, alias: str, at: datetime) -> AliasMove | None:
+        response = self._call(
+            self.client.query,
+            TableName=self.table,
+            KeyConditionExpression="PK = :pk AND SK BETWEEN :lo AND :hi",
+            ExpressionAttributeValues={
+                ":pk": self._artifact_pk(project, name),
+                ":lo": _s(f"H#{alias}#"),
+                ":hi": _s(f"H#{alias}#{_time_key(at)}#~"),
+            },
+            ScanIndexForward=False,
+            Limit=1,
+            ConsistentRead=True,
+        )
+        items = response["Items"]
+        return AliasMove.model_validate_json(items[0]["move"]["S"]) if items else None
+
+    # ------------------------------------------------------------ uploads
+
+    @staticmethod
+    def _pack(entries: Sequence[Entry]) -> dict[str, bytes]:
+        packed = zlib.compress(_ENTRIES.dump_json(list(entries)), 6)
+        if len(packed) > _MAX_BATCH_BYTES:
+            raise TooLarge(
+                f"this batch of {len(entries)} entries is too large to store ({len(packed)} bytes compressed); "
+                "send the files in smaller batches",
+                details={"limit": _MAX_BATCH_BYTES},
+            )
+        return {"B": packed}
+
+    def create_upload(self, upload: Upload) -> None:
+        item = {
+            **self._upload_key(upload.project, upload.upload_id),
+            "state": _s(upload.state),
+            "upload": _s(upload.model_dump_json(exclude={"entries", "state"})),
+            "entries": self._pack(upload.entries),
+            "expires_at": _n(int((upload.expires_at + _UPLOAD_ITEM_GRACE).timestamp())),
+        }
+        self._call(
+            self.client.put_item, TableName=self.table, Item=item, ConditionExpression="attribute_not_exists(PK)"
+        )
+
+    def add_upload_batch(
+        self, project: str, upload_id: str, entries: Sequence[Entry], missing: Sequence[str], multipart: dict[str, str]
+    ) -> None:
+        head_key = self._upload_key(project, upload_id)
+        batch = {
+            **self._upload_key(project, upload_id, f"B#{time.time_ns():020d}{uuid.uuid4().hex[:8]}"),
+            "entries": self._pack(entries),
+            "batch": _json({"missing": list(missing), "multipart": multipart}),
+        }
+        try:
+            self.client.transact_write_items(
+                TransactItems=[
+                    {
+                        "ConditionCheck": {
+                            "TableName": self.table,
+                            "Key": head_key,
+                            "ConditionExpression": "#state = :pending",
+                            "ExpressionAttributeNames": {"#state": "state"},
+                            "ExpressionAttributeValues": {":pending": _s("pending")},
+                        }
+                    },
+                    {"Put": {"TableName": self.table, "Item": batch}},
+                ]
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "TransactionCanceledException":
+                raise UploadNotPending() from None
+            raise translate(error) from error
+
+    def get_upload(self, project: str, upload_id: str, with_entries: bool = True) -> Upload | None:
+        if not with_entries:
+            item = self._get(self._upload_key(project, upload_id))
+            return self._upload_of(item, []) if item else None
+        items = list(self._query_all(self._upload_key(project, upload_id)["PK"]))
+        head = next((i for i in items if i["SK"]["S"] == "U"), None)
+        return self._upload_of(head, [i for i in items if i is not head]) if head else None
+
+    def _upload_of(self, item: Item, batches: list[Item]) -> Upload:
+        upload = Upload.model_validate_json(item["upload"]["S"])
+        entries = _ENTRIES.validate_json(zlib.decompress(item["entries"]["B"]))
+        missing, multipart = list(upload.missing), dict(upload.multipart)
+        for batch in batches:
+            entries += _ENTRIES.validate_json(zlib.decompress(batch["entries"]["B"]))
+            extra = json.loads(batch["batch"]["S"])
+            missing += extra["missing"]
+            multipart.update(extra["multipart"])
+        committed = item.get("committed_version", {}).get("S")
+        return upload.model_copy(
+            update={
+                "state": item["state"]["S"],
+                "version": committed or upload.version,
+                "entries": entries,
+                "missing": missing,
+                "multipart": multipart,
+            }
+        )
+
+    # ------------------------------------------------------------ usages
+
+    def put_usage(self, usage: UsageRecord) -> None:
+        item = {
+            "PK": self._artifact_pk(usage.project, usage.name),
+            "SK": _s(f"U#{versions.sort_key(usage.version)}#{usage.run_id}"),
+            "usage": _s(usage.model_dump_json()),
+        }
+        self._call(self.client.put_item, TableName=self.table, Item=item)
+
+    # ------------------------------------------------------------ plumbing
+
+    def _call(self, operation: Any, **kwargs: Any) -> Any:
+        try:
+            return operation(**kwargs)
+        except ClientError as error:
+            raise translate(error) from error
+
+    def _get(self, key: Item) -> Item | None:
+        # strongly consistent: a resolve right after a commit or an alias move must see it
+        item: Item | None = self._call(self.client.get_item, TableName=self.table, Key=key, ConsistentRead=True).get(
+            "Item"
+        )
+        return item
+
+    def _query_page(self, pk: dict[str, str], prefix: str, start: Item | None, limit: int, forward: bool) -> Any:
+        return self._call(
+            self.client.query,
+            TableName=self.table,
+            KeyConditionExpression="PK = :pk AND begins_with(SK, :prefix)",
+            ExpressionAttributeValues={":pk": pk, ":prefix": _s(prefix)},
+            ScanIndexForward=forward,
+            Limit=limit,
+            ConsistentRead=True,
+            **({"ExclusiveStartKey": start} if start else {}),
+        )
+
+    def _query(self, pk: dict[str, str], prefix: str, start: Item | None, limit: int, forward: bool) -> list[Item]:
+        """Up to `limit` items: a Query page also ends at 1 MB, so keep going until it is filled."""
+        items: list[Item] = []
+        while len(items) < limit:
+            page = self._query_page(pk, prefix, start, limit - len(items), forward)
+            items += page["Items"]
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                break
+        return items
+
+    def _query_all(self, pk: dict[str, str]) -> Iterator[Item]:
+        start: Item | None = None
+        while True:
+            page = self._call(
+                self.client.query,
+                TableName=self.table,
+                KeyConditionExpression="PK = :pk",
+                ExpressionAttributeValues={":pk": pk},
+                ConsistentRead=True,
+                **({"ExclusiveStartKey": start} if start else {}),
+            )
+            yield from page["Items"]
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                return

@@ -1,0 +1,225 @@
+"""The blob store on S3: content-addressed blobs at `{project}/blobs/sha256/{2 hex}/{hex}`, shared by
+every version of a project; manifests too large for a version item at `{project}/manifests/{digest}/`.
+File bytes never pass through the API: clients PUT and GET through presigned URLs."""
+
+from __future__ import annotations
+
+import base64
+import math
+import re
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import quote, unquote
+
+from artreg.aws.errors import translate
+from artreg.model.errors import Invalid, NotFound
+from artreg.model.manifest import Entry
+from artreg.model.names import check_project, check_sha256
+from artreg.model.wire import MissingBlob, MultipartTarget, Part, PresignedPart, RemoteEntry, RemoteSpec
+from botocore.exceptions import ClientError
+from pydantic import TypeAdapter
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+_ENTRIES = TypeAdapter(list[Entry])
+_PARALLEL = 16  # HEAD requests in flight while checking a batch of up to 1,000 blobs
+_MAX_PARTS = 10_000
+_MiB = 1024**2
+_S3_URI = re.compile(r"s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(?P<key>[^?]+)(\?versionId=(?P<vid>.+))?")
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def blob_key(project: str, sha256: str) -> str:
+    """The only place a blob's key is made, from a checked project and digest: nothing else of a
+    request ever becomes part of an S3 key."""
+    check_project(project)
+    check_sha256(sha256)
+    return f"{project}/blobs/sha256/{sha256[:2]}/{sha256}"
+
+
+def manifest_key(project: str, digest: str, index: int) -> str:
+    check_project(project)
+    check_sha256(digest)
+    return f"{project}/manifests/{digest}/{index:06d}.json"
+
+
+def _b64(sha256: str) -> str:
+    return base64.b64encode(bytes.fromhex(sha256)).decode()
+
+
+class S3BlobStore:
+    def __init__(
+        self,
+        client: S3Client,
+        bucket: str,
+        *,
+        presign_seconds: int = 900,
+        multipart_threshold: int = 64 * _MiB,
+        part_size: int = 64 * _MiB,
+        remote_client: S3Client | None = None,
+    ):
+        self.client = client
+        self.bucket = bucket
+        self.presign_seconds = presign_seconds
+        self.multipart_threshold = multipart_threshold
+        self.part_size = part_size
+        self.remote_client = remote_client or client
+        self._chunk = lru_cache(maxsize=64)(self._read_chunk)  # manifests never change
+
+    # ------------------------------------------------------------ uploads
+
+    def find_missing(self, project: str, blobs: Sequence[tuple[str, int]]) -> list[tuple[str, int]]:
+        def absent(blob: tuple[str, int]) -> bool:
+            head = self._head(blob_key(project, blob[0]))
+            return head is None or head["ContentLength"] != blob[1]
+
+        return [blob for blob, gone in zip(blobs, _parallel(absent, blobs), strict=True) if gone]
+
+    def upload_targets(self, project: str, blobs: Sequence[tuple[str, int]]) -> list[MissingBlob]:
+        return [self._target(project, sha, size) for sha, size in blobs]
+
+    def _target(self, project: str, sha256: str, size: int) -> MissingBlob:
+        key = blob_key(project, sha256)
+        if size <= self.multipart_threshold:
+            # the checksum and length are signed headers: S3 refuses a PUT of any other bytes
+            params = {"Bucket": self.bucket, "Key": key, "ChecksumSHA256": _b64(sha256), "ContentLength": size}
+            url = self._presign("put_object", params)
+            headers = {"x-amz-checksum-sha256": _b64(sha256), "content-length": str(size)}
+            return MissingBlob(sha256=sha256, size=size, url=url, headers=headers)
+        # S3 keeps no whole-object SHA-256 of a multipart upload; see `verify`
+        part_size = max(self.part_size, math.ceil(size / _MAX_PARTS / _MiB) * _MiB)
+        created = self._call(self.client.create_multipart_upload, Bucket=self.bucket, Key=key)
+        upload_id = created["UploadId"]
+        parts = [
+            PresignedPart(
+                part_number=n,
+                url=self._presign(
+                    "upload_part", {"Bucket": self.bucket, "Key": key, "UploadId": upload_id, "PartNumber": n}
+                ),
+            )
+            for n in range(1, math.ceil(size / part_size) + 1)
+        ]
+        return MissingBlob(
+            sha256=sha256, size=size, multipart=MultipartTarget(upload_id=upload_id, part_size=part_size, parts=parts)
+        )
+
+    def complete_multipart(self, project: str, sha256: str, multipart_id: str, parts: Sequence[Part]) -> None:
+        try:
+            self.client.complete_multipart_upload(
+                Bucket=self.bucket,
+                Key=blob_key(project, sha256),
+                UploadId=multipart_id,
+                MultipartUpload={"Parts": [{"PartNumber": p.part_number, "ETag": p.etag} for p in parts]},
+            )
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code")
+            if code in {"InvalidPart", "InvalidPartOrder", "EntityTooSmall"}:
+                raise Invalid(f"the parts do not complete the upload: {code}", details={"aws": code}) from error
+            if code == "NoSuchUpload":
+                raise NotFound(f"multipart upload of blob {sha256} is gone (completed or aborted)") from error
+            raise translate(error) from error
+
+    def verify(self, project: str, blobs: Sequence[tuple[str, int]]) -> list[tuple[str, int]]:
+        """Blobs not stored with the stated size and SHA-256. A single PUT stores S3's own SHA-256 of the
+        bytes, checked against the signed one on upload; a multipart upload has only a checksum of part
+        checksums, so for it the size is what is checked."""
+
+        def bad(blob: tuple[str, int]) -> bool:
+            sha256, size = blob
+            key = blob_key(project, sha256)
+            head = self._head(key, checksum=True)
+            if head is None:
+                return True
+            stored = head.get("ChecksumSHA256")
+            # never delete on a mismatch: the claim may be the wrong one, and the blob another version's
+            return bool(head["ContentLength"] != size or (stored and "-" not in stored and stored != _b64(sha256)))
+
+        return [blob for blob, failed in zip(blobs, _parallel(bad, blobs), strict=True) if failed]
+
+    # ------------------------------------------------------------ downloads
+
+    def download_url(self, project: str, sha256: str, filename: str) -> str:
+        name = filename.rsplit("/", 1)[-1]
+        disposition = f"attachment; filename*=UTF-8''{quote(name, safe='')}"
+        return self._presign(
+            "get_object",
+            {"Bucket": self.bucket, "Key": blob_key(project, sha256), "ResponseContentDisposition": disposition},
+        )
+
+    # ------------------------------------------------------------ remote references
+
+    def pin_remote(self, spec: RemoteSpec) -> RemoteEntry:
+        entry = RemoteEntry(uri=spec.uri, path=spec.path, metadata=spec.metadata)
+        match = _S3_URI.fullmatch(spec.uri)
+        if not match:
+            return entry
+        params: dict[str, Any] = {"Bucket": match["bucket"], "Key": unquote(match["key"])}
+        if match["vid"]:
+            params["VersionId"] = match["vid"]
+        try:
+            head = self.remote_client.head_object(**params)
+        except ClientError:  # not readable by the registry: recorded as given, never a failed log
+            return entry
+        return entry.model_copy(
+            update={
+                "size": head["ContentLength"],
+                "etag": head.get("ETag", "").strip('"') or None,
+                "version_id": head.get("VersionId"),
+                "verified": True,
+            }
+        )
+
+    # ------------------------------------------------------------ manifests
+
+    def put_manifest(self, project: str, digest: str, chunks: Sequence[Sequence[Entry]]) -> None:
+        def put(indexed: tuple[int, Sequence[Entry]]) -> None:
+            index, chunk = indexed
+            self._call(
+                self.client.put_object,
+                Bucket=self.bucket,
+                Key=manifest_key(project, digest, index),
+                Body=_ENTRIES.dump_json(list(chunk)),
+                ContentType="application/json",
+            )
+
+        _parallel(put, list(enumerate(chunks)))
+
+    def get_manifest_chunk(self, project: str, digest: str, index: int) -> list[Entry]:
+        return list(self._chunk(project, digest, index))
+
+    def _read_chunk(self, project: str, digest: str, index: int) -> tuple[Entry, ...]:
+        body = self._call(self.client.get_object, Bucket=self.bucket, Key=manifest_key(project, digest, index))
+        return tuple(_ENTRIES.validate_json(body["Body"].read()))
+
+    # ------------------------------------------------------------ plumbing
+
+    def _presign(self, operation: str, params: dict[str, Any]) -> str:
+        url: str = self.client.generate_presigned_url(operation, Params=params, ExpiresIn=self.presign_seconds)
+        return url
+
+    def _head(self, key: str, checksum: bool = False) -> Any:
+        try:
+            if checksum:
+                return self.client.head_object(Bucket=self.bucket, Key=key, ChecksumMode="ENABLED")
+            return self.client.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
+                return None
+            raise translate(error) from error
+
+    def _call(self, operation: Callable[..., Any], **kwargs: Any) -> Any:
+        try:
+            return operation(**kwargs)
+        except ClientError as error:
+            raise translate(error) from error
+
+
+def _parallel(function: Callable[[T], R], items: Sequence[T]) -> list[R]:
+    if len(items) <= 1:
+        return [function(item) for item in items]
+    with ThreadPoolExecutor(max_workers=min(_PARALLEL, len(items))) as pool:
+        return list(pool.map(function, items))

@@ -1,0 +1,165 @@
+"""Fixtures shared by the suites: the two back ends behind one `Backend` face, and API Gateway
+(HTTP API, payload 2.0) proxy events for the real handler."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import boto3
+import pytest
+import requests
+from artreg.model.wire import MissingBlob
+from artreg.registry import Policy, Registry
+from botocore.config import Config
+
+REGION = "us-east-1"
+TABLE = "artreg-test"
+BUCKET = "artreg-test-blobs"
+FAST = Policy(backoff_base_s=0.001, backoff_cap_s=0.02)
+
+# no real AWS account is ever reached from a test
+os.environ.update(
+    {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SECURITY_TOKEN": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+    }
+)
+
+
+@dataclass
+class Backend:
+    name: str
+    registry: Registry
+    put_blob: Callable[[MissingBlob, bytes], None]
+    fetch: Callable[[str], bytes]  # the bytes behind a download URL
+    blob_keys: Callable[[], list[str]]  # every stored object/file, to check nothing escaped
+
+
+@pytest.fixture
+def aws() -> Iterator[dict[str, Any]]:
+    """moto with the table, bucket and bus built from template.yaml's own properties."""
+    from moto import mock_aws
+
+    from tests.support.template import create_bucket, create_event_bus, create_table
+
+    with mock_aws():
+        dynamodb = boto3.client("dynamodb", region_name=REGION)
+        s3 = boto3.client(
+            "s3",
+            region_name=REGION,
+            endpoint_url=f"https://s3.{REGION}.amazonaws.com",
+            config=Config(signature_version="s3v4", s3={"addressing_style": "virtual"}),
+        )
+        create_table(dynamodb, TABLE)
+        create_bucket(s3, BUCKET)
+        bus = create_event_bus(boto3.client("events", region_name=REGION), "artreg-test")
+        yield {"dynamodb": dynamodb, "s3": s3, "bus": bus}
+
+
+def aws_backend(aws: dict[str, Any], *, conflict_rate: float = 0.0, policy: Policy = FAST) -> Backend:
+    from artreg.aws.dynamodb import DynamoStore
+    from artreg.aws.s3 import S3BlobStore
+
+    from tests.support.moto_serial import SerialisedClient
+
+    s3 = aws["s3"]
+    store = DynamoStore(SerialisedClient(aws["dynamodb"], conflict_rate=conflict_rate), TABLE)  # type: ignore[arg-type]
+    registry = Registry(
+        store, S3BlobStore(s3, BUCKET, multipart_threshold=8 * 1024**2, part_size=5 * 1024**2), policy=policy
+    )
+
+    def put_blob(target: MissingBlob, data: bytes) -> None:
+        if target.multipart:
+            size = target.multipart.part_size
+            for part in target.multipart.parts:
+                chunk = data[(part.part_number - 1) * size : part.part_number * size]
+                requests.put(part.url, data=chunk, timeout=10).raise_for_status()
+            return
+        assert target.url
+        requests.put(target.url, data=data, headers=target.headers, timeout=10).raise_for_status()
+
+    def fetch(url: str) -> bytes:
+        response = requests.get(url, timeout=10)
+        response.raise_for_status()
+        return response.content
+
+    def blob_keys() -> list[str]:
+        pages = s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET)
+        return [o["Key"] for page in pages for o in page.get("Contents", [])]
+
+    return Backend("aws", registry, put_blob, fetch, blob_keys)
+
+
+def local_backend(root: Path, policy: Policy = FAST) -> Backend:
+    from artreg.local.blobs import FolderBlobStore
+    from artreg.local.sqlite_store import SqliteStore
+    from artreg.local.testing import fetch, put_blob
+
+    blobs = FolderBlobStore(
+        root / "blobs", base_url="http://127.0.0.1:0", multipart_threshold=8 * 1024**2, part_size=5 * 1024**2
+    )
+    registry = Registry(SqliteStore(root / "registry.db"), blobs, policy=policy)
+
+    def blob_keys() -> list[str]:
+        return [str(p.relative_to(root / "blobs")) for p in (root / "blobs").rglob("*") if p.is_file()]
+
+    return Backend("local", registry, lambda t, d: put_blob(blobs, t, d), lambda url: fetch(blobs, url), blob_keys)
+
+
+@pytest.fixture(params=["aws", "local"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    if request.param == "aws":
+        return aws_backend(request.getfixturevalue("aws"))
+    return local_backend(tmp_path)
+
+
+def api_event(
+    method: str,
+    path: str,
+    *,
+    body: Any = None,
+    query: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None,
+    caller: str = "arn:aws:sts::123456789012:assumed-role/train/job-7",
+) -> dict[str, Any]:
+    """An API Gateway HTTP API (payload format 2.0) proxy event, as API Gateway sends it with IAM auth."""
+    raw_body = body if isinstance(body, str) or body is None else json.dumps(body)
+    return {
+        "version": "2.0",
+        "routeKey": "ANY /{proxy+}",
+        "rawPath": path,
+        "rawQueryString": urlencode(query or {}),
+        "headers": {"content-type": "application/json", **{k.lower(): v for k, v in (headers or {}).items()}},
+        "queryStringParameters": query or None,
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "api",
+            "authorizer": {
+                "iam": {"accessKey": "AKIA", "accountId": "123456789012", "userArn": caller, "userId": "AROA"}
+            },
+            "domainName": "api.execute-api.us-east-1.amazonaws.com",
+            "http": {
+                "method": method,
+                "path": path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": "127.0.0.1",
+                "userAgent": "pytest",
+            },
+            "requestId": "req-1",
+            "routeKey": "ANY /{proxy+}",
+            "stage": "$default",
+            "time": "22/Nov/2026:10:00:00 +0000",
+            "timeEpoch": 1795341600000,
+        },
+        "body": raw_body,
+        "isBase64Encoded": False,
+    }

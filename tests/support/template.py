@@ -1,0 +1,120 @@
+"""`template.yaml` as data, and moto resources built from its own properties.
+
+Integration tests create their table, bucket and bus with these helpers, so that a change
+to the template changes what the tests run against: the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from cfnlint.decode import cfn_yaml
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_events import EventBridgeClient
+    from mypy_boto3_s3 import S3Client
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE_PATH = REPO_ROOT / "template.yaml"
+
+
+def load_template() -> dict[str, Any]:
+    """The template with its intrinsic tags as long form (`!Ref X` -> `{"Ref": "X"}`), as plain dicts."""
+    # cfn-lint's decoder handles every short-form tag; the JSON round trip drops its node classes.
+    decoded = cfn_yaml.load(str(TEMPLATE_PATH))
+    return json.loads(json.dumps(decoded))
+
+
+def _properties(logical_id: str) -> dict[str, Any]:
+    properties: dict[str, Any] = load_template()["Resources"][logical_id]["Properties"]
+    return properties
+
+
+def create_table(dynamodb_client: DynamoDBClient, table_name: str) -> None:
+    """Create the registry table as `Table` in the template states it, then switch on its TTL."""
+    props = _properties("Table")
+    dynamodb_client.create_table(
+        TableName=table_name,
+        AttributeDefinitions=props["AttributeDefinitions"],
+        KeySchema=props["KeySchema"],
+        BillingMode=props["BillingMode"],
+        StreamSpecification={"StreamEnabled": True, **props["StreamSpecification"]},
+    )
+    dynamodb_client.get_waiter("table_exists").wait(TableName=table_name)
+    ttl = props["TimeToLiveSpecification"]
+    dynamodb_client.update_time_to_live(
+        TableName=table_name,
+        TimeToLiveSpecification={"AttributeName": ttl["AttributeName"], "Enabled": ttl["Enabled"]},
+    )
+
+
+def _renamed(cfn: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
+    """Rename CloudFormation keys to the S3 API's; a key with no known name fails, never drops silently."""
+    unknown = set(cfn) - set(names)
+    if unknown:
+        raise ValueError(f"tests/support/template.py does not translate {sorted(unknown)} yet")
+    return {names[key]: value for key, value in cfn.items()}
+
+
+_ENCRYPTION_RULE = {
+    "ServerSideEncryptionByDefault": "ApplyServerSideEncryptionByDefault",
+    "BucketKeyEnabled": "BucketKeyEnabled",
+}
+_LIFECYCLE_RULE = {
+    "Id": "ID",
+    "Status": "Status",
+    "AbortIncompleteMultipartUpload": "AbortIncompleteMultipartUpload",
+    "NoncurrentVersionExpiration": "NoncurrentVersionExpiration",
+}
+_CORS_RULE = {
+    "AllowedMethods": "AllowedMethods",
+    "AllowedOrigins": "AllowedOrigins",
+    "AllowedHeaders": "AllowedHeaders",
+    "ExposedHeaders": "ExposeHeaders",
+    "MaxAge": "MaxAgeSeconds",
+}
+
+
+def create_bucket(s3_client: S3Client, bucket_name: str) -> None:
+    """Create the blob bucket as `Bucket` in the template states it (CloudFormation shapes -> S3 API shapes)."""
+    props = _properties("Bucket")
+    region = s3_client.meta.region_name
+    location = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+    s3_client.create_bucket(Bucket=bucket_name, **location)
+    s3_client.put_bucket_ownership_controls(Bucket=bucket_name, OwnershipControls=props["OwnershipControls"])
+    s3_client.put_public_access_block(
+        Bucket=bucket_name, PublicAccessBlockConfiguration=props["PublicAccessBlockConfiguration"]
+    )
+    s3_client.put_bucket_encryption(
+        Bucket=bucket_name,
+        ServerSideEncryptionConfiguration={
+            "Rules": [
+                _renamed(rule, _ENCRYPTION_RULE)
+                for rule in props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+            ]
+        },
+    )
+    s3_client.put_bucket_versioning(Bucket=bucket_name, VersioningConfiguration=props["VersioningConfiguration"])
+    s3_client.put_bucket_lifecycle_configuration(
+        Bucket=bucket_name,
+        LifecycleConfiguration={
+            "Rules": [
+                {"Filter": {}, **_renamed(rule, _LIFECYCLE_RULE)} for rule in props["LifecycleConfiguration"]["Rules"]
+            ]
+        },
+    )
+    s3_client.put_bucket_cors(
+        Bucket=bucket_name,
+        CORSConfiguration={
+            "CORSRules": [_renamed(rule, _CORS_RULE) for rule in props["CorsConfiguration"]["CorsRules"]]
+        },
+    )
+
+
+def create_event_bus(events_client: EventBridgeClient, name: str) -> str:
+    """Create the registry's event bus (the template gives it no other property) and return its ARN."""
+    arn: str = events_client.create_event_bus(Name=name)["EventBusArn"]
+    return arn
