@@ -61,7 +61,7 @@ def call(aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Iterator[Call]
         body = result.get("body")
         return Answer(result["statusCode"], result.get("headers", {}), json.loads(body) if body else None)
 
-    yield invoke
+    return invoke
 
 
 def files(*contents: bytes) -> list[dict[str, Any]]:
@@ -104,7 +104,8 @@ def test_upload_then_commit_then_retry(call: Call) -> None:
     assert started.body["state"] == "pending"
     [missing] = started.body["missing"]
     # Then the presigned PUT binds the SHA-256 and the length in its signed headers
-    assert "x-amz-checksum-sha256" in missing["url"] and "content-length" in missing["url"]
+    assert "x-amz-checksum-sha256" in missing["url"]
+    assert "content-length" in missing["url"]
     assert missing["headers"]["x-amz-checksum-sha256"]
     # When the blob is PUT and the upload committed
     requests.put(missing["url"], data=b"weights", headers=missing["headers"], timeout=10).raise_for_status()

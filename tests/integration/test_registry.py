@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import threading
 from datetime import UTC, datetime, timedelta
@@ -163,10 +164,8 @@ def test_a_blob_uploaded_with_other_bytes_is_refused(backend: Backend) -> None:
     started = start(backend, {"model.pt": b"weights"})
     assert isinstance(started, UploadStarted)
     target = started.missing[0]
-    try:
+    with contextlib.suppress(Exception):  # a store that refuses the bytes outright does as well
         backend.put_blob(target, b"tampered weights")
-    except Exception:  # the store refused the bytes outright: as good
-        pass
     # When it is committed
     with pytest.raises(Conflict) as error:
         backend.registry.commit(P, N, started.upload_id)
@@ -254,7 +253,8 @@ def test_a_large_blob_goes_multipart(backend: Backend) -> None:
     started = start(backend, {"big.bin": data})
     assert isinstance(started, UploadStarted)
     target = started.missing[0]
-    assert target.multipart and len(target.multipart.parts) == 3
+    assert target.multipart
+    assert len(target.multipart.parts) == 3
     # When its parts are uploaded and completed
     backend.put_blob(target, data)
     etags = _part_etags(backend, target, data)
