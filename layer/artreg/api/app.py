@@ -120,6 +120,9 @@ def build_app(
         first = problems[0] if problems else {}
         field = ".".join(str(part) for part in first.get("loc", ()) if part != "body") or "body"
         message = str(first.get("msg", "the request is not valid")).removeprefix("Value error, ")
+        content_type = app.current_event.headers.get("content-type", "")
+        if app.current_event.body and not content_type.startswith(JSON):
+            field, message = "content-type", f"send the body as JSON with Content-Type: {JSON}, not {content_type!r}"
         return _error(
             Invalid(
                 f"{field}: {message}",

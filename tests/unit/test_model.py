@@ -1,0 +1,166 @@
+"""The pure rules of the model: SemVer precedence and its sort key, names and paths, the manifest digest."""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import random
+
+import pytest
+import semver
+from artreg.model import manifest, names, versions
+from artreg.model.errors import Invalid, TooLarge
+from artreg.model.wire import FileEntry, RemoteEntry
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+numbers = st.integers(min_value=0, max_value=10**30)
+alnum_ids = st.from_regex(r"[0-9A-Za-z-]*[A-Za-z-][0-9A-Za-z-]*", fullmatch=True).filter(lambda s: len(s) <= 12)
+numeric_ids = st.integers(min_value=0, max_value=10**20).map(str)
+prereleases = st.lists(st.one_of(alnum_ids, numeric_ids), min_size=0, max_size=4)
+builds = st.lists(st.from_regex(r"[0-9A-Za-z-]{1,6}", fullmatch=True), max_size=2)
+
+
+@st.composite
+def version_texts(draw: st.DrawFn) -> str:
+    text = ".".join(str(draw(numbers)) for _ in range(3))
+    if pre := draw(prereleases):
+        text += "-" + ".".join(pre)
+    if build := draw(builds):
+        text += "+" + ".".join(build)
+    return text
+
+
+def precedence(a: str, b: str) -> int:
+    return semver.Version.parse(a).compare(semver.Version.parse(b))
+
+
+@settings(max_examples=500)
+@given(st.lists(version_texts(), min_size=2, max_size=12))
+def test_sort_key_order_is_semver_precedence(texts: list[str]) -> None:
+    # Given any versions, with pre-releases of numeric and alphanumeric identifiers
+    # When they are sorted by their sort key as plain strings
+    by_key = sorted(texts, key=versions.sort_key)
+    # Then that is the order of SemVer precedence
+    by_spec = sorted(texts, key=functools.cmp_to_key(precedence))
+    assert [versions.sort_key(t) for t in by_key] == [versions.sort_key(t) for t in by_spec]
+    for a, b in itertools.pairwise(by_key):
+        assert precedence(a, b) <= 0
+
+
+def test_the_spec_example_ordering() -> None:
+    ordered = [
+        "1.0.0-alpha",
+        "1.0.0-alpha.1",
+        "1.0.0-alpha.beta",
+        "1.0.0-beta",
+        "1.0.0-beta.2",
+        "1.0.0-beta.11",
+        "1.0.0-rc.1",
+        "1.0.0",
+        "2.0.0",
+        "2.1.0",
+        "2.1.1",
+        "10.0.0",
+    ]
+    shuffled = random.Random(1).sample(ordered, len(ordered))
+    assert sorted(shuffled, key=versions.sort_key) == ordered
+
+
+def test_build_metadata_does_not_change_the_key() -> None:
+    assert versions.sort_key("1.0.0+build.7") == versions.sort_key("1.0.0")
+
+
+@pytest.mark.parametrize(
+    ("highest", "bump", "expected"),
+    [
+        (None, "minor", "1.0.0"),
+        ("2.5.14", "major", "3.0.0"),
+        ("2.5.14", "minor", "2.6.0"),
+        ("2.5.14", "patch", "2.5.15"),
+    ],
+)
+def test_bumps(highest: str | None, bump: versions.Bump, expected: str) -> None:
+    assert versions.bump(highest, bump) == expected
+
+
+@pytest.mark.parametrize("text", ["1.0", "01.0.0", "1.0.0-", "v1.0.0", "1.0.0-01", "", "1." + "9" * 100 + ".0"])
+def test_invalid_versions(text: str) -> None:
+    with pytest.raises(Invalid):
+        versions.parse(text)
+
+
+@given(st.text(min_size=1, max_size=64))
+def test_an_alias_never_parses_as_a_version(text: str) -> None:
+    try:
+        names.check_alias(text)
+    except Invalid:
+        return
+    assert not versions.is_version(text)
+
+
+segment = st.text(
+    alphabet=st.characters(blacklist_categories=["Cc", "Cs"], blacklist_characters="/\\"), min_size=1, max_size=20
+)
+
+
+@given(st.lists(segment, min_size=1, max_size=6))
+def test_a_valid_path_never_leaves_its_root(segments: list[str]) -> None:
+    # Given any path the rule accepts
+    path = "/".join(segments)
+    try:
+        names.check_path(path)
+    except Invalid:
+        return
+    # Then it has no segment that climbs or stays, and it is relative
+    assert not path.startswith("/")
+    assert all(s not in ("", ".", "..") for s in path.split("/"))
+
+
+@pytest.mark.parametrize(
+    "path", ["../x", "a/../../x", "/abs", "a//b", "a/", ".", "a/./b", "a\\b", "a\x00b", "a\nb", "", "é" * 513]
+)
+def test_paths_that_break_the_rule(path: str) -> None:
+    with pytest.raises(Invalid):
+        names.check_path(path)
+
+
+def test_metadata_limits() -> None:
+    names.check_metadata({"a": [[[[[[[1]]]]]]]})  # 8 deep
+    with pytest.raises(Invalid):
+        names.check_metadata({"a": [[[[[[[[1]]]]]]]]})
+    with pytest.raises(TooLarge):
+        names.check_metadata({"a": "x" * 70_000})
+
+
+def test_metadata_filter_compares_json_scalars_as_strings() -> None:
+    assert [names.metadata_scalar(v) for v in ("a", 3, 0.5, True, None)] == ["a", "3", "0.5", "true", "null"]
+
+
+entries = st.lists(
+    st.tuples(st.from_regex(r"[a-z]{1,8}(/[a-z]{1,8}){0,2}", fullmatch=True), st.binary(max_size=8), st.booleans()),
+    min_size=1,
+    max_size=20,
+    unique_by=lambda e: e[0],
+)
+
+
+@given(entries, st.randoms())
+def test_digest_does_not_depend_on_order(listed: list[tuple[str, bytes, bool]], rng: random.Random) -> None:
+    import hashlib
+
+    made = [
+        RemoteEntry(path=p, uri=f"s3://b/{p}")
+        if remote
+        else FileEntry(path=p, size=len(d), sha256=hashlib.sha256(d).hexdigest())
+        for p, d, remote in listed
+    ]
+    shuffled = rng.sample(made, len(made))
+    assert manifest.digest(made) == manifest.digest(shuffled)
+
+
+def test_digest_changes_with_content() -> None:
+    a = FileEntry(path="a", size=1, sha256="0" * 64)
+    b = FileEntry(path="a", size=1, sha256="1" * 64)
+    assert manifest.digest([a]) != manifest.digest([b])
+    assert manifest.digest([a]) != manifest.digest([a.model_copy(update={"path": "b"})])
