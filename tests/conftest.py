@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,8 +45,8 @@ class Backend:
     blob_keys: Callable[[], list[str]]  # every stored object/file, to check nothing escaped
 
 
-@pytest.fixture
-def aws() -> Iterator[dict[str, Any]]:
+@contextmanager
+def moto_registry_resources(*, stream: bool = True) -> Iterator[dict[str, Any]]:
     """moto with the table, bucket and bus built from template.yaml's own properties."""
     from moto import mock_aws
 
@@ -59,10 +60,26 @@ def aws() -> Iterator[dict[str, Any]]:
             endpoint_url=f"https://s3.{REGION}.amazonaws.com",
             config=Config(signature_version="s3v4", s3={"addressing_style": "virtual"}),
         )
-        create_table(dynamodb, TABLE)
+        create_table(dynamodb, TABLE, stream=stream)
         create_bucket(s3, BUCKET)
         bus = create_event_bus(boto3.client("events", region_name=REGION), "artreg-test")
         yield {"dynamodb": dynamodb, "s3": s3, "bus": bus}
+
+
+@pytest.fixture
+def aws() -> Iterator[dict[str, Any]]:
+    with moto_registry_resources() as resources:
+        yield resources
+
+
+@pytest.fixture
+def aws_load() -> Iterator[dict[str, Any]]:
+    """For tests of hundreds of commits: the same resources, the table's stream off (see create_table),
+    and one backup per moto transaction (see one_backup_per_transaction)."""
+    from tests.support.moto_serial import one_backup_per_transaction
+
+    with moto_registry_resources(stream=False) as resources, one_backup_per_transaction():
+        yield resources
 
 
 def aws_backend(aws: dict[str, Any], *, conflict_rate: float = 0.0, policy: Policy = FAST) -> Backend:

@@ -4,8 +4,11 @@ injects the `TransactionConflict` cancellations that real DynamoDB raises and mo
 
 from __future__ import annotations
 
+import copy
 import random
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -40,3 +43,40 @@ class SerialisedClient:
                 return attribute(*args, **kwargs)
 
         return call
+
+
+@contextmanager
+def one_backup_per_transaction() -> Iterator[None]:
+    """moto backs a transaction up by deep-copying the whole table once per item of the transaction
+    (the same table, N times, in a loop), so hundreds of commits grow quadratic. This makes it copy each
+    table once per transaction: the same backup, the same rollback. Safe only with calls serialised,
+    as SerialisedClient does."""
+    import moto.dynamodb.models as backend_module
+    from moto.dynamodb.models.table import Table
+
+    original = backend_module.DynamoDBBackend.transact_write_items
+    real_copy = copy.deepcopy
+
+    class _OncePerTable:
+        def __init__(self) -> None:
+            self.copies: dict[int, Any] = {}
+
+        def deepcopy(self, value: Any, memo: Any = None) -> Any:
+            if isinstance(value, Table):
+                if id(value) not in self.copies:
+                    self.copies[id(value)] = real_copy(value)
+                return self.copies[id(value)]
+            return real_copy(value, memo)
+
+    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        backend_module.copy = _OncePerTable()  # type: ignore[assignment]
+        try:
+            return original(self, transact_items)
+        finally:
+            backend_module.copy = copy
+
+    backend_module.DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        backend_module.DynamoDBBackend.transact_write_items = original  # type: ignore[method-assign]

@@ -33,15 +33,20 @@ def _properties(logical_id: str) -> dict[str, Any]:
     return properties
 
 
-def create_table(dynamodb_client: DynamoDBClient, table_name: str) -> None:
-    """Create the registry table as `Table` in the template states it, then switch on its TTL."""
+def create_table(dynamodb_client: DynamoDBClient, table_name: str, *, stream: bool = True) -> None:
+    """Create the registry table as `Table` in the template states it, then switch on its TTL.
+
+    `stream=False` is for load tests only: moto deep-copies the whole table, stream records
+    included, once per item of every transaction, which makes a long run quadratic."""
     props = _properties("Table")
     dynamodb_client.create_table(
         TableName=table_name,
         AttributeDefinitions=props["AttributeDefinitions"],
         KeySchema=props["KeySchema"],
         BillingMode=props["BillingMode"],
-        StreamSpecification={"StreamEnabled": True, **props["StreamSpecification"]},
+        StreamSpecification={"StreamEnabled": True, **props["StreamSpecification"]}
+        if stream
+        else {"StreamEnabled": False},
     )
     dynamodb_client.get_waiter("table_exists").wait(TableName=table_name)
     ttl = props["TimeToLiveSpecification"]

@@ -7,11 +7,12 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import boto3
+from botocore.config import Config
+
 from artreg.aws.dynamodb import DynamoStore
 from artreg.aws.s3 import S3BlobStore
 from artreg.registry import Registry
 from artreg.settings import Settings
-from botocore.config import Config
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

@@ -17,12 +17,13 @@ change to a version is the same update expression on each of them, without readi
 from __future__ import annotations
 
 import json
-import time
-import uuid
 import zlib
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+from pydantic import TypeAdapter
 
 from artreg.aws.errors import translate
 from artreg.model import versions
@@ -39,8 +40,6 @@ from artreg.registry.ports import (
     VersionDelta,
     VersionTaken,
 )
-from botocore.exceptions import ClientError
-from pydantic import TypeAdapter
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -287,10 +286,11 @@ class DynamoStore:
             if codes and codes[0] == "ConditionalCheckFailed":
                 old = reasons[0].get("Item")
                 raise HeadMoved(self._head_of(old) if old else None) from None
-            if version_at is not None and codes[version_at] == "ConditionalCheckFailed":
-                raise VersionTaken() from None
+            # the upload first: a retried commit that raced itself answers the first result, not a conflict
             if upload_at is not None and codes[upload_at] == "ConditionalCheckFailed":
                 raise UploadNotPending() from None
+            if version_at is not None and codes[version_at] == "ConditionalCheckFailed":
+                raise VersionTaken() from None
             if "TransactionConflict" in codes or "ConditionalCheckFailed" in codes:
                 # another transaction held one of the items, or an alias copy moved under us: both
                 # mean the head is moving; start again from it
@@ -307,10 +307,9 @@ class DynamoStore:
         if before is not None and not before.startswith(prefix):
             before = None
         start = {"PK": pk, "SK": _s(before)} if before else None
-        page = self._query_page(pk, prefix, start, limit, forward=False)
-        moves = [AliasMove.model_validate_json(i["move"]["S"]) for i in page["Items"]]
-        more = "LastEvaluatedKey" in page and len(moves) == limit
-        return moves, (page["Items"][-1]["SK"]["S"] if more else None)
+        items = self._query(pk, prefix, start, limit + 1, forward=False)  # one more: is there a next page?
+        moves = [AliasMove.model_validate_json(i["move"]["S"]) for i in items[:limit]]
+        return moves, (items[limit - 1]["SK"]["S"] if len(items) > limit else None)
 
     def alias_at(self, project: str, name: str, alias: str, at: datetime) -> AliasMove | None:
         response = self._call(
@@ -355,11 +354,17 @@ class DynamoStore:
         )
 
     def add_upload_batch(
-        self, project: str, upload_id: str, entries: Sequence[Entry], missing: Sequence[str], multipart: dict[str, str]
+        self,
+        project: str,
+        upload_id: str,
+        batch_id: str,
+        entries: Sequence[Entry],
+        missing: Sequence[str],
+        multipart: dict[str, str],
     ) -> None:
         head_key = self._upload_key(project, upload_id)
         batch = {
-            **self._upload_key(project, upload_id, f"B#{time.time_ns():020d}{uuid.uuid4().hex[:8]}"),
+            **self._upload_key(project, upload_id, f"B#{batch_id}"),
             "entries": self._pack(entries),
             "batch": _json({"missing": list(missing), "multipart": multipart}),
         }

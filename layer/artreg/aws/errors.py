@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from artreg.model.errors import ArtregError, Conflict, Forbidden, NotFound, Retryable, Throttled
 from botocore.exceptions import ClientError
+
+from artreg.model.errors import ArtregError, Conflict, Forbidden, NotFound, Retryable, Throttled
 
 _THROTTLED = {
     "ProvisionedThroughputExceededException",

@@ -13,13 +13,14 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote, unquote
 
+from botocore.exceptions import ClientError
+from pydantic import TypeAdapter
+
 from artreg.aws.errors import translate
 from artreg.model.errors import Invalid, NotFound
 from artreg.model.manifest import Entry
 from artreg.model.names import check_project, check_sha256
 from artreg.model.wire import MissingBlob, MultipartTarget, Part, PresignedPart, RemoteEntry, RemoteSpec
-from botocore.exceptions import ClientError
-from pydantic import TypeAdapter
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from artreg.model import versions
 from artreg.model.manifest import Entry
 from artreg.model.wire import (
@@ -20,7 +22,6 @@ from artreg.model.wire import (
     UsageRecord,
     VersionRecord,
 )
-from pydantic import BaseModel, ConfigDict, Field
 
 # ---------------------------------------------------------------- records the stores keep
 
@@ -163,11 +164,13 @@ class MetadataStore(Protocol):
         self,
         project: str,
         upload_id: str,
+        batch_id: str,
         entries: Sequence[Entry],
         missing: Sequence[str],
         multipart: dict[str, str],
     ) -> None:
-        """Adds a batch to a pending upload; raises UploadNotPending if it is not pending."""
+        """Adds a batch to a pending upload, or replaces the batch of the same id (a client's retry);
+        raises UploadNotPending if the upload is not pending."""
         ...
 
     def get_upload(self, project: str, upload_id: str, with_entries: bool = True) -> Upload | None:

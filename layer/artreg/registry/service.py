@@ -82,7 +82,9 @@ class Policy:
     inline_entries: int = 1000  # files (and, separately, remote entries) a version record carries
     inline_bytes: int = 256 * 1024  # what the inline manifest may take of a 400 KB DynamoDB item
     chunk_entries: int = 1000  # entries per manifest chunk in the blob store: one chunk, one page
-    max_aliases: int = 50  # per artifact, `latest` included: bounds the items one change writes
+    # per artifact, `latest` included. It bounds the items one change writes: a forced delete writes
+    # 5 + 2 * max_aliases at most, a commit 36 + max_aliases, under DynamoDB's 100 per transaction
+    max_aliases: int = 40
     default_page: int = 100
     max_page: int = 1000
 
@@ -126,6 +128,10 @@ class Registry:
         names.check_name(name)
         entries = self._entries_of(request.files, request.remote)
         manifest.sort_entries(entries)  # a path listed twice is refused before anything is written
+        if request.commit and request.if_changed:  # unchanged content: answer the version we have, one read
+            unchanged = self._unchanged(project, name, manifest.digest(entries))
+            if unchanged:
+                return Committed(unchanged, created=False)
         missing, targets = self._missing_blobs(project, request.files)
         now = self.clock.now()
         upload = Upload(
@@ -148,10 +154,6 @@ class Registry:
             multipart={t.sha256: t.multipart.upload_id for t in targets if t.multipart},
         )
         if request.commit and not missing:
-            if request.if_changed:  # unchanged content: answer the version we have, write nothing
-                unchanged = self._unchanged(project, name, manifest.digest(entries))
-                if unchanged:
-                    return Committed(unchanged, created=False)
             self.store.create_upload(upload)
             return self.commit(project, name, upload.upload_id, caller)
         self.store.create_upload(upload)
@@ -164,7 +166,11 @@ class Registry:
         missing, targets = self._missing_blobs(project, request.files)
         multipart = {t.sha256: t.multipart.upload_id for t in targets if t.multipart}
         try:
-            self.store.add_upload_batch(project, upload.upload_id, entries, [sha for sha, _ in missing], multipart)
+            # a batch is named by its content: a retried request replaces itself instead of adding its paths twice
+            batch_id = manifest.digest(entries)
+            self.store.add_upload_batch(
+                project, upload.upload_id, batch_id, entries, [sha for sha, _ in missing], multipart
+            )
         except UploadNotPending:
             raise Conflict(f"upload {upload_id} is no longer pending", code="upload_state") from None
         return FilesAdded(upload_id=upload_id, missing=targets)
@@ -747,6 +753,7 @@ class Registry:
             lambda key, n: self.store.list_versions(project, name, key, n),
             lambda v: v.sort_key,
             None,
+            10,  # the next version down is nearly always live
         )
         return next(self._take(pages, 1, lambda v: v.state == "committed" and v.version != exclude), None)
 
@@ -806,13 +813,14 @@ class Registry:
 
     @staticmethod
     def _take(items: Iterator[T], limit: int, keep: Callable[[T], bool]) -> Iterator[T]:
+        """The first `limit` items kept, reading no further than the last of them."""
         taken = 0
         for item in items:
-            if taken == limit:
-                return
             if keep(item):
-                taken += 1
                 yield item
+                taken += 1
+                if taken == limit:
+                    return
 
     def _entry_slice(self, version: StoredVersion, offset: int, limit: int) -> tuple[list[Entry], bool]:
         """Entries [offset, offset+limit) in path order, and whether any come after them."""

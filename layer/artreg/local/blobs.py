@@ -1,0 +1,410 @@
+"""The blob store on a folder: the embedded default's S3 bucket.
+
+    <root>/.secret                                       the HMAC key of this folder's URLs (0600)
+    <root>/<project>/blobs/sha256/<2 hex>/<hex>          content-addressed blobs
+    <root>/<project>/manifests/<digest>/<index>.json     manifests too large for a version record
+    <root>/<project>/multipart/<id>/                     parts of a multipart upload until completed
+
+Clients PUT and GET blobs through URLs that the local server answers, signed with HMAC-SHA256 and
+expiring, as S3's presigned ones are. A blob becomes visible at its address only by `os.replace` of
+a temporary file in the same folder after its size and SHA-256 were checked: a half-written or
+wrong upload never becomes a blob. Every path is built from a checked project and digest only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import math
+import os
+import re
+import secrets
+import shutil
+import stat
+import tempfile
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.request import url2pathname
+
+from pydantic import TypeAdapter
+
+from artreg.model.errors import Forbidden, Invalid, NotFound
+from artreg.model.manifest import Entry
+from artreg.model.names import check_project, check_sha256
+from artreg.model.wire import MissingBlob, MultipartTarget, Part, PresignedPart, RemoteEntry, RemoteSpec
+from artreg.registry.ports import Clock
+from artreg.registry.service import SystemClock
+
+_ENTRIES = TypeAdapter(list[Entry])
+_MiB = 1024**2
+_MAX_PARTS = 10_000
+_CHUNK = _MiB
+_MULTIPART_ID = re.compile(r"[0-9a-f]{32}")
+
+
+@dataclass(frozen=True)
+class SignedRequest:
+    """What a verified URL allows: a PUT or GET of one blob, or a PUT of one part of it."""
+
+    method: str
+    project: str
+    sha256: str
+    size: int | None  # of the blob, or of the part; None on a GET of a blob that was absent when signed
+    multipart_id: str | None = None
+    part_number: int | None = None
+    filename: str | None = None  # for a GET's Content-Disposition
+
+
+class FolderBlobStore:
+    """`BlobStore` over the folder `root` (created on first use), its URLs under `base_url`."""
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        *,
+        base_url: str,
+        presign_seconds: int = 900,
+        multipart_threshold: int = 64 * _MiB,
+        part_size: int = 64 * _MiB,
+        clock: Clock | None = None,
+    ) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        split = urlsplit(base_url)
+        self._origin = f"{split.scheme}://{split.netloc}"
+        self._prefix = split.path.rstrip("/")
+        self._route = re.compile(
+            re.escape(self._prefix) + r"/blobs/([^/]+)/([^/]+)(?:/parts/([^/]+)/([1-9][0-9]{0,4}))?"
+        )
+        self.presign_seconds = presign_seconds
+        self.multipart_threshold = multipart_threshold
+        self.part_size = part_size
+        self.clock = clock or SystemClock()
+        self._key = _secret(self.root)
+
+    # ------------------------------------------------------------ paths: only from checked names
+
+    def _blob_path(self, project: str, sha256: str) -> Path:
+        check_project(project)
+        check_sha256(sha256)
+        return self.root / project / "blobs" / "sha256" / sha256[:2] / sha256
+
+    def _staging(self, project: str, multipart_id: str) -> Path:
+        check_project(project)
+        if not isinstance(multipart_id, str) or not _MULTIPART_ID.fullmatch(multipart_id):
+            raise NotFound(f"multipart upload {multipart_id[:64]!r} does not exist")
+        return self.root / project / "multipart" / multipart_id
+
+    def _manifest_path(self, project: str, digest: str, index: int) -> Path:
+        check_project(project)
+        check_sha256(digest)
+        if not isinstance(index, int) or index < 0:
+            raise Invalid(f"manifest chunk index {index!r} is not valid")
+        return self.root / project / "manifests" / digest / f"{index:06d}.json"
+
+    # ------------------------------------------------------------ uploads
+
+    def find_missing(self, project: str, blobs: Sequence[tuple[str, int]]) -> list[tuple[str, int]]:
+        return [(sha, size) for sha, size in blobs if _size_of(self._blob_path(project, sha)) != size]
+
+    def upload_targets(self, project: str, blobs: Sequence[tuple[str, int]]) -> list[MissingBlob]:
+        return [self._target(project, sha, size) for sha, size in blobs]
+
+    def _target(self, project: str, sha256: str, size: int) -> MissingBlob:
+        self._blob_path(project, sha256)  # checks the names the URL is made of
+        path = f"{self._prefix}/blobs/{project}/{sha256}"
+        if size <= self.multipart_threshold:
+            # the signature binds the size and SHA-256: no header needs to carry them
+            return MissingBlob(sha256=sha256, size=size, url=self._url("PUT", path, size), headers={})
+        part_size = max(self.part_size, math.ceil(size / _MAX_PARTS / _MiB) * _MiB)
+        multipart_id = uuid.uuid4().hex
+        staging = self._staging(project, multipart_id)
+        staging.mkdir(parents=True)
+        _write_atomically(staging / "meta.json", json.dumps({"sha256": sha256, "size": size}).encode())
+        parts = [
+            PresignedPart(
+                part_number=n,
+                url=self._url("PUT", f"{path}/parts/{multipart_id}/{n}", min(part_size, size - (n - 1) * part_size)),
+            )
+            for n in range(1, math.ceil(size / part_size) + 1)
+        ]
+        return MissingBlob(
+            sha256=sha256,
+            size=size,
+            multipart=MultipartTarget(upload_id=multipart_id, part_size=part_size, parts=parts),
+        )
+
+    def complete_multipart(self, project: str, sha256: str, multipart_id: str, parts: Sequence[Part]) -> None:
+        """Joins the parts into the blob if their ETags are the ones listed and the whole has the
+        blob's size and SHA-256; the parts stay until then, so a failed completion can be retried."""
+        target = self._blob_path(project, sha256)
+        staging = self._staging(project, multipart_id)
+        size = _multipart_size(staging, sha256)
+        numbers = [p.part_number for p in parts]
+        if not numbers or numbers != sorted(set(numbers)):
+            raise Invalid("parts must be listed once each, in ascending order", code="invalid_part_order")
+        with _Receiver(target) as out:
+            for part in parts:
+                try:
+                    source = (staging / f"{part.part_number:05d}.part").open("rb")
+                except FileNotFoundError:
+                    raise Invalid(f"part {part.part_number} was not uploaded", code="invalid_part") from None
+                with source:
+                    etag = out.copy(source)
+                if etag != part.etag.strip('"'):
+                    raise Invalid(f"part {part.part_number} has another ETag", code="invalid_part")
+            out.install(size, sha256)
+        shutil.rmtree(staging, ignore_errors=True)
+
+    def verify(self, project: str, blobs: Sequence[tuple[str, int]]) -> list[tuple[str, int]]:
+        """Blobs not stored with that size and SHA-256 (rehashed: a folder keeps no checksum)."""
+        bad = []
+        for sha, size in blobs:
+            path = self._blob_path(project, sha)
+            if _size_of(path) != size:
+                bad.append((sha, size))
+            elif _sha256_of(path) != sha:  # wrong bytes at a content address would poison every later dedup
+                path.unlink(missing_ok=True)
+                bad.append((sha, size))
+        return bad
+
+    # ------------------------------------------------------------ the local server's side of the URLs
+
+    def verify_url(self, method: str, path: str, query: str) -> SignedRequest:
+        """What a request to a URL of this store may do, from its method, path and raw query string;
+        raises NotFound, Invalid or Forbidden (tampered, expired, or signed for another method)."""
+        route = self._route.fullmatch(path)
+        if route is None:
+            raise NotFound("no such blob route")
+        project, sha256, multipart_id, part = route.groups()
+        self._blob_path(project, sha256)  # Invalid for anything that is not a project and a digest
+        if multipart_id is not None:
+            self._staging(project, multipart_id)
+        params = parse_qs(query, keep_blank_values=True)
+        if any(len(values) != 1 for values in params.values()):
+            raise Forbidden("a signed URL names each parameter once", code="signature_mismatch")
+        given = {key: values[0] for key, values in params.items()}
+        try:
+            expires = int(given["expires"])
+            size = int(given["size"]) if "size" in given else None
+            signature = given["sig"]
+        except (KeyError, ValueError):
+            raise Forbidden("the URL is not signed", code="signature_mismatch") from None
+        filename = given.get("filename")
+        expected = self._sign(method, path, expires, size, filename)
+        if not hmac.compare_digest(expected, signature):
+            raise Forbidden("the URL's signature does not match", code="signature_mismatch")
+        if expires < self.clock.now().timestamp():
+            raise Forbidden("the URL has expired; ask the registry for a new one", code="url_expired")
+        return SignedRequest(
+            method=method,
+            project=project,
+            sha256=sha256,
+            size=size,
+            multipart_id=multipart_id,
+            part_number=int(part) if part else None,
+            filename=filename,
+        )
+
+    def receive(self, request: SignedRequest, stream: BinaryIO, length: int) -> str:
+        """Accepts the body of a verified PUT; answers its ETag (the quoted MD5 of the body, as S3's)."""
+        if request.method != "PUT" or request.size is None:
+            raise Invalid("only a PUT URL accepts a body")
+        if request.multipart_id is None or request.part_number is None:
+            return self.accept_put(request.project, request.sha256, request.size, stream, length)
+        return self.accept_part(
+            request.project, request.sha256, request.multipart_id, request.part_number, request.size, stream, length
+        )
+
+    def accept_put(self, project: str, sha256: str, size: int, stream: BinaryIO, length: int) -> str:
+        """Streams `length` bytes into place as the blob, if they are `size` bytes with that SHA-256."""
+        target = self._blob_path(project, sha256)
+        _check_length(length, size)
+        with _Receiver(target) as out:
+            etag = out.copy(stream, length)
+            out.install(size, sha256)
+        return f'"{etag}"'
+
+    def accept_part(
+        self, project: str, sha256: str, multipart_id: str, part_number: int, size: int, stream: BinaryIO, length: int
+    ) -> str:
+        staging = self._staging(project, multipart_id)
+        _multipart_size(staging, sha256)
+        _check_length(length, size)
+        with _Receiver(staging / f"{part_number:05d}.part") as out:
+            etag = out.copy(stream, length)
+            out.install(size, None)
+        return f'"{etag}"'
+
+    def open_blob(self, project: str, sha256: str) -> BinaryIO:
+        try:
+            return self._blob_path(project, sha256).open("rb")
+        except FileNotFoundError:
+            raise NotFound(f"blob {sha256} of project {project} does not exist") from None
+
+    # ------------------------------------------------------------ downloads
+
+    def download_url(self, project: str, sha256: str, filename: str) -> str:
+        size = _size_of(self._blob_path(project, sha256))
+        return self._url("GET", f"{self._prefix}/blobs/{project}/{sha256}", size, filename.rsplit("/", 1)[-1])
+
+    # ------------------------------------------------------------ remote references
+
+    def pin_remote(self, spec: RemoteSpec) -> RemoteEntry:
+        """A `file://` URI of an existing file is pinned (size, mtime-based ETag); nothing else can be
+        read here, and is recorded as given with `verified` false."""
+        entry = RemoteEntry(uri=spec.uri, path=spec.path, metadata=spec.metadata)
+        try:
+            split = urlsplit(spec.uri)
+            if split.scheme != "file" or split.netloc not in ("", "localhost"):
+                return entry
+            info = os.stat(url2pathname(split.path))
+        except (OSError, ValueError):
+            return entry
+        if not stat.S_ISREG(info.st_mode):
+            return entry
+        etag = f"{info.st_mtime_ns:x}-{info.st_size:x}"
+        return entry.model_copy(update={"size": info.st_size, "etag": etag, "verified": True})
+
+    # ------------------------------------------------------------ manifests
+
+    def put_manifest(self, project: str, digest: str, chunks: Sequence[Sequence[Entry]]) -> None:
+        for index, chunk in enumerate(chunks):
+            path = self._manifest_path(project, digest, index)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _write_atomically(path, _ENTRIES.dump_json(list(chunk)))
+
+    def get_manifest_chunk(self, project: str, digest: str, index: int) -> list[Entry]:
+        try:
+            return _ENTRIES.validate_json(self._manifest_path(project, digest, index).read_bytes())
+        except FileNotFoundError:
+            raise NotFound(f"chunk {index} of manifest {digest} does not exist") from None
+
+    # ------------------------------------------------------------ signing
+
+    def _sign(self, method: str, path: str, expires: int, size: int | None, filename: str | None) -> str:
+        text = json.dumps([method, path, expires, size, filename])
+        return hmac.new(self._key, text.encode(), hashlib.sha256).hexdigest()
+
+    def _url(self, method: str, path: str, size: int | None, filename: str | None = None) -> str:
+        expires = int(self.clock.now().timestamp()) + self.presign_seconds
+        query: dict[str, str | int] = {"expires": expires}
+        if size is not None:
+            query["size"] = size
+        if filename is not None:
+            query["filename"] = filename
+        query["sig"] = self._sign(method, path, expires, size, filename)
+        return f"{self._origin}{path}?{urlencode(query)}"
+
+
+class _Receiver:
+    """A temporary file beside `target` that becomes `target` only through `install`, after the
+    checks; it is removed when the block ends otherwise (a killed process leaves only a `.tmp`)."""
+
+    def __init__(self, target: Path) -> None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        self.target = target
+        self.temp = Path(name)
+        self.file = os.fdopen(fd, "wb")
+        self.size = 0
+        self.sha256 = hashlib.sha256()
+
+    def __enter__(self) -> _Receiver:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.file.close()
+        self.temp.unlink(missing_ok=True)
+
+    def copy(self, source: BinaryIO, length: int | None = None) -> str:
+        """Appends `length` bytes of `source` (all of it when None); answers their MD5 hex."""
+        md5 = hashlib.md5(usedforsecurity=False)
+        remaining = length
+        while remaining is None or remaining > 0:
+            chunk = source.read(_CHUNK if remaining is None else min(_CHUNK, remaining))
+            if not chunk:
+                if remaining is None:
+                    break
+                raise Invalid(f"the body ended {remaining} bytes short of its length", code="incomplete_body")
+            md5.update(chunk)
+            self.sha256.update(chunk)
+            self.file.write(chunk)
+            self.size += len(chunk)
+            if remaining is not None:
+                remaining -= len(chunk)
+        return md5.hexdigest()
+
+    def install(self, size: int, sha256: str | None) -> None:
+        if self.size != size:
+            raise Invalid(f"the body is {self.size} bytes, not the {size} signed for", code="bad_length")
+        if sha256 is not None and self.sha256.hexdigest() != sha256:
+            raise Invalid("the body's SHA-256 is not the one signed for", code="bad_digest")
+        self.file.flush()
+        os.fsync(self.file.fileno())
+        self.file.close()
+        os.replace(self.temp, self.target)
+
+
+def _secret(root: Path) -> bytes:
+    """This folder's signing key, made once: written aside, then linked into place, so that two
+    processes starting at once agree on it and never read a half-written one."""
+    path = root / ".secret"
+    if not path.exists():
+        fd, name = tempfile.mkstemp(dir=root, prefix=".secret.", suffix=".tmp")  # mode 0600
+        try:
+            with os.fdopen(fd, "w") as file:
+                file.write(secrets.token_hex(32))
+            os.link(name, path)
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(name)
+    return bytes.fromhex(path.read_text().strip())
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+        os.replace(name, path)
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise
+
+
+def _multipart_size(staging: Path, sha256: str) -> int:
+    """The size of the blob that a multipart upload in progress is for."""
+    try:
+        meta = json.loads((staging / "meta.json").read_text())
+    except FileNotFoundError:
+        raise NotFound("the multipart upload does not exist (completed or aborted)") from None
+    if meta["sha256"] != sha256:
+        raise NotFound(f"the multipart upload is not one of blob {sha256}")
+    return int(meta["size"])
+
+
+def _check_length(length: int, size: int) -> None:
+    if length != size:
+        raise Invalid(f"the body is {length} bytes, not the {size} signed for", code="bad_length")
+
+
+def _size_of(path: Path) -> int | None:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return None
+
+
+def _sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        while chunk := file.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -1,0 +1,301 @@
+"""`artreg server`: the embedded default. API requests become API Gateway (HTTP API, payload 2.0)
+proxy events for the very resolver the Lambda runs; blob PUT/GET go to the folder blob store through
+its HMAC-signed, expiring URLs (in place of S3's presigned ones)."""
+
+from __future__ import annotations
+
+import base64
+import io
+import ipaddress
+import json
+import logging
+import queue
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, BinaryIO
+from urllib.parse import parse_qsl, quote, urlsplit
+
+from artreg.model.errors import ArtregError, Invalid, NotFound, TooLarge
+from artreg.model.wire import ErrorBody, ErrorDetail
+from artreg.registry import Registry
+
+log = logging.getLogger("artreg.server")
+MAX_API_BODY = 6 * 1024**2  # what API Gateway and Lambda take; blobs never pass through the API
+RESOLVERS = 8  # requests handled at once; each resolver serves one request at a time
+
+
+@dataclass
+class _Context:
+    """The little of a Lambda context that Powertools reads."""
+
+    function_name: str = "artreg-local"
+    memory_limit_in_mb: int = 0
+    invoked_function_arn: str = "arn:aws:lambda:local:000000000000:function:artreg-local"
+    aws_request_id: str = ""
+
+
+class Local:
+    """The registry on one folder: SQLite records, a folder of blobs, and a pool of resolvers."""
+
+    def __init__(self, data_dir: Path, base_url: str, *, resolvers: int = RESOLVERS):
+        from artreg.api.app import build_app
+        from artreg.local.blobs import FolderBlobStore
+        from artreg.local.sqlite_store import SqliteStore
+
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.blobs = FolderBlobStore(data_dir / "blobs", base_url=base_url)
+        self.store = SqliteStore(data_dir / "registry.db")
+        self.registry = Registry(self.store, self.blobs)
+        # Powertools' resolver keeps the request it handles on itself: one resolver, one request
+        self._resolvers: queue.LifoQueue[Any] = queue.LifoQueue()
+        for _ in range(resolvers):
+            self._resolvers.put(build_app(self.registry, caller=lambda _: None))
+
+    @contextmanager
+    def resolver(self) -> Iterator[Any]:
+        app = self._resolvers.get()
+        try:
+            yield app
+        finally:
+            self._resolvers.put(app)
+
+    def handle_api(self, event: dict[str, Any]) -> dict[str, Any]:
+        with self.resolver() as app:
+            answer: dict[str, Any] = app.resolve(event, _Context(aws_request_id=event["requestContext"]["requestId"]))
+            return answer
+
+
+class _Body(io.RawIOBase):
+    """A request body of `length` bytes; counts what was read, so a refused request can be drained
+    without reading into the next request on the connection."""
+
+    def __init__(self, stream: BinaryIO, length: int):
+        self.stream = stream
+        self.remaining = length
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        size = self.remaining if size is None or size < 0 else min(size, self.remaining)
+        data = self.stream.read(size) if size else b""
+        self.remaining -= len(data)
+        return data
+
+    def drain(self) -> None:
+        while self.remaining and self.read(1024**2):
+            pass
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive
+    server_version = "artreg"
+    # headers and body leave in one write: two small writes on a kept-alive connection meet Nagle's
+    # algorithm and the client's delayed ACK, and every answer waits ~40 ms
+    wbufsize = 256 * 1024
+    disable_nagle_algorithm = True
+    local: Local  # set on the class made by `make_server`
+
+    def do_GET(self) -> None:
+        self._dispatch()
+
+    def do_PUT(self) -> None:
+        self._dispatch()
+
+    def do_POST(self) -> None:
+        self._dispatch()
+
+    def do_PATCH(self) -> None:
+        self._dispatch()
+
+    def do_DELETE(self) -> None:
+        self._dispatch()
+
+    def do_HEAD(self) -> None:
+        self._dispatch()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s " + format, self.address_string(), *args)
+
+    def _dispatch(self) -> None:
+        path = urlsplit(self.path).path
+        body = _Body(self.rfile, int(self.headers.get("content-length") or 0))  # type: ignore[arg-type]
+        try:
+            if path.startswith("/blobs/"):
+                self._blob(body)
+            else:
+                self._api(body)
+        except ArtregError as error:
+            self._refuse(body, error.status, ErrorDetail(code=error.code, message=error.message, details=error.details))
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+        except Exception:
+            log.exception("request failed: %s %s", self.command, path)
+            self._refuse(body, 500, ErrorDetail(code="internal", message="the server failed; see its log"))
+
+    # ------------------------------------------------------------ API: the Lambda's handler code
+
+    def _api(self, body: _Body) -> None:
+        split = urlsplit(self.path)
+        if body.remaining > MAX_API_BODY:
+            raise TooLarge(f"a request body of {body.remaining} bytes is over the API's limit of {MAX_API_BODY}")
+        raw = body.read()
+        answer = self.local.handle_api(self._event(split.path, split.query, raw))
+        text = answer.get("body") or ""
+        data = base64.b64decode(text) if answer.get("isBase64Encoded") else text.encode()
+        self.send_response(answer["statusCode"])
+        headers = {k.lower(): v for k, v in (answer.get("headers") or {}).items()}
+        for name, value in headers.items():
+            self.send_header(name, value)
+        for cookie in answer.get("cookies") or []:
+            self.send_header("set-cookie", cookie)
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    def _event(self, path: str, query: str, raw: bytes) -> dict[str, Any]:
+        """The event API Gateway would send for this request (duplicate query keys joined by commas, as it does)."""
+        params: dict[str, str] = {}
+        for key, value in parse_qsl(query, keep_blank_values=True):
+            params[key] = f"{params[key]},{value}" if key in params else value
+        try:
+            body, encoded = raw.decode(), False
+        except UnicodeDecodeError:
+            body, encoded = base64.b64encode(raw).decode(), True
+        request_id = f"{time.time_ns():x}"
+        return {
+            "version": "2.0",
+            "routeKey": "$default",
+            "rawPath": path,
+            "rawQueryString": query,
+            "headers": {k.lower(): v for k, v in self.headers.items()},
+            "queryStringParameters": params or None,
+            "requestContext": {
+                "http": {
+                    "method": self.command,
+                    "path": path,
+                    "protocol": self.request_version,
+                    "sourceIp": self.client_address[0],
+                    "userAgent": self.headers.get("user-agent", ""),
+                },
+                "requestId": request_id,
+                "routeKey": "$default",
+                "stage": "$default",
+                "timeEpoch": int(time.time() * 1000),
+            },
+            "body": body or None,
+            "isBase64Encoded": encoded,
+        }
+
+    # ------------------------------------------------------------ blobs: signed URLs of the folder store
+
+    def _blob(self, body: _Body) -> None:
+        split = urlsplit(self.path)
+        method = "GET" if self.command == "HEAD" else self.command
+        request = self.local.blobs.verify_url(method, split.path, split.query)
+        if method == "PUT":
+            if self.headers.get("content-length") is None:
+                self.close_connection = True  # a chunked body is not read: the connection cannot go on
+                raise Invalid("a blob PUT must send Content-Length")
+            etag = self.local.blobs.receive(request, body, body.remaining)  # type: ignore[arg-type]
+            self.send_response(200)
+            self.send_header("etag", etag)
+            self.send_header("content-length", "0")
+            self.end_headers()
+            return
+        if method != "GET":
+            raise NotFound(f"no blob route for {method}")
+        with self.local.blobs.open_blob(request.project, request.sha256) as source:
+            size = source.seek(0, 2)
+            source.seek(0)
+            self.send_response(200)
+            self.send_header("content-type", "application/octet-stream")
+            self.send_header("content-length", str(size))
+            self.send_header("etag", f'"{request.sha256}"')
+            if request.filename:
+                self.send_header(
+                    "content-disposition", f"attachment; filename*=UTF-8''{quote(request.filename, safe='')}"
+                )
+            self.end_headers()
+            if self.command == "GET":
+                shutil.copyfileobj(source, self.wfile, 1024**2)
+
+    # ------------------------------------------------------------ plumbing
+
+    def _refuse(self, body: _Body, status: int, error: ErrorDetail) -> None:
+        """The error body of API.md, after what is left of the request body (unless that is too much)."""
+        if body.remaining > MAX_API_BODY:
+            self.close_connection = True
+        else:
+            body.drain()
+        self._send_json(status, ErrorBody(error=error).model_dump_json())
+
+    def _send_json(self, status: int, body: str) -> None:
+        data = body.encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128
+
+
+def make_server(host: str, port: int, data_dir: Path, public_url: str | None = None) -> tuple[Server, str]:
+    """Binds first (port 0 picks a free one), then builds the registry with the URL clients will use."""
+    handler = type("BoundHandler", (Handler,), {})
+    server = Server((host, port), handler)
+    url = public_url or f"http://{_url_host(host)}:{server.server_address[1]}"
+    handler.local = Local(data_dir, url)  # type: ignore[attr-defined]
+    return server, url
+
+
+def _url_host(host: str) -> str:
+    if host in ("", "0.0.0.0", "::"):  # noqa: S104 - a wildcard bind is advertised as loopback
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(
+    host: str,
+    port: int,
+    data_dir: str | Path,
+    public_url: str | None = None,
+    ready: Callable[[str], None] | None = None,
+) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    server, url = make_server(host, port, Path(data_dir), public_url)
+    if not is_loopback(host):
+        log.warning(
+            "listening on %s, beyond loopback: this server has NO authentication; "
+            "anyone who can reach it can read and write every artifact",
+            host,
+        )
+    print(json.dumps({"artreg": "serving", "url": url, "data": str(Path(data_dir).resolve())}), flush=True)
+    if ready:
+        ready(url)
+    try:
+        server.serve_forever(poll_interval=0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()

@@ -1,0 +1,522 @@
+"""The metadata store on one SQLite file: the embedded default's DynamoDB table.
+
+Every change of an artifact is one `BEGIN IMMEDIATE` transaction that checks the head's revision
+first, so it is all or nothing whatever the number of threads and processes writing the same file,
+and a process killed mid-commit leaves no trace of it. Each change also writes its events into the
+`outbox` table in that same transaction (DynamoDB's stream does this on AWS), to be drained later.
+
+Aliases are pointers to version rows, joined on read, so that a change to a version is seen through
+every alias at once (DynamoDB keeps copies and updates them in the same transaction instead).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from artreg.model import versions
+from artreg.model.errors import Conflict, Invalid, Retryable
+from artreg.model.manifest import Entry
+from artreg.model.names import LATEST
+from artreg.model.wire import AliasMove, UsageRecord
+from artreg.registry.ports import (
+    ArtifactChange,
+    Head,
+    HeadMoved,
+    StoredVersion,
+    Upload,
+    UploadNotPending,
+    VersionDelta,
+    VersionTaken,
+)
+
+_ENTRIES = TypeAdapter(list[Entry])
+_TOP = "\U0010ffff"  # sorts after every sort key and time key
+_POSITION = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z)#(\d{12})")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS heads (
+    project TEXT NOT NULL, name TEXT NOT NULL, revision INTEGER NOT NULL, json TEXT NOT NULL,
+    PRIMARY KEY (project, name)
+);
+CREATE TABLE IF NOT EXISTS versions (
+    project TEXT NOT NULL, name TEXT NOT NULL, sort_key TEXT NOT NULL, version TEXT NOT NULL,
+    state TEXT NOT NULL, json TEXT NOT NULL,
+    PRIMARY KEY (project, name, sort_key)
+);
+CREATE TABLE IF NOT EXISTS aliases (
+    project TEXT NOT NULL, name TEXT NOT NULL, alias TEXT NOT NULL, sort_key TEXT NOT NULL,
+    PRIMARY KEY (project, name, alias)
+);
+CREATE TABLE IF NOT EXISTS alias_history (
+    project TEXT NOT NULL, name TEXT NOT NULL, alias TEXT NOT NULL, at TEXT NOT NULL,
+    revision INTEGER NOT NULL, json TEXT NOT NULL,
+    PRIMARY KEY (project, name, alias, at, revision)
+);
+CREATE TABLE IF NOT EXISTS uploads (
+    project TEXT NOT NULL, upload_id TEXT NOT NULL, state TEXT NOT NULL, committed_version TEXT,
+    expires_at TEXT NOT NULL, json TEXT NOT NULL,
+    PRIMARY KEY (project, upload_id)
+);
+CREATE TABLE IF NOT EXISTS upload_batches (
+    project TEXT NOT NULL, upload_id TEXT NOT NULL, batch TEXT NOT NULL, json TEXT NOT NULL,
+    PRIMARY KEY (project, upload_id, batch)
+);
+CREATE TABLE IF NOT EXISTS usages (
+    project TEXT NOT NULL, name TEXT NOT NULL, version TEXT NOT NULL, run_id TEXT NOT NULL, json TEXT NOT NULL,
+    PRIMARY KEY (project, name, version, run_id)
+);
+CREATE INDEX IF NOT EXISTS usages_by_run ON usages (project, run_id);
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY, created_at TEXT NOT NULL, detail_type TEXT NOT NULL, json TEXT NOT NULL
+);
+"""
+
+
+def time_key(at: datetime) -> str:
+    """A time as fixed-width UTC text, so that string order is time order (naive times count as UTC)."""
+    aware = at if at.tzinfo else at.replace(tzinfo=UTC)
+    return aware.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def event_id(*parts: str) -> str:
+    """The same id for every delivery of the event of one item."""
+    return hashlib.sha256("/".join(parts).encode()).hexdigest()
+
+
+def _head_of(text: str) -> Head:
+    return Head.model_validate_json(text)
+
+
+def _version_of(text: str) -> StoredVersion:
+    version = StoredVersion.model_validate_json(text)
+    # as the DynamoDB store reads them: `latest` first, then by name
+    version.aliases = sorted(version.aliases, key=lambda a: (a != LATEST, a))
+    return version
+
+
+def _text_or_none(value: object, what: str) -> str | None:
+    """A paging position from a client's cursor: a string or nothing."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise Invalid(f"{what} is not one this API handed out; start again without it", details={"field": "cursor"})
+    return value
+
+
+class SqliteStore:
+    """`MetadataStore` over the SQLite file at `path`, created with its folder on first use. (Not
+    `:memory:`: every thread has its own connection, and would have its own database.)"""
+
+    def __init__(self, path: str | os.PathLike[str], *, busy_timeout_s: float = 30.0) -> None:
+        self.path = os.fspath(path)
+        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        self.busy_timeout_s = busy_timeout_s
+        self._local = threading.local()
+        db = self._db()
+        try:
+            db.executescript(f"BEGIN IMMEDIATE;{_SCHEMA}COMMIT;")
+        except sqlite3.OperationalError as error:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise _translate(error) from error
+
+    # ------------------------------------------------------------ connections and transactions
+
+    def _db(self) -> sqlite3.Connection:
+        """This thread's connection; a child process made by fork opens its own."""
+        held: tuple[int, sqlite3.Connection] | None = getattr(self._local, "held", None)
+        if held is not None and held[0] == os.getpid():
+            return held[1]
+        db = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None)
+        db.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA synchronous = NORMAL")
+        self._local.held = (os.getpid(), db)
+        return db
+
+    def close(self) -> None:
+        """Closes this thread's connection (others close with their threads)."""
+        held: tuple[int, sqlite3.Connection] | None = getattr(self._local, "held", None)
+        if held is not None and held[0] == os.getpid():
+            held[1].close()
+        self._local.held = None
+
+    @contextmanager
+    def _transaction(self, begin: str) -> Iterator[sqlite3.Connection]:
+        db = self._db()
+        try:
+            db.execute(begin)
+            yield db
+            db.execute("COMMIT")
+        except BaseException as error:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            if isinstance(error, sqlite3.OperationalError):
+                raise _translate(error) from error
+            raise
+
+    def _write(self) -> AbstractContextManager[sqlite3.Connection]:
+        """A write transaction: it takes the file's write lock at once, waiting up to the busy timeout."""
+        return self._transaction("BEGIN IMMEDIATE")
+
+    def _read(self) -> AbstractContextManager[sqlite3.Connection]:
+        """A read transaction: one consistent snapshot, never blocked by a writer (WAL)."""
+        return self._transaction("BEGIN")
+
+    # ------------------------------------------------------------ heads and versions
+
+    def get_head(self, project: str, name: str) -> Head | None:
+        with self._read() as db:
+            row = db.execute("SELECT json FROM heads WHERE project = ? AND name = ?", (project, name)).fetchone()
+        return _head_of(row[0]) if row else None
+
+    def list_heads(self, project: str, after_name: str | None, limit: int) -> list[Head]:
+        after = _text_or_none(after_name, "cursor") or ""
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT json FROM heads WHERE project = ? AND name > ? ORDER BY name LIMIT ?",
+                (project, after, limit),
+            ).fetchall()
+        return [_head_of(r[0]) for r in rows]
+
+    def get_version(self, project: str, name: str, version: str) -> StoredVersion | None:
+        with self._read() as db:
+            row = db.execute(
+                "SELECT json FROM versions WHERE project = ? AND name = ? AND sort_key = ?",
+                (project, name, versions.sort_key(version)),
+            ).fetchone()
+        return _version_of(row[0]) if row else None
+
+    def get_alias(self, project: str, name: str, alias: str) -> StoredVersion | None:
+        with self._read() as db:
+            row = db.execute(
+                "SELECT v.json FROM aliases a JOIN versions v"
+                " ON v.project = a.project AND v.name = a.name AND v.sort_key = a.sort_key"
+                " WHERE a.project = ? AND a.name = ? AND a.alias = ?",
+                (project, name, alias),
+            ).fetchone()
+        return _version_of(row[0]) if row else None
+
+    def list_versions(self, project: str, name: str, before_key: str | None, limit: int) -> list[StoredVersion]:
+        before = _text_or_none(before_key, "cursor") or _TOP
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT json FROM versions WHERE project = ? AND name = ? AND sort_key < ?"
+                " ORDER BY sort_key DESC LIMIT ?",
+                (project, name, before, limit),
+            ).fetchall()
+        return [_version_of(r[0]) for r in rows]
+
+    def apply(self, change: ArtifactChange) -> None:
+        head = change.head
+        project, name = head.project, head.name
+        with self._write() as db:
+            row = db.execute(
+                "SELECT revision, json FROM heads WHERE project = ? AND name = ?", (project, name)
+            ).fetchone()
+            current = _head_of(row[1]) if row else None
+            expected = change.expected_revision
+            if (row[0] if row else 0) != expected or (row is not None and expected == 0):
+                raise HeadMoved(current)
+            db.execute(
+                "INSERT INTO heads (project, name, revision, json) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (project, name) DO UPDATE SET revision = excluded.revision, json = excluded.json",
+                (project, name, head.revision, head.model_dump_json()),
+            )
+            # the upload first: a retried commit that lost the race answers the first result, even for
+            # an explicit version, which the winner has taken
+            if change.commit_upload and change.new_version:
+                updated = db.execute(
+                    "UPDATE uploads SET state = 'committed', committed_version = ?"
+                    " WHERE project = ? AND upload_id = ? AND state = 'pending'",
+                    (change.new_version.version, project, change.commit_upload),
+                )
+                if updated.rowcount != 1:
+                    raise UploadNotPending()
+            events: list[tuple[str, dict[str, Any]]] = []
+            if change.new_version:
+                self._insert_version(db, change.new_version)
+                events.append(_committed_event(change.new_version))
+            for delta in change.deltas:
+                deleted = self._apply_delta(db, project, name, delta, current)
+                if deleted is not None:
+                    events.append(_deleted_event(deleted))
+            for alias, target in change.alias_puts.items():
+                db.execute(
+                    "INSERT INTO aliases (project, name, alias, sort_key) VALUES (?, ?, ?, ?)"
+                    " ON CONFLICT (project, name, alias) DO UPDATE SET sort_key = excluded.sort_key",
+                    (project, name, alias, target.sort_key),
+                )
+            db.executemany(
+                "DELETE FROM aliases WHERE project = ? AND name = ? AND alias = ?",
+                [(project, name, alias) for alias in change.alias_deletes],
+            )
+            for move in change.history:
+                db.execute(
+                    "INSERT INTO alias_history (project, name, alias, at, revision, json) VALUES (?, ?, ?, ?, ?, ?)",
+                    (project, name, move.alias, time_key(move.at), head.revision, move.model_dump_json()),
+                )
+                moved_to = change.alias_puts.get(move.alias)
+                events.append(_moved_event(project, name, move, head.revision, moved_to.digest if moved_to else None))
+            _write_events(db, head.updated_at, events)
+
+    @staticmethod
+    def _insert_version(db: sqlite3.Connection, version: StoredVersion) -> None:
+        try:
+            db.execute(
+                "INSERT INTO versions (project, name, sort_key, version, state, json) VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    version.project,
+                    version.name,
+                    version.sort_key,
+                    version.version,
+                    version.state,
+                    version.model_dump_json(),
+                ),
+            )
+        except sqlite3.IntegrityError:
+            raise VersionTaken() from None
+
+    @staticmethod
+    def _apply_delta(
+        db: sqlite3.Connection, project: str, name: str, delta: VersionDelta, current: Head | None
+    ) -> StoredVersion | None:
+        """Changes one version row; answers the version if this delta deleted it."""
+        key = versions.sort_key(delta.version)
+        row = db.execute(
+            "SELECT json FROM versions WHERE project = ? AND name = ? AND sort_key = ?", (project, name, key)
+        ).fetchone()
+        if row is None:  # as DynamoDB's attribute_exists condition: the artifact is not what was read
+            raise HeadMoved(current)
+        version = StoredVersion.model_validate_json(row[0])
+        update: dict[str, Any] = {"aliases": sorted((set(version.aliases) | delta.aliases_add) - delta.aliases_remove)}
+        if delta.tags is not None:
+            update["tags"] = list(delta.tags)
+        if delta.metadata is not None:
+            update["metadata"] = dict(delta.metadata)
+        if delta.deleted_at is not None:
+            update |= {"state": "deleted", "deleted_at": delta.deleted_at}
+        changed = version.model_copy(update=update)
+        db.execute(
+            "UPDATE versions SET state = ?, json = ? WHERE project = ? AND name = ? AND sort_key = ?",
+            (changed.state, changed.model_dump_json(), project, name, key),
+        )
+        return changed if delta.deleted_at is not None else None
+
+    # ------------------------------------------------------------ alias history
+
+    def alias_history(
+        self, project: str, name: str, alias: str, before: str | None, limit: int
+    ) -> tuple[list[AliasMove], str | None]:
+        """Moves newest first; the position is `{time}#{revision}` of the last move handed out, and
+        is only handed out when more moves follow it."""
+        at, revision = _TOP, 0
+        position = _text_or_none(before, "cursor")
+        if position is not None:
+            match = _POSITION.fullmatch(position)
+            if match is None:
+                raise Invalid("cursor is not one this API handed out; start again without it")
+            at, revision = match[1], int(match[2])
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT at, revision, json FROM alias_history"
+                " WHERE project = ? AND name = ? AND alias = ? AND (at, revision) < (?, ?)"
+                " ORDER BY at DESC, revision DESC LIMIT ?",
+                (project, name, alias, at, revision, limit + 1),
+            ).fetchall()
+        moves = [AliasMove.model_validate_json(r[2]) for r in rows[:limit]]
+        more = len(rows) > limit
+        return moves, (f"{rows[limit - 1][0]}#{rows[limit - 1][1]:012d}" if more else None)
+
+    def alias_at(self, project: str, name: str, alias: str, at: datetime) -> AliasMove | None:
+        with self._read() as db:
+            row = db.execute(
+                "SELECT json FROM alias_history WHERE project = ? AND name = ? AND alias = ? AND at <= ?"
+                " ORDER BY at DESC, revision DESC LIMIT 1",
+                (project, name, alias, time_key(at)),
+            ).fetchone()
+        return AliasMove.model_validate_json(row[0]) if row else None
+
+    # ------------------------------------------------------------ uploads
+
+    def create_upload(self, upload: Upload) -> None:
+        try:
+            with self._write() as db:
+                db.execute(
+                    "INSERT INTO uploads (project, upload_id, state, expires_at, json) VALUES (?, ?, ?, ?, ?)",
+                    (
+                        upload.project,
+                        upload.upload_id,
+                        upload.state,
+                        time_key(upload.expires_at),
+                        upload.model_dump_json(exclude={"state"}),
+                    ),
+                )
+        except sqlite3.IntegrityError:
+            raise Conflict(f"upload {upload.upload_id} exists already") from None
+
+    def add_upload_batch(
+        self,
+        project: str,
+        upload_id: str,
+        batch_id: str,
+        entries: Sequence[Entry],
+        missing: Sequence[str],
+        multipart: dict[str, str],
+    ) -> None:
+        batch = {
+            "entries": _ENTRIES.dump_python(list(entries), mode="json"),
+            "missing": list(missing),
+            "multipart": dict(multipart),
+        }
+        with self._write() as db:
+            row = db.execute(
+                "SELECT state FROM uploads WHERE project = ? AND upload_id = ?", (project, upload_id)
+            ).fetchone()
+            if row is None or row[0] != "pending":
+                raise UploadNotPending()
+            db.execute(
+                "INSERT OR REPLACE INTO upload_batches (project, upload_id, batch, json) VALUES (?, ?, ?, ?)",
+                (project, upload_id, batch_id, json.dumps(batch, separators=(",", ":"))),
+            )
+
+    def get_upload(self, project: str, upload_id: str, with_entries: bool = True) -> Upload | None:
+        with self._read() as db:
+            row = db.execute(
+                "SELECT state, committed_version, json FROM uploads WHERE project = ? AND upload_id = ?",
+                (project, upload_id),
+            ).fetchone()
+            batches = (
+                db.execute(
+                    "SELECT json FROM upload_batches WHERE project = ? AND upload_id = ? ORDER BY rowid",
+                    (project, upload_id),
+                ).fetchall()
+                if row and with_entries
+                else []
+            )
+        if row is None:
+            return None
+        upload = Upload.model_validate_json(row[2])
+        entries, missing, multipart = list(upload.entries), list(upload.missing), dict(upload.multipart)
+        for (text,) in batches:
+            batch = json.loads(text)
+            entries += _ENTRIES.validate_python(batch["entries"])
+            missing += batch["missing"]
+            multipart.update(batch["multipart"])
+        return upload.model_copy(
+            update={
+                "state": row[0],
+                "version": row[1] or upload.version,
+                "entries": entries,
+                "missing": missing,
+                "multipart": multipart,
+            }
+        )
+
+    # ------------------------------------------------------------ usages
+
+    def put_usage(self, usage: UsageRecord) -> None:
+        """Records a run's use of a version; a repeat overwrites (and its event has the same id)."""
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO usages (project, name, version, run_id, json) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (project, name, version, run_id) DO UPDATE SET json = excluded.json",
+                (usage.project, usage.name, usage.version, usage.run_id, usage.model_dump_json()),
+            )
+            row = db.execute(
+                "SELECT json FROM versions WHERE project = ? AND name = ? AND sort_key = ?",
+                (usage.project, usage.name, versions.sort_key(usage.version)),
+            ).fetchone()
+            digest = StoredVersion.model_validate_json(row[0]).digest if row else None
+            _write_events(db, usage.at, [_used_event(usage, digest)])
+
+
+# ---------------------------------------------------------------- events (API.md, Events)
+
+
+def _committed_event(version: StoredVersion) -> tuple[str, dict[str, Any]]:
+    kind = "ArtifactVersionCommitted"
+    producer = version.producer.model_dump(mode="json") if version.producer else None
+    return kind, {
+        "event_id": event_id(kind, version.project, version.name, version.version),
+        "project": version.project,
+        "name": version.name,
+        "version": version.version,
+        "digest": version.digest,
+        "type": version.type,
+        "run_id": producer["run_id"] if producer else None,
+        "producer": producer,
+        "aliases": sorted(version.aliases),
+        "created_at": version.created_at.isoformat(),
+        "created_by": version.created_by,
+    }
+
+
+def _deleted_event(version: StoredVersion) -> tuple[str, dict[str, Any]]:
+    kind = "ArtifactVersionDeleted"
+    return kind, {
+        "event_id": event_id(kind, version.project, version.name, version.version),
+        "project": version.project,
+        "name": version.name,
+        "version": version.version,
+        "digest": version.digest,
+        "deleted_at": version.deleted_at.isoformat() if version.deleted_at else None,
+    }
+
+
+def _moved_event(
+    project: str, name: str, move: AliasMove, revision: int, digest: str | None
+) -> tuple[str, dict[str, Any]]:
+    kind = "AliasMoved"
+    return kind, {
+        "event_id": event_id(kind, project, name, move.alias, str(revision)),
+        "project": project,
+        "name": name,
+        "alias": move.alias,
+        "version": move.version,
+        "previous_version": move.previous_version,
+        "digest": digest,
+        "at": move.at.isoformat(),
+        "by": move.by,
+    }
+
+
+def _used_event(usage: UsageRecord, digest: str | None) -> tuple[str, dict[str, Any]]:
+    kind = "ArtifactVersionUsed"
+    return kind, {
+        "event_id": event_id(kind, usage.project, usage.name, usage.version, usage.run_id),
+        "project": usage.project,
+        "name": usage.name,
+        "version": usage.version,
+        "digest": digest,
+        "run_id": usage.run_id,
+        "pipeline": usage.pipeline,
+        "step": usage.step,
+        "at": usage.at.isoformat(),
+    }
+
+
+def _write_events(db: sqlite3.Connection, at: datetime, events: list[tuple[str, dict[str, Any]]]) -> None:
+    db.executemany(
+        "INSERT INTO outbox (created_at, detail_type, json) VALUES (?, ?, ?)",
+        [(time_key(at), kind, json.dumps(detail, separators=(",", ":"))) for kind, detail in events],
+    )
+
+
+def _translate(error: sqlite3.OperationalError) -> Exception:
+    """A file locked past the busy timeout is a back end too busy for now: the client retries."""
+    text = str(error).lower()
+    if "locked" in text or "busy" in text:
+        return Retryable("the local database is busy; retry shortly", details={"sqlite": str(error)})
+    return error
