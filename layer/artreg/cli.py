@@ -1,0 +1,500 @@
+"""The `artreg` command, on top of the SDK.
+
+    artreg log NAME PATH... [--type T] [--bump major|minor|patch | --version V] [--alias A] [--tag T]
+               [--meta K=V] [--remote URI[=PATH]] [--run-id R] [--pipeline P] [--step S] [--input N@V]
+               [--if-changed]
+    artreg get NAME[@REF]                       a version record
+    artreg download NAME[@REF] DIR              its stored files into DIR
+    artreg ls [NAME]                            artifacts, or the versions of NAME
+    artreg alias set NAME ALIAS VERSION [--expect VERSION|none] | rm NAME ALIAS | history NAME ALIAS
+    artreg tag NAME[@REF] --add T --remove T
+    artreg rm NAME@VERSION [--force]
+    artreg server [--host H] [--port P] [--data DIR]
+
+`--url` and `--project` come from the flags or ARTREG_URL / ARTREG_PROJECT (the URL defaults to the
+local server, http://127.0.0.1:8080). Output is a human table, or JSON with `--json`. Exit codes: 0
+ok, 2 usage, 3 not found, 4 conflict or failed precondition (409/412), 5 invalid request (400/413), 6
+registry unavailable or unreachable, 1 anything else; errors go to stderr as `artreg: <code>: <message>`.
+
+The SDK is imported when a command runs, so that `artreg --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from artreg import __version__
+from artreg.model.errors import (
+    ArtregError,
+    Conflict,
+    Invalid,
+    NotFound,
+    PreconditionFailed,
+    Retryable,
+    TooLarge,
+)
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from artreg.client import LoggedArtifact, Registry
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_NOT_FOUND = 3
+EXIT_CONFLICT = 4
+EXIT_INVALID = 5
+EXIT_UNAVAILABLE = 6
+DEFAULT_URL = "http://127.0.0.1:8080"
+
+RegistryFactory = Callable[[argparse.Namespace], "Registry"]
+Command = Callable[[argparse.Namespace, "Registry"], int]
+
+
+class UsageError(Exception):
+    """A command line that parses but does not make sense (exit 2)."""
+
+
+def exit_code(error: BaseException) -> int:
+    if isinstance(error, NotFound):
+        return EXIT_NOT_FOUND
+    if isinstance(error, Conflict | PreconditionFailed):
+        return EXIT_CONFLICT
+    if isinstance(error, Invalid | TooLarge):
+        return EXIT_INVALID
+    if isinstance(error, Retryable):
+        return EXIT_UNAVAILABLE
+    return EXIT_ERROR
+
+
+# ---------------------------------------------------------------- output
+
+
+def _emit(args: argparse.Namespace, data: Any, human: Callable[[], str]) -> None:
+    if getattr(args, "json", False):
+        print(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+    else:
+        text = human()
+        if text:
+            print(text)
+
+
+def _plain(model: BaseModel) -> dict[str, Any]:
+    return model.model_dump(mode="json")
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    cells = [[str(h) for h in headers], *[["" if c is None else str(c) for c in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells)
+
+
+def size_text(n: int | None) -> str:
+    if n is None:
+        return "-"
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def _when(value: Any) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S") if hasattr(value, "strftime") else str(value or "")
+
+
+def _describe(v: LoggedArtifact, max_files: int = 20) -> str:
+    lines = [
+        f"{v.name}@{v.version}",
+        f"  type       {v.type}",
+        f"  state      {v.state}",
+        f"  created    {_when(v.created_at)}" + (f" by {v.created_by}" if v.created_by else ""),
+        f"  aliases    {', '.join(v.aliases) or '-'}",
+        f"  tags       {', '.join(v.tags) or '-'}",
+        f"  size       {size_text(v.size)} in {v.file_count} file(s)",
+        f"  digest     {v.digest}",
+    ]
+    if v.producer:
+        lines.append(f"  run        {v.producer.run_id}" + (f" ({v.producer.pipeline})" if v.producer.pipeline else ""))
+    if v.metadata:
+        lines.append(f"  metadata   {json.dumps(v.metadata, ensure_ascii=False)}")
+    entries: list[list[object]] = [[f.path, size_text(f.size), f.sha256[:12]] for f in v.files[:max_files]]
+    entries += [[r.path, size_text(r.size), r.uri] for r in v.remote[: max(0, max_files - len(entries))]]
+    if entries:
+        lines += ["", table(["PATH", "SIZE", "SHA256 / URI"], entries)]
+    more = v.file_count + len(v.remote) - len(entries)
+    if more > 0:
+        lines.append(f"... and {more} more")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- argument helpers
+
+
+def _pairs(items: Sequence[str] | None, what: str, parse_json: bool) -> dict[str, Any]:
+    """`K=V` items as a dict; with `parse_json` a value that is JSON (10, true, null, {...}) is taken
+    as such, anything else as a string."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"{what} {item!r} is not KEY=VALUE")
+        if parse_json:
+            try:
+                out[key] = json.loads(value)
+            except ValueError:
+                out[key] = value
+        else:
+            out[key] = value
+    return out
+
+
+def split_remote(spec: str) -> tuple[str, str | None]:
+    """`URI=PATH` or `URI`. The last `=` splits, unless it belongs to the URI's query string
+    (`s3://b/k?versionId=abc` is a URI alone; `s3://b/k?versionId=abc=raw/k` names its path)."""
+    uri, sep, path = spec.rpartition("=")
+    if not sep or not uri or not path:
+        return spec, None
+    query = uri.rpartition("?")[2] if "?" in uri else None
+    if query is not None and "=" not in query.rpartition("&")[2]:
+        return spec, None
+    return uri, path
+
+
+def _name_ref(text: str) -> tuple[str, str | None]:
+    name, sep, ref = text.partition("@")
+    if not name or (sep and not ref):
+        raise UsageError(f"{text!r} is not NAME or NAME@REF")
+    return name, ref or None
+
+
+# ---------------------------------------------------------------- commands
+
+
+def cmd_log(args: argparse.Namespace, reg: Registry) -> int:
+    from artreg.client import Artifact
+
+    if not args.paths and not args.remote:
+        raise UsageError("log needs a PATH or a --remote")
+    art = Artifact(
+        args.name,
+        type=args.type,
+        metadata=_pairs(args.meta, "--meta", parse_json=True),
+        aliases=args.alias or (),
+        tags=args.tag or (),
+    )
+    for path in args.paths:
+        art.add(path)
+    for spec in args.remote or []:
+        uri, path = split_remote(spec)
+        art.add_remote(uri, path)
+    logged = reg.log_artifact(
+        art,
+        version=args.version,
+        bump=args.bump,
+        run_id=args.run_id,
+        pipeline=args.pipeline,
+        step=args.step,
+        inputs=args.input or (),
+        if_changed=args.if_changed,
+        progress=False if getattr(args, "no_progress", False) else None,
+    )
+    _emit(
+        args,
+        _plain(logged),
+        lambda: (
+            f"logged {logged.ref} ({logged.file_count} file(s), {size_text(logged.size)}, digest {logged.digest[:12]})"
+        ),
+    )
+    return EXIT_OK
+
+
+def cmd_get(args: argparse.Namespace, reg: Registry) -> int:
+    name, ref = _name_ref(args.ref)
+    version = reg.get_artifact(name, ref)
+    _emit(args, _plain(version), lambda: _describe(version))
+    return EXIT_OK
+
+
+def cmd_download(args: argparse.Namespace, reg: Registry) -> int:
+    name, ref = _name_ref(args.ref)
+    result = reg.download(
+        name,
+        ref,
+        args.dir,
+        cache=False if args.no_cache else None,
+        progress=False if getattr(args, "no_progress", False) else None,
+    )
+    data = {
+        "path": str(result.path),
+        "name": name,
+        "version": result.version,
+        "digest": result.digest,
+        "downloaded": result.downloaded,
+        "from_cache": result.from_cache,
+        "skipped": result.skipped,
+        "bytes": result.bytes,
+        "remote": [_plain(r) for r in result.remote],
+    }
+
+    def human() -> str:
+        text = (
+            f"{name}@{result.version} -> {result.path}: {result.downloaded} downloaded ({size_text(result.bytes)}),"
+            f" {result.from_cache} from cache, {result.skipped} already there"
+        )
+        if result.remote:
+            text += (
+                f"\nremote entries, not downloaded:\n{table(['PATH', 'URI'], [[r.path, r.uri] for r in result.remote])}"
+            )
+        return text
+
+    _emit(args, data, human)
+    return EXIT_OK
+
+
+def cmd_ls(args: argparse.Namespace, reg: Registry) -> int:
+    limit = args.limit
+    if args.name is None:
+        if args.tag or args.alias or args.meta:
+            raise UsageError("--tag, --alias and --meta filter the versions of one artifact: give NAME")
+        artifacts = _take(reg.list_artifacts(type=args.type), limit)
+        rows = [
+            [a.name, a.type, a.latest or "-", a.version_count, ", ".join(sorted(a.aliases)) or "-", _when(a.updated_at)]
+            for a in artifacts
+        ]
+        _emit(
+            args,
+            [_plain(a) for a in artifacts],
+            lambda: table(["NAME", "TYPE", "LATEST", "VERSIONS", "ALIASES", "UPDATED"], rows),
+        )
+        return EXIT_OK
+    versions = _take(
+        reg.versions(args.name, tag=args.tag, alias=args.alias, metadata=_pairs(args.meta, "--meta", parse_json=False)),
+        limit,
+    )
+    rows = [
+        [
+            v.version,
+            ", ".join(v.aliases) or "-",
+            ", ".join(v.tags) or "-",
+            v.file_count,
+            size_text(v.size),
+            _when(v.created_at),
+        ]
+        for v in versions
+    ]
+    _emit(
+        args,
+        [_plain(v) for v in versions],
+        lambda: table(["VERSION", "ALIASES", "TAGS", "FILES", "SIZE", "CREATED"], rows),
+    )
+    return EXIT_OK
+
+
+def _take(items: Iterable[Any], limit: int | None) -> list[Any]:
+    out: list[Any] = []
+    for item in items:
+        if limit is not None and len(out) >= limit:
+            break
+        out.append(item)
+    return out
+
+
+def cmd_alias(args: argparse.Namespace, reg: Registry) -> int:
+    if args.alias_command == "set":
+        if args.expect is None:
+            version = reg.set_alias(args.name, args.alias, args.version)
+        else:
+            expected = None if args.expect.lower() == "none" else args.expect
+            version = reg.set_alias(args.name, args.alias, args.version, expected_version=expected)
+        _emit(args, _plain(version), lambda: f"{args.name}@{args.alias} -> {version.version}")
+    elif args.alias_command == "rm":
+        reg.remove_alias(args.name, args.alias)
+        _emit(
+            args, {"name": args.name, "alias": args.alias, "removed": True}, lambda: f"removed {args.name}@{args.alias}"
+        )
+    else:
+        moves = list(reg.alias_history(args.name, args.alias))
+        rows = [[_when(m.at), m.previous_version or "-", m.version or "-", m.by or "-"] for m in moves]
+        _emit(args, [_plain(m) for m in moves], lambda: table(["AT", "FROM", "TO", "BY"], rows))
+    return EXIT_OK
+
+
+def cmd_tag(args: argparse.Namespace, reg: Registry) -> int:
+    if not args.add and not args.remove:
+        raise UsageError("tag needs --add or --remove")
+    name, ref = _name_ref(args.ref)
+    version = reg.update(name, ref, tags_add=args.add or (), tags_remove=args.remove or ())
+    _emit(args, _plain(version), lambda: f"{version.ref} tags: {', '.join(version.tags) or '-'}")
+    return EXIT_OK
+
+
+def cmd_rm(args: argparse.Namespace, reg: Registry) -> int:
+    name, ref = _name_ref(args.ref)
+    if ref is None:
+        raise UsageError("rm needs NAME@VERSION")
+    version = reg.delete_version(name, ref, force=args.force)
+    _emit(args, _plain(version), lambda: f"deleted {version.ref}")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------- server
+
+
+def cmd_server(args: argparse.Namespace) -> int:
+    """`artreg server`: the embedded registry (SQLite and a folder of blobs), imported only when it runs."""
+    from artreg.local.server import serve
+
+    serve(args.host, args.port, args.data, public_url=args.public_url)
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------- the parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    # options every command takes, before or after its name; SUPPRESS keeps a subcommand from
+    # overwriting what was given before it
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--url", default=argparse.SUPPRESS, help=f"registry URL (ARTREG_URL; default {DEFAULT_URL})")
+    common.add_argument("--project", default=argparse.SUPPRESS, help="project (ARTREG_PROJECT)")
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON")
+    common.add_argument(
+        "--no-progress", action="store_true", default=argparse.SUPPRESS, help="no progress bars (ARTREG_PROGRESS=0)"
+    )
+
+    parser = argparse.ArgumentParser(
+        prog="artreg", parents=[common], description="artreg: an ML artifact registry (SDK, CLI and server)."
+    )
+    parser.add_argument("--version", action="version", version=f"artreg {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def command(name: str, func: Command, help: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, parents=[common], help=help, description=help)
+        sub.set_defaults(func=func)
+        return sub
+
+    log = command("log", cmd_log, "log a new version of an artifact")
+    log.add_argument("name", metavar="NAME")
+    log.add_argument("paths", nargs="*", metavar="PATH", help="files and folders (folders recursively)")
+    log.add_argument("--type", default="artifact", help="dataset, model, metrics, artifact (default) ...")
+    which = log.add_mutually_exclusive_group()
+    which.add_argument("--bump", choices=["major", "minor", "patch"], help="next version from the highest release")
+    which.add_argument("--version", dest="version", help="an explicit semantic version")
+    log.add_argument("--alias", action="append", help="an alias to point at the new version (repeatable)")
+    log.add_argument("--tag", action="append", help="a tag (repeatable)")
+    log.add_argument("--meta", action="append", metavar="K=V", help="metadata; V is JSON if it parses (repeatable)")
+    log.add_argument("--remote", action="append", metavar="URI[=PATH]", help="a reference, not uploaded (repeatable)")
+    log.add_argument("--run-id", help="the run that produced it (ARTREG_RUN_ID)")
+    log.add_argument("--pipeline")
+    log.add_argument("--step")
+    log.add_argument("--input", action="append", metavar="NAME@VERSION", help="a version the run used (repeatable)")
+    log.add_argument("--if-changed", action="store_true", help="no new version when the content equals latest's")
+
+    get = command("get", cmd_get, "show a version (latest by default)")
+    get.add_argument("ref", metavar="NAME[@REF]")
+
+    download = command("download", cmd_download, "download a version's stored files into a folder")
+    download.add_argument("ref", metavar="NAME[@REF]")
+    download.add_argument("dir", metavar="DIR")
+    download.add_argument("--no-cache", action="store_true", help="neither read nor fill the local cache")
+
+    ls = command("ls", cmd_ls, "list artifacts, or the versions of NAME")
+    ls.add_argument("name", metavar="NAME", nargs="?")
+    ls.add_argument("--type", help="only artifacts of this type")
+    ls.add_argument("--tag", help="only versions with this tag")
+    ls.add_argument("--alias", help="only the version this alias points at")
+    ls.add_argument("--meta", action="append", metavar="K=V", help="only versions whose metadata K equals V")
+    ls.add_argument("--limit", type=int, help="at most this many rows")
+
+    alias = command("alias", cmd_alias, "move, remove or show the history of an alias")
+    actions = alias.add_subparsers(dest="alias_command", metavar="ACTION", required=True)
+    alias_set = actions.add_parser("set", parents=[common], help="point ALIAS at VERSION")
+    alias_set.add_argument("name", metavar="NAME")
+    alias_set.add_argument("alias", metavar="ALIAS")
+    alias_set.add_argument("version", metavar="VERSION")
+    alias_set.add_argument(
+        "--expect",
+        metavar="VERSION",
+        help="only if the alias points at VERSION now ('none': only if it does not exist)",
+    )
+    for action, help in (("rm", "remove ALIAS"), ("history", "every move of ALIAS, newest first")):
+        sub = actions.add_parser(action, parents=[common], help=help)
+        sub.add_argument("name", metavar="NAME")
+        sub.add_argument("alias", metavar="ALIAS")
+
+    tag = command("tag", cmd_tag, "add or remove tags of a version")
+    tag.add_argument("ref", metavar="NAME[@REF]")
+    tag.add_argument("--add", action="append", metavar="TAG", help="repeatable")
+    tag.add_argument("--remove", action="append", metavar="TAG", help="repeatable")
+
+    rm = command("rm", cmd_rm, "delete a version")
+    rm.add_argument("ref", metavar="NAME@VERSION")
+    rm.add_argument("--force", action="store_true", help="also when aliases other than latest point at it")
+
+    server = commands.add_parser(
+        "server",
+        help="run the registry on this machine",
+        description="serve the registry's API over SQLite and a folder of blobs, no AWS account needed",
+    )
+    server.add_argument("--host", default="127.0.0.1", help="address to listen on (loopback unless told otherwise)")
+    server.add_argument("--port", type=int, default=8080, help="0 picks a free port")
+    default_data = os.environ.get("ARTREG_DATA") or str(Path.home() / ".local" / "share" / "artreg")
+    server.add_argument("--data", default=default_data, help="data folder, kept across restarts (ARTREG_DATA)")
+    server.add_argument("--public-url", help="the base URL clients reach this server by, for blob URLs")
+    server.set_defaults(server=cmd_server)
+    return parser
+
+
+def default_registry(args: argparse.Namespace) -> Registry:
+    from artreg.client import Registry
+
+    url = getattr(args, "url", None) or os.environ.get("ARTREG_URL") or DEFAULT_URL
+    project = getattr(args, "project", None) or os.environ.get("ARTREG_PROJECT")
+    if not project:
+        raise UsageError("no project: give --project or set ARTREG_PROJECT")
+    return Registry(url, project, progress=False if getattr(args, "no_progress", False) else None)
+
+
+def main(argv: Sequence[str] | None = None, *, registry: RegistryFactory | None = None) -> int:
+    """Runs one command; answers its exit code. `registry` makes the client from the parsed
+    arguments (tests hand in a fake)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:  # --help, --version, or a usage error already printed by argparse
+        return stop.code if isinstance(stop.code, int) else EXIT_USAGE
+    try:
+        if hasattr(args, "server"):
+            return int(args.server(args))
+        reg = (registry or default_registry)(args)
+        return int(args.func(args, reg))
+    except UsageError as error:
+        parser.print_usage(sys.stderr)
+        print(f"artreg: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except ArtregError as error:
+        print(f"artreg: {error.code}: {error.message}", file=sys.stderr)
+        return exit_code(error)
+    except BrokenPipeError:  # `artreg ls --json | head`: the reader left; say nothing more
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_ERROR
+    except OSError as error:
+        print(f"artreg: io_error: {error}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("artreg: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,174 @@
+"""Local files of an artifact being logged: walking what was added into logical POSIX paths, hashing
+in parallel with flat memory, batching manifest entries, and the bounded thread pool that every
+parallel step of the SDK runs in."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import stat
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from functools import partial
+from typing import TypeVar
+
+from artreg.model.errors import Invalid
+from artreg.model.names import check_path
+from artreg.model.wire import MAX_FILES_PER_REQUEST
+
+log = logging.getLogger("artreg")
+T = TypeVar("T")
+U = TypeVar("U")
+CHUNK = 1024 * 1024
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_BINARY = getattr(os, "O_BINARY", 0)
+
+
+def default_workers() -> int:
+    return min(8, (os.cpu_count() or 1) * 2)
+
+
+@dataclass(frozen=True)
+class LocalFile:
+    path: str  # the logical path in the artifact: relative POSIX, checked
+    source: str  # the file on disk to read
+
+
+@dataclass(frozen=True)
+class HashedFile:
+    path: str
+    source: str
+    sha256: str
+    size: int
+
+
+# ---------------------------------------------------------------- walking
+
+
+def _inside(root: str, path: str) -> bool:
+    return path == root or os.path.commonpath([root, path]) == root
+
+
+def _join(prefix: str | None, rel: str) -> str:
+    return check_path(f"{prefix}/{rel}" if prefix else rel)
+
+
+def walk(source: str | os.PathLike[str], path: str | None = None) -> list[LocalFile]:
+    """The files under `source`, sorted by logical path. A file is logged as `path`, or as its own
+    name; a directory's files keep their paths relative to it, under `path` when given. Inside a
+    directory a symlink is followed only if its target stays inside that directory (a link that
+    leaves it, dangles, or loops back to an ancestor is skipped with a warning); special files are
+    skipped. `source` itself may be a link: it was named explicitly."""
+    source = os.fspath(source)
+    prefix = path.strip("/") if path else None
+    if prefix is not None:
+        check_path(prefix)
+    try:
+        info = os.stat(source)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{source}: no such file or directory") from None
+    if stat.S_ISREG(info.st_mode):
+        return [LocalFile(prefix or check_path(os.path.basename(os.path.abspath(source))), os.path.abspath(source))]
+    if not stat.S_ISDIR(info.st_mode):
+        raise Invalid(f"{source} is neither a file nor a directory", details={"path": source})
+
+    root = os.path.realpath(source)
+    found: list[LocalFile] = []
+    # (folder on disk, its relative path, the real folders from root down to it: a link to one is a loop)
+    stack: list[tuple[str, str, frozenset[str]]] = [(os.path.abspath(source), "", frozenset({root}))]
+    while stack:
+        folder, rel, ancestors = stack.pop()
+        with os.scandir(folder) as entries:
+            listing = sorted(entries, key=lambda e: e.name)
+        for entry in listing:
+            child = f"{rel}/{entry.name}" if rel else entry.name
+            if entry.is_symlink():
+                target = os.path.realpath(entry.path)
+                if not _inside(root, target):
+                    log.warning("skipping %s: the link leads outside %s", entry.path, source)
+                    continue
+                if os.path.isdir(target):
+                    if target in ancestors:
+                        log.warning("skipping %s: the link loops back to a folder above it", entry.path)
+                        continue
+                    stack.append((entry.path, child, ancestors | {target}))
+                elif os.path.isfile(target):
+                    found.append(LocalFile(_join(prefix, child), entry.path))
+                else:
+                    log.warning("skipping %s: the link leads nowhere", entry.path)
+            elif entry.is_dir(follow_symlinks=False):
+                stack.append((entry.path, child, ancestors | {os.path.realpath(entry.path)}))
+            elif entry.is_file(follow_symlinks=False):
+                found.append(LocalFile(_join(prefix, child), entry.path))
+            else:
+                log.warning("skipping %s: not a regular file", entry.path)
+    return sorted(found, key=lambda f: f.path)
+
+
+# ---------------------------------------------------------------- hashing
+
+
+def hash_file(
+    source: str | os.PathLike[str], on_bytes: Callable[[int], None] | None = None, *, follow: bool = True
+) -> tuple[str, int]:
+    """SHA-256 (hex) and size of a file, read in 1 MiB chunks into one buffer: memory stays flat
+    whatever the size. With `follow=False` a symlink at `source` is refused (OSError)."""
+    digest = hashlib.sha256()
+    size = 0
+    buffer = bytearray(CHUNK)
+    view = memoryview(buffer)
+    fd = os.open(source, os.O_RDONLY | _BINARY | (0 if follow else _NOFOLLOW))
+    with open(fd, "rb", buffering=0) as file:
+        while n := file.readinto(buffer):
+            digest.update(view[:n])
+            size += n
+            if on_bytes is not None:
+                on_bytes(n)
+    return digest.hexdigest(), size
+
+
+def hash_files(
+    files: Sequence[LocalFile], *, workers: int | None = None, on_bytes: Callable[[int], None] | None = None
+) -> list[HashedFile]:
+    """Hashes in a bounded thread pool (hashlib releases the GIL on large updates), in input order."""
+
+    def one(file: LocalFile) -> HashedFile:
+        sha256, size = hash_file(file.source, on_bytes)
+        return HashedFile(file.path, file.source, sha256, size)
+
+    return run_parallel([partial(one, f) for f in files], workers or default_workers())
+
+
+# ---------------------------------------------------------------- batching
+
+
+def batches(
+    files: Sequence[T], remote: Sequence[U], size: int = MAX_FILES_PER_REQUEST
+) -> list[tuple[list[T], list[U]]]:
+    """Manifest entries cut into requests of at most `size` files and `size` remote entries each;
+    always at least one batch (an upload may list nothing)."""
+    count = max(1, -(-len(files) // size), -(-len(remote) // size))
+    return [(list(files[i * size : (i + 1) * size]), list(remote[i * size : (i + 1) * size])) for i in range(count)]
+
+
+# ---------------------------------------------------------------- a bounded pool
+
+
+def run_parallel(tasks: Sequence[Callable[[], T]], workers: int) -> list[T]:
+    """Runs the tasks on at most `workers` threads and answers their results in order; the first
+    failure cancels what has not started and is raised once the running ones finish."""
+    if workers <= 1 or len(tasks) <= 1:
+        return [task() for task in tasks]
+    with ThreadPoolExecutor(max_workers=min(workers, len(tasks)), thread_name_prefix="artreg") as pool:
+        futures: list[Future[T]] = [pool.submit(task) for task in tasks]
+        done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+        failed = next((f for f in futures if f in done and f.exception() is not None), None)
+        if failed is not None:
+            for future in pending:
+                future.cancel()
+            error = failed.exception()
+            assert error is not None
+            raise error
+        return [future.result() for future in futures]

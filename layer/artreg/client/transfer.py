@@ -1,0 +1,399 @@
+"""Moving bytes: the missing blobs of an upload to their presigned URLs, and a version's files into a
+folder, verified, through a local content cache, never outside that folder."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import stat
+import threading
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+from artreg.client.errors import ArtregError, IntegrityError, Invalid, StreamBroken
+from artreg.client.files import CHUNK, HashedFile, default_workers, hash_file, run_parallel
+from artreg.client.http import BodyFactory, RetryPolicy, Transport
+from artreg.client.progress import NoProgress, Progress
+from artreg.model.names import check_path, check_sha256
+from artreg.model.wire import DownloadFile, MissingBlob, Part
+
+log = logging.getLogger("artreg")
+Fetch = Callable[[str], Iterator[bytes]]
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_BINARY = getattr(os, "O_BINARY", 0)
+
+
+# ---------------------------------------------------------------- uploads
+
+
+class _Chunks:
+    """The bytes [offset, offset + length) of a file, read 1 MiB at a time as the PUT sends them."""
+
+    def __init__(self, source: str, offset: int, length: int, on_bytes: Callable[[int], None]) -> None:
+        self.source = source
+        self.offset = offset
+        self.length = length
+        self.on_bytes = on_bytes
+        self.sent = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        with open(self.source, "rb") as file:
+            file.seek(self.offset)
+            remaining = self.length
+            while remaining > 0:
+                chunk = file.read(min(CHUNK, remaining))
+                if not chunk:
+                    raise IntegrityError(f"{self.source} got shorter after it was hashed", code="file_changed")
+                remaining -= len(chunk)
+                self.sent += len(chunk)
+                self.on_bytes(len(chunk))
+                yield chunk
+
+
+def _body(source: str, offset: int, length: int, progress: Progress) -> BodyFactory:
+    """A body for `Transport.put_blob`: a fresh reader for each try, taking back the progress that a
+    failed try had counted."""
+    tries: list[_Chunks] = []
+
+    def make() -> _Chunks:
+        if tries:
+            progress.update(-tries[-1].sent)
+        tries.append(_Chunks(source, offset, length, progress.update))
+        return tries[-1]
+
+    return make
+
+
+def _put_whole(transport: Transport, blob: MissingBlob, source: str, progress: Progress) -> None:
+    assert blob.url is not None
+    transport.put_blob(blob.url, blob.headers, blob.size, _body(source, 0, blob.size, progress))
+
+
+def _put_part(
+    transport: Transport,
+    url: str,
+    source: str,
+    offset: int,
+    length: int,
+    progress: Progress,
+    etags: dict[int, str],
+    number: int,
+) -> None:
+    etag = transport.put_blob(url, {}, length, _body(source, offset, length, progress))
+    if not etag:
+        raise ArtregError(f"the blob store answered part {number} without an ETag", code="no_etag")
+    etags[number] = etag
+
+
+def upload_blobs(
+    transport: Transport,
+    missing: Sequence[MissingBlob],
+    sources: Mapping[str, HashedFile],
+    *,
+    complete: Callable[[str, list[Part]], None],
+    workers: int | None = None,
+    progress: Progress | None = None,
+) -> None:
+    """PUTs every missing blob, streamed from the first local file with its SHA-256: in one request
+    with exactly the answer's headers, or part by part from each part's offset, then `complete(sha256,
+    parts)` with the ETag of each part. All PUTs of all blobs share one bounded pool."""
+    progress = progress or NoProgress()
+    tasks: list[Callable[[], None]] = []
+    etags_of: dict[str, dict[int, str]] = {}
+    for blob in missing:
+        local = sources.get(blob.sha256)
+        if local is None or local.size != blob.size:
+            raise ArtregError(f"the registry asked for blob {blob.sha256[:12]}..., which this upload did not offer")
+        target = blob.multipart
+        if target is not None:
+            count = len(target.parts)
+            if (
+                target.part_size <= 0
+                or count == 0
+                or not (count - 1) * target.part_size < blob.size <= count * target.part_size
+            ):
+                raise ArtregError(f"the multipart target of blob {blob.sha256[:12]}... does not cover its size")
+            etags = etags_of[blob.sha256] = {}
+            for part in target.parts:
+                offset = (part.part_number - 1) * target.part_size
+                length = min(target.part_size, blob.size - offset)
+                tasks.append(
+                    partial(
+                        _put_part, transport, part.url, local.source, offset, length, progress, etags, part.part_number
+                    )
+                )
+        elif blob.url is not None:
+            tasks.append(partial(_put_whole, transport, blob, local.source, progress))
+        else:
+            raise ArtregError(f"the registry gave blob {blob.sha256[:12]}... neither a URL nor parts")
+    run_parallel(tasks, workers or default_workers())
+    finishing = [
+        partial(complete, sha256, [Part(part_number=n, etag=etags[n]) for n in sorted(etags)])
+        for sha256, etags in etags_of.items()
+    ]
+    run_parallel(finishing, workers or default_workers())
+
+
+# ---------------------------------------------------------------- the download guard
+
+
+def _inside(root: str, path: str) -> bool:
+    try:
+        return os.path.commonpath([root, path]) == root
+    except ValueError:  # another drive
+        return False
+
+
+def destination(root: str, path: str, resolved: dict[str, str] | None = None) -> str:
+    """Where a manifest's `path` is written under the folder `root` (a real path). Refuses, before
+    anything is written, a path that breaks API.md's rule (absolute, `..`, backslash, ...) and one
+    whose folder, once the symbolic links that already exist inside `root` are resolved, is not
+    inside `root`. The last component is never resolved: a link there is replaced, not followed.
+    `resolved` memoises folders already checked (this SDK never creates a link, so a checked folder
+    stays inside)."""
+    check_path(path)
+    folder, _, name = path.rpartition("/")
+    real_folder = resolved.get(folder) if resolved is not None else None
+    if real_folder is None:
+        joined = os.path.join(root, *folder.split("/")) if folder else root
+        real_folder = os.path.realpath(joined)
+        if not (_inside(root, os.path.abspath(joined)) and _inside(root, real_folder)):
+            raise Invalid(
+                f"file path {path[:200]!r} leads outside the download folder {root}",
+                code="unsafe_path",
+                details={"path": path[:200]},
+            )
+        if resolved is not None:
+            resolved[folder] = real_folder
+    return os.path.join(real_folder, name)
+
+
+def _new_temp(folder: str) -> tuple[int, str]:
+    """A new file in `folder` (O_EXCL: never an existing file or link), mode 0666 less the umask."""
+    while True:
+        name = os.path.join(folder, f".artreg-{uuid.uuid4().hex[:16]}.part")
+        try:
+            return os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _BINARY, 0o666), name
+        except FileExistsError:
+            continue
+
+
+def _install(source: str, dest: str, *, link: bool) -> None:
+    """Puts a copy of `source` at `dest` atomically (a hard link when `link` and possible): written
+    aside, then `os.replace`d, which replaces a link at `dest` rather than writing through it."""
+    folder = os.path.dirname(dest)
+    os.makedirs(folder, exist_ok=True)
+    temp = ""
+    try:
+        if link:
+            temp = os.path.join(folder, f".artreg-{uuid.uuid4().hex[:16]}.part")
+            try:
+                os.link(source, temp)
+            except OSError:
+                temp = ""
+        if not temp:
+            fd, temp = _new_temp(folder)
+            with open(fd, "wb") as out, open(source, "rb") as data:
+                shutil.copyfileobj(data, out, CHUNK)
+        os.replace(temp, dest)
+    finally:
+        if temp and os.path.lexists(temp):
+            os.unlink(temp)
+
+
+def _holds(dest: str, sha256: str, size: int) -> bool:
+    """Whether `dest` is a regular file (not a link) with that size and SHA-256."""
+    try:
+        info = os.lstat(dest)
+        if not stat.S_ISREG(info.st_mode) or info.st_size != size:
+            return False
+        return hash_file(dest, follow=False)[0] == sha256
+    except OSError:
+        return False
+
+
+# ---------------------------------------------------------------- the local content cache
+
+
+class BlobCache:
+    """Blobs by content at `<root>/blobs/sha256/<2 hex>/<hex>`, shared by every registry and project
+    (a SHA-256 names the same bytes everywhere). A hit is re-hashed before use, since a file hard
+    linked out of the cache may have been edited in place; filling it never fails a download."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root).expanduser()
+
+    @staticmethod
+    def default_dir() -> Path:
+        return Path(os.environ.get("ARTREG_CACHE_DIR") or Path.home() / ".cache" / "artreg").expanduser()
+
+    def path_of(self, sha256: str) -> Path:
+        check_sha256(sha256)
+        return self.root / "blobs" / "sha256" / sha256[:2] / sha256
+
+    def get(self, sha256: str, size: int) -> str | None:
+        """The cached file of that blob, or None; a spoiled one (same size, other bytes) is removed."""
+        path = str(self.path_of(sha256))
+        try:
+            info = os.lstat(path)
+            if not stat.S_ISREG(info.st_mode) or info.st_size != size:
+                return None
+            if hash_file(path, follow=False)[0] == sha256:
+                return path
+            os.unlink(path)
+        except OSError:
+            pass
+        return None
+
+    def put(self, sha256: str, source: str) -> None:
+        try:
+            path = self.path_of(sha256)
+            if not path.exists():
+                _install(source, str(path), link=True)
+        except OSError as error:
+            log.debug("could not cache blob %s: %s", sha256, error)
+
+
+# ---------------------------------------------------------------- downloads
+
+
+@dataclass
+class DownloadStats:
+    downloaded: int = 0  # files written from bytes fetched from the blob store
+    from_cache: int = 0  # files taken from the local cache
+    skipped: int = 0  # files already in place with the right content
+    bytes: int = 0  # bytes fetched (a blob listed at two paths is fetched once)
+
+
+class Downloader:
+    """Writes files of a manifest under a folder: every path is checked first (see `destination`),
+    each distinct blob is fetched once, streamed into a temporary file beside its destination while
+    hashed, checked against the manifest's size and SHA-256 (a mismatch removes it and raises
+    `IntegrityError`), and only then `os.replace`d into place. A destination that already holds the
+    content is skipped; the cache, when given, is asked first and filled after a fetch."""
+
+    def __init__(
+        self,
+        fetch: Fetch,
+        *,
+        cache: BlobCache | None = None,
+        workers: int | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self.fetch = fetch
+        self.cache = cache
+        self.workers = workers or default_workers()
+        self.retry = retry or RetryPolicy()
+        self._lock = threading.Lock()
+        self._resolved: dict[str, dict[str, str]] = {}  # real root -> folder in the manifest -> real folder
+
+    def plan(
+        self, root: str | os.PathLike[str], files: Sequence[DownloadFile]
+    ) -> dict[str, list[tuple[DownloadFile, str]]]:
+        """The destinations of `files` under `root`, grouped by blob; raises before writing anything."""
+        real_root = os.path.realpath(root)
+        resolved = self._resolved.setdefault(real_root, {})
+        groups: dict[str, list[tuple[DownloadFile, str]]] = {}
+        seen: dict[str, str] = {}
+        for file in files:
+            check_sha256(file.sha256)
+            if file.size < 0:
+                raise Invalid(f"file {file.path[:200]!r} has a negative size")
+            dest = destination(real_root, file.path, resolved)
+            if seen.setdefault(dest, file.sha256) != file.sha256:
+                raise Invalid(f"file path {file.path[:200]!r} is listed twice with different content")
+            group = groups.setdefault(file.sha256, [])
+            if all(d != dest for _, d in group):
+                group.append((file, dest))
+        return groups
+
+    def download(
+        self, root: str | os.PathLike[str], files: Sequence[DownloadFile], progress: Progress | None = None
+    ) -> DownloadStats:
+        groups = self.plan(root, files)
+        os.makedirs(os.path.realpath(root), exist_ok=True)
+        stats = DownloadStats()
+        shown = progress or NoProgress()
+        tasks = [partial(self._materialize, group, stats, shown) for group in groups.values()]
+        run_parallel(tasks, self.workers)
+        return stats
+
+    def _count(self, stats: DownloadStats, **add: int) -> None:
+        with self._lock:
+            for key, value in add.items():
+                setattr(stats, key, getattr(stats, key) + value)
+
+    def _materialize(self, group: list[tuple[DownloadFile, str]], stats: DownloadStats, progress: Progress) -> None:
+        first = group[0][0]
+        sha256, size = first.sha256, first.size
+        todo = [(file, dest) for file, dest in group if not _holds(dest, sha256, size)]
+        self._count(stats, skipped=len(group) - len(todo))
+        progress.update(size * (len(group) - len(todo)))
+        if not todo:
+            return
+        cached = self.cache.get(sha256, size) if self.cache else None
+        if cached is not None:
+            for _, dest in todo:
+                _install(cached, dest, link=True)
+            self._count(stats, from_cache=len(todo))
+            progress.update(size * len(todo))
+            return
+        file, dest = todo[0]
+        self._fetch(file, dest, progress)
+        self._count(stats, downloaded=1, bytes=size)
+        if self.cache:
+            self.cache.put(sha256, dest)
+        for _, other in todo[1:]:
+            _install(dest, other, link=False)
+            self._count(stats, downloaded=1)
+            progress.update(size)
+
+    def _fetch(self, file: DownloadFile, dest: str, progress: Progress) -> None:
+        """Streams the blob into a temporary file beside `dest`, verified, then into place. A stream
+        that breaks off is started over (bounded by the retry policy); nothing half-written stays."""
+        folder = os.path.dirname(dest)
+        os.makedirs(folder, exist_ok=True)
+        retry = 0
+        while True:
+            fd, temp = _new_temp(folder)
+            written = 0
+            try:
+                digest = hashlib.sha256()
+                with open(fd, "wb") as out:
+                    chunks = self.fetch(file.url)
+                    try:
+                        for chunk in chunks:
+                            if written + len(chunk) > file.size:
+                                written += len(chunk)
+                                break
+                            out.write(chunk)
+                            digest.update(chunk)
+                            written += len(chunk)
+                            progress.update(len(chunk))
+                    finally:
+                        close = getattr(chunks, "close", None)
+                        if close is not None:
+                            close()
+                if written != file.size or digest.hexdigest() != file.sha256:
+                    raise IntegrityError(
+                        f"{file.path}: the bytes downloaded do not match the manifest"
+                        f" ({'over ' if written > file.size else ''}{written} bytes, expected {file.size}"
+                        f" with SHA-256 {file.sha256})",
+                        details={"path": file.path, "sha256": file.sha256, "size": file.size},
+                    )
+                os.replace(temp, dest)
+                return
+            except StreamBroken:
+                progress.update(-min(written, file.size))
+                retry += 1
+                if retry >= self.retry.attempts:
+                    raise
+                self.retry.sleep(self.retry.delay(retry - 1))
+            finally:
+                if os.path.lexists(temp):
+                    os.unlink(temp)
