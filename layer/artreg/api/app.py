@@ -10,6 +10,14 @@ from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import unquote
 
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+from aws_lambda_powertools.metrics import MetricUnit
+from pydantic import BaseModel
+
 from artreg.model.errors import ArtregError, Invalid, NotFound, Retryable
 from artreg.model.wire import (
     AddFiles,
@@ -35,13 +43,6 @@ from artreg.model.wire import (
 from artreg.registry import Registry
 from artreg.registry.ports import StoredVersion
 from artreg.registry.service import Committed
-from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from aws_lambda_powertools.event_handler.openapi.params import Body, Query
-from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
-from aws_lambda_powertools.metrics import MetricUnit
-from pydantic import BaseModel
 
 JSON = "application/json"
 ARTIFACT = "/v1/projects/<project>/artifacts/<name>"

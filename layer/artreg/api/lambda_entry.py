@@ -3,10 +3,11 @@ resolver and Powertools' logger, tracer and metrics."""
 
 from __future__ import annotations
 
+from aws_lambda_powertools import Tracer
+
 from artreg.api.app import build_app, logger, metrics
 from artreg.aws.clients import aws_registry
 from artreg.settings import settings
-from aws_lambda_powertools import Tracer
 
 tracer = Tracer(service="artreg")
 registry = aws_registry(settings())

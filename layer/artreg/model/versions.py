@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Literal
 
 import semver
+
 from artreg.model.errors import Invalid
 
 Bump = Literal["major", "minor", "patch"]

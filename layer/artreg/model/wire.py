@@ -6,9 +6,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
 from artreg.model import names
 from artreg.model.versions import Bump, parse
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 Path = Annotated[str, AfterValidator(names.check_path)]
 Sha256 = Annotated[str, AfterValidator(names.check_sha256)]
