@@ -14,7 +14,6 @@ a chosen rate. They compare 16 writers with 1 and count retries; they are no fig
 from __future__ import annotations
 
 import hashlib
-import os
 import sys
 import threading
 import time
@@ -24,7 +23,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import boto3
 import requests
 from artreg.aws.dynamodb import DynamoStore
 from artreg.aws.s3 import S3BlobStore
@@ -32,12 +30,10 @@ from artreg.model.errors import Retryable
 from artreg.model.wire import FileEntry, MissingBlob, MoveAlias, StartUpload, Usage
 from artreg.registry import Registry
 from artreg.registry.service import Committed
-from botocore.config import Config
-from moto import mock_aws
 
 from benchmarks import table
-from tests.support.moto_serial import SerialisedClient, one_backup_per_transaction
-from tests.support.template import create_bucket, create_table
+from tests.support.moto_resources import registry_resources
+from tests.support.moto_serial import SerialisedClient
 
 TITLE = "AWS calls per operation, and commit throughput on moto"
 REGION = "us-east-1"
@@ -90,30 +86,10 @@ class Calls:
 
 @contextmanager
 def moto_account() -> Iterator[tuple[Any, Any, Calls]]:
-    """A fresh moto account holding the registry's table and bucket; its two clients, counted."""
-    os.environ.update(
-        {
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_SECURITY_TOKEN": "testing",
-            "AWS_SESSION_TOKEN": "testing",
-            "AWS_DEFAULT_REGION": REGION,
-        }
-    )
-    with mock_aws():
-        dynamodb = boto3.client("dynamodb", region_name=REGION)
-        s3 = boto3.client(
-            "s3",
-            region_name=REGION,
-            endpoint_url=f"https://s3.{REGION}.amazonaws.com",
-            config=Config(signature_version="s3v4", s3={"addressing_style": "virtual"}),
-        )
-        # moto deep-copies the whole table, stream records included, for each item of each transaction:
-        # a long run grows quadratic. Nothing here reads the stream (see tests/support for both measures).
-        create_table(dynamodb, TABLE, stream=False)
-        create_bucket(s3, BUCKET)
-        with one_backup_per_transaction():
-            yield dynamodb, s3, Calls(dynamodb, s3)
+    """A fresh moto account holding the registry's table and bucket; its two clients, counted. Nothing
+    here reads the table's stream, so it runs as a load test (see registry_resources)."""
+    with registry_resources(TABLE, BUCKET, load=True) as resources:
+        yield resources["dynamodb"], resources["s3"], Calls(resources["dynamodb"], resources["s3"])
 
 
 def files(tag: str, count: int = 1) -> dict[str, bytes]:

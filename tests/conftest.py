@@ -6,34 +6,24 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-import boto3
 import pytest
 import requests
 from artreg.model.wire import MissingBlob
 from artreg.registry import Policy, Registry
-from botocore.config import Config
 
-REGION = "us-east-1"
+from tests.support.moto_resources import FAKE_CREDENTIALS, registry_resources
+
 TABLE = "artreg-test"
 BUCKET = "artreg-test-blobs"
 FAST = Policy(backoff_base_s=0.001, backoff_cap_s=0.02)
 
 # no real AWS account is ever reached from a test
-os.environ.update(
-    {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SECURITY_TOKEN": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-    }
-)
+os.environ.update(FAKE_CREDENTIALS)
 
 
 @dataclass
@@ -45,40 +35,17 @@ class Backend:
     blob_keys: Callable[[], list[str]]  # every stored object/file, to check nothing escaped
 
 
-@contextmanager
-def moto_registry_resources(*, stream: bool = True) -> Iterator[dict[str, Any]]:
-    """moto with the table, bucket and bus built from template.yaml's own properties."""
-    from moto import mock_aws
-
-    from tests.support.template import create_bucket, create_event_bus, create_table
-
-    with mock_aws():
-        dynamodb = boto3.client("dynamodb", region_name=REGION)
-        s3 = boto3.client(
-            "s3",
-            region_name=REGION,
-            endpoint_url=f"https://s3.{REGION}.amazonaws.com",
-            config=Config(signature_version="s3v4", s3={"addressing_style": "virtual"}),
-        )
-        create_table(dynamodb, TABLE, stream=stream)
-        create_bucket(s3, BUCKET)
-        bus = create_event_bus(boto3.client("events", region_name=REGION), "artreg-test")
-        yield {"dynamodb": dynamodb, "s3": s3, "bus": bus}
-
-
 @pytest.fixture
 def aws() -> Iterator[dict[str, Any]]:
-    with moto_registry_resources() as resources:
+    """moto with the table, bucket and bus built from template.yaml's own properties."""
+    with registry_resources(TABLE, BUCKET) as resources:
         yield resources
 
 
 @pytest.fixture
 def aws_load() -> Iterator[dict[str, Any]]:
-    """For tests of hundreds of commits: the same resources, the table's stream off (see create_table),
-    and one backup per moto transaction (see one_backup_per_transaction)."""
-    from tests.support.moto_serial import one_backup_per_transaction
-
-    with moto_registry_resources(stream=False) as resources, one_backup_per_transaction():
+    """The same, for tests of hundreds of commits (see registry_resources)."""
+    with registry_resources(TABLE, BUCKET, load=True) as resources:
         yield resources
 
 

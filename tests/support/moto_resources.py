@@ -1,0 +1,54 @@
+"""The registry's AWS resources on moto, built from template.yaml: for the tests and the benchmarks."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from tests.support.moto_serial import one_backup_per_transaction
+from tests.support.template import create_bucket, create_event_bus, create_table
+
+REGION = "us-east-1"
+FAKE_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SECURITY_TOKEN": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+}
+
+
+def s3_client() -> Any:
+    """As the API makes it: SigV4 presigning, the regional endpoint, virtual-hosted buckets."""
+    return boto3.client(
+        "s3",
+        region_name=REGION,
+        endpoint_url=f"https://s3.{REGION}.amazonaws.com",
+        config=Config(signature_version="s3v4", s3={"addressing_style": "virtual"}),
+    )
+
+
+@contextmanager
+def registry_resources(table: str, bucket: str, *, load: bool = False) -> Iterator[dict[str, Any]]:
+    """moto with the table, bucket and bus of template.yaml. `load=True` is for runs of hundreds of
+    commits: the table's stream off and one backup per transaction (moto would otherwise deep-copy
+    the table, stream records included, once per item of every transaction: quadratic)."""
+    from moto import mock_aws
+
+    os.environ.update(FAKE_CREDENTIALS)  # no real AWS account is ever reached
+    with mock_aws():
+        dynamodb = boto3.client("dynamodb", region_name=REGION)
+        s3 = s3_client()
+        create_table(dynamodb, table, stream=not load)
+        create_bucket(s3, bucket)
+        bus = create_event_bus(boto3.client("events", region_name=REGION), "artreg-test")
+        if load:
+            with one_backup_per_transaction():
+                yield {"dynamodb": dynamodb, "s3": s3, "bus": bus}
+        else:
+            yield {"dynamodb": dynamodb, "s3": s3, "bus": bus}
