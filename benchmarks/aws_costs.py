@@ -24,13 +24,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import requests
+
 from artreg.aws.dynamodb import DynamoStore
 from artreg.aws.s3 import S3BlobStore
 from artreg.model.errors import Retryable
 from artreg.model.wire import FileEntry, MissingBlob, MoveAlias, StartUpload, Usage
 from artreg.registry import Registry
 from artreg.registry.service import Committed
-
 from benchmarks import table
 from tests.support.moto_resources import registry_resources
 from tests.support.moto_serial import SerialisedClient

@@ -13,9 +13,9 @@ from urllib.parse import urlencode
 
 import pytest
 import requests
+
 from artreg.model.wire import MissingBlob
 from artreg.registry import Policy, Registry
-
 from tests.support.moto_resources import FAKE_CREDENTIALS, registry_resources
 
 TABLE = "artreg-test"
@@ -52,7 +52,6 @@ def aws_load() -> Iterator[dict[str, Any]]:
 def aws_backend(aws: dict[str, Any], *, conflict_rate: float = 0.0, policy: Policy = FAST) -> Backend:
     from artreg.aws.dynamodb import DynamoStore
     from artreg.aws.s3 import S3BlobStore
-
     from tests.support.moto_serial import SerialisedClient
 
     s3 = aws["s3"]

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from artreg.api.lambda_entry import app, logger, metrics, tracer
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from artreg.api.lambda_entry import app, logger, metrics, tracer
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 from functools import lru_cache
 
-from artreg.registry.service import Policy
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from artreg.registry.service import Policy
 
 
 class Settings(BaseSettings):

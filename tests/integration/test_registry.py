@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from artreg.model.errors import Conflict, Invalid, NotFound, PreconditionFailed
 from artreg.model.wire import (
     AddFiles,
@@ -23,7 +24,6 @@ from artreg.model.wire import (
     VersionRecord,
 )
 from artreg.registry.service import Committed, UploadStarted
-
 from tests.conftest import FAST, Backend, aws_backend, local_backend
 
 P, N = "vision", "resnet"

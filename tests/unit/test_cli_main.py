@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from artreg import cli
 from artreg.client import (
     ArtregError,

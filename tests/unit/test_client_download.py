@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from artreg.client import IntegrityError, Invalid, RetryPolicy, StreamBroken
 from artreg.client.transfer import BlobCache, Downloader, destination
 from artreg.model.wire import DownloadFile

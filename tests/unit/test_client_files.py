@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from artreg.client import Artifact, Invalid
 from artreg.client.files import CHUNK, LocalFile, batches, hash_file, hash_files, run_parallel, walk
 

@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 import urllib3.exceptions as u3
+from botocore.credentials import Credentials
+
 from artreg.client import (
     ArtregError,
     Conflict,
@@ -28,7 +30,6 @@ from artreg.client import (
 from artreg.client.errors import error_from_answer
 from artreg.client.http import Transport
 from artreg.client.sigv4 import SigV4Signer, region_of, wants_sigv4
-from botocore.credentials import Credentials
 
 API = "http://127.0.0.1:8080"
 DEPLOYED = "https://abc123.execute-api.eu-west-1.amazonaws.com"

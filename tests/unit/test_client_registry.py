@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
+
 from artreg.client import Artifact, Invalid, LoggedArtifact, Registry, RetryPolicy, split_ref
 from artreg.client.http import Transport
 

@@ -14,6 +14,7 @@ from unittest import mock
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
+
 from artreg.local.blobs import FolderBlobStore
 from artreg.local.testing import fetch, parts_of, put_blob
 from artreg.model.errors import ArtregError, Forbidden, Invalid, NotFound

@@ -15,6 +15,7 @@ from typing import Any
 from unittest import mock
 
 import pytest
+
 from artreg.local import sqlite_store as sqlite_module
 from artreg.local.sqlite_store import SqliteStore
 from artreg.model.errors import Retryable

@@ -8,11 +8,12 @@ import random
 
 import pytest
 import semver
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from artreg.model import manifest, names, versions
 from artreg.model.errors import Invalid, TooLarge
 from artreg.model.wire import FileEntry, RemoteEntry
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 numbers = st.integers(min_value=0, max_value=10**30)
 alnum_ids = st.from_regex(r"[0-9A-Za-z-]*[A-Za-z-][0-9A-Za-z-]*", fullmatch=True).filter(lambda s: len(s) <= 12)
