@@ -273,17 +273,19 @@ def test_split_remote(spec: str, expected: tuple[str, str | None]) -> None:
 
 def test_the_server_command_calls_serve_lazily(monkeypatch: pytest.MonkeyPatch) -> None:
     # Given a stand-in for artreg.local.server
-    served: list[tuple[str, int, str]] = []
+    served: list[tuple[str, int, str, str | None]] = []
     module = types.ModuleType("artreg.local.server")
-    module.serve = lambda host, port, data: served.append((host, port, data))  # type: ignore[attr-defined]
+    module.serve = lambda host, port, data, public_url: served.append((host, port, data, public_url))  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "artreg.local.server", module)
 
     # When the server command runs
-    code = cli.main(["server", "--host", "0.0.0.0", "--port", "9000", "--data", "/tmp/x"])  # noqa: S104
+    code = cli.main(
+        ["server", "--host", "0.0.0.0", "--port", "9000", "--data", "/tmp/x", "--public-url", "http://h:9000"]
+    )  # noqa: S104
 
     # Then serve got the options, and no registry client was made
     assert code == 0
-    assert served == [("0.0.0.0", 9000, "/tmp/x")]  # noqa: S104
+    assert served == [("0.0.0.0", 9000, "/tmp/x", "http://h:9000")]  # noqa: S104
 
 
 # ---------------------------------------------------------------- exit codes
