@@ -281,11 +281,11 @@ def test_the_server_command_calls_serve_lazily(monkeypatch: pytest.MonkeyPatch) 
     # When the server command runs
     code = cli.main(
         ["server", "--host", "0.0.0.0", "--port", "9000", "--data", "/tmp/x", "--public-url", "http://h:9000"]
-    )  # noqa: S104
+    )
 
     # Then serve got the options, and no registry client was made
     assert code == 0
-    assert served == [("0.0.0.0", 9000, "/tmp/x", "http://h:9000")]  # noqa: S104
+    assert served == [("0.0.0.0", 9000, "/tmp/x", "http://h:9000")]
 
 
 # ---------------------------------------------------------------- exit codes
