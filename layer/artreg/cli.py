@@ -9,7 +9,8 @@
     artreg alias set NAME ALIAS VERSION [--expect VERSION|none] | rm NAME ALIAS | history NAME ALIAS
     artreg tag NAME[@REF] --add T --remove T
     artreg rm NAME@VERSION [--force]
-    artreg server [--host H] [--port P] [--data DIR]
+    artreg lineage NAME[@REF] [--upstream|--downstream] [--depth N] [--format tree|mermaid|dot|json]
+    artreg server [--host H] [--port P] [--data DIR] [--webhook URL]
 
 `--url` and `--project` come from the flags or ARTREG_URL / ARTREG_PROJECT (the URL defaults to the
 local server, http://127.0.0.1:8080). Output is a human table, or JSON with `--json`. Exit codes: 0
@@ -27,7 +28,7 @@ import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from artreg import __version__
 from artreg.model.errors import (
@@ -346,6 +347,23 @@ def cmd_rm(args: argparse.Namespace, reg: Registry) -> int:
     return EXIT_OK
 
 
+def cmd_lineage(args: argparse.Namespace, reg: Registry) -> int:
+    from artreg.client import lineage
+
+    name, ref = _name_ref(args.ref)
+    direction: Literal["upstream", "downstream", "both"] = (
+        "upstream" if args.upstream else "downstream" if args.downstream else "both"
+    )
+    graph = reg.lineage(name, ref, direction=direction, depth=args.depth)
+    data = graph.model_dump(mode="json")
+    if args.format == "json":
+        print(json.dumps(data, indent=2, ensure_ascii=False))
+        return EXIT_OK
+    draw = {"tree": lineage.tree, "mermaid": lineage.mermaid, "dot": lineage.dot}[args.format]
+    _emit(args, data, lambda: draw(graph))
+    return EXIT_OK
+
+
 # ---------------------------------------------------------------- server
 
 
@@ -353,7 +371,7 @@ def cmd_server(args: argparse.Namespace) -> int:
     """`artreg server`: the embedded registry (SQLite and a folder of blobs), imported only when it runs."""
     from artreg.local.server import serve
 
-    serve(args.host, args.port, args.data, public_url=args.public_url)
+    serve(args.host, args.port, args.data, public_url=args.public_url, webhook=args.webhook)
     return EXIT_OK
 
 
@@ -440,6 +458,19 @@ def build_parser() -> argparse.ArgumentParser:
     rm.add_argument("ref", metavar="NAME@VERSION")
     rm.add_argument("--force", action="store_true", help="also when aliases other than latest point at it")
 
+    lineage = command("lineage", cmd_lineage, "the runs and versions a version came from and led to")
+    lineage.add_argument("ref", metavar="NAME[@REF]")
+    way = lineage.add_mutually_exclusive_group()
+    way.add_argument("--upstream", action="store_true", help="only what it came from")
+    way.add_argument("--downstream", action="store_true", help="only what came of it")
+    lineage.add_argument("--depth", type=int, help="how many runs away to go (default 3, at most 10)")
+    lineage.add_argument(
+        "--format",
+        choices=["tree", "mermaid", "dot", "json"],
+        default="tree",
+        help="a tree (default), Mermaid or Graphviz text for a picture, or JSON",
+    )
+
     server = commands.add_parser(
         "server",
         help="run the registry on this machine",
@@ -450,6 +481,13 @@ def build_parser() -> argparse.ArgumentParser:
     default_data = os.environ.get("ARTREG_DATA") or str(Path.home() / ".local" / "share" / "artreg")
     server.add_argument("--data", default=default_data, help="data folder, kept across restarts (ARTREG_DATA)")
     server.add_argument("--public-url", help="the base URL clients reach this server by, for blob URLs")
+    server.add_argument(
+        "--webhook",
+        metavar="URL",
+        default=os.environ.get("ARTREG_WEBHOOK") or None,
+        help="also POST each event (as EventBridge delivers it) to this URL, retried until it answers 2xx"
+        " (ARTREG_WEBHOOK)",
+    )
     server.set_defaults(server=cmd_server)
     return parser
 

@@ -14,7 +14,14 @@ from moto import mock_aws
 from samtranslator.translator.managed_policy_translator import ManagedPolicyLoader
 from samtranslator.translator.transform import transform
 
-from tests.support.template import TEMPLATE_PATH, create_bucket, create_event_bus, create_table, load_template
+from tests.support.template import (
+    TEMPLATE_PATH,
+    create_bucket,
+    create_event_bus,
+    create_lineage_queue,
+    create_table,
+    load_template,
+)
 
 REGION = "eu-west-1"
 
@@ -31,7 +38,9 @@ def _translate() -> dict[str, Any]:
     template = load_template()
     # `sam package` swaps local code folders for S3 URIs before the transform runs: do the same.
     resources = template["Resources"]
-    resources["ApiFunction"]["Properties"]["CodeUri"] = "s3://artreg-packages/api.zip"
+    for name, resource in resources.items():
+        if resource["Type"] == "AWS::Serverless::Function":
+            resource["Properties"]["CodeUri"] = f"s3://artreg-packages/{name}.zip"
     resources["ArtifactsLayer"]["Properties"]["ContentUri"] = "s3://artreg-packages/layer.zip"
     # Offline: the template names no managed policy, so the loader is never asked for IAM's list.
     policy_loader = create_autospec(ManagedPolicyLoader, instance=True)
@@ -126,7 +135,7 @@ def test_no_role_may_scan_or_use_wildcards_on_data(translated: dict[str, Any]) -
 def test_remote_read_permission_only_when_buckets_are_given(translated: dict[str, Any]) -> None:
     # Given the condition on the remote-bucket parameter
     condition = translated["Conditions"]["HasRemoteReadBuckets"]
-    (role,) = _resources(translated, "AWS::IAM::Role").values()
+    role = translated["Resources"]["ApiFunctionRole"]
     conditional = [
         s["Fn::If"] for p in role["Properties"]["Policies"] for s in p["PolicyDocument"]["Statement"] if "Fn::If" in s
     ]
@@ -237,3 +246,136 @@ def test_moto_resources_follow_the_template() -> None:
     assert cors["ExposeHeaders"] == ["ETag"]
     # And the bus exists under the returned ARN
     assert events.describe_event_bus(Name="artreg-test")["Arn"] == bus_arn
+
+
+# ---------------------------------------------------------------- events and lineage
+
+
+def _statements(template: dict[str, Any], role: str) -> dict[str, dict[str, Any]]:
+    """The inline statements of a function's role, by Sid."""
+    policies = template["Resources"][role]["Properties"]["Policies"]
+    return {s["Sid"]: s for p in policies for s in p["PolicyDocument"]["Statement"]}
+
+
+def test_the_publisher_may_read_the_stream_put_on_the_bus_and_report_failures_only(
+    translated: dict[str, Any],
+) -> None:
+    # Given the publisher's role
+    statements = _statements(translated, "PublisherFunctionRole")
+    # Then it reads the table's stream, puts events on the registry's bus and writes its failure queue, nothing else
+    assert {k: (sorted(_as_list(s["Action"])), s["Resource"]) for k, s in statements.items()} == {
+        "TableStream": (
+            ["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams"],
+            {"Fn::GetAtt": ["Table", "StreamArn"]},
+        ),
+        "RegistryBus": (["events:PutEvents"], {"Fn::GetAtt": ["EventBus", "Arn"]}),
+        "OnFailureDestination": (["sqs:SendMessage"], {"Fn::GetAtt": ["PublisherFailureQueue", "Arn"]}),
+    }
+    # And no managed policy beyond logs and tracing (SAM's stream policy reads every stream)
+    arns = json.dumps(translated["Resources"]["PublisherFunctionRole"]["Properties"]["ManagedPolicyArns"])
+    assert "DynamoDB" not in arns
+    assert "SQS" not in arns
+
+
+def test_the_lineage_function_may_only_touch_lineage_items_and_its_queue(translated: dict[str, Any]) -> None:
+    statements = _statements(translated, "LineageFunctionRole")
+    items = statements["LineageItems"]
+    assert sorted(items["Action"]) == ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"]
+    assert items["Resource"] == {"Fn::GetAtt": ["Table", "Arn"]}
+    assert items["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["R#*", "G#*"]}}
+    queue = statements["LineageQueue"]
+    assert queue["Resource"] == {"Fn::GetAtt": ["LineageQueue", "Arn"]}
+    assert set(queue["Action"]) >= {"sqs:ReceiveMessage", "sqs:DeleteMessage"}
+    assert set(statements) == {"LineageItems", "LineageQueue"}
+    assert "SQS" not in json.dumps(translated["Resources"]["LineageFunctionRole"]["Properties"]["ManagedPolicyArns"])
+
+
+def test_the_stream_mapping_filters_retries_bisects_and_keeps_failures(translated: dict[str, Any]) -> None:
+    # Given the publisher's event source mapping
+    mapping = translated["Resources"]["PublisherStreamMapping"]["Properties"]
+    # Then it reads the table's stream, bisects failing batches, reports partial failures, and sends what
+    # keeps failing to the alarmed failure queue
+    assert mapping["EventSourceArn"] == {"Fn::GetAtt": ["Table", "StreamArn"]}
+    assert mapping["FunctionName"] == {"Ref": "PublisherFunction"}
+    assert mapping["BisectBatchOnFunctionError"] is True
+    assert 0 < mapping["MaximumRetryAttempts"] <= 10_000
+    assert mapping["BatchSize"] <= 1000
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mapping["DestinationConfig"] == {
+        "OnFailure": {"Destination": {"Fn::GetAtt": ["PublisherFailureQueue", "Arn"]}}
+    }
+    # And its filters are JSON patterns on the keys (what they let through is tested against real records
+    # in tests/integration/test_events.py)
+    patterns = [json.loads(f["Pattern"]) for f in mapping["FilterCriteria"]["Filters"]]
+    assert [p["eventName"] for p in patterns] == [["INSERT"], ["MODIFY"]]
+
+
+def test_the_lineage_rule_feeds_a_queue_with_a_dead_letter_queue(translated: dict[str, Any]) -> None:
+    resources = translated["Resources"]
+    rule = resources["LineageRule"]["Properties"]
+    # The rule takes the registry's commit and usage events off its bus
+    assert rule["EventBusName"] == {"Ref": "EventBus"}
+    assert rule["EventPattern"] == {
+        "source": [{"Ref": "EventSource"}],
+        "detail-type": ["ArtifactVersionCommitted", "ArtifactVersionUsed"],
+    }
+    (target,) = rule["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": ["LineageQueue", "Arn"]}
+    assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": ["LineageDeadLetterQueue", "Arn"]}}
+    # The queue redrives to the dead-letter queue, and only that rule may send to them
+    queue = resources["LineageQueue"]["Properties"]
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["LineageDeadLetterQueue", "Arn"]}
+    assert queue["VisibilityTimeout"] >= 6 * resources["LineageFunction"]["Properties"]["Timeout"]
+    (statement,) = resources["LineageQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"Service": "events.amazonaws.com"}
+    assert statement["Action"] == "sqs:SendMessage"
+    assert statement["Condition"] == {"ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": ["LineageRule", "Arn"]}}}
+    # And the lineage function reads the queue, reporting partial failures
+    mapping = resources["LineageQueueMapping"]["Properties"]
+    assert mapping["EventSourceArn"] == {"Fn::GetAtt": ["LineageQueue", "Arn"]}
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+
+
+def test_every_dead_letter_queue_has_an_alarm_on_its_depth(translated: dict[str, Any]) -> None:
+    alarms = _resources(translated, "AWS::CloudWatch::Alarm").values()
+    watched = {
+        a["Properties"]["Dimensions"][0]["Value"]["Fn::GetAtt"][0]
+        for a in alarms
+        if a["Properties"]["MetricName"] == "ApproximateNumberOfMessagesVisible"
+        and a["Properties"]["ComparisonOperator"] == "GreaterThanThreshold"
+        and a["Properties"]["Threshold"] == 0
+    }
+    assert watched == {"PublisherFailureQueue", "LineageDeadLetterQueue"}
+    # and every queue is encrypted
+    for queue in _resources(translated, "AWS::SQS::Queue").values():
+        assert queue["Properties"]["SqsManagedSseEnabled"] is True
+
+
+def test_the_bus_is_archived_for_replay(translated: dict[str, Any]) -> None:
+    (archive,) = _resources(translated, "AWS::Events::Archive").values()
+    assert archive["Properties"]["SourceArn"] == {"Fn::GetAtt": ["EventBus", "Arn"]}
+    assert archive["Properties"]["EventPattern"] == {"source": [{"Ref": "EventSource"}]}
+
+
+@mock_aws
+def test_the_lineage_queue_built_from_the_template_gets_the_rule_s_events() -> None:
+    # Given the bus, and the lineage rule and queues built from the template on moto
+    events = boto3.client("events", region_name=REGION)
+    sqs = boto3.client("sqs", region_name=REGION)
+    create_event_bus(events, "artreg-test")
+    queue_url = create_lineage_queue(events, sqs, "artreg-test", source="artreg")
+    # When a commit event, a usage event and an alias move are put on the bus
+    entries = [
+        {"EventBusName": "artreg-test", "Source": "artreg", "DetailType": kind, "Detail": json.dumps({"kind": kind})}
+        for kind in ("ArtifactVersionCommitted", "ArtifactVersionUsed", "AliasMoved")
+    ]
+    assert events.put_events(Entries=entries)["FailedEntryCount"] == 0  # type: ignore[arg-type]
+    # Then the queue holds the first two only
+    messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)["Messages"]
+    assert sorted(json.loads(m["Body"])["detail-type"] for m in messages) == [
+        "ArtifactVersionCommitted",
+        "ArtifactVersionUsed",
+    ]
+    # And the queue redrives to its dead-letter queue as the template says
+    attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["RedrivePolicy"])["Attributes"]
+    assert json.loads(attributes["RedrivePolicy"])["maxReceiveCount"] == 5

@@ -274,6 +274,8 @@ API_ROUTES = {
     ("delete", "/v1/projects/{project}/artifacts/{name}/aliases/{alias}"),
     ("get", "/v1/projects/{project}/artifacts/{name}/aliases/{alias}/history"),
     ("get", "/v1/resolve/{project}/{name_ref}"),
+    ("get", "/v1/projects/{project}/artifacts/{name}/versions/{ref}/lineage"),
+    ("get", "/v1/projects/{project}/runs/{run_id}"),
 }
 
 

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_events import EventBridgeClient
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sqs import SQSClient
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = REPO_ROOT / "template.yaml"
@@ -123,3 +124,65 @@ def create_event_bus(events_client: EventBridgeClient, name: str) -> str:
     """Create the registry's event bus (the template gives it no other property) and return its ARN."""
     arn: str = events_client.create_event_bus(Name=name)["EventBusArn"]
     return arn
+
+
+def _resolved(value: Any, refs: dict[str, Any]) -> Any:
+    """`value` with each `{"Ref": name}` of `refs` replaced by its value."""
+    if isinstance(value, dict):
+        if set(value) == {"Ref"} and value["Ref"] in refs:
+            return refs[value["Ref"]]
+        return {k: _resolved(v, refs) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolved(v, refs) for v in value]
+    return value
+
+
+def _create_queue(sqs_client: SQSClient, name: str, logical_id: str, redrive_to: str | None = None) -> str:
+    props = _properties(logical_id)
+    attributes = {key: str(props[key]) for key in ("VisibilityTimeout", "MessageRetentionPeriod") if key in props}
+    if redrive_to is not None:
+        redrive = props["RedrivePolicy"]
+        attributes["RedrivePolicy"] = json.dumps(
+            {"deadLetterTargetArn": redrive_to, "maxReceiveCount": redrive["maxReceiveCount"]}
+        )
+    url: str = sqs_client.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]  # type: ignore[arg-type]
+    return url
+
+
+def queue_arn(sqs_client: SQSClient, url: str) -> str:
+    arn: str = sqs_client.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    return arn
+
+
+def create_lineage_queue(events_client: EventBridgeClient, sqs_client: SQSClient, bus: str, *, source: str) -> str:
+    """The lineage rule on `bus` (its pattern with the stack's event source) and the lineage queue it feeds,
+    with its dead-letter queue, as the template states them; answers the queue's URL."""
+    dead = _create_queue(sqs_client, "artreg-lineage-dlq", "LineageDeadLetterQueue")
+    url = _create_queue(sqs_client, "artreg-lineage", "LineageQueue", redrive_to=queue_arn(sqs_client, dead))
+    rule = _properties("LineageRule")
+    events_client.put_rule(
+        Name="artreg-lineage",
+        EventBusName=bus,
+        EventPattern=json.dumps(_resolved(rule["EventPattern"], {"EventSource": source})),
+        State=rule["State"],
+    )
+    (target,) = rule["Targets"]
+    events_client.put_targets(
+        Rule="artreg-lineage",
+        EventBusName=bus,
+        Targets=[
+            {
+                "Id": target["Id"],
+                "Arn": queue_arn(sqs_client, url),
+                "RetryPolicy": target["RetryPolicy"],
+                "DeadLetterConfig": {"Arn": queue_arn(sqs_client, dead)},
+            }
+        ],
+    )
+    return url
+
+
+def publisher_filters() -> list[dict[str, Any]]:
+    """The publisher's stream filter patterns, as Lambda reads them."""
+    filters = _properties("PublisherStreamMapping")["FilterCriteria"]["Filters"]
+    return [json.loads(f["Pattern"]) for f in filters]

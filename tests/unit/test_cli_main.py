@@ -273,19 +273,24 @@ def test_split_remote(spec: str, expected: tuple[str, str | None]) -> None:
 
 def test_the_server_command_calls_serve_lazily(monkeypatch: pytest.MonkeyPatch) -> None:
     # Given a stand-in for artreg.local.server
-    served: list[tuple[str, int, str, str | None]] = []
+    served: list[tuple[str, int, str, str | None, str | None]] = []
     module = types.ModuleType("artreg.local.server")
-    module.serve = lambda host, port, data, public_url: served.append((host, port, data, public_url))  # type: ignore[attr-defined]
+    module.serve = lambda host, port, data, public_url, webhook: served.append(  # type: ignore[attr-defined]
+        (host, port, data, public_url, webhook)
+    )
     monkeypatch.setitem(sys.modules, "artreg.local.server", module)
 
     # When the server command runs
     code = cli.main(
-        ["server", "--host", "0.0.0.0", "--port", "9000", "--data", "/tmp/x", "--public-url", "http://h:9000"]
+        [
+            *("server", "--host", "0.0.0.0", "--port", "9000", "--data", "/tmp/x", "--public-url", "http://h:9000"),
+            *("--webhook", "http://127.0.0.1:9999/hook"),
+        ]
     )
 
     # Then serve got the options, and no registry client was made
     assert code == 0
-    assert served == [("0.0.0.0", 9000, "/tmp/x", "http://h:9000")]
+    assert served == [("0.0.0.0", 9000, "/tmp/x", "http://h:9000", "http://127.0.0.1:9999/hook")]
 
 
 # ---------------------------------------------------------------- exit codes

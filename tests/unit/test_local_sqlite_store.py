@@ -16,6 +16,7 @@ from unittest import mock
 
 import pytest
 
+from artreg.events import event_id
 from artreg.local import sqlite_store as sqlite_module
 from artreg.local.sqlite_store import SqliteStore
 from artreg.model.errors import Retryable
@@ -139,7 +140,7 @@ def test_a_commit_is_written_whole_with_its_events(store: SqliteStore, db_path: 
     assert [kind for kind, _ in events] == ["ArtifactVersionCommitted", "AliasMoved"]
     assert events[0][1]["version"] == "1.0.0"
     assert events[0][1]["digest"] == version("1.0.0").digest
-    assert events[0][1]["event_id"] == sqlite_module.event_id("ArtifactVersionCommitted", P, N, "1.0.0")
+    assert events[0][1]["event_id"] == event_id("ArtifactVersionCommitted", P, N, "1.0.0")
     assert (events[1][1]["alias"], events[1][1]["previous_version"]) == ("latest", None)
 
 
@@ -398,17 +399,41 @@ def test_an_upload_reads_back_with_all_its_batches(store: SqliteStore) -> None:
     assert store.get_upload(P, "nope") is None
 
 
-def test_a_repeated_usage_overwrites_and_keeps_its_event_id(store: SqliteStore, db_path: Path) -> None:
+def test_a_repeated_usage_overwrites_and_makes_one_event(store: SqliteStore, db_path: Path) -> None:
     # Given a version
     store.apply(commit(None, "1.0.0"))
+    digest = version("1.0.0").digest
     # When a run records its use of it twice
     for minute in (0, 1):
-        store.put_usage(
-            UsageRecord(project=P, name=N, version="1.0.0", run_id="run-7", at=T0 + timedelta(minutes=minute))
-        )
-    # Then one usage is stored, and both events carry the same id
+        at = T0 + timedelta(minutes=minute)
+        store.put_usage(UsageRecord(project=P, name=N, version="1.0.0", run_id="run-7", at=at, digest=digest))
+    # Then one usage is stored, the later one, and one event said so (as on DynamoDB's stream, where the
+    # repeat is a MODIFY of the usage item, which is no event)
     assert len(tables(db_path)["usages"]) == 1
+    assert "T10:01:00Z" in tables(db_path)["usages"][0][-1]
     used = [detail for kind, detail in outbox(db_path) if kind == "ArtifactVersionUsed"]
-    assert len(used) == 2
-    assert used[0]["event_id"] == used[1]["event_id"]
-    assert used[0]["digest"] == version("1.0.0").digest
+    assert len(used) == 1
+    assert used[0]["event_id"] == event_id("ArtifactVersionUsed", P, N, "1.0.0", "run-7")
+    assert used[0]["digest"] == digest
+
+
+def test_each_outbox_consumer_reads_from_its_own_position(store: SqliteStore) -> None:
+    # Given two commits: four events
+    store.apply(commit(None, "1.0.0"))
+    store.apply(commit(store.get_head(P, N), "2.0.0", at=T0 + timedelta(minutes=1)))
+    pending = store.outbox_pending("lineage", 10)
+    assert [e.detail_type for _, e in pending] == [
+        "ArtifactVersionCommitted",
+        "AliasMoved",
+        "ArtifactVersionCommitted",
+        "AliasMoved",
+    ]
+    assert pending[0][1].time == T0
+    # When one consumer takes two of them, and another starts at the end
+    store.outbox_delivered("lineage", pending[1][0])
+    store.outbox_start_at_end("webhook")
+    # Then the first gets the other two next, the second nothing, and a position never moves back
+    assert [row for row, _ in store.outbox_pending("lineage", 10)] == [pending[2][0], pending[3][0]]
+    assert store.outbox_pending("webhook", 10) == []
+    store.outbox_delivered("lineage", pending[0][0])
+    assert len(store.outbox_pending("lineage", 10)) == 2

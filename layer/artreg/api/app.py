@@ -30,9 +30,11 @@ from artreg.model.wire import (
     ErrorDetail,
     FilePage,
     FilesAdded,
+    LineageGraph,
     MoveAlias,
     PatchVersion,
     RemoteEntry,
+    RunLineage,
     StartUpload,
     UploadStarted,
     Usage,
@@ -304,6 +306,33 @@ def build_app(
     )
     def record_usage(project: str, name: str, ref: str, request: Annotated[Usage, Body()]) -> Response[Any]:
         return _answer(registry.record_usage(project, name, ref, request), 201)
+
+    # ------------------------------------------------------------ lineage
+
+    @app.get(
+        VERSION + "/lineage",
+        summary="The runs and versions around a version; each edge goes from a run to a version it produced or used",
+        responses=_doc(LineageGraph, 200),
+    )
+    def lineage(
+        project: str,
+        name: str,
+        ref: str,
+        direction: Annotated[str, Query(description="upstream, downstream or both (default)")] = "both",
+        depth: Annotated[int | None, Query(description="how many runs away to go: 3 by default, at most 10")] = None,
+        limit: Annotated[int | None, Query(description="neighbours taken of each node, at most 1,000")] = None,
+        cursor: Cursor = None,
+    ) -> Response[Any]:
+        graph = registry.lineage(project, name, ref, direction=direction, depth=depth, limit=limit, cursor=cursor)
+        return _answer(graph)
+
+    @app.get(
+        "/v1/projects/<project>/runs/<run_id>",
+        summary="What a run produced and used, as name@version refs",
+        responses=_doc(RunLineage, 200),
+    )
+    def run(project: str, run_id: str, limit: Limit = None, cursor: Cursor = None) -> Response[Any]:
+        return _answer(registry.run(project, unquote(run_id), limit=limit, cursor=cursor))
 
     @app.get("/v1/openapi.json", summary="This document", include_in_schema=False)
     def openapi() -> Response[Any]:

@@ -10,12 +10,15 @@ import boto3
 from botocore.config import Config
 
 from artreg.aws.dynamodb import DynamoStore
+from artreg.aws.eventbridge import EventBridgePublisher
 from artreg.aws.s3 import S3BlobStore
 from artreg.registry import Registry
+from artreg.registry.lineage import LineageRecorder
 from artreg.settings import Settings
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_events import EventBridgeClient
     from mypy_boto3_s3 import S3Client
 
 _RETRIES = Config(retries={"mode": "standard", "max_attempts": 4}, connect_timeout=2, read_timeout=10)
@@ -38,6 +41,19 @@ def s3_client() -> S3Client:
         endpoint_url=f"https://s3.{region}.amazonaws.com",
         config=_RETRIES.merge(Config(signature_version="s3v4", s3={"addressing_style": "virtual"})),
     )
+
+
+@lru_cache(maxsize=1)
+def events_client() -> EventBridgeClient:
+    return boto3.client("events", config=_RETRIES)
+
+
+def event_publisher(settings: Settings) -> EventBridgePublisher:
+    return EventBridgePublisher(events_client(), settings.event_bus_name, settings.event_source)
+
+
+def lineage_recorder(settings: Settings) -> LineageRecorder:
+    return LineageRecorder(DynamoStore(dynamodb_client(), settings.table_name))
 
 
 def aws_registry(settings: Settings) -> Registry:

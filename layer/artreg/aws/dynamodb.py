@@ -8,24 +8,32 @@
 | alias history   | A#{project}#{name}     | H#{alias}#{time}#{revision}          |
 | usage           | A#{project}#{name}     | U#{semver sort key}#{run_id}         |
 | upload          | U#{project}#{upload_id}| U, and B#{batch id} per further batch |
+| run's edge      | R#{project}#{run_id}   | P#{name}#{sort key} (produced), U#{name}#{sort key} (used) |
+| version's edge  | G#{project}#{name}#{sort key} | P#{run_id} (produced by), U#{run_id} (used by) |
 
 A version and its alias copies hold the same attributes: `rec` (the immutable part of the record,
 JSON), `tags` and `meta` (JSON), `state`, `deleted_at` and `aliases` (a string set), so that a
 change to a version is the same update expression on each of them, without reading them first.
+
+The table's stream is the source of the registry's events: `event_of_stream_record` turns a stream
+record into its event with the same item-to-record conversions the store reads with. The lineage
+items are written twice, once per direction, so that each direction of a lineage query is one Query.
 """
 
 from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 from pydantic import TypeAdapter
 
+from artreg import events
 from artreg.aws.errors import translate
+from artreg.events import Event
 from artreg.model import versions
 from artreg.model.errors import TooLarge
 from artreg.model.manifest import Entry
@@ -34,6 +42,7 @@ from artreg.registry.ports import (
     ArtifactChange,
     Head,
     HeadMoved,
+    LineageEdge,
     StoredVersion,
     Upload,
     UploadNotPending,
@@ -248,14 +257,12 @@ class DynamoStore:
             items.append({"Delete": {"TableName": self.table, "Key": self._alias_key(project, name, alias)}})
         for move in change.history:
             sk = f"H#{move.alias}#{_time_key(move.at)}#{head.revision:012d}"
+            history: Item = {"PK": pk, "SK": _s(sk), "move": _s(move.model_dump_json())}
+            moved_to = change.alias_puts.get(move.alias)
+            if moved_to is not None:
+                history["digest"] = _s(moved_to.digest)  # for the AliasMoved event of the stream
             items.append(
-                {
-                    "Put": {
-                        "TableName": self.table,
-                        "Item": {"PK": pk, "SK": _s(sk), "move": _s(move.model_dump_json())},
-                        "ConditionExpression": "attribute_not_exists(PK)",
-                    }
-                }
+                {"Put": {"TableName": self.table, "Item": history, "ConditionExpression": "attribute_not_exists(PK)"}}
             )
         upload_at = None
         if change.commit_upload and change.new_version:
@@ -426,6 +433,48 @@ class DynamoStore:
         }
         self._call(self.client.put_item, TableName=self.table, Item=item)
 
+    # ------------------------------------------------------------ lineage
+
+    def put_edge(self, edge: LineageEdge) -> bool:
+        key = versions.sort_key(edge.version)
+        letter = "P" if edge.kind == "produced" else "U"
+        body = _s(edge.model_dump_json())
+        items = [
+            {"PK": _s(f"R#{edge.project}#{edge.run_id}"), "SK": _s(f"{letter}#{edge.name}#{key}"), "edge": body},
+            {"PK": _s(f"G#{edge.project}#{edge.name}#{key}"), "SK": _s(f"{letter}#{edge.run_id}"), "edge": body},
+        ]
+        new = False
+        for item in items:  # one at a time: a retry after a failure between them writes the other one
+            try:
+                self.client.put_item(TableName=self.table, Item=item, ConditionExpression="attribute_not_exists(PK)")
+                new = True
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                    raise translate(error) from error
+        return new
+
+    def run_edges(
+        self, project: str, run_id: str, kind: str | None, after: str | None, limit: int
+    ) -> tuple[list[LineageEdge], str | None]:
+        prefix = {"produced": "P#", "used": "U#"}[kind] if kind else None
+        return self._edges(_s(f"R#{project}#{run_id}"), prefix, after, limit)
+
+    def version_edges(
+        self, project: str, name: str, version: str, kind: str, after: str | None, limit: int
+    ) -> tuple[list[LineageEdge], str | None]:
+        pk = _s(f"G#{project}#{name}#{versions.sort_key(version)}")
+        return self._edges(pk, {"produced": "P#", "used": "U#"}[kind], after, limit)
+
+    def _edges(
+        self, pk: dict[str, str], prefix: str | None, after: str | None, limit: int
+    ) -> tuple[list[LineageEdge], str | None]:
+        if after is not None and not (isinstance(after, str) and after.startswith(prefix or "")):
+            after = None  # not a position of this listing
+        start = {"PK": pk, "SK": _s(after)} if after else None
+        items = self._query(pk, prefix, start, limit + 1, forward=True)  # one more: is there a next page?
+        edges = [LineageEdge.model_validate_json(i["edge"]["S"]) for i in items[:limit]]
+        return edges, (items[limit - 1]["SK"]["S"] if len(items) > limit else None)
+
     # ------------------------------------------------------------ plumbing
 
     def _call(self, operation: Any, **kwargs: Any) -> Any:
@@ -441,19 +490,21 @@ class DynamoStore:
         )
         return item
 
-    def _query_page(self, pk: dict[str, str], prefix: str, start: Item | None, limit: int, forward: bool) -> Any:
+    def _query_page(self, pk: dict[str, str], prefix: str | None, start: Item | None, limit: int, forward: bool) -> Any:
         return self._call(
             self.client.query,
             TableName=self.table,
-            KeyConditionExpression="PK = :pk AND begins_with(SK, :prefix)",
-            ExpressionAttributeValues={":pk": pk, ":prefix": _s(prefix)},
+            KeyConditionExpression="PK = :pk" + (" AND begins_with(SK, :prefix)" if prefix else ""),
+            ExpressionAttributeValues={":pk": pk, **({":prefix": _s(prefix)} if prefix else {})},
             ScanIndexForward=forward,
             Limit=limit,
             ConsistentRead=True,
             **({"ExclusiveStartKey": start} if start else {}),
         )
 
-    def _query(self, pk: dict[str, str], prefix: str, start: Item | None, limit: int, forward: bool) -> list[Item]:
+    def _query(
+        self, pk: dict[str, str], prefix: str | None, start: Item | None, limit: int, forward: bool
+    ) -> list[Item]:
         """Up to `limit` items: a Query page also ends at 1 MB, so keep going until it is filled."""
         items: list[Item] = []
         while len(items) < limit:
@@ -479,3 +530,32 @@ class DynamoStore:
             start = page.get("LastEvaluatedKey")
             if not start:
                 return
+
+
+# ---------------------------------------------------------------- the table's stream
+
+
+def event_of_stream_record(record: Mapping[str, Any]) -> Event | None:
+    """The event of one record of the table's stream (as Lambda hands it over, NEW_AND_OLD_IMAGES), or
+    None for a change that makes none: a new version, usage or alias move (INSERT), a version that
+    turned deleted (MODIFY). The publisher's filter criteria in template.yaml let through the same."""
+    change = record.get("dynamodb") or {}
+    keys = change.get("Keys") or {}
+    pk, sk = keys.get("PK", {}).get("S", ""), keys.get("SK", {}).get("S", "")
+    new, old = change.get("NewImage"), change.get("OldImage")
+    if not pk.startswith("A#") or not new:
+        return None
+    if record.get("eventName") == "INSERT":
+        if sk.startswith("V#"):
+            return events.committed(DynamoStore._version_of(new))
+        if sk.startswith("U#"):
+            return events.used(UsageRecord.model_validate_json(new["usage"]["S"]))
+        if sk.startswith("H#"):
+            _, project, name = pk.split("#", 2)
+            revision = int(sk.rsplit("#", 1)[1])
+            move = AliasMove.model_validate_json(new["move"]["S"])
+            return events.alias_moved(project, name, move, revision, new.get("digest", {}).get("S"))
+    turned_deleted = (old or {}).get("state", {}).get("S") == "committed" and new["state"]["S"] == "deleted"
+    if record.get("eventName") == "MODIFY" and sk.startswith("V#") and turned_deleted:
+        return events.deleted(DynamoStore._version_of(new))
+    return None

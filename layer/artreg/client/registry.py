@@ -43,6 +43,9 @@ from artreg.model.wire import (
     FileEntry,
     FilePage,
     FilesAdded,
+    GraphEdge,
+    GraphNode,
+    LineageGraph,
     MissingBlob,
     MoveAlias,
     Part,
@@ -50,6 +53,7 @@ from artreg.model.wire import (
     Producer,
     RemoteEntry,
     RemoteSpec,
+    RunLineage,
     StartUpload,
     UploadStarted,
     Usage,
@@ -61,7 +65,7 @@ log = logging.getLogger("artreg")
 DEFAULT_URL = "http://127.0.0.1:8080"
 LATEST = "latest"
 W = TypeVar("W", bound=BaseModel)
-P = TypeVar("P", ArtifactPage, VersionPage, FilePage, AliasHistory, DownloadPage)
+P = TypeVar("P", ArtifactPage, VersionPage, FilePage, AliasHistory, DownloadPage, RunLineage)
 Bump = Literal["major", "minor", "patch"]
 _RENEW_BEFORE = timedelta(seconds=60)  # refetch a download page whose URLs expire sooner than this
 
@@ -325,6 +329,55 @@ class Registry:
         path = f"{self._artifact(name)}/aliases/{_q(alias)}/history"
         for page in self._pages(AliasHistory, path, (), page_size):
             yield from page.items
+
+    def lineage(
+        self,
+        name: str,
+        version_or_alias: str | None = None,
+        *,
+        direction: Literal["upstream", "downstream", "both"] = "both",
+        depth: int | None = None,
+        limit: int | None = None,
+    ) -> LineageGraph:
+        """The runs and versions around a version (`name` may be `name@ref`): upstream, the run that
+        produced it and what that run used, and so on; downstream, the runs that used it and what they
+        produced. `depth` counts runs away (3 by default, at most 10). Every page of the version's own
+        neighbours is fetched; a deeper node with more neighbours than `limit` says `truncated`."""
+        name, ref = split_ref(name, version_or_alias)
+        query: list[tuple[str, str]] = [("direction", direction)]
+        query += [("depth", str(depth))] if depth is not None else []
+        query += [("limit", str(limit))] if limit is not None else []
+        nodes: dict[str, GraphNode] = {}
+        edges: dict[tuple[str, str, str], GraphEdge] = {}
+        root = ""
+        cursor: str | None = None
+        while True:
+            page = LineageGraph.model_validate(
+                self._call(
+                    "GET", f"{self._version(name, ref)}/lineage", query=query + ([("cursor", cursor)] if cursor else [])
+                )
+            )
+            root = page.root
+            for node in page.nodes:
+                nodes[node.id] = node if node.truncated or node.id not in nodes else nodes[node.id]
+            edges.update(((e.from_, e.to, e.kind), e) for e in page.edges)
+            if not page.next_cursor:
+                break
+            cursor = page.next_cursor
+            ref = root.rpartition("@")[2]  # the later pages of the version the first resolved to
+        if cursor:  # every neighbour of the root is in now
+            nodes[root] = nodes[root].model_copy(update={"truncated": False})
+        return LineageGraph(root=root, nodes=list(nodes.values()), edges=list(edges.values()))
+
+    def run(self, run_id: str, *, page_size: int | None = None) -> RunLineage:
+        """What a run produced and used (`name@version` refs), every page."""
+        produced: list[str] = []
+        used: list[str] = []
+        path = f"/v1/projects/{_q(self.project)}/runs/{quote(run_id, safe='')}"
+        for page in self._pages(RunLineage, path, (), page_size):
+            produced += page.produced
+            used += page.used
+        return RunLineage(run_id=run_id, produced=produced, used=used)
 
     # ------------------------------------------------------------ changing
 

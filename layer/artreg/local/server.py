@@ -9,25 +9,27 @@ import io
 import ipaddress
 import json
 import logging
-import queue
+import os
 import shutil
 import sys
+import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 from urllib.parse import parse_qsl, quote, urlsplit
 
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from artreg.events import DEFAULT_SOURCE
 from artreg.model.errors import ArtregError, Invalid, NotFound, TooLarge
 from artreg.model.wire import ErrorBody, ErrorDetail
 from artreg.registry import Registry
 
 log = logging.getLogger("artreg.server")
 MAX_API_BODY = 6 * 1024**2  # what API Gateway and Lambda take; blobs never pass through the API
-RESOLVERS = 8  # requests handled at once; each resolver serves one request at a time
 
 
 @dataclass
@@ -41,34 +43,51 @@ class _Context:
 
 
 class Local:
-    """The registry on one folder: SQLite records, a folder of blobs, and a pool of resolvers."""
+    """The registry on one folder: SQLite records, a folder of blobs, and the API's resolver."""
 
-    def __init__(self, data_dir: Path, base_url: str, *, resolvers: int = RESOLVERS):
+    def __init__(
+        self,
+        data_dir: Path,
+        base_url: str,
+        *,
+        webhook: str | None = None,
+        event_source: str = DEFAULT_SOURCE,
+    ):
         from artreg.api.app import build_app
         from artreg.local.blobs import FolderBlobStore
+        from artreg.local.outbox import Consumer, Outbox, Webhook
         from artreg.local.sqlite_store import SqliteStore
+        from artreg.registry.lineage import LineageRecorder
 
         data_dir.mkdir(parents=True, exist_ok=True)
         self.blobs = FolderBlobStore(data_dir / "blobs", base_url=base_url)
         self.store = SqliteStore(data_dir / "registry.db")
-        self.registry = Registry(self.store, self.blobs)
-        # Powertools' resolver keeps the request it handles on itself: one resolver, one request
-        self._resolvers: queue.LifoQueue[Any] = queue.LifoQueue()
-        for _ in range(resolvers):
-            self._resolvers.put(build_app(self.registry, caller=lambda _: None))
-
-    @contextmanager
-    def resolver(self) -> Iterator[Any]:
-        app = self._resolvers.get()
-        try:
-            yield app
-        finally:
-            self._resolvers.put(app)
+        # the outbox feeds the same lineage consumer as the Lambda, and a webhook if asked for (from the
+        # events made after it was first given: a new URL is a new consumer)
+        recorder = LineageRecorder(self.store)
+        consumers: dict[str, Consumer] = {"lineage": lambda event: recorder.record(event.detail_type, event.detail)}
+        if webhook:
+            consumers[f"webhook:{webhook}"] = Webhook(webhook, event_source)
+        self.outbox = Outbox(self.store, consumers, new_only=frozenset(c for c in consumers if c != "lineage"))
+        self.registry = Registry(self.store, self.blobs, lineage_catch_up=lambda: self.outbox.catch_up("lineage"))
+        # Powertools keeps the request being handled on its router *class* (BaseRouter.current_event), so
+        # two resolvers in one process share it too: one request at a time goes through the resolver.
+        # Blob bytes never do, and a request spends ~1 ms in it.
+        self._app = build_app(self.registry, caller=lambda _: None)
+        self._resolving = threading.Lock()
 
     def handle_api(self, event: dict[str, Any]) -> dict[str, Any]:
-        with self.resolver() as app:
-            answer: dict[str, Any] = app.resolve(event, _Context(aws_request_id=event["requestContext"]["requestId"]))
-            return answer
+        from artreg.api.app import metrics
+
+        with self._resolving:
+            context = cast(LambdaContext, _Context(aws_request_id=event["requestContext"]["requestId"]))
+            answer: dict[str, Any] = self._app.resolve(event, context)
+            # Lambda flushes the EMF metrics after each invocation; here nothing reads them, and left alone
+            # Powertools would print them to stdout every 100 values, until a pipe nobody reads is full
+            metrics.clear_metrics()
+        if event["requestContext"]["http"]["method"] not in ("GET", "HEAD"):
+            self.outbox.wake()  # it may have written events
+        return answer
 
 
 class _Body(io.RawIOBase):
@@ -249,14 +268,27 @@ class Handler(BaseHTTPRequestHandler):
 class Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128
+    local: Local
 
 
-def make_server(host: str, port: int, data_dir: Path, public_url: str | None = None) -> tuple[Server, str]:
-    """Binds first (port 0 picks a free one), then builds the registry with the URL clients will use."""
+def make_server(
+    host: str,
+    port: int,
+    data_dir: Path,
+    public_url: str | None = None,
+    *,
+    webhook: str | None = None,
+    event_source: str = DEFAULT_SOURCE,
+) -> tuple[Server, str]:
+    """Binds first (port 0 picks a free one), then builds the registry with the URL clients will use,
+    and starts draining its outbox (`server.local.outbox`)."""
     handler = type("BoundHandler", (Handler,), {})
     server = Server((host, port), handler)
     url = public_url or f"http://{_url_host(host)}:{server.server_address[1]}"
-    handler.local = Local(data_dir, url)  # type: ignore[attr-defined]
+    local = Local(data_dir, url, webhook=webhook, event_source=event_source)
+    handler.local = local  # type: ignore[attr-defined]
+    server.local = local
+    local.outbox.start()
     return server, url
 
 
@@ -281,9 +313,11 @@ def serve(
     data_dir: str | Path,
     public_url: str | None = None,
     ready: Callable[[str], None] | None = None,
+    webhook: str | None = None,
 ) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    server, url = make_server(host, port, Path(data_dir), public_url)
+    source = os.environ.get("ARTREG_EVENT_SOURCE") or DEFAULT_SOURCE
+    server, url = make_server(host, port, Path(data_dir), public_url, webhook=webhook, event_source=source)
     if not is_loopback(host):
         log.warning(
             "listening on %s, beyond loopback: this server has NO authentication; "
@@ -299,3 +333,4 @@ def serve(
         pass
     finally:
         server.server_close()
+        server.local.outbox.stop()

@@ -2,8 +2,9 @@
 
 Every change of an artifact is one `BEGIN IMMEDIATE` transaction that checks the head's revision
 first, so it is all or nothing whatever the number of threads and processes writing the same file,
-and a process killed mid-commit leaves no trace of it. Each change also writes its events into the
-`outbox` table in that same transaction (DynamoDB's stream does this on AWS), to be drained later.
+and a process killed mid-commit leaves no trace of it. Each change also writes its events (built by
+`artreg.events`, as the DynamoDB stream's publisher builds them) into the `outbox` table in that same
+transaction, where each consumer (`artreg.local.outbox`) reads them from its own position onwards.
 
 Aliases are pointers to version rows, joined on read, so that a change to a version is seen through
 every alias at once (DynamoDB keeps copies and updates them in the same transaction instead).
@@ -11,7 +12,6 @@ every alias at once (DynamoDB keeps copies and updates them in the same transact
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -24,6 +24,8 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
+from artreg import events
+from artreg.events import Event
 from artreg.model import versions
 from artreg.model.errors import Conflict, Invalid, Retryable
 from artreg.model.manifest import Entry
@@ -33,6 +35,7 @@ from artreg.registry.ports import (
     ArtifactChange,
     Head,
     HeadMoved,
+    LineageEdge,
     StoredVersion,
     Upload,
     UploadNotPending,
@@ -42,6 +45,7 @@ from artreg.registry.ports import (
 
 _ENTRIES = TypeAdapter(list[Entry])
 _TOP = "\U0010ffff"  # sorts after every sort key and time key
+_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 _POSITION = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z)#(\d{12})")
 
 _SCHEMA = """
@@ -80,18 +84,22 @@ CREATE INDEX IF NOT EXISTS usages_by_run ON usages (project, run_id);
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY, created_at TEXT NOT NULL, detail_type TEXT NOT NULL, json TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS outbox_positions (
+    consumer TEXT PRIMARY KEY, delivered_id INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS lineage (
+    project TEXT NOT NULL, run_id TEXT NOT NULL, run_position TEXT NOT NULL,
+    name TEXT NOT NULL, sort_key TEXT NOT NULL, version_position TEXT NOT NULL, json TEXT NOT NULL,
+    PRIMARY KEY (project, run_id, run_position)
+);
+CREATE UNIQUE INDEX IF NOT EXISTS lineage_by_version ON lineage (project, name, sort_key, version_position);
 """
 
 
 def time_key(at: datetime) -> str:
     """A time as fixed-width UTC text, so that string order is time order (naive times count as UTC)."""
     aware = at if at.tzinfo else at.replace(tzinfo=UTC)
-    return aware.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def event_id(*parts: str) -> str:
-    """The same id for every delivery of the event of one item."""
-    return hashlib.sha256("/".join(parts).encode()).hexdigest()
+    return aware.astimezone(UTC).strftime(_TIME_FORMAT)
 
 
 def _head_of(text: str) -> Head:
@@ -244,14 +252,14 @@ class SqliteStore:
                 )
                 if updated.rowcount != 1:
                     raise UploadNotPending()
-            events: list[tuple[str, dict[str, Any]]] = []
+            made: list[Event] = []
             if change.new_version:
                 self._insert_version(db, change.new_version)
-                events.append(_committed_event(change.new_version))
+                made.append(events.committed(change.new_version))
             for delta in change.deltas:
                 deleted = self._apply_delta(db, project, name, delta, current)
                 if deleted is not None:
-                    events.append(_deleted_event(deleted))
+                    made.append(events.deleted(deleted))
             for alias, target in change.alias_puts.items():
                 db.execute(
                     "INSERT INTO aliases (project, name, alias, sort_key) VALUES (?, ?, ?, ?)"
@@ -268,8 +276,10 @@ class SqliteStore:
                     (project, name, move.alias, time_key(move.at), head.revision, move.model_dump_json()),
                 )
                 moved_to = change.alias_puts.get(move.alias)
-                events.append(_moved_event(project, name, move, head.revision, moved_to.digest if moved_to else None))
-            _write_events(db, head.updated_at, events)
+                made.append(
+                    events.alias_moved(project, name, move, head.revision, moved_to.digest if moved_to else None)
+                )
+            _write_events(db, made)
 
     @staticmethod
     def _insert_version(db: sqlite3.Connection, version: StoredVersion) -> None:
@@ -427,90 +437,116 @@ class SqliteStore:
     # ------------------------------------------------------------ usages
 
     def put_usage(self, usage: UsageRecord) -> None:
-        """Records a run's use of a version; a repeat overwrites (and its event has the same id)."""
+        """Records a run's use of a version; a repeat overwrites, and (as on DynamoDB's stream, where it is
+        a MODIFY) makes no second event."""
         with self._write() as db:
+            known = db.execute(
+                "SELECT 1 FROM usages WHERE project = ? AND name = ? AND version = ? AND run_id = ?",
+                (usage.project, usage.name, usage.version, usage.run_id),
+            ).fetchone()
             db.execute(
                 "INSERT INTO usages (project, name, version, run_id, json) VALUES (?, ?, ?, ?, ?)"
                 " ON CONFLICT (project, name, version, run_id) DO UPDATE SET json = excluded.json",
                 (usage.project, usage.name, usage.version, usage.run_id, usage.model_dump_json()),
             )
-            row = db.execute(
-                "SELECT json FROM versions WHERE project = ? AND name = ? AND sort_key = ?",
-                (usage.project, usage.name, versions.sort_key(usage.version)),
-            ).fetchone()
-            digest = StoredVersion.model_validate_json(row[0]).digest if row else None
-            _write_events(db, usage.at, [_used_event(usage, digest)])
+            if not known:
+                _write_events(db, [events.used(usage)])
+
+    # ------------------------------------------------------------ lineage
+
+    def put_edge(self, edge: LineageEdge) -> bool:
+        key = versions.sort_key(edge.version)
+        letter = "P" if edge.kind == "produced" else "U"
+        with self._write() as db:
+            inserted = db.execute(
+                "INSERT OR IGNORE INTO lineage"
+                " (project, run_id, run_position, name, sort_key, version_position, json) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    edge.project,
+                    edge.run_id,
+                    f"{letter}#{edge.name}#{key}",
+                    edge.name,
+                    key,
+                    f"{letter}#{edge.run_id}",
+                    edge.model_dump_json(),
+                ),
+            )
+        return inserted.rowcount == 1
+
+    def run_edges(
+        self, project: str, run_id: str, kind: str | None, after: str | None, limit: int
+    ) -> tuple[list[LineageEdge], str | None]:
+        prefix = {"produced": "P#", "used": "U#"}[kind] if kind else ""
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT run_position, json FROM lineage WHERE project = ? AND run_id = ?"
+                " AND run_position > ? AND substr(run_position, 1, ?) = ? ORDER BY run_position LIMIT ?",
+                (project, run_id, _position(after, prefix), len(prefix), prefix, limit + 1),
+            ).fetchall()
+        return _edges_page(rows, limit)
+
+    def version_edges(
+        self, project: str, name: str, version: str, kind: str, after: str | None, limit: int
+    ) -> tuple[list[LineageEdge], str | None]:
+        prefix = {"produced": "P#", "used": "U#"}[kind]
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT version_position, json FROM lineage WHERE project = ? AND name = ? AND sort_key = ?"
+                " AND version_position > ? AND substr(version_position, 1, 2) = ? ORDER BY version_position LIMIT ?",
+                (project, name, versions.sort_key(version), _position(after, prefix), prefix, limit + 1),
+            ).fetchall()
+        return _edges_page(rows, limit)
+
+    # ------------------------------------------------------------ the outbox
+
+    def outbox_pending(self, consumer: str, limit: int) -> list[tuple[int, Event]]:
+        """The events after the last one `consumer` took delivery of, oldest first, with their row ids."""
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT id, created_at, detail_type, json FROM outbox"
+                " WHERE id > COALESCE((SELECT delivered_id FROM outbox_positions WHERE consumer = ?), 0)"
+                " ORDER BY id LIMIT ?",
+                (consumer, limit),
+            ).fetchall()
+        return [
+            (row_id, Event(kind, json.loads(text), datetime.strptime(at, _TIME_FORMAT).replace(tzinfo=UTC)))
+            for row_id, at, kind, text in rows
+        ]
+
+    def outbox_start_at_end(self, consumer: str) -> None:
+        """Gives a consumer that has no position yet the end of the outbox: it gets only later events."""
+        with self._write() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO outbox_positions (consumer, delivered_id)"
+                " SELECT ?, COALESCE(MAX(id), 0) FROM outbox",
+                (consumer,),
+            )
+
+    def outbox_delivered(self, consumer: str, row_id: int) -> None:
+        """Marks every event up to row `row_id` delivered to `consumer` (its position never moves back)."""
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO outbox_positions (consumer, delivered_id) VALUES (?, ?) ON CONFLICT (consumer)"
+                " DO UPDATE SET delivered_id = MAX(delivered_id, excluded.delivered_id)",
+                (consumer, row_id),
+            )
 
 
-# ---------------------------------------------------------------- events (API.md, Events)
+def _position(after: str | None, prefix: str) -> str:
+    """Where a listing starts: after a position it handed out, or at the start of its prefix."""
+    position = _text_or_none(after, "cursor")
+    return position if position is not None and position.startswith(prefix) else prefix
 
 
-def _committed_event(version: StoredVersion) -> tuple[str, dict[str, Any]]:
-    kind = "ArtifactVersionCommitted"
-    producer = version.producer.model_dump(mode="json") if version.producer else None
-    return kind, {
-        "event_id": event_id(kind, version.project, version.name, version.version),
-        "project": version.project,
-        "name": version.name,
-        "version": version.version,
-        "digest": version.digest,
-        "type": version.type,
-        "run_id": producer["run_id"] if producer else None,
-        "producer": producer,
-        "aliases": sorted(version.aliases),
-        "created_at": version.created_at.isoformat(),
-        "created_by": version.created_by,
-    }
+def _edges_page(rows: list[tuple[str, str]], limit: int) -> tuple[list[LineageEdge], str | None]:
+    edges = [LineageEdge.model_validate_json(text) for _, text in rows[:limit]]
+    return edges, (rows[limit - 1][0] if len(rows) > limit else None)
 
 
-def _deleted_event(version: StoredVersion) -> tuple[str, dict[str, Any]]:
-    kind = "ArtifactVersionDeleted"
-    return kind, {
-        "event_id": event_id(kind, version.project, version.name, version.version),
-        "project": version.project,
-        "name": version.name,
-        "version": version.version,
-        "digest": version.digest,
-        "deleted_at": version.deleted_at.isoformat() if version.deleted_at else None,
-    }
-
-
-def _moved_event(
-    project: str, name: str, move: AliasMove, revision: int, digest: str | None
-) -> tuple[str, dict[str, Any]]:
-    kind = "AliasMoved"
-    return kind, {
-        "event_id": event_id(kind, project, name, move.alias, str(revision)),
-        "project": project,
-        "name": name,
-        "alias": move.alias,
-        "version": move.version,
-        "previous_version": move.previous_version,
-        "digest": digest,
-        "at": move.at.isoformat(),
-        "by": move.by,
-    }
-
-
-def _used_event(usage: UsageRecord, digest: str | None) -> tuple[str, dict[str, Any]]:
-    kind = "ArtifactVersionUsed"
-    return kind, {
-        "event_id": event_id(kind, usage.project, usage.name, usage.version, usage.run_id),
-        "project": usage.project,
-        "name": usage.name,
-        "version": usage.version,
-        "digest": digest,
-        "run_id": usage.run_id,
-        "pipeline": usage.pipeline,
-        "step": usage.step,
-        "at": usage.at.isoformat(),
-    }
-
-
-def _write_events(db: sqlite3.Connection, at: datetime, events: list[tuple[str, dict[str, Any]]]) -> None:
+def _write_events(db: sqlite3.Connection, made: list[Event]) -> None:
     db.executemany(
         "INSERT INTO outbox (created_at, detail_type, json) VALUES (?, ?, ?)",
-        [(time_key(at), kind, json.dumps(detail, separators=(",", ":"))) for kind, detail in events],
+        [(time_key(event.time), event.detail_type, event.detail_json()) for event in made],
     )
 
 

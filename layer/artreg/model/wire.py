@@ -251,6 +251,49 @@ class UsageRecord(Answer):
     pipeline: str | None = None
     step: str | None = None
     at: datetime
+    digest: str | None = None  # of the version used
+
+
+class GraphNode(Answer):
+    """A node of a lineage graph: a version (id `name@version`) or a run (id `run:<run_id>`)."""
+
+    id: str
+    kind: Literal["version", "run"]
+    name: str | None = None
+    version: str | None = None
+    run_id: str | None = None
+    pipeline: str | None = None
+    step: str | None = None
+    # more neighbours than the graph holds: the version's own lineage, or the run, pages through them
+    truncated: bool = False
+
+
+class GraphEdge(Answer):
+    """An edge of a lineage graph, always `from` a run `to` a version: the run produced it, or used it."""
+
+    model_config = ConfigDict(extra="ignore", validate_by_name=True, validate_by_alias=True, serialize_by_alias=True)
+
+    from_: str = Field(alias="from")
+    to: str
+    kind: Literal["produced", "used"]
+
+
+class LineageGraph(Answer):
+    """The versions and runs around a version, up to `depth` runs away in each direction asked."""
+
+    root: str
+    nodes: list[GraphNode]
+    edges: list[GraphEdge]
+    next_cursor: str | None = None  # more neighbours of the root itself
+
+
+class RunLineage(Answer):
+    """What a run produced and used, as `name@version` refs."""
+
+    run_id: str
+    produced: list[str]
+    used: list[str]
+    next_cursor: str | None = None
 
 
 class ErrorDetail(Answer):

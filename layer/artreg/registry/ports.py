@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -88,6 +88,22 @@ class Upload(BaseModel):
     entries: list[Entry] = Field(default_factory=list)
     missing: list[str] = Field(default_factory=list)  # sha256 of blobs to verify at commit
     multipart: dict[str, str] = Field(default_factory=dict)  # sha256 -> multipart upload id
+
+
+class LineageEdge(BaseModel):
+    """A run produced or used a version (of the same project): kept so that what a run produced and
+    used, and which runs produced and used a version, are each one read."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    project: str
+    run_id: str
+    kind: Literal["produced", "used"]
+    name: str
+    version: str
+    pipeline: str | None = None
+    step: str | None = None
+    at: datetime | None = None
 
 
 # ---------------------------------------------------------------- one atomic change of an artifact
@@ -179,6 +195,23 @@ class MetadataStore(Protocol):
         ...
 
     def put_usage(self, usage: UsageRecord) -> None: ...
+
+    def put_edge(self, edge: LineageEdge) -> bool:
+        """Records a lineage edge unless it is recorded already (the first one stays); True if it was new."""
+        ...
+
+    def run_edges(
+        self, project: str, run_id: str, kind: str | None, after: str | None, limit: int
+    ) -> tuple[list[LineageEdge], str | None]:
+        """A run's edges (of one kind, or both), by version name and precedence, from after the position
+        `after`; the position of the last one when more follow."""
+        ...
+
+    def version_edges(
+        self, project: str, name: str, version: str, kind: str, after: str | None, limit: int
+    ) -> tuple[list[LineageEdge], str | None]:
+        """The edges of one kind that end at a version (the runs that produced it, or used it), by run id."""
+        ...
 
 
 class BlobStore(Protocol):

@@ -29,11 +29,16 @@ from artreg.model.wire import (
     FileEntry,
     FilePage,
     FilesAdded,
+    GraphEdge,
+    GraphNode,
+    LineageGraph,
     MissingBlob,
     MoveAlias,
     PatchVersion,
+    Producer,
     RemoteEntry,
     RemoteSpec,
+    RunLineage,
     StartUpload,
     UploadStarted,
     Usage,
@@ -49,6 +54,7 @@ from artreg.registry.ports import (
     Head,
     HeadMoved,
     IdSource,
+    LineageEdge,
     ManifestRef,
     MetadataStore,
     StoredVersion,
@@ -87,6 +93,9 @@ class Policy:
     max_aliases: int = 40
     default_page: int = 100
     max_page: int = 1000
+    lineage_depth: int = 3  # runs away from a version that a lineage query goes, by default
+    max_lineage_depth: int = 10
+    max_lineage_nodes: int = 2000  # a lineage walk expands no node past this many, marking it truncated
 
 
 @dataclass(frozen=True)
@@ -110,6 +119,7 @@ class Registry:
         ids: IdSource | None = None,
         sleep: Callable[[float], None] = time.sleep,
         on_retry: Callable[[], None] | None = None,
+        lineage_catch_up: Callable[[], None] | None = None,
     ):
         self.store = store
         self.blobs = blobs
@@ -118,6 +128,9 @@ class Registry:
         self.ids = ids or RandomIds()
         self._sleep = sleep
         self._on_retry = on_retry
+        # lineage is recorded from events; the local server hands in a way to record what is pending
+        # first, so that a lineage query there sees every write made before it
+        self._lineage_catch_up = lineage_catch_up
 
     # ------------------------------------------------------------ logging a version
 
@@ -126,6 +139,8 @@ class Registry:
     ) -> UploadStarted | Committed:
         names.check_project(project)
         names.check_name(name)
+        for ref in request.producer.inputs if request.producer else []:
+            _input_ref(ref)
         entries = self._entries_of(request.files, request.remote)
         manifest.sort_entries(entries)  # a path listed twice is refused before anything is written
         if request.commit and request.if_changed:  # unchanged content: answer the version we have, one read
@@ -563,9 +578,71 @@ class Registry:
             pipeline=request.pipeline,
             step=request.step,
             at=self.clock.now(),
+            digest=version.digest,
         )
         self.store.put_usage(usage)
         return usage
+
+    # ------------------------------------------------------------ lineage
+
+    def lineage(
+        self,
+        project: str,
+        name: str,
+        ref: str,
+        *,
+        direction: str = "both",
+        depth: int | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> LineageGraph:
+        """The runs and versions around a version: upstream, the run that produced it and the versions
+        that run used, and so on; downstream, the runs that used it and the versions they produced.
+        `depth` counts runs away from the version; `limit` bounds the neighbours taken of each node (a
+        node with more is `truncated`); `cursor` pages through the neighbours of the version itself."""
+        if direction not in ("upstream", "downstream", "both"):
+            raise Invalid("direction is upstream, downstream or both", details={"field": "direction"})
+        depth = self.policy.lineage_depth if depth is None else depth
+        if not 1 <= depth <= self.policy.max_lineage_depth:
+            raise Invalid(f"depth must be between 1 and {self.policy.max_lineage_depth}", details={"field": "depth"})
+        fan_out = self._limit(limit)
+        position = cursors.decode(cursor)
+        if self._lineage_catch_up:
+            self._lineage_catch_up()
+        root = self.resolve(project, name, ref)
+        graph = _Graph(self.store, project, fan_out, self.policy.max_lineage_nodes)
+        graph.version(root.name, root.version)
+        following: dict[str, str] = {}
+        for way in ("upstream", "downstream"):
+            if direction not in (way, "both") or (position and way not in position):
+                continue  # not asked for, or the root's neighbours that way ended on an earlier page
+            after = position.get(way)
+            more = graph.walk(root.name, root.version, way, depth, after if isinstance(after, str) else None)
+            if more:
+                following[way] = more
+        return LineageGraph(
+            root=_version_id(root.name, root.version),
+            nodes=list(graph.nodes.values()),
+            edges=list(graph.edges.values()),
+            next_cursor=cursors.encode(following) if following else None,
+        )
+
+    def run(self, project: str, run_id: str, *, limit: int | None = None, cursor: str | None = None) -> RunLineage:
+        """What a run produced and used, `name@version` each, a page of up to `limit` of them together."""
+        names.check_project(project)
+        names.check_run_id(run_id)
+        after = cursors.decode(cursor).get("after")
+        if self._lineage_catch_up:
+            self._lineage_catch_up()
+        edges, more = self.store.run_edges(project, run_id, None, after, self._limit(limit))
+        if not edges and not after:
+            raise _not_found(f"run {run_id!r} of project {project}", run_id=run_id)
+        return RunLineage(
+            run_id=run_id,
+            produced=[_version_id(e.name, e.version) for e in edges if e.kind == "produced"],
+            used=[_version_id(e.name, e.version) for e in edges if e.kind == "used"],
+            next_cursor=cursors.encode({"after": more}) if more else None,
+        )
 
     # ------------------------------------------------------------ helpers
 
@@ -685,7 +762,7 @@ class Registry:
             created_by=caller,
             tags=upload.tags,
             metadata=upload.metadata,
-            producer=upload.producer.model_dump() if upload.producer else None,
+            producer=self._producer_record(upload.project, upload.producer),
             files=inline_files,
             remote=inline_remote,
             files_truncated=truncated,
@@ -694,6 +771,26 @@ class Registry:
             digest=digest,
             manifest=external,
         )
+
+    def _producer_record(self, project: str, producer: Producer | None) -> dict[str, Any] | None:
+        """The producer of a version as it is recorded: its inputs resolved to `name@version` now, at
+        commit, so that lineage says which versions the run used, wherever their aliases move later."""
+        if producer is None:
+            return None
+        resolved: dict[str, None] = {}
+        for ref in producer.inputs:
+            input_name, at = _input_ref(ref)
+            if versions.is_version(at):
+                found = self.store.get_version(project, input_name, at)  # a deleted version was still used
+            else:
+                found = self.store.get_alias(project, input_name, at)
+            if found is None:
+                raise Invalid(
+                    f"producer.inputs: {ref!r} names no version of {project}/{input_name}",
+                    details={"field": "producer.inputs", "input": ref},
+                )
+            resolved[_version_id(found.name, found.version)] = None
+        return {**producer.model_dump(), "inputs": list(resolved)}
 
     def _entries_of(self, files: Sequence[FileEntry], remote: Sequence[RemoteSpec]) -> list[Entry]:
         sizes: dict[str, int] = {}
@@ -858,3 +955,99 @@ def _same_version(a: str | None, b: str | None) -> bool:
 
 def _looks_like_id(value: str) -> bool:
     return 1 <= len(value) <= 64 and value.isalnum()
+
+
+def _input_ref(ref: str) -> tuple[str, str]:
+    """A producer's input, `NAME@VERSION` or `NAME@ALIAS` (`NAME` alone: `latest`) of the same project."""
+    input_name, _, at = ref.partition("@")
+    try:
+        names.check_name(input_name)
+        if not versions.is_version(at or LATEST):
+            names.check_alias(at or LATEST)
+    except Invalid:
+        raise Invalid(
+            f"producer.inputs: {ref[:300]!r} is not NAME@VERSION or NAME@ALIAS of this project",
+            details={"field": "producer.inputs", "input": ref[:300]},
+        ) from None
+    return input_name, at or LATEST
+
+
+def _version_id(name: str, version: str) -> str:
+    return f"{name}@{version}"
+
+
+def _run_id(run_id: str) -> str:
+    return f"run:{run_id}"
+
+
+class _Graph:
+    """A lineage graph as it is walked: nodes and edges by id, each node's neighbours read once."""
+
+    def __init__(self, store: MetadataStore, project: str, fan_out: int, max_nodes: int):
+        self.store = store
+        self.project = project
+        self.fan_out = fan_out
+        self.max_nodes = max_nodes
+        self.nodes: dict[str, GraphNode] = {}
+        self.edges: dict[tuple[str, str, str], GraphEdge] = {}
+
+    def version(self, name: str, version: str) -> str:
+        node_id = _version_id(name, version)
+        self.nodes.setdefault(node_id, GraphNode(id=node_id, kind="version", name=name, version=version))
+        return node_id
+
+    def run(self, edge: LineageEdge) -> str:
+        """The run's node; its pipeline and step from the first of its edges that names them."""
+        node_id = _run_id(edge.run_id)
+        node = self.nodes.get(node_id)
+        if node is None:
+            node = self.nodes[node_id] = GraphNode(id=node_id, kind="run", run_id=edge.run_id)
+        if node.pipeline is None and node.step is None and (edge.pipeline or edge.step):
+            self.nodes[node_id] = node.model_copy(update={"pipeline": edge.pipeline, "step": edge.step})
+        return node_id
+
+    def link(self, edge: LineageEdge) -> tuple[str, str]:
+        run, version = self.run(edge), self.version(edge.name, edge.version)
+        self.edges.setdefault((run, version, edge.kind), GraphEdge(from_=run, to=version, kind=edge.kind))
+        return run, version
+
+    def truncate(self, node_id: str) -> None:
+        self.nodes[node_id] = self.nodes[node_id].model_copy(update={"truncated": True})
+
+    def walk(self, name: str, version: str, way: str, depth: int, after: str | None) -> str | None:
+        """Walks `depth` runs away from a version, upstream or downstream; answers the position after the
+        version's own last neighbour taken, when it has more."""
+        # upstream: version <- produced by run <- used by that run; downstream: the other way round
+        into_version, out_of_run = ("produced", "used") if way == "upstream" else ("used", "produced")
+        root = _version_id(name, version)
+        frontier, seen, root_more = [(name, version)], {root}, None
+        walked_runs: set[str] = set()
+        for _ in range(depth):
+            reached: list[tuple[str, str]] = []
+            for at_name, at_version in frontier:
+                at_id = _version_id(at_name, at_version)
+                if len(self.nodes) >= self.max_nodes:
+                    self.truncate(at_id)
+                    continue
+                start = after if at_id == root else None
+                runs, more = self.store.version_edges(
+                    self.project, at_name, at_version, into_version, start, self.fan_out
+                )
+                if more:
+                    self.truncate(at_id)
+                    root_more = more if at_id == root else root_more
+                for run_edge in runs:
+                    run_id, _ = self.link(run_edge)
+                    if run_edge.run_id in walked_runs:
+                        continue
+                    walked_runs.add(run_edge.run_id)
+                    made, run_more = self.store.run_edges(self.project, run_edge.run_id, out_of_run, None, self.fan_out)
+                    if run_more:
+                        self.truncate(run_id)
+                    for edge in made:
+                        _, reached_id = self.link(edge)
+                        if reached_id not in seen:
+                            seen.add(reached_id)
+                            reached.append((edge.name, edge.version))
+            frontier = reached
+        return root_more

@@ -1,0 +1,154 @@
+"""The events of API.md (Events): the one place that turns the registry's records into them, for both
+back ends (the DynamoDB stream publisher and the SQLite outbox), so that they emit the same events.
+
+A detail is small (no manifest, no metadata: an automation reads the version record when it needs
+more) and carries an `event_id` derived from what it is about, so that a redelivery, or the same
+change seen twice, has the same id. The JSON Schema of each detail type, with an example event, is
+`schemas/<detail-type>.json` beside this module.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from artreg.model.wire import AliasMove, UsageRecord
+from artreg.registry.ports import StoredVersion
+
+COMMITTED = "ArtifactVersionCommitted"
+USED = "ArtifactVersionUsed"
+ALIAS_MOVED = "AliasMoved"
+DELETED = "ArtifactVersionDeleted"
+DETAIL_TYPES = (COMMITTED, USED, ALIAS_MOVED, DELETED)
+DEFAULT_SOURCE = "artreg"
+
+
+def event_id(*parts: str) -> str:
+    """The same id for every delivery of the event of one item (names hold no `/`)."""
+    return hashlib.sha256("/".join(parts).encode()).hexdigest()
+
+
+def rfc3339(at: datetime) -> str:
+    """A time as API answers write it: UTC, microseconds when there are any, `Z` (naive counts as UTC)."""
+    aware = at if at.tzinfo else at.replace(tzinfo=UTC)
+    return aware.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class Event:
+    detail_type: str
+    detail: dict[str, Any]
+    time: datetime  # when the change happened, not when it was published
+
+    @property
+    def event_id(self) -> str:
+        value: str = self.detail["event_id"]
+        return value
+
+    def detail_json(self) -> str:
+        return json.dumps(self.detail, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+
+    def envelope(self, source: str = DEFAULT_SOURCE) -> dict[str, Any]:
+        """The event as EventBridge delivers it (without account and region), its id the event_id:
+        what the local server posts to a webhook."""
+        return {
+            "version": "0",
+            "id": self.event_id,
+            "detail-type": self.detail_type,
+            "source": source,
+            "time": rfc3339(self.time.replace(microsecond=0)),
+            "resources": [],
+            "detail": self.detail,
+        }
+
+
+def committed(version: StoredVersion) -> Event:
+    producer = version.producer
+    return Event(
+        COMMITTED,
+        {
+            "event_id": event_id(COMMITTED, version.project, version.name, version.version),
+            "project": version.project,
+            "name": version.name,
+            "version": version.version,
+            "type": version.type,
+            "digest": version.digest,
+            "size": version.size,
+            "file_count": version.file_count,
+            "aliases": sorted(version.aliases),
+            "tags": list(version.tags),
+            "run_id": producer.run_id if producer else None,
+            "producer": (
+                {
+                    "run_id": producer.run_id,
+                    "pipeline": producer.pipeline,
+                    "step": producer.step,
+                    "inputs": list(producer.inputs),  # name@version, resolved at commit
+                }
+                if producer
+                else None
+            ),
+            "created_at": rfc3339(version.created_at),
+            "created_by": version.created_by,
+        },
+        version.created_at,
+    )
+
+
+def deleted(version: StoredVersion) -> Event:
+    at = version.deleted_at or version.created_at
+    return Event(
+        DELETED,
+        {
+            "event_id": event_id(DELETED, version.project, version.name, version.version),
+            "project": version.project,
+            "name": version.name,
+            "version": version.version,
+            "type": version.type,
+            "digest": version.digest,
+            "run_id": version.producer.run_id if version.producer else None,
+            "deleted_at": rfc3339(at),
+        },
+        at,
+    )
+
+
+def alias_moved(project: str, name: str, move: AliasMove, revision: int, digest: str | None) -> Event:
+    """A move of an alias; `version` is None when the alias was removed, `revision` is the artifact
+    head's revision that the move made (one move of an alias per revision)."""
+    return Event(
+        ALIAS_MOVED,
+        {
+            "event_id": event_id(ALIAS_MOVED, project, name, move.alias, str(revision)),
+            "project": project,
+            "name": name,
+            "alias": move.alias,
+            "version": move.version,
+            "previous_version": move.previous_version,
+            "digest": digest,
+            "at": rfc3339(move.at),
+            "by": move.by,
+        },
+        move.at,
+    )
+
+
+def used(usage: UsageRecord) -> Event:
+    return Event(
+        USED,
+        {
+            "event_id": event_id(USED, usage.project, usage.name, usage.version, usage.run_id),
+            "project": usage.project,
+            "name": usage.name,
+            "version": usage.version,
+            "digest": usage.digest,
+            "run_id": usage.run_id,
+            "pipeline": usage.pipeline,
+            "step": usage.step,
+            "at": rfc3339(usage.at),
+        },
+        usage.at,
+    )
