@@ -159,7 +159,11 @@ class FolderBlobStore:
                 if etag != part.etag.strip('"'):
                     raise Invalid(f"part {part.part_number} has another ETag", code="invalid_part")
             out.install(size, sha256)
-        shutil.rmtree(staging, ignore_errors=True)
+        # the parts go in one rename first: a kill during the removal must not leave a half-deleted upload
+        # whose retried completion finds parts missing; a retry now finds no upload (404), as on S3
+        finished = staging.with_name(f".{staging.name}.done")
+        os.replace(staging, finished)
+        shutil.rmtree(finished, ignore_errors=True)
 
     def verify(self, project: str, blobs: Sequence[tuple[str, int]]) -> list[tuple[str, int]]:
         """Blobs not stored with that size and SHA-256 (rehashed: a folder keeps no checksum)."""
