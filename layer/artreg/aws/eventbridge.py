@@ -8,7 +8,6 @@ that carried them is retried (and in the end lands in the on-failure destination
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING
 from botocore.exceptions import ClientError
 
 from artreg.aws.errors import translate
+from artreg.backoff import jittered
 from artreg.events import Event
 
 if TYPE_CHECKING:
@@ -106,8 +106,7 @@ class EventBridgePublisher:
             if attempt:
                 if self._on_retry:
                     self._on_retry(len(pending))
-                cap = min(self.backoff_cap_s, self.backoff_base_s * 2**attempt)
-                self._sleep(random.uniform(cap / 2, cap))
+                self._sleep(jittered(attempt, self.backoff_base_s, self.backoff_cap_s, floor=0.5))
             try:
                 answer = self.client.put_events(Entries=[self.entry(e) for e in pending])
             except ClientError as error:

@@ -12,7 +12,6 @@ signature.
 from __future__ import annotations
 
 import json
-import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ import urllib3
 import urllib3.exceptions as u3
 
 from artreg import __version__
+from artreg.backoff import jittered
 from artreg.client.errors import ArtregError, Invalid, StreamBroken, Unreachable, error_from_answer
 
 if TYPE_CHECKING:
@@ -61,7 +61,7 @@ class RetryPolicy:
     clock: Callable[[], float] = field(default=time.monotonic, repr=False, compare=False)
 
     def delay(self, retry: int, retry_after: float | None = None) -> float:
-        backoff = random.uniform(0, min(self.max_delay, self.base_delay * 2**retry))
+        backoff = jittered(retry, self.base_delay, self.max_delay)
         if retry_after is not None:
             return min(self.max_delay, max(backoff, retry_after))
         return backoff

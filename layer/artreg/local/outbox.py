@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
 
+from artreg.backoff import jittered
 from artreg.events import DEFAULT_SOURCE, Event
 from artreg.local.sqlite_store import SqliteStore
 from artreg.model.errors import Invalid
@@ -163,7 +163,7 @@ class Webhook:
         problem = ""
         for attempt in range(self.attempts):
             if attempt:
-                self._sleep(random.uniform(0, min(self.backoff_cap_s, self.backoff_base_s * 2**attempt)))
+                self._sleep(jittered(attempt, self.backoff_base_s, self.backoff_cap_s))
             try:
                 status = self._post(self.url, body, self.timeout_s)
             except OSError as error:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import bisect
 import json
-import random
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -14,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
+from artreg.backoff import jittered
 from artreg.model import manifest, names, versions
 from artreg.model.errors import Conflict, Invalid, NotFound, PreconditionFailed, Retryable
 from artreg.model.manifest import Entry
@@ -660,12 +660,7 @@ class Registry:
                 self._on_retry()
             if time.monotonic() >= deadline:
                 break
-            self._sleep(
-                random.uniform(
-                    0,
-                    min(self.policy.backoff_cap_s, self.policy.backoff_base_s * 2 ** min(tries, 16)),
-                )
-            )
+            self._sleep(jittered(tries, self.policy.backoff_base_s, self.policy.backoff_cap_s))
         raise Retryable("too many concurrent changes to this artifact; retry shortly")
 
     def _commit_change(self, head: Head | None, upload: Upload, draft: StoredVersion) -> ArtifactChange:
