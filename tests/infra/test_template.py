@@ -379,3 +379,73 @@ def test_the_lineage_queue_built_from_the_template_gets_the_rule_s_events() -> N
     # And the queue redrives to its dead-letter queue as the template says
     attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["RedrivePolicy"])["Attributes"]
     assert json.loads(attributes["RedrivePolicy"])["maxReceiveCount"] == 5
+
+
+# ---------------------------------------------------------------- janitor and protection
+
+
+def test_the_janitor_runs_hourly_and_may_only_expire_uploads(translated: dict[str, Any]) -> None:
+    resources = translated["Resources"]
+    # Given the janitor's schedule rule
+    (rule,) = [
+        r
+        for r in _resources(translated, "AWS::Events::Rule").values()
+        if r["Properties"].get("ScheduleExpression") is not None
+    ]
+    # Then it runs the janitor every hour
+    assert rule["Properties"]["ScheduleExpression"] == "rate(1 hour)"
+    (target,) = rule["Properties"]["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": ["JanitorFunction", "Arn"]}
+    # And its role touches upload and expiry-index items only, and only aborts multipart uploads of blobs
+    statements = _statements(translated, "JanitorFunctionRole")
+    assert set(statements) == {"UploadItems", "AbortMultipartUploads"}
+    items = statements["UploadItems"]
+    assert items["Resource"] == {"Fn::GetAtt": ["Table", "Arn"]}
+    assert items["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["U#*", "X#*"]}}
+    assert "dynamodb:Scan" not in items["Action"]
+    abort = statements["AbortMultipartUploads"]
+    assert abort["Action"] == "s3:AbortMultipartUpload"
+    assert abort["Resource"] == {"Fn::Sub": "${Bucket.Arn}/*/blobs/*"}
+    # And it is told the grace period
+    variables = resources["JanitorFunction"]["Properties"]["Environment"]["Variables"]
+    assert variables["ARTREG_BLOB_GRACE_DAYS"] == {"Ref": "BlobGracePeriodDays"}
+
+
+def test_deletion_protection_follows_its_parameter(translated: dict[str, Any]) -> None:
+    resources = translated["Resources"]
+    assert translated["Parameters"]["DeletionProtection"]["Default"] == "Enabled"
+    assert translated["Conditions"]["ProtectFromDeletion"] == {"Fn::Equals": [{"Ref": "DeletionProtection"}, "Enabled"]}
+    # The table's own deletion protection
+    assert resources["Table"]["Properties"]["DeletionProtectionEnabled"] == {
+        "Fn::If": ["ProtectFromDeletion", True, False]
+    }
+    # And a bucket policy statement that denies deleting the bucket to everyone
+    statements = resources["BucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    (protect,) = [s["Fn::If"] for s in statements if "Fn::If" in s]
+    assert protect[0] == "ProtectFromDeletion"
+    assert (protect[1]["Effect"], protect[1]["Principal"], protect[1]["Action"]) == ("Deny", "*", "s3:DeleteBucket")
+    assert protect[2] == {"Ref": "AWS::NoValue"}
+
+
+def test_every_setting_parameter_reaches_the_functions(translated: dict[str, Any]) -> None:
+    # Given the Globals' environment, as SAM copies it into each function
+    for name in ("ApiFunction", "PublisherFunction", "LineageFunction", "JanitorFunction"):
+        variables = translated["Resources"][name]["Properties"]["Environment"]["Variables"]
+        # Then each function gets the stack's settings from its parameters
+        assert variables["ARTREG_UPLOAD_EXPIRY_SECONDS"] == {"Ref": "UploadExpirySeconds"}, name
+        assert variables["ARTREG_PRESIGN_SECONDS"] == {"Ref": "PresignSeconds"}, name
+        assert variables["ARTREG_MULTIPART_THRESHOLD"] == {"Ref": "MultipartThreshold"}, name
+
+
+def test_outputs_name_what_a_caller_needs() -> None:
+    outputs = load_template()["Outputs"]
+    assert {"ApiUrl", "BucketName", "TableName", "EventBusName", "EventSource"} <= set(outputs)
+
+
+def test_the_layer_is_built_by_its_makefile_for_arm64() -> None:
+    layer = load_template()["Resources"]["ArtifactsLayer"]
+    assert layer["Metadata"] == {"BuildMethod": "makefile", "BuildArchitecture": "arm64"}
+    makefile = (TEMPLATE_PATH.parent / "layer" / "Makefile").read_text()
+    assert "build-ArtifactsLayer:" in makefile
+    assert "--platform manylinux2014_aarch64" in makefile
+    assert "--python-version 3.12" in makefile

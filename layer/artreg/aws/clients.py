@@ -13,6 +13,7 @@ from artreg.aws.dynamodb import DynamoStore
 from artreg.aws.eventbridge import EventBridgePublisher
 from artreg.aws.s3 import S3BlobStore
 from artreg.registry import Registry
+from artreg.registry.janitor import Janitor
 from artreg.registry.lineage import LineageRecorder
 from artreg.settings import Settings
 
@@ -56,12 +57,20 @@ def lineage_recorder(settings: Settings) -> LineageRecorder:
     return LineageRecorder(DynamoStore(dynamodb_client(), settings.table_name))
 
 
-def aws_registry(settings: Settings) -> Registry:
-    blobs = S3BlobStore(
+def aws_janitor(settings: Settings) -> Janitor:
+    return Janitor(DynamoStore(dynamodb_client(), settings.table_name), _blob_store(settings))
+
+
+def _blob_store(settings: Settings) -> S3BlobStore:
+    return S3BlobStore(
         s3_client(),
         settings.bucket_name,
         presign_seconds=settings.presign_seconds,
         multipart_threshold=settings.multipart_threshold,
         part_size=settings.part_size,
     )
+
+
+def aws_registry(settings: Settings) -> Registry:
+    blobs = _blob_store(settings)
     return Registry(DynamoStore(dynamodb_client(), settings.table_name), blobs, policy=settings.policy())

@@ -8,6 +8,8 @@
 | alias history   | A#{project}#{name}     | H#{alias}#{time}#{revision}          |
 | usage           | A#{project}#{name}     | U#{semver sort key}#{run_id}         |
 | upload          | U#{project}#{upload_id}| U, and B#{batch id} per further batch |
+| upload expiry   | X#{hour of expiry}     | {project}#{upload_id}   (the janitor's index of pending uploads) |
+| janitor cursor  | X#cursor               | X   (the oldest expiry hour that may still hold entries) |
 | run's edge      | R#{project}#{run_id}   | P#{name}#{sort key} (produced), U#{name}#{sort key} (used) |
 | version's edge  | G#{project}#{name}#{sort key} | P#{run_id} (produced by), U#{run_id} (used by) |
 
@@ -57,6 +59,9 @@ Item = dict[str, Any]
 _ENTRIES = TypeAdapter(list[Entry])
 _MAX_BATCH_BYTES = 350_000  # compressed entries of one upload request, under the 400 KB item limit
 _UPLOAD_ITEM_GRACE = timedelta(days=1)  # a committed upload stays readable for client retries
+_EXPIRY_INDEX_TTL = timedelta(days=8)  # an index entry the janitor never reached goes with TTL
+_EXPIRY_LOOKBACK = timedelta(days=8)  # where the janitor starts on a table it never swept
+_HOUR = timedelta(hours=1)
 
 
 def _s(value: str) -> dict[str, str]:
@@ -99,6 +104,16 @@ class DynamoStore:
     @staticmethod
     def _upload_key(project: str, upload_id: str, sk: str = "U") -> Item:
         return {"PK": _s(f"U#{project}#{upload_id}"), "SK": _s(sk)}
+
+    @staticmethod
+    def _expiry_pk(hour: datetime) -> dict[str, str]:
+        return _s("X#" + hour.astimezone(UTC).strftime("%Y-%m-%dT%H"))
+
+    @staticmethod
+    def _expiry_key(upload: Upload) -> Item:
+        return {"PK": DynamoStore._expiry_pk(upload.expires_at), "SK": _s(f"{upload.project}#{upload.upload_id}")}
+
+    _CURSOR_KEY: Item = {"PK": {"S": "X#cursor"}, "SK": {"S": "X"}}
 
     # ------------------------------------------------------------ items <-> records
 
@@ -359,6 +374,15 @@ class DynamoStore:
         self._call(
             self.client.put_item, TableName=self.table, Item=item, ConditionExpression="attribute_not_exists(PK)"
         )
+        # The janitor's index, one partition an hour of expiry, so that it finds expired uploads with a
+        # Query, never a Scan. Written after the upload: should it fail, the upload still expires by
+        # its time and TTL, and the bucket's lifecycle rule aborts its multipart uploads.
+        index = {
+            **self._expiry_key(upload),
+            "exp": _n(int(upload.expires_at.timestamp())),
+            "expires_at": _n(int((upload.expires_at + _EXPIRY_INDEX_TTL).timestamp())),
+        }
+        self._call(self.client.put_item, TableName=self.table, Item=index)
 
     def add_upload_batch(
         self,
@@ -422,6 +446,71 @@ class DynamoStore:
                 "multipart": multipart,
             }
         )
+
+    def expired_uploads(self, now: datetime, limit: int) -> list[Upload]:
+        """Walks the expiry index hour by hour from the cursor to `now`'s hour: an entry whose upload
+        is pending and past its expiry is answered (and dropped by `expire_upload`); an entry whose
+        upload is committed or gone is dropped here. An hour that is past and empty moves the cursor."""
+        cursor_item = self._get(self._CURSOR_KEY)
+        current = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+        start = datetime.fromisoformat(cursor_item["hour"]["S"]) if cursor_item else current - _EXPIRY_LOOKBACK
+        found: list[Upload] = []
+        hour, drained_to, blocked = start, start, False
+        while hour <= current and len(found) < limit:
+            wanted = limit - len(found)
+            entries = self._query(self._expiry_pk(hour), None, None, wanted, True)
+            held = len(entries) == wanted  # a full page: more may follow
+            for entry in entries:
+                if int(entry["exp"]["N"]) > now.timestamp():
+                    held = True  # not expired yet
+                    continue
+                project, upload_id = entry["SK"]["S"].split("#", 1)
+                upload = self.get_upload(project, upload_id)
+                if upload is not None and upload.state == "pending":
+                    found.append(upload)  # `expire_upload` drops its entry
+                    held = True
+                else:
+                    key = {"PK": entry["PK"], "SK": entry["SK"]}
+                    self._call(self.client.delete_item, TableName=self.table, Key=key)
+            blocked = blocked or held or hour == current
+            hour += _HOUR
+            if not blocked:
+                drained_to = hour  # every hour before this one is empty: start there next time
+        if drained_to != start:
+            self._call(
+                self.client.put_item,
+                TableName=self.table,
+                Item={**self._CURSOR_KEY, "hour": _s(drained_to.isoformat())},
+            )
+        return found
+
+    def expire_upload(self, project: str, upload_id: str) -> bool:
+        upload = self.get_upload(project, upload_id, with_entries=False)
+        if upload is None:
+            return False
+        index_key = self._expiry_key(upload)
+        try:
+            self.client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Update": {
+                            "TableName": self.table,
+                            "Key": self._upload_key(project, upload_id),
+                            "UpdateExpression": "SET #state = :expired",
+                            "ConditionExpression": "#state = :pending",
+                            "ExpressionAttributeNames": {"#state": "state"},
+                            "ExpressionAttributeValues": {":pending": _s("pending"), ":expired": _s("expired")},
+                        }
+                    },
+                    {"Delete": {"TableName": self.table, "Key": index_key}},
+                ]
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                raise translate(error) from error
+            self._call(self.client.delete_item, TableName=self.table, Key=index_key)
+            return False
+        return True
 
     # ------------------------------------------------------------ usages
 

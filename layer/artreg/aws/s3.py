@@ -124,6 +124,13 @@ class S3BlobStore:
                 raise NotFound(f"multipart upload of blob {sha256} is gone (completed or aborted)") from error
             raise translate(error) from error
 
+    def abort_multipart(self, project: str, sha256: str, multipart_id: str) -> None:
+        try:
+            self.client.abort_multipart_upload(Bucket=self.bucket, Key=blob_key(project, sha256), UploadId=multipart_id)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "NoSuchUpload":
+                raise translate(error) from error
+
     def verify(self, project: str, blobs: Sequence[tuple[str, int]]) -> list[tuple[str, int]]:
         """Blobs not stored with the stated size and SHA-256. A single PUT stores S3's own SHA-256 of the
         bytes, checked against the signed one on upload; a multipart upload has only a checksum of part

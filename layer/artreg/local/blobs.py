@@ -245,6 +245,10 @@ class FolderBlobStore:
             out.install(size, None)
         return f'"{etag}"'
 
+    def abort_multipart(self, project: str, sha256: str, multipart_id: str) -> None:
+        check_sha256(sha256)
+        shutil.rmtree(self._staging(project, multipart_id), ignore_errors=True)
+
     def open_blob(self, project: str, sha256: str) -> BinaryIO:
         try:
             return self._blob_path(project, sha256).open("rb")

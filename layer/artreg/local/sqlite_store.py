@@ -72,6 +72,7 @@ CREATE TABLE IF NOT EXISTS uploads (
     expires_at TEXT NOT NULL, json TEXT NOT NULL,
     PRIMARY KEY (project, upload_id)
 );
+CREATE INDEX IF NOT EXISTS uploads_by_expiry ON uploads (state, expires_at);
 CREATE TABLE IF NOT EXISTS upload_batches (
     project TEXT NOT NULL, upload_id TEXT NOT NULL, batch TEXT NOT NULL, json TEXT NOT NULL,
     PRIMARY KEY (project, upload_id, batch)
@@ -433,6 +434,24 @@ class SqliteStore:
                 "multipart": multipart,
             }
         )
+
+    def expired_uploads(self, now: datetime, limit: int) -> list[Upload]:
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT project, upload_id FROM uploads WHERE state = 'pending' AND expires_at <= ? "
+                "ORDER BY expires_at LIMIT ?",
+                (time_key(now), limit),
+            ).fetchall()
+        found = (self.get_upload(project, upload_id) for project, upload_id in rows)
+        return [upload for upload in found if upload is not None]
+
+    def expire_upload(self, project: str, upload_id: str) -> bool:
+        with self._write() as db:
+            changed = db.execute(
+                "UPDATE uploads SET state = 'expired' WHERE project = ? AND upload_id = ? AND state = 'pending'",
+                (project, upload_id),
+            ).rowcount
+        return changed == 1
 
     # ------------------------------------------------------------ usages
 

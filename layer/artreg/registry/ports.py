@@ -74,7 +74,7 @@ class Upload(BaseModel):
     name: str
     upload_id: str
     type: str
-    state: str = "pending"  # pending | committed
+    state: str = "pending"  # pending | committed | expired (by the janitor, once past expires_at)
     created_at: datetime
     expires_at: datetime
     created_by: str | None = None
@@ -194,6 +194,15 @@ class MetadataStore(Protocol):
         without entries, of its first request only: enough to check its state)."""
         ...
 
+    def expired_uploads(self, now: datetime, limit: int) -> list[Upload]:
+        """Up to `limit` uploads still pending whose `expires_at` is not after `now`, with their
+        multipart ids (oldest first, as far as the store keeps an order)."""
+        ...
+
+    def expire_upload(self, project: str, upload_id: str) -> bool:
+        """Marks a pending upload expired; False if it was not pending any more (committed meanwhile)."""
+        ...
+
     def put_usage(self, usage: UsageRecord) -> None: ...
 
     def put_edge(self, edge: LineageEdge) -> bool:
@@ -227,6 +236,10 @@ class BlobStore(Protocol):
 
     def verify(self, project: str, blobs: Sequence[tuple[str, int]]) -> list[tuple[str, int]]:
         """The blobs that are not stored with that size and SHA-256."""
+        ...
+
+    def abort_multipart(self, project: str, sha256: str, multipart_id: str) -> None:
+        """Drops the parts of an unfinished multipart upload; one that is gone already is no error."""
         ...
 
     def download_url(self, project: str, sha256: str, filename: str) -> str: ...

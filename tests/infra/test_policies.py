@@ -1,0 +1,134 @@
+"""The example caller policies in infra/policies: they parse, grant execute-api:Invoke on the stack's
+API only, and each resource names routes that exist (the API's OpenAPI document), no more than meant."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+from unittest.mock import MagicMock
+
+import pytest
+
+from artreg.api.app import build_app
+from tests.support.template import REPO_ROOT
+
+POLICIES = REPO_ROOT / "infra" / "policies"
+VALUES = {"Region": "eu-west-1", "AccountId": "123456789012", "ApiId": "a1b2c3d4e5", "Project": "vision"}
+API_ARN = "arn:aws:execute-api:eu-west-1:123456789012:a1b2c3d4e5/$default/"
+SAMPLES = {"name": "resnet", "ref": "1.2.0", "upload_id": "u" * 26, "sha256": "a" * 64, "alias": "production"}
+SAMPLES |= {"name_ref": "resnet@production", "run_id": "run-7"}
+
+
+def _routes(project: str) -> set[tuple[str, str]]:
+    """(METHOD, a path it answers) for every route of the OpenAPI document, in `project`."""
+    schema = build_app(MagicMock()).get_openapi_schema()
+    routes = set()
+    for template, item in schema.paths.items():
+        path = template.replace("/.+", "/model/weights.pt").replace("{project}", project)
+        path = re.sub(r"\{(\w+)\}", lambda m: SAMPLES[m.group(1)], path)
+        for method in ("get", "post", "put", "patch", "delete"):
+            if getattr(item, method) is not None:
+                routes.add((method.upper(), path))
+    return routes
+
+
+ROUTES = _routes("vision") | _routes("other")
+
+
+def _policy(name: str) -> dict[str, Any]:
+    text = (POLICIES / name).read_text()
+    placeholders = set(re.findall(r"\$\{(\w+)\}", text))
+    assert placeholders <= set(VALUES), placeholders - set(VALUES)
+    for key, value in VALUES.items():
+        text = text.replace("${" + key + "}", value)
+    document: dict[str, Any] = json.loads(text)
+    return document
+
+
+def _allowed(policy: dict[str, Any]) -> set[tuple[str, str]]:
+    """The routes (of ROUTES) that some resource of the policy matches, as IAM matches ARN wildcards."""
+    allowed = set()
+    for statement in policy["Statement"]:
+        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        for resource in resources:
+            pattern = re.compile(".*".join(re.escape(part) for part in resource.split("*")))
+            allowed |= {(m, p) for m, p in ROUTES if pattern.fullmatch(f"{API_ARN}{m}{p}")}
+    return allowed
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in POLICIES.glob("*.json")))
+def test_each_policy_parses_and_each_resource_names_existing_routes(name: str) -> None:
+    # Given an example policy, its placeholders filled in
+    policy = _policy(name)
+    assert policy["Version"] == "2012-10-17"
+    for statement in policy["Statement"]:
+        # Then it only invokes the registry's API, on its stage
+        assert (statement["Effect"], statement["Action"]) == ("Allow", "execute-api:Invoke")
+        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        for resource in resources:
+            assert resource.startswith(API_ARN), resource
+            method = resource.removeprefix(API_ARN).split("/", 1)[0]
+            assert method in {"GET", "POST", "PUT", "PATCH", "DELETE", "*"}, resource
+            # And each resource matches at least one route the API has
+            assert _allowed({"Statement": [{"Resource": resource}]}), resource
+
+
+def test_the_api_is_served_on_the_default_stage() -> None:
+    from tests.infra.test_template import _translate
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+        translated = _translate()
+    stages = [r for r in translated["Resources"].values() if r["Type"] == "AWS::ApiGatewayV2::Stage"]
+    assert [s["Properties"]["StageName"] for s in stages] == ["$default"]
+
+
+def test_the_deploy_role_may_only_resolve_and_download() -> None:
+    allowed = _allowed(_policy("deploy-readonly-role.json"))
+    assert {m for m, _ in allowed} == {"GET"}
+    paths = {p for _, p in allowed}
+    assert "/v1/resolve/vision/resnet@production" in paths
+    assert any(p.endswith("/files/model/weights.pt") for p in paths)
+    assert any(p.endswith("/download") for p in paths)
+    assert not any(p.endswith(("/lineage", "/history", "/versions", "/artifacts")) for p in paths)
+
+
+def test_the_training_role_logs_and_reads_in_its_project_only() -> None:
+    allowed = _allowed(_policy("training-role.json"))
+    # It can log a version in its project
+    commit = "/v1/projects/vision/artifacts/resnet/uploads/" + "u" * 26 + "/commit"
+    assert ("POST", "/v1/projects/vision/artifacts/resnet/uploads") in allowed
+    assert ("POST", commit) in allowed
+    assert ("POST", "/v1/projects/vision/artifacts/resnet/versions/1.2.0/usages") in allowed
+    assert ("GET", "/v1/resolve/vision/resnet@production") in allowed
+    # But touches no other project
+    assert not any("/other/" in p or p.endswith("/other") for _, p in allowed)
+    # And neither deletes versions nor moves aliases
+    assert not {m for m, _ in allowed} & {"DELETE", "PUT"}
+
+
+def test_the_admin_role_may_call_every_route() -> None:
+    assert _allowed(_policy("admin-role.json")) == ROUTES
+
+
+def test_every_policy_is_in_the_readme() -> None:
+    readme = (Path(REPO_ROOT) / "README.md").read_text()
+    for path in POLICIES.glob("*.json"):
+        assert f"infra/policies/{path.name}" in readme
+
+
+def test_samconfig_overrides_only_parameters_the_template_has() -> None:
+    import tomllib
+
+    from tests.support.template import load_template
+
+    config = tomllib.loads((REPO_ROOT / "infra" / "samconfig.toml").read_text())
+    parameters = set(load_template()["Parameters"])
+    for env in ("default", "dev"):
+        deploy = config[env]["deploy"]["parameters"]
+        assert deploy["capabilities"] == "CAPABILITY_IAM"
+        names = {override.split("=", 1)[0] for override in deploy["parameter_overrides"]}
+        assert names <= parameters, names - parameters
+    assert config["default"]["build"]["parameters"]["use_container"] is False

@@ -1,0 +1,167 @@
+"""The janitor on both back ends: pending uploads past their expiry are marked expired and their
+multipart uploads aborted; committed and unexpired ones are left alone; a run is bounded."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from artreg.model.errors import Conflict
+from artreg.model.wire import FileEntry, StartUpload
+from artreg.registry.janitor import Janitor, UploadSweep
+from artreg.registry.service import UploadStarted
+from tests.conftest import Backend
+
+P, N = "vision", "resnet"
+BIG = b"x" * (9 * 1024**2)  # over the test back ends' 8 MiB multipart threshold
+
+
+class Later:
+    def __init__(self, after: timedelta) -> None:
+        self.after = after
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.after
+
+
+def _start(backend: Backend, files: dict[str, bytes], name: str = N) -> UploadStarted:
+    entries = [FileEntry(path=p, size=len(d), sha256=hashlib.sha256(d).hexdigest()) for p, d in files.items()]
+    started = backend.registry.start_upload(P, name, StartUpload(files=entries), caller="tester")
+    assert isinstance(started, UploadStarted)
+    return started
+
+
+def _open_multipart_uploads(backend: Backend) -> list[str]:
+    blobs: Any = backend.registry.blobs
+    if backend.name == "aws":
+        listed = blobs.client.list_multipart_uploads(Bucket=blobs.bucket)
+        return [u["UploadId"] for u in listed.get("Uploads", [])]
+    staging = blobs.root / P / "multipart"
+    return [p.name for p in staging.iterdir()] if staging.exists() else []
+
+
+def _janitor(backend: Backend, after: timedelta) -> Janitor:
+    return Janitor(backend.registry.store, backend.registry.blobs, clock=Later(after))
+
+
+def test_expired_uploads_are_marked_and_their_multipart_uploads_aborted(backend: Backend) -> None:
+    # Given an upload left pending with one multipart blob and one small blob
+    started = _start(backend, {"model.pt": BIG, "config.json": b"{}"})
+    (multipart,) = [t for t in started.missing if t.multipart]
+    assert multipart.multipart is not None
+    assert _open_multipart_uploads(backend) == [multipart.multipart.upload_id]
+    # When the janitor runs after its expiry
+    swept = _janitor(backend, timedelta(hours=25)).expire_uploads()
+    # Then the upload is expired, and its multipart upload is gone
+    assert swept == UploadSweep(expired=1, aborted=1)
+    upload = backend.registry.store.get_upload(P, started.upload_id)
+    assert upload is not None
+    assert upload.state == "expired"
+    assert _open_multipart_uploads(backend) == []
+    # And it cannot be committed
+    with pytest.raises(Conflict):
+        backend.registry.commit(P, N, started.upload_id)
+    # And a second run finds nothing left to do
+    assert _janitor(backend, timedelta(hours=25)).expire_uploads() == UploadSweep(expired=0, aborted=0)
+
+
+def test_uploads_not_expired_or_committed_are_left_alone(backend: Backend) -> None:
+    # Given a pending upload, and a committed one
+    pending = _start(backend, {"a.txt": b"a"}, name="a")
+    committed = _start(backend, {"b.txt": b"b"}, name="b")
+    for target in committed.missing:
+        backend.put_blob(target, b"b")
+    backend.registry.commit(P, "b", committed.upload_id)
+    # When the janitor runs before the expiry
+    assert _janitor(backend, timedelta(hours=1)).expire_uploads() == UploadSweep(expired=0, aborted=0)
+    # And after it
+    assert _janitor(backend, timedelta(hours=25)).expire_uploads() == UploadSweep(expired=1, aborted=0)
+    # Then only the pending one expired
+    states = {
+        u: backend.registry.store.get_upload(P, u, with_entries=False) for u in (pending.upload_id, committed.upload_id)
+    }
+    assert {u: s.state for u, s in states.items() if s} == {
+        pending.upload_id: "expired",
+        committed.upload_id: "committed",
+    }
+
+
+def test_a_run_is_bounded_and_the_next_one_goes_on(backend: Backend) -> None:
+    # Given five pending uploads
+    for i in range(5):
+        _start(backend, {"f.txt": bytes([i])}, name=f"n{i}")
+    janitor = _janitor(backend, timedelta(hours=25))
+    # When the janitor runs with a limit of two, three times
+    runs = [janitor.expire_uploads(limit=2).expired for _ in range(4)]
+    # Then it expires two, two, one, then none
+    assert runs == [2, 2, 1, 0]
+
+
+def test_dynamodb_expiry_index_is_walked_by_hour_and_the_cursor_moves_on(aws: dict[str, Any]) -> None:
+    from artreg.aws.dynamodb import DynamoStore
+    from tests.conftest import TABLE, aws_backend
+
+    # Given uploads that expire in different hours (started 30 and 5 hours before now)
+    backend = aws_backend(aws)
+    for i, hours_ago in enumerate((30, 5)):
+        backend.registry.clock = Later(timedelta(hours=-hours_ago))
+        _start(backend, {"f.txt": bytes([i])}, name=f"n{i}")
+    # When the janitor runs now, then again
+    janitor = _janitor(backend, timedelta(0))
+    first, second = janitor.expire_uploads(), janitor.expire_uploads()
+    # Then the older one expired on the first run and nothing is left for the second
+    assert (first.expired, second.expired) == (1, 0)
+    # And the cursor stands past the drained hours, at the current one (later hours are walked once they come)
+    cursor = aws["dynamodb"].get_item(TableName=TABLE, Key=DynamoStore._CURSOR_KEY)["Item"]
+    expected = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    assert datetime.fromisoformat(cursor["hour"]["S"]) == expected
+    # And when that one expires too, it is found from the cursor
+    assert _janitor(backend, timedelta(hours=20)).expire_uploads().expired == 1
+
+
+class Context:
+    function_name = "artreg-janitor"
+    memory_limit_in_mb = 256
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:artreg-janitor"
+    aws_request_id = "req-1"
+
+
+def test_the_janitor_lambda_expires_uploads_on_its_schedule(
+    aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib
+    import sys
+
+    from artreg.aws import clients
+    from artreg.settings import settings
+    from tests.conftest import BUCKET, TABLE, aws_backend
+
+    # Given an upload that expired an hour ago
+    backend = aws_backend(aws)
+    backend.registry.clock = Later(timedelta(hours=-25))
+    started = _start(backend, {"model.pt": BIG})
+    # And the janitor function, imported after its environment and moto are in place
+    for key, value in {
+        "ARTREG_TABLE_NAME": TABLE,
+        "ARTREG_BUCKET_NAME": BUCKET,
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_METRICS_NAMESPACE": "artreg",
+    }.items():
+        monkeypatch.setenv(key, value)
+    for cached in (clients.dynamodb_client, clients.s3_client, settings):
+        cached.cache_clear()
+    sys.modules.pop("functions.janitor.app", None)
+    janitor = importlib.import_module("functions.janitor.app")
+    # When the schedule invokes it
+    scheduled = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
+    answer = janitor.lambda_handler(scheduled, Context())
+    sys.modules.pop("functions.janitor.app", None)
+    # Then the upload is expired and its multipart upload aborted
+    assert answer == {"expired": 1, "aborted": 1}
+    upload = backend.registry.store.get_upload(P, started.upload_id, with_entries=False)
+    assert upload is not None
+    assert upload.state == "expired"
+    assert _open_multipart_uploads(backend) == []
