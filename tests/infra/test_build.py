@@ -7,6 +7,7 @@ import io
 import os
 import shutil
 import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -30,15 +31,20 @@ def _zipped_size(root: Path) -> int:
     return len(buffer.getvalue())
 
 
+# the dev extras install aws-sam-cli beside this interpreter, which need not be on PATH (scripts/test)
+BIN = str(Path(sys.executable).parent)
+SAM = shutil.which("sam", path=os.pathsep.join([BIN, os.environ.get("PATH", "")]))
+
+
 @pytest.mark.slow
-@pytest.mark.skipif(shutil.which("sam") is None, reason="aws-sam-cli is not installed (pip install aws-sam-cli)")
+@pytest.mark.skipif(SAM is None, reason="aws-sam-cli is not installed (pip install aws-sam-cli)")
 def test_sam_build_makes_an_arm64_cpython312_layer(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # Given the template, and no Docker (the build must not ask for a container)
     build_dir = tmp_path / "build"
-    env = {**os.environ, "SAM_CLI_TELEMETRY": "0"}
+    env = {**os.environ, "SAM_CLI_TELEMETRY": "0", "PATH": os.pathsep.join([BIN, os.environ.get("PATH", "")])}
     # When sam builds it
     result = subprocess.run(
-        ["sam", "build", "--template-file", str(TEMPLATE_PATH), "--build-dir", str(build_dir), "--base-dir", "."],
+        [str(SAM), "build", "--template-file", str(TEMPLATE_PATH), "--build-dir", str(build_dir), "--base-dir", "."],
         cwd=REPO_ROOT,
         env=env,
         capture_output=True,
