@@ -42,8 +42,9 @@ def _canonical(entry: Entry) -> dict[str, Any]:
 
 
 def digest(entries: Sequence[Entry]) -> str:
-    files = [_canonical(e) for e in sorted(entries, key=lambda e: e.path) if isinstance(e, FileEntry)]
-    remote = [_canonical(e) for e in sorted(entries, key=lambda e: e.path) if isinstance(e, RemoteEntry)]
+    ordered = sorted(entries, key=lambda e: e.path)
+    files = [_canonical(e) for e in ordered if isinstance(e, FileEntry)]
+    remote = [_canonical(e) for e in ordered if isinstance(e, RemoteEntry)]
     text = json.dumps(
         {"files": files, "remote": remote},
         sort_keys=True,
@@ -51,7 +52,3 @@ def digest(entries: Sequence[Entry]) -> str:
         ensure_ascii=False,
     )
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def entry_from_json(data: dict[str, Any]) -> Entry:
-    return RemoteEntry.model_validate(data) if "uri" in data else FileEntry.model_validate(data)
