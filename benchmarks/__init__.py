@@ -10,6 +10,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,6 +20,19 @@ _HEADER = (
     "Each section is written by `python -m benchmarks <name>` (a `--quick` run records nothing) and "
     "replaced by its next run.\n"
 )
+
+
+@dataclass(frozen=True)
+class Options:
+    """What `python -m benchmarks` was asked for. Each benchmark sizes itself from these."""
+
+    quick: bool = False  # the smallest sizes, for the smoke test; nothing is recorded
+    scale: float = 1.0  # multiplies each benchmark's default sizes
+    commits: int | None = None  # commits per throughput row (aws-costs, contention)
+
+    def size(self, full: int, quick: int) -> int:
+        """`full` scaled, or `quick` for a smoke run; never below `quick`."""
+        return quick if self.quick else max(quick, round(full * self.scale))
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:

@@ -31,7 +31,7 @@ from artreg.model.errors import Retryable
 from artreg.model.wire import FileEntry, MissingBlob, MoveAlias, StartUpload, Usage
 from artreg.registry import Registry
 from artreg.registry.service import Committed
-from benchmarks import table
+from benchmarks import Options, table
 from tests.support.moto_resources import registry_resources
 from tests.support.moto_serial import SerialisedClient
 
@@ -352,9 +352,15 @@ def throughput(commits: int) -> str:
     )
 
 
-def run(commits: int | None, quick: bool) -> str:
-    sizes = QUICK if quick else FULL
-    commits = commits or sizes.commits
+def run(options: Options) -> str:
+    versions = options.size(FULL.versions, QUICK.versions)
+    sizes = Sizes(
+        versions=versions,
+        page=min(versions, QUICK.page if options.quick else FULL.page),
+        files=options.size(FULL.files, QUICK.files),
+        commits=options.size(FULL.commits, QUICK.commits),
+    )
+    commits = options.commits or sizes.commits
     print("aws-costs: counting calls per operation ...", file=sys.stderr, flush=True)
     operations = calls_per_operation(sizes)
     return operations + "\n\n" + throughput(commits)

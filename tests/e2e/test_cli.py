@@ -7,16 +7,14 @@ import json
 import os
 import socket
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import RunningServer
+from tests.support.server import ARTREG, RunningServer
 
-ARTREG = str(Path(sys.executable).parent / "artreg")
 REMOTE = "https://data.example.com/imagenet/train.csv"
 
 

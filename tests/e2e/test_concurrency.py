@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from artreg.client import Artifact, LoggedArtifact, Registry
-from tests.e2e.conftest import RunningServer
+from tests.support.server import RunningServer
 
 
 @pytest.fixture

@@ -16,8 +16,8 @@ import pytest
 import requests
 
 from artreg.client import Artifact, LoggedArtifact, RetryPolicy
-from tests.e2e.conftest import RunningServer
 from tests.e2e.counting import counted_registry
+from tests.support.server import RunningServer
 
 MiB = 1024**2
 # enough tries, and time, to wait out a restart (the server takes a second or so to start)

@@ -8,7 +8,7 @@ from typing import Any
 
 import requests
 
-from tests.e2e.conftest import RunningServer
+from tests.support.server import RunningServer
 
 P, N = "vision", "resnet"
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import RunningServer
+from tests.support.server import RunningServer
 
 pytestmark = pytest.mark.slow
 

@@ -17,7 +17,7 @@ import jsonschema
 import pytest
 
 from artreg.client import Artifact, Registry
-from tests.e2e.conftest import ARTREG, RunningServer
+from tests.support.server import ARTREG, RunningServer
 
 CHAIN_NODES = {"iris@1.0.0", "run:train-1", "resnet@1.0.0", "run:eval-1", "scores@1.0.0"}
 CHAIN_EDGES = {

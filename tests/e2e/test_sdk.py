@@ -24,8 +24,8 @@ from artreg.client import (
     RetryPolicy,
     Unreachable,
 )
-from tests.e2e.conftest import RunningServer
 from tests.e2e.counting import CountingPool, counted_registry
+from tests.support.server import RunningServer
 
 REMOTE = "https://data.example.com/imagenet/train.csv"
 
