@@ -14,7 +14,7 @@ from artreg.settings import settings
 
 logger = Logger(service="artreg")
 metrics = Metrics(namespace="artreg", service="artreg")
-tracer = Tracer(service="artreg")
+tracer = Tracer(service="artreg", patch_modules=["botocore"])
 janitor = aws_janitor(settings())
 
 

@@ -17,7 +17,7 @@ from artreg.settings import settings
 
 logger = Logger(service="artreg")
 metrics = Metrics(namespace="artreg", service="artreg")
-tracer = Tracer(service="artreg")
+tracer = Tracer(service="artreg", patch_modules=["botocore"])
 processor = BatchProcessor(event_type=EventType.SQS)
 recorder = lineage_recorder(settings())
 

@@ -24,7 +24,7 @@ from artreg.settings import settings
 
 logger = Logger(service="artreg")
 metrics = Metrics(namespace="artreg", service="artreg")
-tracer = Tracer(service="artreg")
+tracer = Tracer(service="artreg", patch_modules=["botocore"])
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 publisher = event_publisher(settings())
 

@@ -9,7 +9,8 @@ from artreg.api.app import build_app, logger, metrics
 from artreg.aws.clients import aws_registry
 from artreg.settings import settings
 
-tracer = Tracer(service="artreg")
+# Only boto calls make subsegments: patching requests, httplib and the rest costs cold start for nothing
+tracer = Tracer(service="artreg", patch_modules=["botocore"])
 registry = aws_registry(settings())
 registry._on_retry = lambda: metrics.add_metric(name="CommitRetries", unit="Count", value=1)
 app = build_app(registry)

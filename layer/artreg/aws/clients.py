@@ -1,10 +1,16 @@
 """boto3 clients, made once per process with explicit retry and signing settings, and the registry
-wired to the AWS adapters."""
+wired to the AWS adapters.
+
+The adapters get their clients deferred: a client is made on its first use, not at import. Making
+one loads its service model (about 0.1 s for DynamoDB, 0.2 s for S3), and a cold start that only
+resolves needs no S3 client at all."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 import boto3
 from botocore.config import Config
@@ -22,7 +28,29 @@ if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient
     from mypy_boto3_s3 import S3Client
 
+C = TypeVar("C")
 _RETRIES = Config(retries={"mode": "standard", "max_attempts": 4}, connect_timeout=2, read_timeout=10)
+
+
+class _Deferred(Generic[C]):
+    """Stands in for the client `make` returns, and makes it on first use: once, even when the S3
+    adapter's HEAD threads reach it together."""
+
+    def __init__(self, make: Callable[[], C]):
+        self._make = make
+        self._client: C | None = None
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = self._make()
+        return getattr(self._client, name)
+
+
+def deferred(make: Callable[[], C]) -> C:
+    return cast(C, _Deferred(make))
 
 
 @lru_cache(maxsize=1)
@@ -50,20 +78,20 @@ def events_client() -> EventBridgeClient:
 
 
 def event_publisher(settings: Settings) -> EventBridgePublisher:
-    return EventBridgePublisher(events_client(), settings.event_bus_name, settings.event_source)
+    return EventBridgePublisher(deferred(events_client), settings.event_bus_name, settings.event_source)
 
 
 def lineage_recorder(settings: Settings) -> LineageRecorder:
-    return LineageRecorder(DynamoStore(dynamodb_client(), settings.table_name))
+    return LineageRecorder(DynamoStore(deferred(dynamodb_client), settings.table_name))
 
 
 def aws_janitor(settings: Settings) -> Janitor:
-    return Janitor(DynamoStore(dynamodb_client(), settings.table_name), _blob_store(settings))
+    return Janitor(DynamoStore(deferred(dynamodb_client), settings.table_name), _blob_store(settings))
 
 
 def _blob_store(settings: Settings) -> S3BlobStore:
     return S3BlobStore(
-        s3_client(),
+        deferred(s3_client),
         settings.bucket_name,
         presign_seconds=settings.presign_seconds,
         multipart_threshold=settings.multipart_threshold,
@@ -73,4 +101,4 @@ def _blob_store(settings: Settings) -> S3BlobStore:
 
 def aws_registry(settings: Settings) -> Registry:
     blobs = _blob_store(settings)
-    return Registry(DynamoStore(dynamodb_client(), settings.table_name), blobs, policy=settings.policy())
+    return Registry(DynamoStore(deferred(dynamodb_client), settings.table_name), blobs, policy=settings.policy())
