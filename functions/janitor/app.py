@@ -1,8 +1,10 @@
 """The janitor Lambda, on an EventBridge schedule: expires pending uploads past their expiry and aborts
-their multipart uploads (artreg.registry.janitor). A run handles a bounded number; the rest waits."""
+their multipart uploads (a run handles a bounded number; the rest waits), then condemns and reclaims
+blobs that nothing lists (artreg.registry.janitor)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -22,8 +24,20 @@ janitor = aws_janitor(settings())
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    swept = janitor.expire_uploads(limit=settings().janitor_batch)
+    config = settings()
+    swept = janitor.expire_uploads(limit=config.janitor_batch)
+    blobs = janitor.reclaim_blobs(timedelta(days=config.blob_grace_days), config.policy().upload_ttl)
     metrics.add_metric(name="UploadsExpired", unit=MetricUnit.Count, value=swept.expired)
     metrics.add_metric(name="MultipartUploadsAborted", unit=MetricUnit.Count, value=swept.aborted)
-    logger.info("swept", extra={"expired": swept.expired, "aborted": swept.aborted})
-    return {"expired": swept.expired, "aborted": swept.aborted}
+    metrics.add_metric(name="BlobsCondemned", unit=MetricUnit.Count, value=blobs.condemned)
+    metrics.add_metric(name="BlobsReclaimed", unit=MetricUnit.Count, value=blobs.reclaimed)
+    metrics.add_metric(name="BytesReclaimed", unit=MetricUnit.Bytes, value=blobs.reclaimed_bytes)
+    outcome = {
+        "expired": swept.expired,
+        "aborted": swept.aborted,
+        "condemned": blobs.condemned,
+        "reclaimed": blobs.reclaimed,
+        "reclaimed_bytes": blobs.reclaimed_bytes,
+    }
+    logger.info("swept", extra=outcome)
+    return outcome

@@ -11,6 +11,7 @@
     artreg rm NAME@VERSION [--force]
     artreg lineage NAME[@REF] [--upstream|--downstream] [--depth N] [--format tree|mermaid|dot|json]
     artreg server [--host H] [--port P] [--data DIR] [--webhook URL]
+    artreg janitor [--data DIR] [--grace-days N]   expire uploads, reclaim unlisted blobs (local store)
 
 `--url` and `--project` come from the flags or ARTREG_URL / ARTREG_PROJECT (the URL defaults to the
 local server, http://127.0.0.1:8080). Output is a human table, or JSON with `--json`. Exit codes: 0
@@ -375,6 +376,31 @@ def cmd_server(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_janitor(args: argparse.Namespace) -> int:
+    """`artreg janitor`: what the janitor Lambda does on AWS, once, on the local store. A blob is reclaimed
+    by the run after the one that condemned it (see artreg.registry.janitor), so run it on a schedule."""
+    from dataclasses import asdict
+    from datetime import timedelta
+
+    from artreg.local.blobs import FolderBlobStore
+    from artreg.local.sqlite_store import SqliteStore
+    from artreg.registry.janitor import Janitor
+    from artreg.registry.service import Policy
+
+    data = Path(args.data)
+    if not (data / "registry.db").exists():
+        raise UsageError(f"{data} holds no registry (no registry.db): give the --data of `artreg server`")
+    store = SqliteStore(data / "registry.db")
+    try:
+        janitor = Janitor(store, FolderBlobStore(data / "blobs", base_url="http://127.0.0.1"))
+        uploads = janitor.expire_uploads()
+        blobs = janitor.reclaim_blobs(timedelta(days=args.grace_days), Policy().upload_ttl)
+    finally:
+        store.close()
+    print(json.dumps({"uploads": asdict(uploads), "blobs": asdict(blobs)}))
+    return EXIT_OK
+
+
 # ---------------------------------------------------------------- the parser
 
 
@@ -488,7 +514,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="also POST each event (as EventBridge delivers it) to this URL, retried until it answers 2xx"
         " (ARTREG_WEBHOOK)",
     )
-    server.set_defaults(server=cmd_server)
+    server.set_defaults(local=cmd_server)
+
+    janitor = commands.add_parser(
+        "janitor",
+        help="expire uploads and reclaim unlisted blobs of the local store",
+        description="one janitor run over the local server's data folder; safe while the server runs",
+    )
+    janitor.add_argument("--data", default=default_data, help="the server's data folder (ARTREG_DATA)")
+    janitor.add_argument(
+        "--grace-days", type=float, default=7, help="how long a blob nothing lists is kept (default 7)"
+    )
+    janitor.set_defaults(local=cmd_janitor)
     return parser
 
 
@@ -511,8 +548,8 @@ def main(argv: Sequence[str] | None = None, *, registry: RegistryFactory | None 
     except SystemExit as stop:  # --help, --version, or a usage error already printed by argparse
         return stop.code if isinstance(stop.code, int) else EXIT_USAGE
     try:
-        if hasattr(args, "server"):
-            return int(args.server(args))
+        if hasattr(args, "local"):  # a command on this machine's store, not a client of a registry
+            return int(args.local(args))
         reg = (registry or default_registry)(args)
         return int(args.func(args, reg))
     except UsageError as error:

@@ -22,7 +22,7 @@ class Settings(BaseSettings):
     presign_seconds: int = Field(default=900, ge=60, le=12 * 3600)
     multipart_threshold: int = Field(default=64 * 1024**2, ge=5 * 1024**2)
     part_size: int = Field(default=64 * 1024**2, ge=5 * 1024**2, le=5 * 1024**3)
-    blob_grace_days: int = Field(default=7, ge=1, le=3650)  # the janitor's (blob reclaim: not yet)
+    blob_grace_days: int = Field(default=7, ge=1, le=3650)  # an unlisted blob is kept this long
     janitor_batch: int = Field(default=500, ge=1, le=10_000)  # uploads a janitor run expires at most
     commit_deadline_seconds: float = Field(default=20.0, gt=0, le=25)  # under API Gateway's 30 s
 

@@ -384,7 +384,7 @@ def test_the_lineage_queue_built_from_the_template_gets_the_rule_s_events() -> N
 # ---------------------------------------------------------------- janitor and protection
 
 
-def test_the_janitor_runs_hourly_and_may_only_expire_uploads(translated: dict[str, Any]) -> None:
+def test_the_janitor_runs_hourly_and_may_only_expire_uploads_and_reclaim_blobs(translated: dict[str, Any]) -> None:
     resources = translated["Resources"]
     # Given the janitor's schedule rule
     (rule,) = [
@@ -396,16 +396,31 @@ def test_the_janitor_runs_hourly_and_may_only_expire_uploads(translated: dict[st
     assert rule["Properties"]["ScheduleExpression"] == "rate(1 hour)"
     (target,) = rule["Properties"]["Targets"]
     assert target["Arn"] == {"Fn::GetAtt": ["JanitorFunction", "Arn"]}
-    # And its role touches upload and expiry-index items only, and only aborts multipart uploads of blobs
+    # And its role writes upload and expiry-index items only, reads heads and versions, and touches blobs
+    # and manifests only
     statements = _statements(translated, "JanitorFunctionRole")
-    assert set(statements) == {"UploadItems", "AbortMultipartUploads"}
+    assert set(statements) == {
+        "UploadItems",
+        "ReadVersions",
+        "AbortMultipartUploads",
+        "ListBlobs",
+        "ReclaimBlobs",
+        "ReadManifests",
+    }
     items = statements["UploadItems"]
     assert items["Resource"] == {"Fn::GetAtt": ["Table", "Arn"]}
     assert items["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["U#*", "X#*"]}}
     assert "dynamodb:Scan" not in items["Action"]
+    versions = statements["ReadVersions"]
+    assert versions["Action"] == "dynamodb:Query"
+    assert versions["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["P#*", "A#*"]}}
     abort = statements["AbortMultipartUploads"]
     assert abort["Action"] == "s3:AbortMultipartUpload"
     assert abort["Resource"] == {"Fn::Sub": "${Bucket.Arn}/*/blobs/*"}
+    reclaim = statements["ReclaimBlobs"]
+    assert reclaim["Resource"] == {"Fn::Sub": "${Bucket.Arn}/*/blobs/*"}
+    assert "s3:DeleteObject" not in reclaim["Action"], "only a version it tagged, never the current object"
+    assert statements["ReadManifests"]["Resource"] == {"Fn::Sub": "${Bucket.Arn}/*/manifests/*"}
     # And it is told the grace period
     variables = resources["JanitorFunction"]["Properties"]["Environment"]["Variables"]
     assert variables["ARTREG_BLOB_GRACE_DAYS"] == {"Ref": "BlobGracePeriodDays"}

@@ -1,5 +1,7 @@
 """The janitor on both back ends: pending uploads past their expiry are marked expired and their
-multipart uploads aborted; committed and unexpired ones are left alone; a run is bounded."""
+multipart uploads aborted; committed and unexpired ones are left alone; a run is bounded. Blobs that no
+live version or pending upload lists are condemned past the grace period and removed a run later;
+an upload after the condemnation sends the bytes again and keeps them."""
 
 from __future__ import annotations
 
@@ -11,8 +13,8 @@ import pytest
 
 from artreg.model.errors import Conflict
 from artreg.model.wire import FileEntry, StartUpload
-from artreg.registry.janitor import Janitor, UploadSweep
-from artreg.registry.service import UploadStarted
+from artreg.registry.janitor import BlobSweep, Janitor, UploadSweep
+from artreg.registry.service import Committed, UploadStarted
 from tests.conftest import Backend
 
 P, N = "vision", "resnet"
@@ -122,6 +124,101 @@ def test_dynamodb_expiry_index_is_walked_by_hour_and_the_cursor_moves_on(aws: di
     assert _janitor(backend, timedelta(hours=20)).expire_uploads().expired == 1
 
 
+# ---------------------------------------------------------------- reclaiming blobs
+
+GRACE, TTL = timedelta(days=7), timedelta(hours=24)
+OLD, SHARED, NEW = b"only in 1.0.0", b"in both versions", b"only in 2.0.0"
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _log(backend: Backend, files: dict[str, bytes], name: str = N) -> Committed | UploadStarted:
+    """The client flow: start (commit=true), PUT what is missing, commit."""
+    entries = [FileEntry(path=p, size=len(d), sha256=_sha(d)) for p, d in files.items()]
+    started = backend.registry.start_upload(P, name, StartUpload(files=entries, commit=True), caller="tester")
+    if isinstance(started, Committed):
+        return started
+    by_sha = {_sha(d): d for d in files.values()}
+    for target in started.missing:
+        backend.put_blob(target, by_sha[target.sha256])
+    return backend.registry.commit(P, name, started.upload_id)
+
+
+def _stored(backend: Backend) -> set[str]:
+    return {key.rsplit("/", 1)[-1] for key in backend.blob_keys() if "/blobs/" in f"/{key}"} & {
+        _sha(d) for d in (OLD, SHARED, NEW)
+    }
+
+
+def _downloads(backend: Backend, ref: str) -> dict[str, bytes]:
+    page = backend.registry.download(P, N, ref)
+    return {f.path: backend.fetch(f.url) for f in page.files}
+
+
+def test_a_blob_no_live_version_lists_is_condemned_after_the_grace_period_and_removed_a_run_later(
+    backend: Backend,
+) -> None:
+    # Given 1.0.0 with two files, 2.0.0 sharing one of them, and 1.0.0 deleted
+    _log(backend, {"a.bin": OLD, "b.bin": SHARED})
+    _log(backend, {"b.bin": SHARED, "c.bin": NEW})
+    backend.registry.delete_version(P, N, "1.0.0")
+    # When the janitor runs within the grace period
+    # Then nothing is condemned
+    assert _janitor(backend, GRACE - timedelta(hours=1)).reclaim_blobs(GRACE, TTL) == BlobSweep()
+    # When it runs past the grace period, then only the blob of the deleted version is condemned
+    assert _janitor(backend, GRACE + timedelta(hours=1)).reclaim_blobs(GRACE, TTL) == BlobSweep(condemned=1)
+    assert _stored(backend) == {_sha(OLD), _sha(SHARED), _sha(NEW)}
+    # And a run less than the fence later removes nothing
+    assert _janitor(backend, GRACE + timedelta(hours=1, minutes=5)).reclaim_blobs(GRACE, TTL) == BlobSweep()
+    # And the next hourly run removes it, and only it
+    swept = _janitor(backend, GRACE + timedelta(hours=2)).reclaim_blobs(GRACE, TTL)
+    assert swept == BlobSweep(reclaimed=1, reclaimed_bytes=len(OLD))
+    assert _stored(backend) == {_sha(SHARED), _sha(NEW)}
+    # And 2.0.0 downloads whole
+    assert _downloads(backend, "2.0.0") == {"b.bin": SHARED, "c.bin": NEW}
+
+
+def test_a_blob_a_pending_upload_lists_is_never_condemned(backend: Backend) -> None:
+    # Given a deleted version whose blob a pending upload lists again (present, so not sent)
+    _log(backend, {"a.bin": OLD})
+    _log(backend, {"c.bin": NEW})
+    backend.registry.delete_version(P, N, "1.0.0")
+    started = _start(backend, {"again.bin": OLD})
+    assert started.missing == []
+    # When the janitor runs past the grace period (the upload not yet expired)
+    swept = _janitor(backend, GRACE + timedelta(hours=1)).reclaim_blobs(GRACE, timedelta(days=30))
+    # Then nothing is condemned, and the upload commits with its blob in place
+    assert swept == BlobSweep()
+    backend.registry.commit(P, N, started.upload_id)
+    assert _downloads(backend, "latest") == {"again.bin": OLD}
+
+
+def test_an_upload_after_the_condemnation_sends_the_blob_again_and_it_is_kept(backend: Backend) -> None:
+    # Given a blob condemned by a janitor run
+    _log(backend, {"a.bin": OLD})
+    _log(backend, {"c.bin": NEW})
+    backend.registry.delete_version(P, N, "1.0.0")
+    assert _janitor(backend, GRACE + timedelta(hours=1)).reclaim_blobs(GRACE, TTL) == BlobSweep(condemned=1)
+    # When a job logs that content again
+    started = _start(backend, {"again.bin": OLD})
+    # Then it is asked to upload it, although its bytes are still stored
+    assert [t.sha256 for t in started.missing] == [_sha(OLD)]
+    # And a commit without the upload is refused
+    with pytest.raises(Conflict) as refused:
+        backend.registry.commit(P, N, started.upload_id)
+    assert refused.value.code == "blobs_missing"
+    # And once uploaded, it commits, and the next runs leave it in place
+    backend.put_blob(started.missing[0], OLD)
+    backend.registry.commit(P, N, started.upload_id)
+    for hours in (2, 3):
+        swept = _janitor(backend, GRACE + timedelta(hours=hours)).reclaim_blobs(GRACE, TTL)
+        assert swept.reclaimed_bytes == 0 or backend.name == "aws"  # S3: the old, tagged copy goes
+    assert _downloads(backend, "latest") == {"again.bin": OLD}
+    assert _stored(backend) == {_sha(OLD), _sha(NEW)}
+
+
 class Context:
     function_name = "artreg-janitor"
     memory_limit_in_mb = 256
@@ -160,8 +257,33 @@ def test_the_janitor_lambda_expires_uploads_on_its_schedule(
     answer = janitor.lambda_handler(scheduled, Context())
     sys.modules.pop("functions.janitor.app", None)
     # Then the upload is expired and its multipart upload aborted
-    assert answer == {"expired": 1, "aborted": 1}
+    assert answer == {"expired": 1, "aborted": 1, "condemned": 0, "reclaimed": 0, "reclaimed_bytes": 0}
     upload = backend.registry.store.get_upload(P, started.upload_id, with_entries=False)
     assert upload is not None
     assert upload.state == "expired"
     assert _open_multipart_uploads(backend) == []
+
+
+def test_artreg_janitor_runs_the_janitor_on_a_local_data_folder(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from artreg.cli import main
+    from tests.conftest import local_backend
+
+    # Given a local registry whose only version lists a blob, then deleted, condemned by an earlier run
+    backend = local_backend(tmp_path)
+    _log(backend, {"a.bin": OLD})
+    _log(backend, {"c.bin": NEW})
+    backend.registry.delete_version(P, N, "1.0.0")
+    an_hour_ago = _janitor(backend, timedelta(hours=-1))
+    assert an_hour_ago.reclaim_blobs(timedelta(days=-1), TTL) == BlobSweep(condemned=1)
+    # When `artreg janitor` runs over its folder an hour later (past the grace period, as told)
+    assert main(["janitor", "--data", str(tmp_path), "--grace-days", "0"]) == 0
+    # Then it reports what it did, and the condemned blob is gone
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["blobs"] == {"condemned": 0, "reclaimed": 1, "reclaimed_bytes": len(OLD)}
+    assert _stored(backend) == {_sha(NEW)}
+    # And a folder that holds no registry is a usage error
+    assert main(["janitor", "--data", str(tmp_path / "nothing")]) == 2

@@ -484,6 +484,19 @@ class DynamoStore:
             )
         return found
 
+    def pending_uploads(self, project: str, now: datetime, upload_ttl: timedelta) -> Iterator[Upload]:
+        """Walks the expiry index from the janitor's cursor to the last hour an upload started now could
+        expire in, taking the project's entries of each hour."""
+        cursor_item = self._get(self._CURSOR_KEY)
+        current = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+        hour = datetime.fromisoformat(cursor_item["hour"]["S"]) if cursor_item else current - _EXPIRY_LOOKBACK
+        while hour <= now + upload_ttl:
+            for entry in self._query(self._expiry_pk(hour), f"{project}#", None, 1_000_000, True):
+                upload = self.get_upload(project, entry["SK"]["S"].split("#", 1)[1])
+                if upload is not None and upload.state == "pending":
+                    yield upload
+            hour += _HOUR
+
     def expire_upload(self, project: str, upload_id: str) -> bool:
         upload = self.get_upload(project, upload_id, with_entries=False)
         if upload is None:

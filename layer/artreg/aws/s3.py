@@ -7,8 +7,9 @@ from __future__ import annotations
 import base64
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote, unquote
@@ -19,8 +20,9 @@ from pydantic import TypeAdapter
 from artreg.aws.errors import translate
 from artreg.model.errors import Invalid, NotFound
 from artreg.model.manifest import Entry
-from artreg.model.names import check_project, check_sha256
+from artreg.model.names import PROJECT_RE, check_project, check_sha256
 from artreg.model.wire import MissingBlob, MultipartTarget, Part, PresignedPart, RemoteEntry, RemoteSpec
+from artreg.registry.ports import StoredBlob
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -30,6 +32,8 @@ _PARALLEL = 16  # HEAD requests in flight while checking a batch of up to 1,000 
 _MAX_PARTS = 10_000
 _MiB = 1024**2
 _S3_URI = re.compile(r"s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(?P<key>[^?]+)(\?versionId=(?P<vid>.+))?")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+CONDEMNED_TAG = "artreg-condemned"
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -76,7 +80,7 @@ class S3BlobStore:
     def find_missing(self, project: str, blobs: Sequence[tuple[str, int]]) -> list[tuple[str, int]]:
         def absent(blob: tuple[str, int]) -> bool:
             head = self._head(blob_key(project, blob[0]))
-            return head is None or head["ContentLength"] != blob[1]
+            return head is None or head["ContentLength"] != blob[1] or _condemned(head)
 
         return [blob for blob, gone in zip(blobs, _parallel(absent, blobs), strict=True) if gone]
 
@@ -140,7 +144,7 @@ class S3BlobStore:
             sha256, size = blob
             key = blob_key(project, sha256)
             head = self._head(key, checksum=True)
-            if head is None:
+            if head is None or _condemned(head):
                 return True
             stored = head.get("ChecksumSHA256")
             # never delete on a mismatch: the claim may be the wrong one, and the blob another version's
@@ -209,6 +213,64 @@ class S3BlobStore:
         url: str = self.client.generate_presigned_url(operation, Params=params, ExpiresIn=self.presign_seconds)
         return url
 
+    # ------------------------------------------------------------ the janitor's side
+    # A condemned blob is the object version the janitor tagged; uploads after that write a new
+    # version, and reclaiming deletes the tagged version only. So the bucket must keep versions (the
+    # template's does): without, `reclaim` refuses.
+
+    def projects(self) -> Iterator[str]:
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Delimiter="/")
+        for page in pages:
+            for prefix in page.get("CommonPrefixes", []):
+                project = prefix["Prefix"].rstrip("/")
+                if PROJECT_RE.fullmatch(project):
+                    yield project
+
+    def unlisted_blobs(self, project: str, listed: Container[str]) -> Iterator[StoredBlob]:
+        """Lists the project's blobs; only the unlisted ones cost a HEAD (and a tag read if tagged)."""
+        prefix = blob_key(project, "0" * 64).rsplit("/", 2)[0] + "/"
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+            for stored in page.get("Contents", []):
+                sha256 = stored["Key"].rsplit("/", 1)[-1]
+                if not _SHA256.fullmatch(sha256) or sha256 in listed:
+                    continue
+                head = self._head(stored["Key"])
+                if head is None:
+                    continue  # removed since the listing
+                condemned_at = None
+                if _condemned(head):
+                    tags = self._call(
+                        self.client.get_object_tagging,
+                        Bucket=self.bucket,
+                        Key=stored["Key"],
+                        VersionId=head.get("VersionId", "null"),
+                    )["TagSet"]
+                    stamp = next((t["Value"] for t in tags if t["Key"] == CONDEMNED_TAG), None)
+                    condemned_at = datetime.fromisoformat(stamp) if stamp else head["LastModified"]
+                generation = head.get("VersionId") or "null"
+                yield StoredBlob(sha256, head["ContentLength"], head["LastModified"], generation, condemned_at)
+
+    def condemn(self, project: str, blob: StoredBlob, at: datetime) -> None:
+        self._call(
+            self.client.put_object_tagging,
+            Bucket=self.bucket,
+            Key=blob_key(project, blob.sha256),
+            VersionId=blob.generation,
+            Tagging={"TagSet": [{"Key": CONDEMNED_TAG, "Value": at.isoformat()}]},
+        )
+
+    def reclaim(self, project: str, blob: StoredBlob) -> bool:
+        if blob.generation == "null":
+            return False  # an unversioned bucket: deleting could take a copy uploaded since
+        # deleting one version never touches a newer one, uploaded after the condemnation
+        self._call(
+            self.client.delete_object,
+            Bucket=self.bucket,
+            Key=blob_key(project, blob.sha256),
+            VersionId=blob.generation,
+        )
+        return True
+
     def _head(self, key: str, checksum: bool = False) -> Any:
         try:
             if checksum:
@@ -224,6 +286,11 @@ class S3BlobStore:
             return operation(**kwargs)
         except ClientError as error:
             raise translate(error) from error
+
+
+def _condemned(head: Mapping[str, Any]) -> bool:
+    """Tagged by the janitor (the bucket's objects carry no other tags): to be sent again."""
+    return int(head.get("TagCount") or 0) > 0
 
 
 def _parallel(function: Callable[[T], R], items: Sequence[T]) -> list[R]:

@@ -13,6 +13,7 @@ wrong upload never becomes a blob. Every path is built from a checked project an
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -24,8 +25,9 @@ import shutil
 import stat
 import tempfile
 import uuid
-from collections.abc import Sequence
+from collections.abc import Container, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -35,9 +37,9 @@ from pydantic import TypeAdapter
 
 from artreg.model.errors import Forbidden, Invalid, NotFound
 from artreg.model.manifest import Entry
-from artreg.model.names import check_project, check_sha256
+from artreg.model.names import PROJECT_RE, check_project, check_sha256
 from artreg.model.wire import MissingBlob, MultipartTarget, Part, PresignedPart, RemoteEntry, RemoteSpec
-from artreg.registry.ports import Clock
+from artreg.registry.ports import Clock, StoredBlob
 from artreg.registry.service import SystemClock
 
 _ENTRIES = TypeAdapter(list[Entry])
@@ -45,6 +47,7 @@ _MiB = 1024**2
 _MAX_PARTS = 10_000
 _CHUNK = _MiB
 _MULTIPART_ID = re.compile(r"[0-9a-f]{32}")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -110,7 +113,12 @@ class FolderBlobStore:
     # ------------------------------------------------------------ uploads
 
     def find_missing(self, project: str, blobs: Sequence[tuple[str, int]]) -> list[tuple[str, int]]:
-        return [(sha, size) for sha, size in blobs if _size_of(self._blob_path(project, sha)) != size]
+        return [(sha, size) for sha, size in blobs if not self._holds(self._blob_path(project, sha), size)]
+
+    @staticmethod
+    def _holds(path: Path, size: int) -> bool:
+        """Stored with that size and not condemned (a condemned blob is sent again: see `condemn`)."""
+        return _size_of(path) == size and not _condemnation(path).exists()
 
     def upload_targets(self, project: str, blobs: Sequence[tuple[str, int]]) -> list[MissingBlob]:
         return [self._target(project, sha, size) for sha, size in blobs]
@@ -170,12 +178,54 @@ class FolderBlobStore:
         bad = []
         for sha, size in blobs:
             path = self._blob_path(project, sha)
-            if _size_of(path) != size:
+            if not self._holds(path, size):
                 bad.append((sha, size))
             elif _sha256_of(path) != sha:  # wrong bytes at a content address would poison every later dedup
                 path.unlink(missing_ok=True)
                 bad.append((sha, size))
         return bad
+
+    # ------------------------------------------------------------ the janitor's side
+
+    def projects(self) -> Iterator[str]:
+        for folder in sorted(self.root.iterdir()):
+            if (folder / "blobs").is_dir() and PROJECT_RE.fullmatch(folder.name):
+                yield folder.name
+
+    def unlisted_blobs(self, project: str, listed: Container[str]) -> Iterator[StoredBlob]:
+        for path in sorted((self.root / project / "blobs" / "sha256").glob("??/*")):
+            if not _SHA256.fullmatch(path.name) or path.name in listed:
+                continue
+            try:
+                info = path.stat()
+                condemned: datetime | None = datetime.fromisoformat(_condemnation(path).read_text())
+            except FileNotFoundError:
+                if not path.exists():
+                    continue  # reclaimed meanwhile
+                condemned = None
+            modified = datetime.fromtimestamp(info.st_mtime, UTC)
+            yield StoredBlob(path.name, info.st_size, modified, str(info.st_ino), condemned)
+
+    def condemn(self, project: str, blob: StoredBlob, at: datetime) -> None:
+        _write_atomically(_condemnation(self._blob_path(project, blob.sha256)), at.isoformat().encode())
+
+    def reclaim(self, project: str, blob: StoredBlob) -> bool:
+        """Moves the blob aside first, then removes it only if it is the condemned copy: an upload that
+        installed a new copy meanwhile (and lifted the condemnation) gets it back."""
+        path = self._blob_path(project, blob.sha256)
+        aside = path.with_name(f".{path.name}.reclaiming")
+        try:
+            os.rename(path, aside)
+        except FileNotFoundError:
+            return False
+        if str(aside.stat().st_ino) == blob.generation and _condemnation(path).exists():
+            aside.unlink()
+            _condemnation(path).unlink(missing_ok=True)
+            return True
+        with contextlib.suppress(FileExistsError):  # never over a copy installed since: same content, newer
+            os.link(aside, path)
+        aside.unlink()
+        return False
 
     # ------------------------------------------------------------ the local server's side of the URLs
 
@@ -357,6 +407,7 @@ class _Receiver:
         os.fsync(self.file.fileno())
         self.file.close()
         os.replace(self.temp, self.target)
+        _condemnation(self.target).unlink(missing_ok=True)  # a new copy: no longer condemned
 
 
 def _secret(root: Path) -> bytes:
@@ -401,6 +452,11 @@ def _multipart_size(staging: Path, sha256: str) -> int:
 def _check_length(length: int, size: int) -> None:
     if length != size:
         raise Invalid(f"the body is {length} bytes, not the {size} signed for", code="bad_length")
+
+
+def _condemnation(blob: Path) -> Path:
+    """The janitor's mark beside a blob it means to reclaim (its text: when it was condemned)."""
+    return blob.with_name(f"{blob.name}.condemned")
 
 
 def _size_of(path: Path) -> int | None:

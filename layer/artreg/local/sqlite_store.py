@@ -19,7 +19,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import TypeAdapter
@@ -444,6 +444,16 @@ class SqliteStore:
             ).fetchall()
         found = (self.get_upload(project, upload_id) for project, upload_id in rows)
         return [upload for upload in found if upload is not None]
+
+    def pending_uploads(self, project: str, now: datetime, upload_ttl: timedelta) -> Iterator[Upload]:
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT upload_id FROM uploads WHERE project = ? AND state = 'pending'", (project,)
+            ).fetchall()
+        for (upload_id,) in rows:
+            upload = self.get_upload(project, upload_id)
+            if upload is not None and upload.state == "pending":
+                yield upload
 
     def expire_upload(self, project: str, upload_id: str) -> bool:
         with self._write() as db:

@@ -1,24 +1,50 @@
-"""The janitor's use cases, run on a schedule (the `janitor` Lambda, or by hand on the local store).
+"""The janitor's use cases, run on a schedule (the `janitor` Lambda, or `artreg janitor` on the local
+store).
 
 Expiring uploads: a pending upload past its `expires_at` can no longer be committed (the registry
 checks the time on every request); the janitor marks it `expired` and aborts the multipart uploads it
 started, so that their parts stop costing storage before the bucket's lifecycle rule would. Each run
 handles at most `limit` uploads; what is left waits for the next run.
+
+Reclaiming blobs, in two runs, so that a blob a version lists is never removed:
+
+1. A run reads what is *listed*: the blobs of every pending upload first, then those of every live
+   version (in that order: an upload that commits between the two reads is seen by one of them). A
+   stored blob that nothing lists and that is older than the grace period is *condemned*: from then
+   on it counts as missing to every upload, which sends its bytes again as a new copy.
+2. A later run, at least `fence` after the condemnation, reads what is listed again and removes the
+   condemned copy if it is still unlisted. An upload whose existence check came before the
+   condemnation had written its upload record within one request's time (under 30 s, far under the
+   fence), so that read sees it; one whose check came after was told to upload, and its new copy is
+   not the condemned one.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from artreg.model.errors import NotFound
-from artreg.registry.ports import BlobStore, Clock, MetadataStore
+from artreg.model.wire import FileEntry
+from artreg.registry.ports import BlobStore, Clock, MetadataStore, StoredVersion
 from artreg.registry.service import SystemClock
+
+FENCE = timedelta(minutes=15)  # condemnation to removal: far above one request's 30 s
+_PAGE = 1000
 
 
 @dataclass(frozen=True)
 class UploadSweep:
     expired: int  # uploads marked expired by this run
     aborted: int  # multipart uploads aborted by this run
+
+
+@dataclass(frozen=True)
+class BlobSweep:
+    condemned: int = 0  # unlisted blobs past the grace period, marked by this run
+    reclaimed: int = 0  # condemned blobs removed by this run
+    reclaimed_bytes: int = 0
 
 
 class Janitor:
@@ -41,3 +67,50 @@ class Janitor:
                     continue  # completed or aborted already
                 aborted += 1
         return UploadSweep(expired=expired, aborted=aborted)
+
+    def reclaim_blobs(self, grace: timedelta, upload_ttl: timedelta, fence: timedelta = FENCE) -> BlobSweep:
+        """One pass over every project's blobs: condemns the unlisted ones past `grace`, and removes
+        those condemned at least `fence` before this run began and still unlisted."""
+        started = self.clock.now()
+        condemned = reclaimed = reclaimed_bytes = 0
+        for project in self.blobs.projects():
+            for blob in self.blobs.unlisted_blobs(project, self._listed(project, started, upload_ttl)):
+                if blob.condemned_at is None:
+                    if blob.modified <= started - grace:
+                        self.blobs.condemn(project, blob, started)
+                        condemned += 1
+                elif blob.condemned_at <= started - fence and self.blobs.reclaim(project, blob):
+                    reclaimed += 1
+                    reclaimed_bytes += blob.size
+        return BlobSweep(condemned=condemned, reclaimed=reclaimed, reclaimed_bytes=reclaimed_bytes)
+
+    def _listed(self, project: str, now: datetime, upload_ttl: timedelta) -> set[str]:
+        """The blobs pending uploads and live versions list; the uploads are read first (see above)."""
+        listed = {
+            entry.sha256
+            for upload in self.store.pending_uploads(project, now, upload_ttl)
+            for entry in upload.entries
+            if isinstance(entry, FileEntry)
+        }
+        for version in self._live_versions(project):
+            listed.update(self._blobs_of(version))
+        return listed
+
+    def _live_versions(self, project: str) -> Iterator[StoredVersion]:
+        after: str | None = None
+        while heads := self.store.list_heads(project, after, _PAGE):
+            for head in heads:
+                before: str | None = None
+                while page := self.store.list_versions(project, head.name, before, _PAGE):
+                    yield from (version for version in page if version.state != "deleted")
+                    before = page[-1].sort_key
+            after = heads[-1].name
+
+    def _blobs_of(self, version: StoredVersion) -> Iterator[str]:
+        if version.manifest is None:
+            yield from (entry.sha256 for entry in version.files)
+            return
+        chunks = -(-version.manifest.count // version.manifest.chunk_size)
+        for index in range(chunks):
+            chunk = self.blobs.get_manifest_chunk(version.project, version.digest, index)
+            yield from (entry.sha256 for entry in chunk if isinstance(entry, FileEntry))

@@ -3,9 +3,9 @@ ones (SQLite, a folder) implement these; the registry's use cases are written ag
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Container, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -106,6 +106,18 @@ class LineageEdge(BaseModel):
     at: datetime | None = None
 
 
+@dataclass(frozen=True)
+class StoredBlob:
+    """A blob as the blob store holds it, for the janitor: `generation` names this very copy (an S3
+    version id, a file's inode), so that reclaiming it never removes a copy uploaded after it was seen."""
+
+    sha256: str
+    size: int
+    modified: datetime
+    generation: str
+    condemned_at: datetime | None = None
+
+
 # ---------------------------------------------------------------- one atomic change of an artifact
 
 
@@ -203,6 +215,11 @@ class MetadataStore(Protocol):
         """Marks a pending upload expired; False if it was not pending any more (committed meanwhile)."""
         ...
 
+    def pending_uploads(self, project: str, now: datetime, upload_ttl: timedelta) -> Iterator[Upload]:
+        """Every upload of `project` still pending (expired ones the janitor has not marked yet too),
+        with the entries of all its batches; read strongly consistent."""
+        ...
+
     def put_usage(self, usage: UsageRecord) -> None: ...
 
     def put_edge(self, edge: LineageEdge) -> bool:
@@ -249,6 +266,25 @@ class BlobStore(Protocol):
 
     def put_manifest(self, project: str, digest: str, chunks: Sequence[Sequence[Entry]]) -> None: ...
     def get_manifest_chunk(self, project: str, digest: str, index: int) -> list[Entry]: ...
+
+    # The janitor's side. A condemned blob counts as missing to `find_missing` and `verify`, so that
+    # an upload that starts after the condemnation sends its bytes again (a new copy, never reclaimed
+    # by the condemnation of the old one).
+    def projects(self) -> Iterator[str]:
+        """The projects that hold blobs."""
+        ...
+
+    def unlisted_blobs(self, project: str, listed: Container[str]) -> Iterator[StoredBlob]:
+        """The project's blobs whose sha256 is not in `listed`, with their generation and condemnation."""
+        ...
+
+    def condemn(self, project: str, blob: StoredBlob, at: datetime) -> None:
+        """Marks this copy of the blob for reclaiming; it now counts as missing to new uploads."""
+        ...
+
+    def reclaim(self, project: str, blob: StoredBlob) -> bool:
+        """Removes this copy of the blob if it is still the condemned one; False if not."""
+        ...
 
 
 class Clock(Protocol):
