@@ -1,6 +1,7 @@
-"""The janitor Lambda, on an EventBridge schedule: expires pending uploads past their expiry and aborts
-their multipart uploads (a run handles a bounded number; the rest waits), then condemns and reclaims
-blobs that nothing lists (artreg.registry.janitor)."""
+"""The janitor Lambda, on two EventBridge schedules (artreg.registry.janitor). Hourly: expires pending
+uploads past their expiry and aborts their multipart uploads (a run handles a bounded number; the rest
+waits), then condemns and reclaims blobs that nothing lists. Daily (the event's `task` is
+`remote-refs`): reads every pinned remote reference again and notes those that changed."""
 
 from __future__ import annotations
 
@@ -24,6 +25,21 @@ janitor = aws_janitor(settings())
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if event.get("task") == "remote-refs":
+        return recheck_remote_refs()
+    return sweep()
+
+
+def recheck_remote_refs() -> dict[str, Any]:
+    remote = janitor.recheck_remote_refs()
+    metrics.add_metric(name="RemoteReferencesChecked", unit=MetricUnit.Count, value=remote.checked)
+    metrics.add_metric(name="RemoteReferencesChanged", unit=MetricUnit.Count, value=remote.changed)
+    outcome = {"checked": remote.checked, "changed": remote.changed, "noted": remote.noted}
+    logger.info("remote references re-checked", extra=outcome)
+    return outcome
+
+
+def sweep() -> dict[str, Any]:
     config = settings()
     swept = janitor.expire_uploads(limit=config.janitor_batch)
     blobs = janitor.reclaim_blobs(timedelta(days=config.blob_grace_days), config.policy().upload_ttl)

@@ -11,7 +11,7 @@
     artreg rm NAME@VERSION [--force]
     artreg lineage NAME[@REF] [--upstream|--downstream] [--depth N] [--format tree|mermaid|dot|json]
     artreg server [--host H] [--port P] [--data DIR] [--webhook URL]
-    artreg janitor [--data DIR] [--grace-days N]   expire uploads, reclaim unlisted blobs (local store)
+    artreg janitor [--data DIR] [--grace-days N]   expire uploads, reclaim blobs, re-check remote refs
 
 `--url` and `--project` come from the flags or ARTREG_URL / ARTREG_PROJECT (the URL defaults to the
 local server, http://127.0.0.1:8080). Output is a human table, or JSON with `--json`. Exit codes: 0
@@ -395,9 +395,10 @@ def cmd_janitor(args: argparse.Namespace) -> int:
         janitor = Janitor(store, FolderBlobStore(data / "blobs", base_url="http://127.0.0.1"))
         uploads = janitor.expire_uploads()
         blobs = janitor.reclaim_blobs(timedelta(days=args.grace_days), Policy().upload_ttl)
+        remote = janitor.recheck_remote_refs()
     finally:
         store.close()
-    print(json.dumps({"uploads": asdict(uploads), "blobs": asdict(blobs)}))
+    print(json.dumps({"uploads": asdict(uploads), "blobs": asdict(blobs), "remote": asdict(remote)}))
     return EXIT_OK
 
 
@@ -518,7 +519,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     janitor = commands.add_parser(
         "janitor",
-        help="expire uploads and reclaim unlisted blobs of the local store",
+        help="expire uploads, reclaim unlisted blobs and re-check remote references of the local store",
         description="one janitor run over the local server's data folder; safe while the server runs",
     )
     janitor.add_argument("--data", default=default_data, help="the server's data folder (ARTREG_DATA)")

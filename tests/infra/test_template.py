@@ -307,7 +307,7 @@ def test_the_stream_mapping_filters_retries_bisects_and_keeps_failures(translate
     # And its filters are JSON patterns on the keys (what they let through is tested against real records
     # in tests/integration/test_events.py)
     patterns = [json.loads(f["Pattern"]) for f in mapping["FilterCriteria"]["Filters"]]
-    assert [p["eventName"] for p in patterns] == [["INSERT"], ["MODIFY"]]
+    assert [p["eventName"] for p in patterns] == [["INSERT"], ["MODIFY"], ["INSERT", "MODIFY"]]
 
 
 def test_the_lineage_rule_feeds_a_queue_with_a_dead_letter_queue(translated: dict[str, Any]) -> None:
@@ -384,28 +384,42 @@ def test_the_lineage_queue_built_from_the_template_gets_the_rule_s_events() -> N
 # ---------------------------------------------------------------- janitor and protection
 
 
-def test_the_janitor_runs_hourly_and_may_only_expire_uploads_and_reclaim_blobs(translated: dict[str, Any]) -> None:
+def test_the_janitor_runs_hourly_and_daily_and_may_only_expire_uploads_reclaim_blobs_and_note_changes(
+    translated: dict[str, Any],
+) -> None:
     resources = translated["Resources"]
-    # Given the janitor's schedule rule
-    (rule,) = [
-        r
+    # Given the janitor's schedule rules
+    rules = [
+        r["Properties"]
         for r in _resources(translated, "AWS::Events::Rule").values()
         if r["Properties"].get("ScheduleExpression") is not None
     ]
-    # Then it runs the janitor every hour
-    assert rule["Properties"]["ScheduleExpression"] == "rate(1 hour)"
-    (target,) = rule["Properties"]["Targets"]
-    assert target["Arn"] == {"Fn::GetAtt": ["JanitorFunction", "Arn"]}
+    # Then it runs every hour, and every day with the task of re-checking remote references
+    assert {(r["ScheduleExpression"], r["Targets"][0].get("Input")) for r in rules} == {
+        ("rate(1 hour)", None),
+        ("rate(1 day)", '{"task": "remote-refs"}'),
+    }
+    for rule in rules:
+        (target,) = rule["Targets"]
+        assert target["Arn"] == {"Fn::GetAtt": ["JanitorFunction", "Arn"]}
     # And its role writes upload and expiry-index items only, reads heads and versions, and touches blobs
     # and manifests only
-    statements = _statements(translated, "JanitorFunctionRole")
+    policies = resources["JanitorFunctionRole"]["Properties"]["Policies"]
+    statements = {
+        s["Sid"]: s
+        for p in policies
+        for s in p["PolicyDocument"]["Statement"]
+        for s in (s["Fn::If"][1:2] if "Fn::If" in s else [s])
+    }
     assert set(statements) == {
         "UploadItems",
         "ReadVersions",
+        "NoteRemoteChanges",
         "AbortMultipartUploads",
         "ListBlobs",
         "ReclaimBlobs",
         "ReadManifests",
+        "RemoteReferences",  # only when RemoteReadBucketArns names buckets
     }
     items = statements["UploadItems"]
     assert items["Resource"] == {"Fn::GetAtt": ["Table", "Arn"]}
@@ -413,7 +427,12 @@ def test_the_janitor_runs_hourly_and_may_only_expire_uploads_and_reclaim_blobs(t
     assert "dynamodb:Scan" not in items["Action"]
     versions = statements["ReadVersions"]
     assert versions["Action"] == "dynamodb:Query"
-    assert versions["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["P#*", "A#*"]}}
+    assert versions["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["PROJECTS", "P#*", "A#*"]}}
+    notes = statements["NoteRemoteChanges"]
+    assert (notes["Action"], notes["Condition"]) == (
+        "dynamodb:PutItem",
+        {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["C#*"]}},
+    )
     abort = statements["AbortMultipartUploads"]
     assert abort["Action"] == "s3:AbortMultipartUpload"
     assert abort["Resource"] == {"Fn::Sub": "${Bucket.Arn}/*/blobs/*"}

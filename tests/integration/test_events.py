@@ -25,7 +25,8 @@ from moto.events.models import EventPattern
 from artreg.aws.dynamodb import event_of_stream_record
 from artreg.aws.eventbridge import PublishFailed
 from artreg.events import DETAIL_TYPES
-from artreg.model.wire import FileEntry, MoveAlias, StartUpload, Usage, VersionRecord
+from artreg.model.wire import FileEntry, MoveAlias, RemoteEntry, StartUpload, Usage, VersionRecord
+from artreg.registry.ports import RemoteChange
 from artreg.registry.service import Committed
 from tests.conftest import BUCKET, TABLE, Backend, api_event, aws_backend, local_backend
 from tests.support.fake_events import FakeEvents
@@ -132,6 +133,20 @@ def lambdas(aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Iterator[La
         sys.modules.pop(module, None)
 
 
+PINNED = RemoteEntry(path="raw/train.csv", uri="s3://datasets/train.csv", size=10, etag="e1", verified=True)
+REMOTE_CHANGE = RemoteChange(
+    project=P,
+    name="iris",
+    version="1.0.0",
+    path="raw/train.csv",
+    uri="s3://datasets/train.csv",
+    state="changed",
+    pinned=PINNED,
+    observed=PINNED.model_copy(update={"size": 12, "etag": "e2"}),
+    checked_at=T0,
+)
+
+
 class FixedClock:
     def now(self) -> datetime:
         return T0
@@ -171,6 +186,11 @@ def chain(backend: Backend, step: Callable[[], None] = lambda: None) -> None:
     registry.remove_alias(P, "scores", "candidate", caller="tester")
     step()
     registry.delete_version(P, "iris", "2.0.0", caller="tester")
+    step()
+    # the janitor's re-check found a remote reference changed, and a later run saw the same: one event
+    for _ in range(2):
+        registry.store.note_remote_change(REMOTE_CHANGE)
+        step()
 
 
 @pytest.fixture
@@ -205,6 +225,7 @@ def test_events_reach_a_rule_on_the_bus_and_follow_their_schemas(lambdas: Lambda
         "AliasMoved": 8,  # latest of each commit, production, candidate set and removed, latest of iris back
         "ArtifactVersionUsed": 1,
         "ArtifactVersionDeleted": 1,
+        "RemoteReferenceChanged": 1,  # noted twice, the same observation
     }
     # And the commit of the model says which version of the dataset its run used
     (model,) = [e["detail"] for e in delivered if e["detail"].get("name") == "resnet" and "producer" in e["detail"]]
@@ -222,7 +243,7 @@ def test_the_same_stream_batch_twice_publishes_the_same_event_ids(lambdas: Lambd
     second = [json.loads(m["Body"])["detail"]["event_id"] for m in lambdas.drain(lambdas.capture_url)]
     # Then the second delivery carries exactly the same event ids
     assert sorted(first) == sorted(second)
-    assert len(set(first)) == len(first) == 14
+    assert len(set(first)) == len(first) == 15
 
 
 def test_the_stream_filters_let_through_exactly_the_records_that_are_events(records: list[Any]) -> None:
@@ -245,10 +266,10 @@ def test_a_bus_that_keeps_refusing_fails_the_batch_and_a_blip_does_not(
     flaky = FakeEvents(fail=lambda call, event_id: call == 0 and event_id in victims)
     monkeypatch.setattr(lambdas.publisher.publisher, "client", flaky)
     monkeypatch.setattr(lambdas.publisher.publisher, "_sleep", lambda _: None)
-    # When the publisher gets the batch (14 events)
+    # When the publisher gets the batch (15 events)
     # Then those two entries went again, alone, and the batch succeeded
     assert lambdas.publish(records) == {"batchItemFailures": []}
-    assert [len(c) for c in flaky.calls] == [10, 2, 4]
+    assert [len(c) for c in flaky.calls] == [10, 2, 5]
     assert flaky.ids(1) == victims
     # Given a bus that never takes them
     monkeypatch.setattr(lambdas.publisher.publisher, "client", FakeEvents(fail=lambda call, event_id: True))
@@ -268,7 +289,7 @@ def test_a_record_that_cannot_be_read_is_a_partial_failure_and_the_rest_is_publi
     answer = lambdas.publish(broken)
     # Then that record is reported (the stream retries from it) and the others' events are on the bus
     assert answer == {"batchItemFailures": [{"itemIdentifier": victim["dynamodb"]["SequenceNumber"]}]}
-    assert len(lambdas.drain(lambdas.capture_url)) == 13
+    assert len(lambdas.drain(lambdas.capture_url)) == 14
 
 
 # ---------------------------------------------------------------- lineage

@@ -6,14 +6,15 @@ an upload after the condemnation sends the bytes again and keeps them."""
 from __future__ import annotations
 
 import hashlib
+import os
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from artreg.model.errors import Conflict
-from artreg.model.wire import FileEntry, StartUpload
-from artreg.registry.janitor import BlobSweep, Janitor, UploadSweep
+from artreg.model.wire import FileEntry, RemoteSpec, StartUpload
+from artreg.registry.janitor import BlobSweep, Janitor, RemoteSweep, UploadSweep
 from artreg.registry.service import Committed, UploadStarted
 from tests.conftest import Backend
 
@@ -219,6 +220,72 @@ def test_an_upload_after_the_condemnation_sends_the_blob_again_and_it_is_kept(ba
     assert _stored(backend) == {_sha(OLD), _sha(NEW)}
 
 
+# ---------------------------------------------------------------- re-checking remote references
+
+
+class Remote:
+    """A remote object the back end can pin: an `s3://` object of another bucket on moto, a `file://`
+    file locally."""
+
+    def __init__(self, backend: Backend, tmp_path: Any) -> None:
+        self.backend = backend
+        if backend.name == "aws":
+            self.s3: Any = backend.registry.blobs.client  # type: ignore[attr-defined]
+            self.s3.create_bucket(Bucket="datasets")
+            self.uri = "s3://datasets/raw/train.csv"
+        else:
+            self.file = tmp_path / "train.csv"
+            self.uri = self.file.as_uri()
+
+    def write(self, data: bytes) -> None:
+        if self.backend.name == "aws":
+            self.s3.put_object(Bucket="datasets", Key="raw/train.csv", Body=data)
+        else:
+            self.file.write_bytes(data)
+            stamp = self.file.stat().st_mtime_ns + 1_000_000_000 * len(data)  # mtime-based ETag: make it move
+            os.utime(self.file, ns=(stamp, stamp))
+
+    def remove(self) -> None:
+        if self.backend.name == "aws":
+            self.s3.delete_object(Bucket="datasets", Key="raw/train.csv")
+        else:
+            self.file.unlink()
+
+
+def test_a_changed_or_vanished_remote_reference_is_noted_once_per_observation(backend: Backend, tmp_path: Any) -> None:
+    # Given a version holding a pinned remote reference, and one the registry could not read
+    remote = Remote(backend, tmp_path)
+    remote.write(b"a,b\n1,2\n")
+    request = StartUpload(
+        remote=[
+            RemoteSpec(uri=remote.uri, path="train.csv"),
+            RemoteSpec(uri="https://example.com/unpinned.csv", path="unpinned.csv"),
+        ],
+        commit=True,
+    )
+    committed = backend.registry.start_upload(P, N, request)
+    assert isinstance(committed, Committed)
+    janitor = _janitor(backend, timedelta(0))
+    # When the janitor re-checks it unchanged, then nothing is noted
+    assert janitor.recheck_remote_refs() == RemoteSweep(checked=1)
+    # When the object is rewritten, then the change is noted once, however many runs see it
+    remote.write(b"a,b\n1,2\n3,4\n")
+    assert janitor.recheck_remote_refs() == RemoteSweep(checked=1, changed=1, noted=1)
+    assert janitor.recheck_remote_refs() == RemoteSweep(checked=1, changed=1, noted=0)
+    # When it is deleted, then that is noted too
+    remote.remove()
+    assert janitor.recheck_remote_refs() == RemoteSweep(checked=1, changed=1, noted=1)
+    # And locally, the outbox holds the two events, as the stream makes them on AWS (tests/integration/test_events.py)
+    if backend.name == "local":
+        noted = [e for _, e in backend.registry.store.outbox_pending("test", 100)]  # type: ignore[attr-defined]
+        changes = [e.detail for e in noted if e.detail_type == "RemoteReferenceChanged"]
+        assert [(c["path"], c["state"]) for c in changes] == [("train.csv", "changed"), ("train.csv", "vanished")]
+        assert changes[0]["observed"]["size"] == len(b"a,b\n1,2\n3,4\n")
+    # And a deleted version is not re-checked
+    backend.registry.delete_version(P, N, "1.0.0")
+    assert janitor.recheck_remote_refs() == RemoteSweep()
+
+
 class Context:
     function_name = "artreg-janitor"
     memory_limit_in_mb = 256
@@ -258,6 +325,12 @@ def test_the_janitor_lambda_expires_uploads_on_its_schedule(
     sys.modules.pop("functions.janitor.app", None)
     # Then the upload is expired and its multipart upload aborted
     assert answer == {"expired": 1, "aborted": 1, "condemned": 0, "reclaimed": 0, "reclaimed_bytes": 0}
+    # And the daily schedule's event re-checks remote references instead
+    assert janitor.lambda_handler({**scheduled, "task": "remote-refs"}, Context()) == {
+        "checked": 0,
+        "changed": 0,
+        "noted": 0,
+    }
     upload = backend.registry.store.get_upload(P, started.upload_id, with_entries=False)
     assert upload is not None
     assert upload.state == "expired"

@@ -11,8 +11,8 @@ import jsonschema
 import pytest
 
 from artreg import events
-from artreg.model.wire import AliasMove, FileEntry, UsageRecord
-from artreg.registry.ports import StoredVersion
+from artreg.model.wire import AliasMove, FileEntry, RemoteEntry, UsageRecord
+from artreg.registry.ports import RemoteChange, StoredVersion
 
 T0 = datetime(2026, 11, 22, 10, 0, 0, 123456, tzinfo=UTC)
 SHA = "a" * 64
@@ -61,7 +61,27 @@ def built() -> list[events.Event]:
         events.alias_moved("vision", "resnet", moved, 7, "d" * 64),
         events.alias_moved("vision", "resnet", removed, 8, None),
         events.deleted(version(state="deleted", deleted_at=T0)),
+        events.remote_changed(remote_change("changed")),
+        events.remote_changed(remote_change("vanished")),
     ]
+
+
+def remote_change(state: str) -> RemoteChange:
+    pinned = RemoteEntry(path="raw/train.csv", uri="s3://data/train.csv", size=10, etag="e1", version_id="v1")
+    observed = pinned.model_copy(update={"size": 12, "etag": "e2", "version_id": "v2"}) if state == "changed" else None
+    return RemoteChange.model_validate(
+        {
+            "project": "vision",
+            "name": "iris",
+            "version": "1.0.0",
+            "path": "raw/train.csv",
+            "uri": pinned.uri,
+            "state": state,
+            "pinned": pinned,
+            "observed": observed,
+            "checked_at": T0,
+        }
+    )
 
 
 @pytest.mark.parametrize("kind", events.DETAIL_TYPES)

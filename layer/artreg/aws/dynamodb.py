@@ -12,6 +12,8 @@
 | janitor cursor  | X#cursor               | X   (the oldest expiry hour that may still hold entries) |
 | run's edge      | R#{project}#{run_id}   | P#{name}#{sort key} (produced), U#{name}#{sort key} (used) |
 | version's edge  | G#{project}#{name}#{sort key} | P#{run_id} (produced by), U#{run_id} (used by) |
+| project index   | PROJECTS               | {project}   (put with an artifact's first commit: the janitor's list) |
+| remote change   | C#{project}#{name}     | {sort key}#{sha256 of path}  (a remote reference last seen so) |
 
 A version and its alias copies hold the same attributes: `rec` (the immutable part of the record,
 JSON), `tags` and `meta` (JSON), `state`, `deleted_at` and `aliases` (a string set), so that a
@@ -24,6 +26,7 @@ items are written twice, once per direction, so that each direction of a lineage
 
 from __future__ import annotations
 
+import hashlib
 import json
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
@@ -45,6 +48,7 @@ from artreg.registry.ports import (
     Head,
     HeadMoved,
     LineageEdge,
+    RemoteChange,
     StoredVersion,
     Upload,
     UploadNotPending,
@@ -231,6 +235,8 @@ class DynamoStore:
                 }
             }
         ]
+        if not change.expected_revision:  # a new artifact: its project is listed (a put: idempotent)
+            items.append({"Put": {"TableName": self.table, "Item": {"PK": _s("PROJECTS"), "SK": _s(project)}}})
         version_at = None
         if change.new_version:
             version_at = len(items)
@@ -497,6 +503,31 @@ class DynamoStore:
                     yield upload
             hour += _HOUR
 
+    def note_remote_change(self, change: RemoteChange) -> bool:
+        path_key = hashlib.sha256(change.path.encode()).hexdigest()
+        item = {
+            "PK": _s(f"C#{change.project}#{change.name}"),
+            "SK": _s(f"{versions.sort_key(change.version)}#{path_key}"),
+            "fp": _s(change.fingerprint),
+            "change": _s(change.model_dump_json()),  # the stream makes the event of it
+        }
+        try:
+            self.client.put_item(
+                TableName=self.table,
+                Item=item,
+                ConditionExpression="attribute_not_exists(PK) OR fp <> :fp",
+                ExpressionAttributeValues={":fp": item["fp"]},
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise translate(error) from error
+        return True
+
+    def projects(self) -> Iterator[str]:
+        for item in self._query_all(_s("PROJECTS")):
+            yield item["SK"]["S"]
+
     def expire_upload(self, project: str, upload_id: str) -> bool:
         upload = self.get_upload(project, upload_id, with_entries=False)
         if upload is None:
@@ -645,6 +676,8 @@ def event_of_stream_record(record: Mapping[str, Any]) -> Event | None:
     keys = change.get("Keys") or {}
     pk, sk = keys.get("PK", {}).get("S", ""), keys.get("SK", {}).get("S", "")
     new, old = change.get("NewImage"), change.get("OldImage")
+    if pk.startswith("C#") and new and record.get("eventName") in ("INSERT", "MODIFY"):
+        return events.remote_changed(RemoteChange.model_validate_json(new["change"]["S"]))
     if not pk.startswith("A#") or not new:
         return None
     if record.get("eventName") == "INSERT":

@@ -18,7 +18,7 @@ from botocore.exceptions import ClientError
 from pydantic import TypeAdapter
 
 from artreg.aws.errors import translate
-from artreg.model.errors import Invalid, NotFound
+from artreg.model.errors import Invalid, NotFound, Retryable
 from artreg.model.manifest import Entry
 from artreg.model.names import PROJECT_RE, check_project, check_sha256
 from artreg.model.wire import MissingBlob, MultipartTarget, Part, PresignedPart, RemoteEntry, RemoteSpec
@@ -174,8 +174,11 @@ class S3BlobStore:
             params["VersionId"] = match["vid"]
         try:
             head = self.remote_client.head_object(**params)
-        except ClientError:  # not readable by the registry: recorded as given, never a failed log
-            return entry
+        except ClientError as error:
+            status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+            if status >= 500 or status == 429 or isinstance(translate(error), Retryable):
+                raise Retryable("could not read the remote reference now; retry", details={"uri": spec.uri}) from error
+            return entry  # not readable by the registry (gone, or not allowed): recorded as given
         return entry.model_copy(
             update={
                 "size": head["ContentLength"],

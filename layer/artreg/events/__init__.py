@@ -15,14 +15,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from artreg.model.wire import AliasMove, UsageRecord
-from artreg.registry.ports import StoredVersion
+from artreg.model.wire import AliasMove, RemoteEntry, UsageRecord
+from artreg.registry.ports import RemoteChange, StoredVersion
 
 COMMITTED = "ArtifactVersionCommitted"
 USED = "ArtifactVersionUsed"
 ALIAS_MOVED = "AliasMoved"
 DELETED = "ArtifactVersionDeleted"
-DETAIL_TYPES = (COMMITTED, USED, ALIAS_MOVED, DELETED)
+REMOTE_CHANGED = "RemoteReferenceChanged"
+DETAIL_TYPES = (COMMITTED, USED, ALIAS_MOVED, DELETED, REMOTE_CHANGED)
 DEFAULT_SOURCE = "artreg"
 
 
@@ -151,4 +152,36 @@ def used(usage: UsageRecord) -> Event:
             "at": rfc3339(usage.at),
         },
         usage.at,
+    )
+
+
+def remote_changed(change: RemoteChange) -> Event:
+    """A pinned remote reference that reads otherwise now (the janitor's re-check); one event per
+    observation, however many runs see it."""
+
+    def pin(entry: RemoteEntry | None) -> dict[str, Any] | None:
+        return None if entry is None else {"size": entry.size, "etag": entry.etag, "version_id": entry.version_id}
+
+    return Event(
+        REMOTE_CHANGED,
+        {
+            "event_id": event_id(
+                REMOTE_CHANGED,
+                change.project,
+                change.name,
+                change.version,
+                hashlib.sha256(change.path.encode()).hexdigest(),  # a path holds `/`
+                change.fingerprint,
+            ),
+            "project": change.project,
+            "name": change.name,
+            "version": change.version,
+            "path": change.path,
+            "uri": change.uri,
+            "state": change.state,
+            "pinned": pin(change.pinned),
+            "observed": pin(change.observed),
+            "checked_at": rfc3339(change.checked_at),
+        },
+        change.checked_at,
     )

@@ -36,6 +36,7 @@ from artreg.registry.ports import (
     Head,
     HeadMoved,
     LineageEdge,
+    RemoteChange,
     StoredVersion,
     Upload,
     UploadNotPending,
@@ -76,6 +77,11 @@ CREATE INDEX IF NOT EXISTS uploads_by_expiry ON uploads (state, expires_at);
 CREATE TABLE IF NOT EXISTS upload_batches (
     project TEXT NOT NULL, upload_id TEXT NOT NULL, batch TEXT NOT NULL, json TEXT NOT NULL,
     PRIMARY KEY (project, upload_id, batch)
+);
+CREATE TABLE IF NOT EXISTS remote_changes (
+    project TEXT NOT NULL, name TEXT NOT NULL, version TEXT NOT NULL, path TEXT NOT NULL,
+    fingerprint TEXT NOT NULL, json TEXT NOT NULL,
+    PRIMARY KEY (project, name, version, path)
 );
 CREATE TABLE IF NOT EXISTS usages (
     project TEXT NOT NULL, name TEXT NOT NULL, version TEXT NOT NULL, run_id TEXT NOT NULL, json TEXT NOT NULL,
@@ -454,6 +460,28 @@ class SqliteStore:
             upload = self.get_upload(project, upload_id)
             if upload is not None and upload.state == "pending":
                 yield upload
+
+    def note_remote_change(self, change: RemoteChange) -> bool:
+        key = (change.project, change.name, change.version, change.path)
+        with self._write() as db:
+            row = db.execute(
+                "SELECT fingerprint FROM remote_changes WHERE project = ? AND name = ? AND version = ? AND path = ?",
+                key,
+            ).fetchone()
+            if row and row[0] == change.fingerprint:
+                return False
+            db.execute(
+                "INSERT OR REPLACE INTO remote_changes (project, name, version, path, fingerprint, json)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (*key, change.fingerprint, change.model_dump_json()),
+            )
+            _write_events(db, [events.remote_changed(change)])
+        return True
+
+    def projects(self) -> Iterator[str]:
+        with self._read() as db:
+            rows = db.execute("SELECT DISTINCT project FROM heads ORDER BY project").fetchall()
+        yield from (project for (project,) in rows)
 
     def expire_upload(self, project: str, upload_id: str) -> bool:
         with self._write() as db:

@@ -17,6 +17,10 @@ Reclaiming blobs, in two runs, so that a blob a version lists is never removed:
    condemnation had written its upload record within one request's time (under 30 s, far under the
    fence), so that read sees it; one whose check came after was told to upload, and its new copy is
    not the condemned one.
+
+Re-checking remote references: every pinned reference of a live version (an `s3://` object on AWS, a
+`file://` one locally) is read again as it was at commit; one that reads otherwise is noted with a
+`RemoteReferenceChanged` event, once per observation, however many runs see it.
 """
 
 from __future__ import annotations
@@ -24,12 +28,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
 
-from artreg.model.errors import NotFound
-from artreg.model.wire import FileEntry
-from artreg.registry.ports import BlobStore, Clock, MetadataStore, StoredVersion
+from artreg.model.errors import NotFound, Retryable
+from artreg.model.wire import FileEntry, RemoteEntry, RemoteSpec
+from artreg.registry.ports import BlobStore, Clock, MetadataStore, RemoteChange, StoredVersion
 from artreg.registry.service import SystemClock
 
+E = TypeVar("E", FileEntry, RemoteEntry)
 FENCE = timedelta(minutes=15)  # condemnation to removal: far above one request's 30 s
 _PAGE = 1000
 
@@ -45,6 +51,13 @@ class BlobSweep:
     condemned: int = 0  # unlisted blobs past the grace period, marked by this run
     reclaimed: int = 0  # condemned blobs removed by this run
     reclaimed_bytes: int = 0
+
+
+@dataclass(frozen=True)
+class RemoteSweep:
+    checked: int = 0  # pinned references read again
+    changed: int = 0  # of those, reading otherwise than pinned (changed or vanished)
+    noted: int = 0  # changes not seen by an earlier run: one event each
 
 
 class Janitor:
@@ -84,6 +97,45 @@ class Janitor:
                     reclaimed_bytes += blob.size
         return BlobSweep(condemned=condemned, reclaimed=reclaimed, reclaimed_bytes=reclaimed_bytes)
 
+    def recheck_remote_refs(self) -> RemoteSweep:
+        """Reads every pinned remote reference of every live version again."""
+        now = self.clock.now()
+        checked = changed = noted = 0
+        for project in self.store.projects():
+            for version in self._live_versions(project):
+                for pinned in self._entries_of(version, RemoteEntry):
+                    if not pinned.verified:
+                        continue  # nothing was pinned to compare with
+                    try:
+                        change = self._remote_change(version, pinned, now)
+                    except Retryable:
+                        continue  # unreadable just now: not a change; the next run reads it again
+                    checked += 1
+                    if change is not None:
+                        changed += 1
+                        noted += self.store.note_remote_change(change)
+        return RemoteSweep(checked=checked, changed=changed, noted=noted)
+
+    def _remote_change(self, version: StoredVersion, pinned: RemoteEntry, now: datetime) -> RemoteChange | None:
+        observed = self.blobs.pin_remote(RemoteSpec(uri=pinned.uri, path=pinned.path))
+        if observed.verified and (observed.size, observed.etag, observed.version_id) == (
+            pinned.size,
+            pinned.etag,
+            pinned.version_id,
+        ):
+            return None
+        return RemoteChange(
+            project=version.project,
+            name=version.name,
+            version=version.version,
+            path=pinned.path,
+            uri=pinned.uri,
+            state="changed" if observed.verified else "vanished",
+            pinned=pinned.model_copy(update={"metadata": {}}),
+            observed=observed.model_copy(update={"metadata": {}}) if observed.verified else None,
+            checked_at=now,
+        )
+
     def _listed(self, project: str, now: datetime, upload_ttl: timedelta) -> set[str]:
         """The blobs pending uploads and live versions list; the uploads are read first (see above)."""
         listed = {
@@ -93,7 +145,7 @@ class Janitor:
             if isinstance(entry, FileEntry)
         }
         for version in self._live_versions(project):
-            listed.update(self._blobs_of(version))
+            listed.update(entry.sha256 for entry in self._entries_of(version, FileEntry))
         return listed
 
     def _live_versions(self, project: str) -> Iterator[StoredVersion]:
@@ -106,11 +158,12 @@ class Janitor:
                     before = page[-1].sort_key
             after = heads[-1].name
 
-    def _blobs_of(self, version: StoredVersion) -> Iterator[str]:
+    def _entries_of(self, version: StoredVersion, kind: type[E]) -> Iterator[E]:
+        """The version's entries of one kind, from its record or, for a large manifest, its chunks."""
         if version.manifest is None:
-            yield from (entry.sha256 for entry in version.files)
+            yield from (e for e in [*version.files, *version.remote] if isinstance(e, kind))
             return
         chunks = -(-version.manifest.count // version.manifest.chunk_size)
         for index in range(chunks):
             chunk = self.blobs.get_manifest_chunk(version.project, version.digest, index)
-            yield from (entry.sha256 for entry in chunk if isinstance(entry, FileEntry))
+            yield from (e for e in chunk if isinstance(e, kind))

@@ -118,6 +118,29 @@ class StoredBlob:
     condemned_at: datetime | None = None
 
 
+class RemoteChange(BaseModel):
+    """A pinned remote reference of a live version that no longer reads as it was pinned: `changed`
+    (another size, ETag or version id) or `vanished` (no longer readable: deleted, or access withdrawn)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    project: str
+    name: str
+    version: str
+    path: str
+    uri: str
+    state: Literal["changed", "vanished"]
+    pinned: RemoteEntry
+    observed: RemoteEntry | None
+    checked_at: datetime
+
+    @property
+    def fingerprint(self) -> str:
+        """What was observed: the same observation noted twice is one change."""
+        seen = self.observed
+        return self.state if seen is None else f"{self.state}:{seen.size}:{seen.etag}:{seen.version_id}"
+
+
 # ---------------------------------------------------------------- one atomic change of an artifact
 
 
@@ -170,6 +193,10 @@ class UploadNotPending(Exception):
 
 
 class MetadataStore(Protocol):
+    def projects(self) -> Iterator[str]:
+        """Every project that has held an artifact."""
+        ...
+
     def get_head(self, project: str, name: str) -> Head | None: ...
     def list_heads(self, project: str, after_name: str | None, limit: int) -> list[Head]: ...
     def get_version(self, project: str, name: str, version: str) -> StoredVersion | None: ...
@@ -220,6 +247,11 @@ class MetadataStore(Protocol):
         with the entries of all its batches; read strongly consistent."""
         ...
 
+    def note_remote_change(self, change: RemoteChange) -> bool:
+        """Records what a remote reference was last seen as, and its `RemoteReferenceChanged` event,
+        unless that same observation is recorded already; True if it was new."""
+        ...
+
     def put_usage(self, usage: UsageRecord) -> None: ...
 
     def put_edge(self, edge: LineageEdge) -> bool:
@@ -261,7 +293,8 @@ class BlobStore(Protocol):
 
     def download_url(self, project: str, sha256: str, filename: str) -> str: ...
     def pin_remote(self, spec: RemoteSpec) -> RemoteEntry:
-        """What can be read of a remote object (size, ETag, version id) with `verified`; never raises."""
+        """What can be read of a remote object (size, ETag, version id) with `verified`: one that is gone or
+        not readable is answered unverified; only a passing failure of the store raises (`Retryable`)."""
         ...
 
     def put_manifest(self, project: str, digest: str, chunks: Sequence[Sequence[Entry]]) -> None: ...
