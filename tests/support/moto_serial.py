@@ -80,3 +80,22 @@ def one_backup_per_transaction() -> Iterator[None]:
         yield
     finally:
         backend_module.DynamoDBBackend.transact_write_items = original  # type: ignore[method-assign]
+
+
+@contextmanager
+def no_transaction_backups() -> Iterator[None]:
+    """No backup at all: for populating a table from one writer whose transactions never fail (a
+    failed one would not be rolled back). Check what was written afterwards."""
+    import moto.dynamodb.models as backend
+    from moto.dynamodb.models.table import Table
+
+    class TablesUncopied:
+        @staticmethod
+        def deepcopy(value: Any, memo: Any = None) -> Any:
+            return value if isinstance(value, Table) else copy.deepcopy(value, memo)
+
+    backend.copy = TablesUncopied()  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        backend.copy = copy  # type: ignore[assignment]

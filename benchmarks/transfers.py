@@ -1,0 +1,512 @@
+"""transfers: files logged and downloaded through the SDK against `artreg server`, each beside a plain
+`cp` of the same bytes on the same disk, timed in the same run.
+
+Everything lives in one temporary folder: the source files, the server's data folder, the copies,
+the downloads and the SDK's cache, so that every figure reads and writes the same disk. Each client
+operation runs in a fresh process (`benchmarks/_transfer_client.py`), so that its peak RSS is its
+own and its requests are counted alone; its time is that of the SDK call, without the interpreter's
+start and imports (those are the bare-import row of the memory table). Pending writes are flushed
+(`sync`) before each timed step, so that none is paid for by the next one.
+
+The machine has ample RAM: the files stay in the page cache, so a read is a memory copy and only
+what is synced waits for the disk. `cp` is timed without and with a `sync` after it; the server
+fsyncs every blob it receives, the SDK's downloads fsync nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from benchmarks import Options, table
+from tests.support.server import RunningServer
+
+TITLE = "Transfers through the SDK against `artreg server`, against a plain copy"
+CLIENT = Path(__file__).with_name("_transfer_client.py")
+PROJECT = "bench"
+MiB = 1024**2
+SMALL_FILE = 4096
+FILES_PER_FOLDER = 1000
+LOG_TARGET = 0.5  # a 256 MiB file logs at >= this share of the speed of cp + sync
+FILES_PER_SECOND_TARGET = 1000  # 1,000 files of 4 KiB log at >= this many files a second
+RELOG_REQUESTS_TARGET = 2  # unchanged content logs again in at most this many requests, no blob bytes
+RELOG_BASELINE_REQUESTS = 1  # the least it can take: one request listing the content
+
+
+@dataclass(frozen=True)
+class Content:
+    """What is logged: one large file or a folder of small ones, written once for the benchmark."""
+
+    name: str  # the artifact's name
+    label: str  # for the tables
+    path: Path
+    files: int
+    size: int  # bytes in all
+
+
+@dataclass(frozen=True)
+class Copy:
+    """The baseline: the same bytes copied by coreutils on the same disk, a few times. The median is
+    taken: one copy lasts a fraction of a second, and a neighbour's busy moment would otherwise set it."""
+
+    plain: tuple[float, ...]  # seconds of each `cp -r src dst`
+    synced: tuple[float, ...]  # of each `cp -r src dst && sync`
+
+    @property
+    def seconds(self) -> float:
+        return statistics.median(self.plain)
+
+    @property
+    def synced_seconds(self) -> float:
+        return statistics.median(self.synced)
+
+    def __add__(self, other: Copy) -> Copy:
+        return Copy(self.plain + other.plain, self.synced + other.synced)
+
+
+@dataclass(frozen=True)
+class ClientRun:
+    """One SDK operation in a process of its own, as `_transfer_client.py` reported it."""
+
+    seconds: float  # the SDK call alone
+    process_seconds: float  # the whole process: interpreter, imports, the call
+    peak_kib: int  # VmHWM at the end
+    import_peak_kib: int  # VmHWM once the SDK was imported, before the call
+    report: dict[str, Any]  # request and byte counts, and what the call answered
+
+    @property
+    def requests(self) -> int:
+        return int(self.report["api_requests"] + self.report["blob_requests"])
+
+    def requests_text(self) -> str:
+        return f"{self.requests} ({self.report['api_requests']} API + {self.report['blob_requests']} blob)"
+
+
+@dataclass(frozen=True)
+class Measured:
+    content: Content
+    copy: Copy
+    log: ClientRun  # the first log: every blob sent
+    relog: ClientRun  # the same content logged again
+    cold: ClientRun  # a download with an empty cache
+    warm: ClientRun  # the same download again into a fresh folder, the cache filled by the first
+
+
+@dataclass(frozen=True)
+class BareImport:
+    """The floor under every client process: `python -c "import artreg.client"`."""
+
+    seconds: float
+    peak_kib: int
+
+
+# ---------------------------------------------------------------- content
+
+
+def large_file(folder: Path, name: str, mib: int) -> Content:
+    """`mib` MiB, every MiB distinct and unlike any other file's (a random block, numbered): content
+    that no blob of the registry holds already. Numbering one random block is much cheaper than
+    drawing every byte, and neither hashing nor copying cares."""
+    path = folder / f"{name}.bin"
+    block = os.urandom(MiB)
+    with path.open("wb") as out:
+        for index in range(mib):
+            out.write(index.to_bytes(8, "big") + block[8:])
+    return Content(name, f"{mib:,} MiB file", path, 1, mib * MiB)
+
+
+def small_files(folder: Path, name: str, count: int) -> Content:
+    """`count` random files of 4 KiB in folders of 1,000, as a dataset of shards or images is laid out."""
+    path = folder / name
+    for index in range(count):
+        shard = path / f"part-{index // FILES_PER_FOLDER:03d}"
+        shard.mkdir(parents=True, exist_ok=True)
+        (shard / f"{index:06d}.bin").write_bytes(os.urandom(SMALL_FILE))
+    return Content(name, f"{count:,} files of 4 KiB", path, count, count * SMALL_FILE)
+
+
+def remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------- measuring
+
+
+def settle() -> None:
+    """Flushes every pending write, so that a timed step does not pay for the one before it."""
+    os.sync()
+
+
+def timed(command: list[str]) -> float:
+    settle()
+    began = time.perf_counter()
+    subprocess.run(command, check=True)
+    return time.perf_counter() - began
+
+
+def copy_times(content: Content, scratch: Path, tries: int = 2) -> Copy:
+    """`cp -r` of the content beside it, and the same followed by `sync` (which flushes the whole
+    machine's pending writes: on this shared machine, other processes' too)."""
+    target = scratch / f"{content.name}.copy"
+    plain, synced = [], []
+    for _ in range(tries):
+        plain.append(timed(["cp", "-r", str(content.path), str(target)]))
+        remove(target)
+        synced.append(timed(["sh", "-c", 'cp -r "$0" "$1" && sync', str(content.path), str(target)]))
+        remove(target)
+    return Copy(tuple(plain), tuple(synced))
+
+
+def client(server: RunningServer, cache: Path, **spec: Any) -> ClientRun:
+    """Runs one SDK operation (see `_transfer_client.py`) in a fresh process, its cache at `cache`."""
+    request = json.dumps({**spec, "url": server.url, "project": PROJECT})
+    env = {**server.env, "ARTREG_CACHE_DIR": str(cache)}
+    settle()
+    began = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, str(CLIENT), request], capture_output=True, text=True, env=env, timeout=900, check=False
+    )
+    process_seconds = time.perf_counter() - began
+    if done.returncode != 0:
+        raise RuntimeError(f"the transfer client failed on {spec}:\n{done.stderr[-3000:]}")
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    return ClientRun(report["seconds"], process_seconds, report["peak_kib"], report["import_peak_kib"], report)
+
+
+def measure(server: RunningServer, content: Content, scratch: Path) -> Measured:
+    """Log, log again, download with an empty cache and with the filled one, between copies of the
+    same content (the baseline)."""
+    print(f"transfers: {content.label} ...", file=sys.stderr, flush=True)
+    copies_before = copy_times(content, scratch)
+    cache = scratch / f"{content.name}.cache"
+    unused_cache = scratch / "log.cache"  # logging never reads nor fills the cache
+    log = client(server, unused_cache, op="log", name=content.name, source=str(content.path))
+    relog = client(server, unused_cache, op="log", name=content.name, source=str(content.path))
+    version = log.report["version"]
+    cold_dest, warm_dest = scratch / f"{content.name}.cold", scratch / f"{content.name}.warm"
+    try:
+        cold = client(server, cache, op="download", name=content.name, version=version, dest=str(cold_dest))
+        warm = client(server, cache, op="download", name=content.name, version=version, dest=str(warm_dest))
+    finally:
+        for path in (cold_dest, warm_dest, cache):
+            remove(path)
+    if (cold.report["downloaded"], warm.report["from_cache"]) != (content.files, content.files):
+        raise RuntimeError(f"{content.label}: the cold download fetched, or the warm one found cached, not every file")
+    copy = copies_before + copy_times(content, scratch)  # the load may shift while the SDK runs
+    return Measured(content, copy, log, relog, cold, warm)
+
+
+def measure_once(server: RunningServer, content: Content, scratch: Path) -> Measured:
+    """`measure`, then the source goes: the disk holds one large file at a time, besides its blob."""
+    try:
+        return measure(server, content, scratch)
+    finally:
+        remove(content.path)
+
+
+def bare_import(tries: int = 3) -> BareImport:
+    """The quickest of a few bare imports of the SDK (a shared machine only ever adds time)."""
+    code = "import artreg.client; print(open('/proc/self/status').read())"
+    runs = []
+    for _ in range(tries):
+        began = time.perf_counter()
+        status = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+        seconds = time.perf_counter() - began
+        peak = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:"))
+        runs.append(BareImport(seconds, peak))
+    return BareImport(min(r.seconds for r in runs), min(r.peak_kib for r in runs))
+
+
+def same_device(*paths: Path) -> None:
+    devices = {os.stat(path).st_dev for path in paths}
+    if len(devices) != 1:
+        raise RuntimeError(f"{', '.join(map(str, paths))} are not on one device: the copies would not compare")
+
+
+# ---------------------------------------------------------------- figures
+
+
+def secs(seconds: float) -> str:
+    return f"{seconds:.2f}" if seconds >= 0.1 else f"{seconds:.3f}"
+
+
+def speed(baseline_seconds: float, seconds: float) -> str:
+    """How fast, relative to the baseline: baseline time over measured time (above 1: faster)."""
+    return f"{baseline_seconds / seconds:.2f}x"
+
+
+def size_text(count: int) -> str:
+    if count >= MiB:
+        return f"{count / MiB:,.1f} MiB"
+    if count >= 1024:
+        return f"{count / 1024:,.1f} KiB"
+    return f"{count:,} B"
+
+
+def verdict(met: bool) -> str:
+    return "met" if met else "MISSED"
+
+
+def transfer_rows(measured: Measured, rate: Callable[[Content, ClientRun], str]) -> list[list[object]]:
+    rows: list[list[object]] = []
+    copy = measured.copy
+    for operation, run in (("log", measured.log), ("download, empty cache", measured.cold)):
+        rows.append(
+            [
+                measured.content.label,
+                operation,
+                secs(run.seconds),
+                rate(measured.content, run),
+                run.requests_text(),
+                secs(copy.seconds),
+                speed(copy.seconds, run.seconds),
+                secs(copy.synced_seconds),
+                speed(copy.synced_seconds, run.seconds),
+            ]
+        )
+    return rows
+
+
+def large_files_section(results: list[Measured]) -> str:
+    def rate(content: Content, run: ClientRun) -> str:
+        return f"{content.size / MiB / run.seconds:,.0f}"
+
+    rows: list[list[object]] = []
+    for measured in results:
+        rows += transfer_rows(measured, rate)
+    headers = ["content", "operation", "seconds", "MiB/s", "requests", "cp s", "vs cp", "cp+sync s", "vs cp+sync"]
+    target = results[0]
+    achieved = target.copy.synced_seconds / target.log.seconds
+    return "\n".join(
+        [
+            "### (a) One large file",
+            "",
+            "`log_artifact` of one file (hash, start, PUT of the blob or of its 64 MiB parts, completion of "
+            "each multipart blob, commit), and `use_artifact` + `download` of that version into an empty folder "
+            'with an empty cache. "vs cp" is the speed relative to `cp` of the same file: cp seconds over '
+            "artreg seconds, above 1 is faster.",
+            "",
+            table(headers, rows),
+            "",
+            f"Target: the {target.content.label} logs at >= {LOG_TARGET:.2f}x the speed of cp + sync: "
+            f"{achieved:.2f}x, {verdict(achieved >= LOG_TARGET)}.",
+        ]
+    )
+
+
+def small_files_section(results: list[Measured]) -> str:
+    def rate(content: Content, run: ClientRun) -> str:
+        return f"{content.files / run.seconds:,.0f}"
+
+    rows: list[list[object]] = []
+    for measured in results:
+        rows += transfer_rows(measured, rate)
+    headers = ["content", "operation", "seconds", "files/s", "requests", "cp -r s", "vs cp -r", "+sync s", "vs +sync"]
+    target = results[0]
+    achieved = target.content.files / target.log.seconds
+    api_calls = target.log.report["api_requests"]
+    return "\n".join(
+        [
+            "### (b) Many small files",
+            "",
+            "The same operations on a folder of 4 KiB files (in folders of 1,000), against `cp -r` of the folder. "
+            "Manifests go in batches of 1,000 entries; every file is a blob of its own, sent in its own PUT.",
+            "",
+            table(headers, rows),
+            "",
+            f"Target: {target.content.label} logged at >= {FILES_PER_SECOND_TARGET:,} files/s with a handful "
+            f"of API calls: {achieved:,.0f} files/s with {api_calls} API calls and "
+            f"{target.log.report['blob_requests']:,} blob PUTs, {verdict(achieved >= FILES_PER_SECOND_TARGET)}.",
+        ]
+    )
+
+
+def relog_section(results: list[Measured]) -> str:
+    rows: list[list[object]] = []
+    for measured in results:
+        run = measured.relog
+        met = run.report["blob_bytes_sent"] == 0 and run.requests <= RELOG_REQUESTS_TARGET
+        rows.append(
+            [
+                measured.content.label,
+                secs(run.seconds),
+                secs(measured.log.seconds),
+                speed(measured.log.seconds, run.seconds),
+                size_text(run.report["blob_bytes_sent"]),
+                size_text(run.report["api_bytes_sent"]),
+                run.requests_text(),
+                f"0 B, {RELOG_BASELINE_REQUESTS}",
+                f"{run.requests / RELOG_BASELINE_REQUESTS:.0f}x",
+                verdict(met),
+            ]
+        )
+    headers = [
+        "content",
+        "seconds",
+        "first log s",
+        "vs first log",
+        "blob bytes sent",
+        "API bytes sent",
+        "requests",
+        "baseline bytes, requests",
+        "requests vs baseline",
+        f"target (0 B, <= {RELOG_REQUESTS_TARGET} requests)",
+    ]
+    return "\n".join(
+        [
+            "### (c) Logging unchanged content again",
+            "",
+            "`log_artifact` of the same content right after the first log (a new version, same digest; "
+            "`if_changed` left off). Requests and bytes are counted in the client at urllib3's connection pool. "
+            "The baseline is what the content needs at least: no blob bytes, one request.",
+            "",
+            table(headers, rows),
+        ]
+    )
+
+
+def warm_section(results: list[Measured]) -> str:
+    rows: list[list[object]] = []
+    for measured in results:
+        cold, warm, copy = measured.cold, measured.warm, measured.copy
+        rows.append(
+            [
+                measured.content.label,
+                secs(cold.seconds),
+                secs(warm.seconds),
+                speed(cold.seconds, warm.seconds),
+                secs(copy.seconds),
+                speed(copy.seconds, warm.seconds),
+                f"{size_text(cold.report['blob_bytes_received'])} / {size_text(warm.report['blob_bytes_received'])}",
+                f"{cold.requests:,} / {warm.requests:,}",
+            ]
+        )
+    headers = [
+        "content",
+        "cold s",
+        "warm s",
+        "warm vs cold",
+        "cp s",
+        "warm vs cp",
+        "blob bytes fetched cold / warm",
+        "requests cold / warm",
+    ]
+    return "\n".join(
+        [
+            "### (d) Downloading again with a warm cache",
+            "",
+            "The same version downloaded a second time into another empty folder, the SDK's cache filled by the "
+            "first (cold) download: every file is a cache hit, re-hashed, then hard linked into place.",
+            "",
+            table(headers, rows),
+        ]
+    )
+
+
+def memory_section(results: list[Measured], bare: BareImport) -> str:
+    floor = bare.peak_kib
+    rows: list[list[object]] = [
+        ["-", '`python -c "import artreg.client"`', f"{floor / 1024:.1f}", "1.00x", "0.0", secs(bare.seconds)]
+    ]
+    for measured in results:
+        for operation, run in (
+            ("log", measured.log),
+            ("log again", measured.relog),
+            ("download, empty cache", measured.cold),
+            ("download, warm cache", measured.warm),
+        ):
+            rows.append(
+                [
+                    measured.content.label,
+                    operation,
+                    f"{run.peak_kib / 1024:.1f}",
+                    f"{run.peak_kib / floor:.2f}x",
+                    f"{(run.peak_kib - run.import_peak_kib) / 1024:.1f}",
+                    secs(run.process_seconds),
+                ]
+            )
+    headers = ["content", "operation", "peak RSS MiB", "vs bare import", "MiB over its own import", "process s"]
+    return "\n".join(
+        [
+            "### (e) Peak memory of the client process",
+            "",
+            "VmHWM of each client process at its end, against the bare import of the SDK. The client process "
+            "imports a little more than the bare one (json, the counting hook); its own RSS once imported is "
+            'taken before the call ("MiB over its own import"). "process s" is the whole process: interpreter '
+            "start, imports and the call.",
+            "",
+            table(headers, rows),
+        ]
+    )
+
+
+NOTES = """### What bounds each figure
+
+- **The machine**: 2 cores shared with other jobs (see the load average above), and RAM enough for
+  every file to stay in the page cache: a read is a memory copy and only a sync or fsync waits for the
+  disk. Each SDK figure is one run; each `cp` figure is the median of 4, 2 timed before the SDK's
+  operations and 2 after.
+- **Logging a large file**: the client hashes it once (SHA-256, one thread per file), then PUTs it in
+  64 MiB parts, a few at once, to one Python server process (a thread per connection, one GIL). The
+  server computes an MD5 (the part's ETag) and a SHA-256 of each part as it writes it, and fsyncs it;
+  the completion request then reads every part back, MD5s it again to check its ETag, SHA-256s the
+  whole, writes the blob a second time and fsyncs it, in one thread; the commit hashes the blob once
+  more (a folder keeps no checksum). `cp` reads once and writes once, in the kernel.
+- **Downloading** streams each blob from the server process in 1 MiB chunks into a temporary file
+  that the client hashes as it writes, then renames; nothing is fsynced, so plain `cp` is the fair
+  baseline. The cache is filled by a hard link to the downloaded file (same disk), nearly free.
+- **Small files** cost per file, not per byte: an HTTP request each, parsed by `http.server` in that
+  one Python process, an HMAC check of its URL and, for an upload, an fsync per blob; the client keeps
+  at most `default_workers()` requests in flight. `cp -r` makes no request, and its `sync` writes the
+  tree back at once.
+- **Logging again** still reads and hashes every byte in the client (that is how it knows the content);
+  the server only checks that each listed blob exists with its size. Each request lists at most 1,000
+  files, so a larger manifest takes one request per 1,000 files, plus the commit.
+- **A warm download** re-hashes every cached file before linking it into place (a file hard linked
+  out of the cache may have been edited since): it reads the bytes once and writes none, where `cp`
+  reads and writes them; per file it makes a link and a rename in Python.
+- **Memory**: bytes move in 1 MiB chunks, so a client's peak grows with the number of files (their
+  entries, upload targets and tasks), not with their size."""
+
+
+def run(options: Options) -> str:
+    sizes_mib = [options.size(256, 8), options.size(1024, 8)]
+    counts = [options.size(1000, 50), options.size(10_000, 100)]
+    with tempfile.TemporaryDirectory(prefix="artreg-transfers-") as folder:
+        scratch = Path(folder)
+        sources = scratch / "sources"
+        sources.mkdir()
+        server = RunningServer(scratch / "server")
+        server.start()
+        try:
+            same_device(sources, scratch / "server")
+            large = [
+                measure_once(server, large_file(sources, f"file-{i}", mib), scratch) for i, mib in enumerate(sizes_mib)
+            ]
+            small = [measure_once(server, small_files(sources, f"tree-{i}", n), scratch) for i, n in enumerate(counts)]
+        finally:
+            server.stop()
+    bare = bare_import()
+    everything = large + small
+    return "\n\n".join(
+        [
+            large_files_section(large),
+            small_files_section(small),
+            relog_section(everything),
+            warm_section(everything),
+            memory_section(everything, bare),
+            NOTES,
+        ]
+    )
