@@ -487,3 +487,20 @@ def test_a_version_of_5000_files_pages_through_files_and_download(backend: Backe
             break
     assert downloaded == sorted(files)
     assert backend.fetch(registry.file_target(P, N, "latest", "shard/04321.bin")[1]) == b"content 4321"  # type: ignore[arg-type]
+
+
+def test_a_short_page_reads_no_more_versions_than_it_shows(backend: Backend, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given an artifact of 30 versions, and the store's listings watched
+    for i in range(30):
+        log(backend, {}, metadata={"i": i})
+    asked: list[int] = []
+    listing = backend.registry.store.list_versions
+    monkeypatch.setattr(backend.registry.store, "list_versions", lambda *a: asked.append(a[-1]) or listing(*a))
+    # When a page of 10 is listed
+    page = backend.registry.list_versions(P, N, limit=10)
+    # Then the store was asked for those 10 only (a DynamoDB Query reads what it is asked for: the cost)
+    assert [v.version for v in page.items] == [f"{i}.0.0" for i in range(30, 20, -1)]
+    assert asked == [10]
+    # And the next page goes on from there
+    following = backend.registry.list_versions(P, N, limit=10, cursor=page.next_cursor)
+    assert [v.version for v in following.items] == [f"{i}.0.0" for i in range(20, 10, -1)]

@@ -286,6 +286,7 @@ class Registry:
             lambda after_name, n: self.store.list_heads(project, after_name, n),
             lambda h: h.name,
             after,
+            limit,
         )
         items = [h for h in self._take(pages, limit, lambda h: type is None or h.type == type)]
         next_cursor = cursors.encode({"after": items[-1].name}) if len(items) == limit else None
@@ -317,6 +318,7 @@ class Registry:
             lambda key, n: self.store.list_versions(project, name, key, n),
             lambda v: v.sort_key,
             before,
+            limit,
         )
         found_versions = list(
             self._take(pages, limit, lambda v: v.state == "committed" and self._matches(v, tag, metadata))
@@ -893,15 +895,19 @@ class Registry:
         fetch: Callable[[Any, int], list[T]],
         position: Callable[[T], Any],
         start: Any,
+        first: int,
         batch: int = 100,
     ) -> Iterator[T]:
-        """Every item of a store listing from `start` on, fetched in batches."""
+        """Every item of a store listing from `start` on: first the `first` a page needs when nothing is
+        filtered out (a page of 10 reads 10 items, not a batch), then in batches."""
+        size = first
         while True:
-            items = fetch(start, batch)
+            items = fetch(start, size)
             yield from items
-            if len(items) < batch:
+            if len(items) < size:
                 return
             start = position(items[-1])
+            size = max(first, batch)
 
     @staticmethod
     def _take(items: Iterator[T], limit: int, keep: Callable[[T], bool]) -> Iterator[T]:
