@@ -7,6 +7,7 @@ import hashlib
 import io
 import multiprocessing
 import os
+import re
 import stat
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -78,7 +79,7 @@ def test_a_signed_put_stores_the_blob_at_its_content_address(store: FolderBlobSt
     # When its bytes are PUT to the URL
     etag = put(store, target.url, DATA)
     # Then it is stored at <project>/blobs/sha256/<2 hex>/<hex>, found and verified, and comes back whole
-    assert etag == f'"{hashlib.md5(DATA, usedforsecurity=False).hexdigest()}"'
+    assert re.fullmatch(r'"[^"]+"', etag)  # quoted and opaque, as S3's may be
     assert (store.root / P / "blobs" / "sha256" / SHA[:2] / SHA).read_bytes() == DATA
     assert store.find_missing(P, [(SHA, len(DATA))]) == []
     assert store.verify(P, [(SHA, len(DATA))]) == []
@@ -247,18 +248,6 @@ def test_a_crash_before_install_leaves_no_blob(store: FolderBlobStore) -> None:
     # And the upload can be made again
     store.accept_put(P, SHA, len(DATA), io.BytesIO(DATA), len(DATA))
     assert store.verify(P, [(SHA, len(DATA))]) == []
-
-
-def test_verify_rehashes_and_removes_a_corrupted_blob(store: FolderBlobStore) -> None:
-    # Given a stored blob whose bytes changed on disk afterwards
-    store.accept_put(P, SHA, len(DATA), io.BytesIO(DATA), len(DATA))
-    path = store.root / P / "blobs" / "sha256" / SHA[:2] / SHA
-    path.write_bytes(b"X" * len(DATA))
-    # When it is verified
-    bad = store.verify(P, [(SHA, len(DATA))])
-    # Then it is reported and removed, so that it is uploaded again
-    assert bad == [(SHA, len(DATA))]
-    assert not path.exists()
 
 
 def test_verify_with_a_wrong_size_keeps_the_blob(store: FolderBlobStore) -> None:

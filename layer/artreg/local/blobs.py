@@ -72,7 +72,9 @@ class FolderBlobStore:
         *,
         base_url: str,
         presign_seconds: int = 900,
-        multipart_threshold: int = 64 * _MiB,
+        # higher than S3's 64 MiB: here a single PUT is checked as it is written, while joining parts
+        # reads and writes every byte once more; over it, parts let a lost connection resume
+        multipart_threshold: int = 512 * _MiB,
         part_size: int = 64 * _MiB,
         clock: Clock | None = None,
     ) -> None:
@@ -158,13 +160,15 @@ class FolderBlobStore:
             raise Invalid("parts must be listed once each, in ascending order", code="invalid_part_order")
         with _Receiver(target) as out:
             for part in parts:
+                path = staging / f"{part.part_number:05d}.part"
                 try:
-                    source = (staging / f"{part.part_number:05d}.part").open("rb")
+                    source = path.open("rb")
                 except FileNotFoundError:
                     raise Invalid(f"part {part.part_number} was not uploaded", code="invalid_part") from None
+                recorded = _recorded_etag(path)
                 with source:
-                    etag = out.copy(source)
-                if etag != part.etag.strip('"'):
+                    computed = out.copy(source, md5=recorded is None)
+                if (recorded or computed) != part.etag.strip('"'):
                     raise Invalid(f"part {part.part_number} has another ETag", code="invalid_part")
             out.install(size, sha256)
         # the parts go in one rename first: a kill during the removal must not leave a half-deleted upload
@@ -174,16 +178,9 @@ class FolderBlobStore:
         shutil.rmtree(finished, ignore_errors=True)
 
     def verify(self, project: str, blobs: Sequence[tuple[str, int]]) -> list[tuple[str, int]]:
-        """Blobs not stored with that size and SHA-256 (rehashed: a folder keeps no checksum)."""
-        bad = []
-        for sha, size in blobs:
-            path = self._blob_path(project, sha)
-            if not self._holds(path, size):
-                bad.append((sha, size))
-            elif _sha256_of(path) != sha:  # wrong bytes at a content address would poison every later dedup
-                path.unlink(missing_ok=True)
-                bad.append((sha, size))
-        return bad
+        """Blobs not stored with that size. Nothing reaches a content address unchecked (`install`
+        compares the SHA-256 of what it received), so the bytes need no second reading."""
+        return [(sha, size) for sha, size in blobs if not self._holds(self._blob_path(project, sha), size)]
 
     # ------------------------------------------------------------ the janitor's side
 
@@ -276,13 +273,14 @@ class FolderBlobStore:
         )
 
     def accept_put(self, project: str, sha256: str, size: int, stream: BinaryIO, length: int) -> str:
-        """Streams `length` bytes into place as the blob, if they are `size` bytes with that SHA-256."""
+        """Streams `length` bytes into place as the blob, if they are `size` bytes with that SHA-256.
+        Its ETag is opaque (S3's is an MD5: one more pass over the bytes, for nobody)."""
         target = self._blob_path(project, sha256)
         _check_length(length, size)
         with _Receiver(target) as out:
-            etag = out.copy(stream, length)
+            out.copy(stream, length)
             out.install(size, sha256)
-        return f'"{etag}"'
+        return f'"{sha256[:32]}"'
 
     def accept_part(
         self, project: str, sha256: str, multipart_id: str, part_number: int, size: int, stream: BinaryIO, length: int
@@ -290,9 +288,13 @@ class FolderBlobStore:
         staging = self._staging(project, multipart_id)
         _multipart_size(staging, sha256)
         _check_length(length, size)
-        with _Receiver(staging / f"{part_number:05d}.part") as out:
-            etag = out.copy(stream, length)
+        part = staging / f"{part_number:05d}.part"
+        with _Receiver(part, sha256=False) as out:  # the whole is hashed at completion
+            etag = out.copy(stream, length, md5=True)
             out.install(size, None)
+        assert etag is not None
+        # the completion checks the ETags listed against this, without reading the part again
+        _write_atomically(_etag_of(part), etag.encode())
         return f'"{etag}"'
 
     def abort_multipart(self, project: str, sha256: str, multipart_id: str) -> None:
@@ -364,14 +366,14 @@ class _Receiver:
     """A temporary file beside `target` that becomes `target` only through `install`, after the
     checks; it is removed when the block ends otherwise (a killed process leaves only a `.tmp`)."""
 
-    def __init__(self, target: Path) -> None:
+    def __init__(self, target: Path, *, sha256: bool = True) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
         self.target = target
         self.temp = Path(name)
         self.file = os.fdopen(fd, "wb")
         self.size = 0
-        self.sha256 = hashlib.sha256()
+        self.sha256 = hashlib.sha256() if sha256 else None
 
     def __enter__(self) -> _Receiver:
         return self
@@ -380,9 +382,10 @@ class _Receiver:
         self.file.close()
         self.temp.unlink(missing_ok=True)
 
-    def copy(self, source: BinaryIO, length: int | None = None) -> str:
-        """Appends `length` bytes of `source` (all of it when None); answers their MD5 hex."""
-        md5 = hashlib.md5(usedforsecurity=False)
+    def copy(self, source: BinaryIO, length: int | None = None, *, md5: bool = False) -> str | None:
+        """Appends `length` bytes of `source` (all of it when None), adding them to the SHA-256 that
+        `install` checks; answers their MD5 hex if asked (a part's ETag), as each pass costs time."""
+        part_md5 = hashlib.md5(usedforsecurity=False) if md5 else None
         remaining = length
         while remaining is None or remaining > 0:
             chunk = source.read(_CHUNK if remaining is None else min(_CHUNK, remaining))
@@ -390,18 +393,20 @@ class _Receiver:
                 if remaining is None:
                     break
                 raise Invalid(f"the body ended {remaining} bytes short of its length", code="incomplete_body")
-            md5.update(chunk)
-            self.sha256.update(chunk)
+            if part_md5 is not None:
+                part_md5.update(chunk)
+            if self.sha256 is not None:
+                self.sha256.update(chunk)
             self.file.write(chunk)
             self.size += len(chunk)
             if remaining is not None:
                 remaining -= len(chunk)
-        return md5.hexdigest()
+        return part_md5.hexdigest() if part_md5 is not None else None
 
     def install(self, size: int, sha256: str | None) -> None:
         if self.size != size:
             raise Invalid(f"the body is {self.size} bytes, not the {size} signed for", code="bad_length")
-        if sha256 is not None and self.sha256.hexdigest() != sha256:
+        if sha256 is not None and (self.sha256 is None or self.sha256.hexdigest() != sha256):
             raise Invalid("the body's SHA-256 is not the one signed for", code="bad_digest")
         self.file.flush()
         os.fsync(self.file.fileno())
@@ -459,16 +464,20 @@ def _condemnation(blob: Path) -> Path:
     return blob.with_name(f"{blob.name}.condemned")
 
 
+def _etag_of(part: Path) -> Path:
+    return part.with_name(f"{part.name}.md5")
+
+
+def _recorded_etag(part: Path) -> str | None:
+    """The MD5 recorded when the part was received; None if a crash lost it (then it is computed)."""
+    try:
+        return _etag_of(part).read_text() or None
+    except FileNotFoundError:
+        return None
+
+
 def _size_of(path: Path) -> int | None:
     try:
         return path.stat().st_size
     except FileNotFoundError:
         return None
-
-
-def _sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        while chunk := file.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()

@@ -61,6 +61,9 @@ class Local:
 
         data_dir.mkdir(parents=True, exist_ok=True)
         self.blobs = FolderBlobStore(data_dir / "blobs", base_url=base_url)
+        threshold = os.environ.get("ARTREG_MULTIPART_THRESHOLD")  # as the Lambda's; the folder's default else
+        if threshold:
+            self.blobs.multipart_threshold = _threshold(threshold)
         self.store = SqliteStore(data_dir / "registry.db")
         # the outbox feeds the same lineage consumer as the Lambda, and a webhook if asked for (from the
         # events made after it was first given: a new URL is a new consumer)
@@ -290,6 +293,12 @@ def make_server(
     server.local = local
     local.outbox.start()
     return server, url
+
+
+def _threshold(value: str) -> int:
+    if not value.isdigit() or int(value) < 5 * 1024**2:
+        raise SystemExit(f"ARTREG_MULTIPART_THRESHOLD must be a number of bytes, at least 5242880; not {value!r}")
+    return int(value)
 
 
 def _url_host(host: str) -> str:
