@@ -48,7 +48,12 @@ def environment() -> str:
     """When, where and on what code the figures were taken."""
     git = ["git", "-C", str(RESULTS.parent)]
     commit = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run([*git, "status", "--porcelain"], capture_output=True, text=True).stdout.strip()
+    # the results file itself is left out: a run of several benchmarks writes it as it goes
+    dirty = subprocess.run(
+        [*git, "status", "--porcelain", "--", ".", f":!{RESULTS.name}", f":!*/{RESULTS.name}"],
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     return "\n".join(
         [
             f"- date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
