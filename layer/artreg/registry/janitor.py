@@ -150,12 +150,18 @@ class Janitor:
 
     def _live_versions(self, project: str) -> Iterator[StoredVersion]:
         after: str | None = None
-        while heads := self.store.list_heads(project, after, _PAGE):
+        while True:
+            heads = self.store.list_heads(project, after, _PAGE)
             for head in heads:
                 before: str | None = None
-                while page := self.store.list_versions(project, head.name, before, _PAGE):
+                while True:
+                    page = self.store.list_versions(project, head.name, before, _PAGE)
                     yield from (version for version in page if version.state != "deleted")
+                    if len(page) < _PAGE:
+                        break
                     before = page[-1].sort_key
+            if len(heads) < _PAGE:
+                return
             after = heads[-1].name
 
     def _entries_of(self, version: StoredVersion, kind: type[E]) -> Iterator[E]:
