@@ -249,7 +249,7 @@ class S3BlobStore:
                         VersionId=head.get("VersionId", "null"),
                     )["TagSet"]
                     stamp = next((t["Value"] for t in tags if t["Key"] == CONDEMNED_TAG), None)
-                    condemned_at = datetime.fromisoformat(stamp) if stamp else head["LastModified"]
+                    condemned_at = datetime.fromisoformat(stamp) if stamp else None  # another tool's tags
                 generation = head.get("VersionId") or "null"
                 yield StoredBlob(sha256, head["ContentLength"], head["LastModified"], generation, condemned_at)
 
