@@ -7,7 +7,7 @@ out of the process it measures. Requests and bytes are counted at urllib3's conn
 every request of the SDK goes through (one call per attempt and per redirect hop), without touching
 the SDK's code.
 
-    {"op": "log", "url": ..., "project": ..., "name": ..., "source": "/path"}
+    {"op": "log", "url": ..., "project": ..., "name": ..., "source": "/path", "if_changed": false}
     {"op": "download", "url": ..., "project": ..., "name": ..., "version": "1.0.0", "dest": "/path"}
 """
 
@@ -76,7 +76,8 @@ def _header(headers: Any, name: str) -> str | None:
 
 
 def log(registry: Registry, spec: dict[str, Any]) -> dict[str, Any]:
-    logged = registry.log_artifact(Artifact(spec["name"], type="dataset").add(spec["source"]))
+    artifact = Artifact(spec["name"], type="dataset").add(spec["source"])
+    logged = registry.log_artifact(artifact, if_changed=spec.get("if_changed", False))
     return {"version": logged.version, "files": logged.file_count}
 
 

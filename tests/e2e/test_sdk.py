@@ -176,6 +176,33 @@ def test_if_changed_keeps_the_latest_version_when_nothing_changed(
     assert len(pool.sent) <= 2, pool.sent
 
 
+def test_if_changed_over_a_thousand_files_asks_once_and_sends_nothing(
+    reg: Registry, pool: CountingPool, tmp_path: Path
+) -> None:
+    # Given a dataset of 1,500 files logged (more than one request can offer)
+    root = tmp_path / "shards"
+    for i in range(1500):
+        (root / f"{i // 500}").mkdir(parents=True, exist_ok=True)
+        (root / f"{i // 500}" / f"{i:04d}.txt").write_text(f"shard {i}")
+    first = reg.log_artifact(Artifact("shards", type="dataset").add(root))
+    assert first.file_count == 1500
+
+    # When the same content is logged with if_changed
+    pool.reset()
+    again = reg.log_artifact(Artifact("shards", type="dataset").add(root), if_changed=True)
+
+    # Then one request answered the existing version, and nothing was sent
+    assert again.version == first.version == "1.0.0"
+    assert len(pool.sent) == 1, pool.sent
+    assert pool.blob_bytes == 0
+    # And once one file changes, a new version is logged, with only that file uploaded
+    (root / "0" / "0000.txt").write_text("shard 0, again")
+    pool.reset()
+    changed = reg.log_artifact(Artifact("shards", type="dataset").add(root), if_changed=True)
+    assert changed.version == "2.0.0"
+    assert pool.blob_bytes == len("shard 0, again")
+
+
 def test_downloads_skip_what_is_in_place_and_come_from_the_cache(
     reg: Registry, pool: CountingPool, model_dir: Path, tmp_path: Path
 ) -> None:
