@@ -26,7 +26,6 @@ items are written twice, once per direction, so that each direction of a lineage
 
 from __future__ import annotations
 
-import hashlib
 import json
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
@@ -504,10 +503,9 @@ class DynamoStore:
             hour += _HOUR
 
     def note_remote_change(self, change: RemoteChange) -> bool:
-        path_key = hashlib.sha256(change.path.encode()).hexdigest()
         item = {
             "PK": _s(f"C#{change.project}#{change.name}"),
-            "SK": _s(f"{versions.sort_key(change.version)}#{path_key}"),
+            "SK": _s(f"{versions.sort_key(change.version)}#{change.path_digest}"),
             "fp": _s(change.fingerprint),
             "change": _s(change.model_dump_json()),  # the stream makes the event of it
         }

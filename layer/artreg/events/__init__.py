@@ -170,7 +170,7 @@ def remote_changed(change: RemoteChange) -> Event:
                 change.project,
                 change.name,
                 change.version,
-                hashlib.sha256(change.path.encode()).hexdigest(),  # a path holds `/`
+                change.path_digest,
                 change.fingerprint,
             ),
             "project": change.project,

@@ -3,6 +3,7 @@ ones (SQLite, a folder) implement these; the registry's use cases are written ag
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Container, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -133,6 +134,11 @@ class RemoteChange(BaseModel):
     pinned: RemoteEntry
     observed: RemoteEntry | None
     checked_at: datetime
+
+    @property
+    def path_digest(self) -> str:
+        """The path as a key part: a path holds `/` and `#`, which keys and event ids join on."""
+        return hashlib.sha256(self.path.encode()).hexdigest()
 
     @property
     def fingerprint(self) -> str:
