@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -14,8 +15,9 @@ from urllib.parse import urlencode
 import pytest
 import requests
 
-from artreg.model.wire import MissingBlob
+from artreg.model.wire import FileEntry, MissingBlob, StartUpload
 from artreg.registry import Policy, Registry
+from artreg.registry.service import Committed
 from tests.support.moto_resources import FAKE_CREDENTIALS, registry_resources
 
 TABLE = "artreg-test"
@@ -33,6 +35,20 @@ class Backend:
     put_blob: Callable[[MissingBlob, bytes], None]
     fetch: Callable[[str], bytes]  # the bytes behind a download URL
     blob_keys: Callable[[], list[str]]  # every stored object/file, to check nothing escaped
+
+    def log(
+        self, project: str, name: str, files: dict[str, bytes], *, caller: str = "tester", **request: Any
+    ) -> Committed:
+        """What a client does: start, PUT what is missing, commit."""
+        sha256 = {path: hashlib.sha256(data).hexdigest() for path, data in files.items()}
+        entries = [FileEntry(path=path, size=len(data), sha256=sha256[path]) for path, data in files.items()]
+        started = self.registry.start_upload(project, name, StartUpload(files=entries, **request), caller=caller)
+        if isinstance(started, Committed):
+            return started
+        by_sha = {sha256[path]: data for path, data in files.items()}
+        for target in started.missing:
+            self.put_blob(target, by_sha[target.sha256])
+        return self.registry.commit(project, name, started.upload_id, caller=caller)
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ template describes, and the lineage routes through the API Lambda."""
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import json
 import sys
@@ -25,9 +24,8 @@ from moto.events.models import EventPattern
 from artreg.aws.dynamodb import event_of_stream_record
 from artreg.aws.eventbridge import PublishFailed
 from artreg.events import DETAIL_TYPES
-from artreg.model.wire import FileEntry, MoveAlias, RemoteEntry, StartUpload, Usage, VersionRecord
+from artreg.model.wire import MoveAlias, RemoteEntry, Usage, VersionRecord
 from artreg.registry.ports import RemoteChange
-from artreg.registry.service import Committed
 from tests.conftest import BUCKET, TABLE, Backend, api_event, aws_backend, local_backend
 from tests.support.fake_events import FakeEvents
 from tests.support.moto_resources import REGION
@@ -153,14 +151,7 @@ class FixedClock:
 
 
 def log(backend: Backend, name: str, data: bytes, **request: Any) -> VersionRecord:
-    """Start, upload what is missing, commit: what a client does."""
-    entry = FileEntry(path="data.bin", size=len(data), sha256=hashlib.sha256(data).hexdigest())
-    started = backend.registry.start_upload(P, name, StartUpload(files=[entry], **request), caller="tester")
-    if isinstance(started, Committed):
-        return started.record
-    for target in started.missing:
-        backend.put_blob(target, data)
-    return backend.registry.commit(P, name, started.upload_id, caller="tester").record
+    return backend.log(P, name, {"data.bin": data}, **request).record
 
 
 def chain(backend: Backend, step: Callable[[], None] = lambda: None) -> None:

@@ -135,16 +135,8 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _log(backend: Backend, files: dict[str, bytes], name: str = N) -> Committed | UploadStarted:
-    """The client flow: start (commit=true), PUT what is missing, commit."""
-    entries = [FileEntry(path=p, size=len(d), sha256=_sha(d)) for p, d in files.items()]
-    started = backend.registry.start_upload(P, name, StartUpload(files=entries, commit=True), caller="tester")
-    if isinstance(started, Committed):
-        return started
-    by_sha = {_sha(d): d for d in files.values()}
-    for target in started.missing:
-        backend.put_blob(target, by_sha[target.sha256])
-    return backend.registry.commit(P, name, started.upload_id)
+def _log(backend: Backend, files: dict[str, bytes], name: str = N) -> Committed:
+    return backend.log(P, name, files, commit=True)
 
 
 def _stored(backend: Backend) -> set[str]:

@@ -3,30 +3,22 @@ walked a bounded number of runs away with a bounded fan-out that pages."""
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 import pytest
 
 from artreg import events
 from artreg.model.errors import Invalid, NotFound
-from artreg.model.wire import FileEntry, MoveAlias, StartUpload, VersionRecord
+from artreg.model.wire import MoveAlias, VersionRecord
 from artreg.registry.lineage import LineageRecorder
 from artreg.registry.ports import LineageEdge
-from artreg.registry.service import Committed
 from tests.conftest import Backend
 
 P = "vision"
 
 
 def log(backend: Backend, name: str, data: bytes, **request: Any) -> VersionRecord:
-    entry = FileEntry(path="data.bin", size=len(data), sha256=hashlib.sha256(data).hexdigest())
-    started = backend.registry.start_upload(P, name, StartUpload(files=[entry], **request), caller="tester")
-    if isinstance(started, Committed):
-        return started.record
-    for target in started.missing:
-        backend.put_blob(target, data)
-    return backend.registry.commit(P, name, started.upload_id, caller="tester").record
+    return backend.log(P, name, {"data.bin": data}, **request).record
 
 
 def edge(run_id: str, kind: str, ref: str) -> LineageEdge:
