@@ -5,7 +5,6 @@ through its retries."""
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import threading
 import time
@@ -17,6 +16,7 @@ import requests
 
 from artreg.client import Artifact, LoggedArtifact, RetryPolicy
 from tests.e2e.counting import counted_registry
+from tests.support.files import sha256_of, write_random
 from tests.support.server import RunningServer
 
 MiB = 1024**2
@@ -51,24 +51,6 @@ def half_cleaned_multipart(data: Path, parts: int) -> bool:
     while it removed them after joining them into the blob."""
     folders = [f for f in (data / "blobs" / "vision" / "multipart").glob("*") if f.is_dir()]
     return any(len(list(f.glob("*.part"))) < parts for f in folders)
-
-
-def write_random(path: Path, size: int, chunk: int = 8 * MiB) -> str:
-    digest = hashlib.sha256()
-    with path.open("wb") as out:
-        for _ in range(size // chunk):
-            data = os.urandom(chunk)
-            out.write(data)
-            digest.update(data)
-    return digest.hexdigest()
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        while chunk := file.read(8 * MiB):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def versions_over_http(server: RunningServer, name: str) -> list[str]:

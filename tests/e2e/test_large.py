@@ -4,7 +4,6 @@ must stay flat; then logged again, which sends nothing."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -15,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.files import sha256_of, write_random
 from tests.support.server import RunningServer
 
 pytestmark = pytest.mark.slow
@@ -77,27 +77,6 @@ def run_child(action: str, server: RunningServer, path: Path, cache: Path) -> di
     return result
 
 
-def write_big_file(path: Path, size: int = SIZE, chunk: int = 8 * MiB) -> str:
-    """`size` bytes of one random block repeated with a counter in front, so that no two chunks (and
-    no two parts) are alike; answers their SHA-256."""
-    block = bytearray(os.urandom(chunk))
-    digest = hashlib.sha256()
-    with path.open("wb") as out:
-        for i in range(size // chunk):
-            block[:8] = i.to_bytes(8, "big")
-            out.write(block)
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        while chunk := file.read(8 * MiB):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def test_a_1_gib_file_logs_and_downloads_in_flat_memory(
     server: RunningServer, tmp_path: Path, record_property: pytest.RecordProperty
 ) -> None:
@@ -107,7 +86,7 @@ def test_a_1_gib_file_logs_and_downloads_in_flat_memory(
 
     # Given a 1 GiB file
     source = tmp_path / "big.bin"
-    expected = write_big_file(source)
+    expected = write_random(source, SIZE)
     cache = tmp_path / "cache"
     baseline = run_child("idle", server, source, cache)
 
