@@ -3,8 +3,9 @@
     from artreg import Registry, Artifact
     reg = Registry("http://127.0.0.1:8080", project="vision")
 
-`import artreg` stays cheap: the SDK (pydantic, urllib3) loads on first use of one of the names
-below (PEP 562), and botocore and tqdm only when signing or drawing a progress bar.
+The names here are `artreg.client`'s (the SDK), re-exported. `import artreg` stays cheap: the SDK
+(pydantic, urllib3) loads on first use of one of them (PEP 562), and botocore and tqdm only when
+signing or drawing a progress bar.
 """
 
 from __future__ import annotations
@@ -14,28 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-_EXPORTS = {
-    "Registry": "artreg.client.registry",
-    "Artifact": "artreg.client.registry",
-    "LoggedArtifact": "artreg.client.registry",
-    "DownloadResult": "artreg.client.registry",
-    "RetryPolicy": "artreg.client.http",
-    "ArtregError": "artreg.model.errors",
-    "Invalid": "artreg.model.errors",
-    "Forbidden": "artreg.model.errors",
-    "NotFound": "artreg.model.errors",
-    "Conflict": "artreg.model.errors",
-    "PreconditionFailed": "artreg.model.errors",
-    "TooLarge": "artreg.model.errors",
-    "Retryable": "artreg.model.errors",
-    "Throttled": "artreg.model.errors",
-    "Unreachable": "artreg.client.errors",
-    "IntegrityError": "artreg.client.errors",
-}
-
+# artreg.client.__all__ and __version__, spelled out so that reading it imports nothing (a unit test
+# keeps the two equal)
 __all__ = [
+    "UNSET",
     "Artifact",
     "ArtregError",
+    "BlobCache",
+    "ClientSettings",
     "Conflict",
     "DownloadResult",
     "Forbidden",
@@ -47,37 +34,50 @@ __all__ = [
     "Registry",
     "RetryPolicy",
     "Retryable",
+    "StreamBroken",
     "Throttled",
     "TooLarge",
     "Unreachable",
     "__version__",
+    "load_settings",
+    "split_ref",
 ]
+_SDK = frozenset(__all__) - {"__version__"}
 
 if TYPE_CHECKING:
-    from artreg.client.errors import IntegrityError, Unreachable
-    from artreg.client.http import RetryPolicy
-    from artreg.client.registry import Artifact, DownloadResult, LoggedArtifact, Registry
-    from artreg.model.errors import (
+    from artreg.client import (
+        UNSET,
+        Artifact,
         ArtregError,
+        BlobCache,
+        ClientSettings,
         Conflict,
+        DownloadResult,
         Forbidden,
+        IntegrityError,
         Invalid,
+        LoggedArtifact,
         NotFound,
         PreconditionFailed,
+        Registry,
         Retryable,
+        RetryPolicy,
+        StreamBroken,
         Throttled,
         TooLarge,
+        Unreachable,
+        load_settings,
+        split_ref,
     )
 
 
 def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
+    if name not in _SDK:
         raise AttributeError(f"module 'artreg' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    value = getattr(importlib.import_module("artreg.client"), name)
     globals()[name] = value  # the next lookup does not come back here
     return value
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *_EXPORTS})
+    return sorted({*globals(), *_SDK})

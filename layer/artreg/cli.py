@@ -13,10 +13,11 @@
     artreg server [--host H] [--port P] [--data DIR] [--webhook URL]
     artreg janitor [--data DIR] [--grace-days N]   expire uploads, reclaim blobs, re-check remote refs
 
-`--url` and `--project` come from the flags or ARTREG_URL / ARTREG_PROJECT (the URL defaults to the
-local server, http://127.0.0.1:8080). Output is a human table, or JSON with `--json`. Exit codes: 0
-ok, 2 usage, 3 not found, 4 conflict or failed precondition (409/412), 5 invalid request (400/413), 6
-registry unavailable or unreachable, 1 anything else; errors go to stderr as `artreg: <code>: <message>`.
+`--url` and `--project` come from the flags, else the SDK's settings (ARTREG_URL / ARTREG_PROJECT, or
+the config file: see artreg.client.settings; the URL defaults to the local server, http://127.0.0.1:8080).
+Output is a human table, or JSON with `--json`. Exit codes: 0 ok, 2 usage, 3 not found, 4 conflict or
+failed precondition (409/412), 5 invalid request or setting (400/413), 6 registry unavailable or
+unreachable, 1 anything else; errors go to stderr as `artreg: <code>: <message>`.
 
 The SDK is imported when a command runs, so that `artreg --help` stays fast.
 """
@@ -28,10 +29,10 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from artreg import __version__
+from artreg.cli_text import describe, size_text, table, when
 from artreg.model.errors import (
     ArtregError,
     Conflict,
@@ -45,7 +46,7 @@ from artreg.model.errors import (
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
-    from artreg.client import LoggedArtifact, Registry
+    from artreg.client import ClientSettings, Registry
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -54,7 +55,6 @@ EXIT_NOT_FOUND = 3
 EXIT_CONFLICT = 4
 EXIT_INVALID = 5
 EXIT_UNAVAILABLE = 6
-DEFAULT_URL = "http://127.0.0.1:8080"
 
 RegistryFactory = Callable[[argparse.Namespace], "Registry"]
 Command = Callable[[argparse.Namespace, "Registry"], int]
@@ -90,52 +90,6 @@ def _emit(args: argparse.Namespace, data: Any, human: Callable[[], str]) -> None
 
 def _plain(model: BaseModel) -> dict[str, Any]:
     return model.model_dump(mode="json")
-
-
-def table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
-    cells = [[str(h) for h in headers], *[["" if c is None else str(c) for c in row] for row in rows]]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells)
-
-
-def size_text(n: int | None) -> str:
-    if n is None:
-        return "-"
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
-
-
-def _when(value: Any) -> str:
-    return value.strftime("%Y-%m-%d %H:%M:%S") if hasattr(value, "strftime") else str(value or "")
-
-
-def _describe(v: LoggedArtifact, max_files: int = 20) -> str:
-    lines = [
-        f"{v.name}@{v.version}",
-        f"  type       {v.type}",
-        f"  state      {v.state}",
-        f"  created    {_when(v.created_at)}" + (f" by {v.created_by}" if v.created_by else ""),
-        f"  aliases    {', '.join(v.aliases) or '-'}",
-        f"  tags       {', '.join(v.tags) or '-'}",
-        f"  size       {size_text(v.size)} in {v.file_count} file(s)",
-        f"  digest     {v.digest}",
-    ]
-    if v.producer:
-        lines.append(f"  run        {v.producer.run_id}" + (f" ({v.producer.pipeline})" if v.producer.pipeline else ""))
-    if v.metadata:
-        lines.append(f"  metadata   {json.dumps(v.metadata, ensure_ascii=False)}")
-    entries: list[list[object]] = [[f.path, size_text(f.size), f.sha256[:12]] for f in v.files[:max_files]]
-    entries += [[r.path, size_text(r.size), r.uri] for r in v.remote[: max(0, max_files - len(entries))]]
-    if entries:
-        lines += ["", table(["PATH", "SIZE", "SHA256 / URI"], entries)]
-    more = v.file_count + len(v.remote) - len(entries)
-    if more > 0:
-        lines.append(f"... and {more} more")
-    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------- argument helpers
@@ -222,7 +176,7 @@ def cmd_log(args: argparse.Namespace, reg: Registry) -> int:
 def cmd_get(args: argparse.Namespace, reg: Registry) -> int:
     name, ref = _name_ref(args.ref)
     version = reg.get_artifact(name, ref)
-    _emit(args, _plain(version), lambda: _describe(version))
+    _emit(args, _plain(version), lambda: describe(version))
     return EXIT_OK
 
 
@@ -269,7 +223,7 @@ def cmd_ls(args: argparse.Namespace, reg: Registry) -> int:
             raise UsageError("--tag, --alias and --meta filter the versions of one artifact: give NAME")
         artifacts = _take(reg.list_artifacts(type=args.type), limit)
         rows = [
-            [a.name, a.type, a.latest or "-", a.version_count, ", ".join(sorted(a.aliases)) or "-", _when(a.updated_at)]
+            [a.name, a.type, a.latest or "-", a.version_count, ", ".join(sorted(a.aliases)) or "-", when(a.updated_at)]
             for a in artifacts
         ]
         _emit(
@@ -289,7 +243,7 @@ def cmd_ls(args: argparse.Namespace, reg: Registry) -> int:
             ", ".join(v.tags) or "-",
             v.file_count,
             size_text(v.size),
-            _when(v.created_at),
+            when(v.created_at),
         ]
         for v in versions
     ]
@@ -325,7 +279,7 @@ def cmd_alias(args: argparse.Namespace, reg: Registry) -> int:
         )
     else:
         moves = list(reg.alias_history(args.name, args.alias))
-        rows = [[_when(m.at), m.previous_version or "-", m.version or "-", m.by or "-"] for m in moves]
+        rows = [[when(m.at), m.previous_version or "-", m.version or "-", m.by or "-"] for m in moves]
         _emit(args, [_plain(m) for m in moves], lambda: table(["AT", "FROM", "TO", "BY"], rows))
     return EXIT_OK
 
@@ -368,15 +322,16 @@ def cmd_lineage(args: argparse.Namespace, reg: Registry) -> int:
 # ---------------------------------------------------------------- server
 
 
-def cmd_server(args: argparse.Namespace) -> int:
+def cmd_server(args: argparse.Namespace, base: ClientSettings | None = None) -> int:
     """`artreg server`: the embedded registry (SQLite and a folder of blobs), imported only when it runs."""
     from artreg.local.server import serve
 
-    serve(args.host, args.port, args.data, public_url=args.public_url, webhook=args.webhook)
+    given = client_settings(args, base)
+    serve(args.host, args.port, str(given.data), public_url=args.public_url, webhook=given.webhook)
     return EXIT_OK
 
 
-def cmd_janitor(args: argparse.Namespace) -> int:
+def cmd_janitor(args: argparse.Namespace, base: ClientSettings | None = None) -> int:
     """`artreg janitor`: what the janitor Lambda does on AWS, once, on the local store. A blob is reclaimed
     by the run after the one that condemned it (see artreg.registry.janitor), so run it on a schedule."""
     from dataclasses import asdict
@@ -387,7 +342,7 @@ def cmd_janitor(args: argparse.Namespace) -> int:
     from artreg.registry.janitor import Janitor
     from artreg.registry.service import Policy
 
-    data = Path(args.data)
+    data = client_settings(args, base).data
     if not (data / "registry.db").exists():
         raise UsageError(f"{data} holds no registry (no registry.db): give the --data of `artreg server`")
     store = SqliteStore(data / "registry.db")
@@ -409,7 +364,9 @@ def build_parser() -> argparse.ArgumentParser:
     # options every command takes, before or after its name; SUPPRESS keeps a subcommand from
     # overwriting what was given before it
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--url", default=argparse.SUPPRESS, help=f"registry URL (ARTREG_URL; default {DEFAULT_URL})")
+    common.add_argument(
+        "--url", default=argparse.SUPPRESS, help="registry URL (ARTREG_URL; default the local server, port 8080)"
+    )
     common.add_argument("--project", default=argparse.SUPPRESS, help="project (ARTREG_PROJECT)")
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON")
     common.add_argument(
@@ -505,13 +462,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     server.add_argument("--host", default="127.0.0.1", help="address to listen on (loopback unless told otherwise)")
     server.add_argument("--port", type=int, default=8080, help="0 picks a free port")
-    default_data = os.environ.get("ARTREG_DATA") or str(Path.home() / ".local" / "share" / "artreg")
-    server.add_argument("--data", default=default_data, help="data folder, kept across restarts (ARTREG_DATA)")
+    data_help = "(ARTREG_DATA; default ~/.local/share/artreg)"
+    server.add_argument("--data", help=f"data folder, kept across restarts {data_help}")
     server.add_argument("--public-url", help="the base URL clients reach this server by, for blob URLs")
     server.add_argument(
         "--webhook",
         metavar="URL",
-        default=os.environ.get("ARTREG_WEBHOOK") or None,
         help="also POST each event (as EventBridge delivers it) to this URL, retried until it answers 2xx"
         " (ARTREG_WEBHOOK)",
     )
@@ -522,7 +478,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="expire uploads, reclaim unlisted blobs and re-check remote references of the local store",
         description="one janitor run over the local server's data folder; safe while the server runs",
     )
-    janitor.add_argument("--data", default=default_data, help="the server's data folder (ARTREG_DATA)")
+    janitor.add_argument("--data", help=f"the server's data folder {data_help}")
     janitor.add_argument(
         "--grace-days", type=float, default=7, help="how long a blob nothing lists is kept (default 7)"
     )
@@ -530,19 +486,39 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def default_registry(args: argparse.Namespace) -> Registry:
+def client_settings(args: argparse.Namespace, base: ClientSettings | None = None) -> ClientSettings:
+    """The SDK's settings, `base` or else read (ARTREG_*, the config file), with the flags given in
+    place of theirs."""
+    from artreg.client import load_settings
+
+    flags: dict[str, Any] = {
+        "url": getattr(args, "url", None),
+        "project": getattr(args, "project", None),
+        "progress": False if getattr(args, "no_progress", False) else None,
+        "data": getattr(args, "data", None),
+        "webhook": getattr(args, "webhook", None),
+    }
+    return base.updated(**flags) if base is not None else load_settings(**flags)
+
+
+def default_registry(args: argparse.Namespace, base: ClientSettings | None = None) -> Registry:
     from artreg.client import Registry
 
-    url = getattr(args, "url", None) or os.environ.get("ARTREG_URL") or DEFAULT_URL
-    project = getattr(args, "project", None) or os.environ.get("ARTREG_PROJECT")
-    if not project:
+    given = client_settings(args, base)
+    if not given.project:
         raise UsageError("no project: give --project or set ARTREG_PROJECT")
-    return Registry(url, project, progress=False if getattr(args, "no_progress", False) else None)
+    return Registry(settings=given)
 
 
-def main(argv: Sequence[str] | None = None, *, registry: RegistryFactory | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    registry: RegistryFactory | None = None,
+    settings: ClientSettings | None = None,
+) -> int:
     """Runs one command; answers its exit code. `registry` makes the client from the parsed
-    arguments (tests hand in a fake)."""
+    arguments (tests hand in a fake); `settings` stand for those read from ARTREG_* and the config
+    file (tests hand in their own)."""
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -550,8 +526,8 @@ def main(argv: Sequence[str] | None = None, *, registry: RegistryFactory | None 
         return stop.code if isinstance(stop.code, int) else EXIT_USAGE
     try:
         if hasattr(args, "local"):  # a command on this machine's store, not a client of a registry
-            return int(args.local(args))
-        reg = (registry or default_registry)(args)
+            return int(args.local(args, settings))
+        reg = registry(args) if registry is not None else default_registry(args, settings)
         return int(args.func(args, reg))
     except UsageError as error:
         parser.print_usage(sys.stderr)

@@ -15,6 +15,7 @@ import pytest
 from artreg import cli
 from artreg.client import (
     ArtregError,
+    ClientSettings,
     Conflict,
     DownloadResult,
     Forbidden,
@@ -236,10 +237,9 @@ def test_tag_and_rm() -> None:
     assert removed.calls == [("delete_version", ("resnet", "1.0.0"), {"force": True})]
 
 
-def test_the_url_and_project_come_from_flags_or_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Given the environment's settings, and flags before and after the command
-    monkeypatch.setenv("ARTREG_URL", "http://env:1")
-    monkeypatch.setenv("ARTREG_PROJECT", "envproj")
+def test_the_url_and_project_come_from_flags_or_the_settings() -> None:
+    # Given settings (as read from ARTREG_* or the config file), and flags before and after the command
+    read = ClientSettings(url="http://env:1", project="envproj")
     seen: list[Namespace] = []
 
     def factory(args: Namespace) -> FakeRegistry:
@@ -249,11 +249,24 @@ def test_the_url_and_project_come_from_flags_or_the_environment(monkeypatch: pyt
     # When commands run
     cli.main(["get", "resnet"], registry=factory)  # type: ignore[arg-type]
     cli.main(["--url", "http://flag:2", "get", "resnet", "--project", "p2"], registry=factory)  # type: ignore[arg-type]
-    reg = cli.default_registry(seen[0])
+    from_settings = cli.default_registry(seen[0], read)
+    from_flags = cli.default_registry(seen[1], read)
 
-    # Then flags win over the environment, wherever they are given
-    assert (getattr(seen[1], "url", None), getattr(seen[1], "project", None)) == ("http://flag:2", "p2")
-    assert (reg.url, reg.project) == ("http://env:1", "envproj")
+    # Then flags win over the settings, wherever they are given
+    assert (from_settings.url, from_settings.project) == ("http://env:1", "envproj")
+    assert (from_flags.url, from_flags.project) == ("http://flag:2", "p2")
+
+
+def test_a_bad_setting_exits_5_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # Given a variable that does not parse (and no config file)
+    monkeypatch.setenv("ARTREG_CONFIG", str(tmp_path / "none.toml"))
+    monkeypatch.setenv("ARTREG_RETRY_ATTEMPTS", "many")
+
+    # When a command runs / Then it says which variable is wrong, and exits as for an invalid request
+    assert cli.main(["--project", "vision", "get", "resnet"]) == cli.EXIT_INVALID
+    assert "ARTREG_RETRY_ATTEMPTS" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
@@ -346,12 +359,10 @@ def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]
     assert capsys.readouterr().err
 
 
-def test_no_project_is_a_usage_error(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_no_project_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     # Given no project anywhere
-    monkeypatch.delenv("ARTREG_PROJECT", raising=False)
-
     # When a command runs with the default registry factory / Then it exits 2
-    assert cli.main(["get", "resnet"]) == cli.EXIT_USAGE
+    assert cli.main(["get", "resnet"], settings=ClientSettings()) == cli.EXIT_USAGE
     assert "ARTREG_PROJECT" in capsys.readouterr().err
 
 

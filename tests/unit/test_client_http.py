@@ -14,6 +14,7 @@ from botocore.credentials import Credentials
 
 from artreg.client import (
     ArtregError,
+    ClientSettings,
     Conflict,
     Forbidden,
     Invalid,
@@ -264,8 +265,9 @@ def test_api_calls_are_signed_with_the_credentials() -> None:
 
 def test_a_registry_on_an_aws_host_signs_and_a_local_one_does_not() -> None:
     # Given two registries, a deployed one with fake credentials
-    deployed = Registry(DEPLOYED, "vision", credentials=Credentials("AKID", "SECRET"), cache=False)
-    local = Registry(API, "vision", cache=False)
+    settings = ClientSettings(cache=False)
+    deployed = Registry(DEPLOYED, "vision", settings=settings, credentials=Credentials("AKID", "SECRET"))
+    local = Registry(API, "vision", settings=settings)
 
     # Then only the deployed one has a signer, for its region
     assert deployed.transport.signer is not None

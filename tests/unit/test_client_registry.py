@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
-from artreg.client import Artifact, Invalid, LoggedArtifact, Registry, RetryPolicy, split_ref
+from artreg.client import Artifact, ClientSettings, Invalid, LoggedArtifact, Registry, RetryPolicy, split_ref
 from artreg.client.http import Transport
 
 API = "http://registry.test"
@@ -135,7 +135,8 @@ class FakeApi:
 
 def registry(api: FakeApi) -> Registry:
     transport = Transport(API, pool=api, retry=RetryPolicy(sleep=lambda _: None))
-    return Registry(API, "vision", transport=transport, cache=False, progress=False, workers=4)
+    settings = ClientSettings(url=API, project="vision", cache=False, progress=False, workers=4)
+    return Registry(settings=settings, transport=transport)
 
 
 def _files(root: Path, count: int, prefix: str = "f") -> Path:
@@ -458,6 +459,7 @@ def test_import_artreg_is_light_and_exports_lazily() -> None:
         "assert Registry.__module__ == 'artreg.client.registry'\n"
         "assert NotFound is __import__('artreg.client', fromlist=['NotFound']).NotFound\n"
         "assert 'botocore' not in sys.modules and 'tqdm' not in sys.modules\n"
+        "assert 'pydantic_settings' not in sys.modules\n"
         "print(artreg.__version__)\n"
     )
 

@@ -1,8 +1,12 @@
-"""The Python SDK of artreg: `Registry`, `Artifact`, `LoggedArtifact`, and the exceptions it raises
-(the domain errors of `artreg.model.errors`, one class per status of API.md's error body)."""
+"""The Python SDK of artreg: `Registry`, `Artifact`, `LoggedArtifact`, its settings, and the exceptions
+it raises (the domain errors of `artreg.model.errors`, one class per status of API.md's error body).
+
+This is the SDK's one public surface: `artreg` re-exports exactly these names (lazily)."""
 
 from __future__ import annotations
 
+from artreg.client.artifact import Artifact
+from artreg.client.common import UNSET, split_ref
 from artreg.client.errors import (
     ArtregError,
     Conflict,
@@ -18,7 +22,9 @@ from artreg.client.errors import (
     Unreachable,
 )
 from artreg.client.http import RetryPolicy
-from artreg.client.registry import UNSET, Artifact, DownloadResult, LoggedArtifact, Registry, split_ref
+from artreg.client.logged import DownloadResult, LoggedArtifact
+from artreg.client.registry import Registry
+from artreg.client.settings import ClientSettings, load_settings
 from artreg.client.transfer import BlobCache
 
 __all__ = [
@@ -26,6 +32,7 @@ __all__ = [
     "Artifact",
     "ArtregError",
     "BlobCache",
+    "ClientSettings",
     "Conflict",
     "DownloadResult",
     "Forbidden",
@@ -41,5 +48,6 @@ __all__ = [
     "Throttled",
     "TooLarge",
     "Unreachable",
+    "load_settings",
     "split_ref",
 ]

@@ -1,10 +1,9 @@
 """Byte progress bars on stderr: drawn with tqdm (imported only when one is drawn), only when stderr
-is a terminal and neither `progress=False` nor ARTREG_PROGRESS=0 turned them off."""
+is a terminal and `progress=False` (the SDK's `progress` setting, ARTREG_PROGRESS=0) did not turn them off."""
 
 from __future__ import annotations
 
 import importlib
-import os
 import sys
 import threading
 from typing import Any, Protocol
@@ -44,7 +43,7 @@ class _Bar:
 
 
 def enabled(requested: bool | None = None) -> bool:
-    if requested is False or os.environ.get("ARTREG_PROGRESS", "1").strip().lower() in ("0", "false", "no", "off"):
+    if requested is False:
         return False
     try:
         return sys.stderr.isatty()

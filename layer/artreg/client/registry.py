@@ -1,37 +1,41 @@
-"""The SDK: `Registry`, a client of one project of a registry (local or deployed); `Artifact`, what to
-log; `LoggedArtifact`, a committed version (its record) with what can be done with it.
+"""The SDK's client: `Registry`, a client of one project of a registry (local or deployed).
 
     reg = Registry("http://127.0.0.1:8080", project="vision")
     art = Artifact("resnet", type="model", metadata={"framework": "pytorch"}, aliases={"staging"})
     art.add("./model.pt")
     logged = reg.log_artifact(art, bump="minor", run_id="run-42")
     reg.get_artifact("resnet", "production").download("./model-dir")
+
+Names: `ref` is a version or an alias (`latest` when left out), and `name` may carry it as
+`name@ref`; `version` is a version only.
 """
 
 from __future__ import annotations
 
 import contextlib
-import enum
 import logging
 import os
-from collections import Counter
+import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, TypeVar
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
-from pydantic import BaseModel, PrivateAttr, ValidationError
+from pydantic import BaseModel
 
 from artreg.client import progress as bars
+from artreg.client.artifact import Artifact
+from artreg.client.common import UNSET, _Unset, given, renamed, segment, split_ref, wire
 from artreg.client.errors import Invalid, NotFound
-from artreg.client.files import HashedFile, LocalFile, batches, default_workers, hash_files, walk
+from artreg.client.files import HashedFile, LocalFile, batches, default_workers, hash_files
 from artreg.client.http import RetryPolicy, Transport
+from artreg.client.logged import DownloadResult, LoggedArtifact
+from artreg.client.settings import ClientSettings, load_settings
 from artreg.client.sigv4 import SigV4Signer, region_of, wants_sigv4
 from artreg.client.transfer import BlobCache, Downloader, DownloadStats, upload_blobs
 from artreg.model import manifest
-from artreg.model.names import check_name, check_path, check_project, check_type, check_uri, metadata_scalar
+from artreg.model.names import check_name, check_project, metadata_scalar
 from artreg.model.wire import (
     MAX_FILES_PER_REQUEST,
     AddFiles,
@@ -53,50 +57,17 @@ from artreg.model.wire import (
     PatchVersion,
     Producer,
     RemoteEntry,
-    RemoteSpec,
     RunLineage,
     StartUpload,
     UploadStarted,
     Usage,
     VersionPage,
-    VersionRecord,
 )
 
 log = logging.getLogger("artreg")
-DEFAULT_URL = "http://127.0.0.1:8080"
-LATEST = "latest"
-W = TypeVar("W", bound=BaseModel)
 P = TypeVar("P", ArtifactPage, VersionPage, FilePage, AliasHistory, DownloadPage, RunLineage)
 Bump = Literal["major", "minor", "patch"]
 _RENEW_BEFORE = timedelta(seconds=60)  # refetch a download page whose URLs expire sooner than this
-
-
-class _Unset(enum.Enum):
-    UNSET = "unset"
-
-
-UNSET = _Unset.UNSET
-
-
-def _q(segment: str) -> str:
-    # '+' stays as is: it is a legal path character, and a version's build metadata holds it
-    return quote(segment, safe="+")
-
-
-def _wire(cls: type[W], **fields: Any) -> W:
-    """A wire model built here, its validation errors raised as `Invalid` before anything is sent."""
-    try:
-        return cls(**fields)
-    except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(part) for part in first.get("loc", ()))
-        message = str(first.get("msg", "not valid")).removeprefix("Value error, ")
-        raise Invalid(f"{where}: {message}" if where else message, details={"field": where}) from None
-
-
-def _given(**fields: Any) -> dict[str, Any]:
-    """The fields that have a value: an optional field left out is not sent as null."""
-    return {k: v for k, v in fields.items() if v is not None}
 
 
 def _dump(model: BaseModel) -> dict[str, Any]:
@@ -104,107 +75,23 @@ def _dump(model: BaseModel) -> dict[str, Any]:
     return model.model_dump(mode="json", exclude_unset=True)
 
 
-def split_ref(name: str, ref: str | None = None) -> tuple[str, str]:
-    """`("resnet@production", None)` and `("resnet", "production")` both give ("resnet", "production");
-    no ref means `latest`."""
-    if ref is None and "@" in name:
-        name, _, ref = name.partition("@")
-    return check_name(name), ref or LATEST
-
-
-def _env_flag(name: str, default: bool = True) -> bool:
-    value = os.environ.get(name)
-    if value is None:
-        return default
-    return value.strip().lower() not in ("0", "false", "no", "off", "")
-
-
-@dataclass(frozen=True)
-class DownloadResult:
-    path: Path
-    version: str
-    digest: str
-    downloaded: int  # files written from bytes fetched
-    from_cache: int  # files taken from the local cache
-    skipped: int  # files already in place
-    bytes: int  # bytes fetched
-    remote: list[RemoteEntry] = field(default_factory=list)  # references, never downloaded
-
-
-# ---------------------------------------------------------------- what to log
-
-
-class Artifact:
-    """A version to log: files and folders (`add`), references to data elsewhere (`add_remote`),
-    metadata, aliases to point at it and tags."""
-
-    def __init__(
-        self,
-        name: str,
-        type: str = "artifact",
-        *,
-        metadata: Mapping[str, Any] | None = None,
-        aliases: Iterable[str] = (),
-        tags: Iterable[str] = (),
-    ) -> None:
-        self.name = check_name(name)
-        self.type = check_type(type)
-        self.metadata: dict[str, Any] = dict(metadata or {})
-        self.aliases: set[str] = set(aliases)
-        self.tags: set[str] = set(tags)
-        self.sources: list[tuple[str, str | None]] = []
-        self.remote: list[RemoteSpec] = []
-
-    def __repr__(self) -> str:
-        return f"Artifact({self.name!r}, type={self.type!r}, sources={len(self.sources)}, remote={len(self.remote)})"
-
-    def add(self, local_path: str | os.PathLike[str], path: str | None = None) -> Artifact:
-        """Adds a file (logged as `path`, or under its own name) or a folder (its files recursively,
-        with their paths relative to it, under `path` when given). Read when the artifact is logged."""
-        source = os.path.abspath(os.fspath(local_path))
-        if not os.path.exists(source):
-            raise FileNotFoundError(f"{local_path}: no such file or directory")
-        logical = path.strip("/") if path else None
-        self.sources.append((source, check_path(logical) if logical else None))
-        return self
-
-    def add_remote(self, uri: str, path: str | None = None, *, metadata: Mapping[str, Any] | None = None) -> Artifact:
-        """Adds a reference to data that stays where it is (`s3://...`, `https://...`, any URI),
-        logged as `path` (by default the last segment of the URI's path)."""
-        check_uri(uri)
-        if path is None:
-            path = urlsplit(uri).path.rstrip("/").rsplit("/", 1)[-1]
-            if not path:
-                raise Invalid(f"cannot name remote entry {uri!r} from its URI: give path=", details={"field": "path"})
-        self.remote.append(_wire(RemoteSpec, uri=uri, path=check_path(path), metadata=dict(metadata or {})))
-        return self
-
-    def local_files(self) -> list[LocalFile]:
-        """Every file that `add` named, walked now; a path given twice (file or remote) is refused."""
-        files = [file for source, path in self.sources for file in walk(source, path)]
-        counts = Counter([f.path for f in files] + [r.path for r in self.remote])
-        twice = sorted(p for p, n in counts.items() if n > 1)
-        if twice:
-            raise Invalid(
-                f"path {twice[0][:200]!r} is added twice" + (f" (and {len(twice) - 1} more)" if len(twice) > 1 else ""),
-                details={"field": "path", "paths": twice[:20]},
-            )
-        return files
-
-
 # ---------------------------------------------------------------- the client
 
 
 class Registry:
     """A client of one project of a registry. `url` is the local server's (`artreg server`) or a
-    deployed stack's API URL, ARTREG_URL by default; requests to a host under `.amazonaws.com` (or
-    with `sigv4=True`) are signed with SigV4 from the ordinary AWS credential chain. Thread-safe."""
+    deployed stack's API URL; requests to a host under `.amazonaws.com` (or with `sigv4=True`) are
+    signed with SigV4 from the ordinary AWS credential chain. Thread-safe.
+
+    What is not given here comes from `settings`, by default `load_settings()`: the `ARTREG_*`
+    environment variables, then the config file (see `artreg.client.settings`)."""
 
     def __init__(
         self,
         url: str | None = None,
         project: str | None = None,
         *,
+        settings: ClientSettings | None = None,
         sigv4: bool | None = None,
         region: str | None = None,
         credentials: Any = None,
@@ -213,25 +100,40 @@ class Registry:
         cache: bool | None = None,
         cache_dir: str | os.PathLike[str] | None = None,
         retry: RetryPolicy | None = None,
-        timeout: float = 60.0,
+        timeout: float | None = None,
         transport: Transport | None = None,
     ) -> None:
-        url = url or os.environ.get("ARTREG_URL") or DEFAULT_URL
-        project = project or os.environ.get("ARTREG_PROJECT")
-        if not project:
+        explicit: dict[str, Any] = {
+            "url": url,
+            "project": project,
+            "workers": workers,
+            "progress": progress,
+            "cache": cache,
+            "cache_dir": cache_dir,
+            "timeout": timeout,
+        }
+        self.settings = settings.updated(**explicit) if settings is not None else load_settings(**explicit)
+        if not self.settings.project:
             raise Invalid("no project: pass project= or set ARTREG_PROJECT", details={"field": "project"})
-        self.url = url.rstrip("/")
-        self.project = check_project(project)
-        self.workers = max(1, workers or default_workers())
-        self.progress = progress
+        self.url = self.settings.url.rstrip("/")
+        self.project = check_project(self.settings.project)
+        self.workers = self.settings.workers or default_workers()
+        self.progress = self.settings.progress
         if transport is None:
             signer = None
-            if sigv4 or (sigv4 is None and wants_sigv4(url)):
-                signer = SigV4Signer(region or region_of(url), credentials)
-            transport = Transport(url, signer=signer, retry=retry, maxsize=max(10, self.workers), timeout=timeout)
+            if sigv4 or (sigv4 is None and wants_sigv4(self.url)):
+                signer = SigV4Signer(region or region_of(self.url), credentials)
+            retry = retry or RetryPolicy(attempts=self.settings.retry_attempts, deadline=self.settings.retry_deadline)
+            transport = Transport(
+                self.url,
+                signer=signer,
+                retry=retry,
+                maxsize=max(10, self.workers),
+                timeout=self.settings.timeout,
+                connect_timeout=self.settings.connect_timeout,
+            )
         self.transport = transport
-        use_cache = _env_flag("ARTREG_CACHE") if cache is None else cache
-        self.cache = BlobCache(cache_dir or BlobCache.default_dir()) if use_cache else None
+        self.cache = BlobCache(self.settings.cache_dir) if self.settings.cache else None
 
     def __repr__(self) -> str:
         return f"Registry({self.url!r}, project={self.project!r})"
@@ -248,13 +150,13 @@ class Registry:
     # ------------------------------------------------------------ paths and calls
 
     def _artifacts(self) -> str:
-        return f"/v1/projects/{_q(self.project)}/artifacts"
+        return f"/v1/projects/{segment(self.project)}/artifacts"
 
     def _artifact(self, name: str) -> str:
-        return f"{self._artifacts()}/{_q(check_name(name))}"
+        return f"{self._artifacts()}/{segment(check_name(name))}"
 
     def _version(self, name: str, ref: str) -> str:
-        return f"{self._artifact(name)}/versions/{_q(ref)}"
+        return f"{self._artifact(name)}/versions/{segment(ref)}"
 
     def _call(
         self, method: str, path: str, body: BaseModel | None = None, query: Sequence[tuple[str, str]] | None = None
@@ -290,9 +192,15 @@ class Registry:
         for page in self._pages(ArtifactPage, self._artifacts(), query, page_size):
             yield from page.items
 
-    def artifact(self, name: str) -> ArtifactSummary:
-        """An artifact's summary: type, latest version, version count, aliases."""
+    def summary(self, name: str) -> ArtifactSummary:
+        """An artifact's summary (as `list_artifacts` yields them): type, latest version, version
+        count, aliases. For a version of it, `get_artifact`."""
         return ArtifactSummary.model_validate(self._call("GET", self._artifact(name)))
+
+    def artifact(self, name: str) -> ArtifactSummary:
+        """Deprecated: `summary`."""
+        warnings.warn("Registry.artifact() is deprecated: use Registry.summary()", DeprecationWarning, stacklevel=2)
+        return self.summary(name)
 
     def versions(
         self,
@@ -312,9 +220,10 @@ class Registry:
             for item in page.items:
                 yield self._bind(item.model_dump())
 
-    def get_artifact(self, name: str, version_or_alias: str | None = None) -> LoggedArtifact:
-        """A version by version or alias (`latest` by default); `name` may be `name@ref`."""
-        name, ref = split_ref(name, version_or_alias)
+    def get_artifact(self, name: str, ref: str | None = None, *, version_or_alias: str | None = None) -> LoggedArtifact:
+        """A version of an artifact by `ref`, a version or an alias (`latest` by default); `name` may
+        be `name@ref`. (`version_or_alias=` is the deprecated name of `ref`.)"""
+        name, ref = split_ref(name, renamed("version_or_alias", "ref", version_or_alias, ref))
         return self._bind(self._call("GET", self._version(name, ref)))
 
     def files(
@@ -327,24 +236,25 @@ class Registry:
 
     def alias_history(self, name: str, alias: str, *, page_size: int | None = None) -> Iterator[AliasMove]:
         """Every move of an alias, newest first."""
-        path = f"{self._artifact(name)}/aliases/{_q(alias)}/history"
+        path = f"{self._artifact(name)}/aliases/{segment(alias)}/history"
         for page in self._pages(AliasHistory, path, (), page_size):
             yield from page.items
 
     def lineage(
         self,
         name: str,
-        version_or_alias: str | None = None,
+        ref: str | None = None,
         *,
         direction: Literal["upstream", "downstream", "both"] = "both",
         depth: int | None = None,
         limit: int | None = None,
+        version_or_alias: str | None = None,
     ) -> LineageGraph:
         """The runs and versions around a version (`name` may be `name@ref`): upstream, the run that
         produced it and what that run used, and so on; downstream, the runs that used it and what they
         produced. `depth` counts runs away (3 by default, at most 10). Every page of the version's own
         neighbours is fetched; a deeper node with more neighbours than `limit` says `truncated`."""
-        name, ref = split_ref(name, version_or_alias)
+        name, ref = split_ref(name, renamed("version_or_alias", "ref", version_or_alias, ref))
         query: list[tuple[str, str]] = [("direction", direction)]
         query += [("depth", str(depth))] if depth is not None else []
         query += [("limit", str(limit))] if limit is not None else []
@@ -374,7 +284,7 @@ class Registry:
         """What a run produced and used (`name@version` refs), every page."""
         produced: list[str] = []
         used: list[str] = []
-        path = f"/v1/projects/{_q(self.project)}/runs/{quote(run_id, safe='')}"
+        path = f"/v1/projects/{segment(self.project)}/runs/{quote(run_id, safe='')}"
         for page in self._pages(RunLineage, path, (), page_size):
             produced += page.produced
             used += page.used
@@ -391,11 +301,11 @@ class Registry:
         fields: dict[str, Any] = {"version": version}
         if not isinstance(expected_version, _Unset):
             fields["expected_version"] = expected_version
-        body = _wire(MoveAlias, **fields)
-        return self._bind(self._call("PUT", f"{self._artifact(name)}/aliases/{_q(alias)}", body))
+        body = wire(MoveAlias, **fields)
+        return self._bind(self._call("PUT", f"{self._artifact(name)}/aliases/{segment(alias)}", body))
 
     def remove_alias(self, name: str, alias: str) -> None:
-        self._call("DELETE", f"{self._artifact(name)}/aliases/{_q(alias)}")
+        self._call("DELETE", f"{self._artifact(name)}/aliases/{segment(alias)}")
 
     def update(
         self,
@@ -411,7 +321,7 @@ class Registry:
         fields: dict[str, Any] = {"tags_add": list(tags_add), "tags_remove": list(tags_remove)}
         if metadata is not None:
             fields["metadata"] = dict(metadata)
-        return self._bind(self._call("PATCH", self._version(name, ref), _wire(PatchVersion, **fields)))
+        return self._bind(self._call("PATCH", self._version(name, ref), wire(PatchVersion, **fields)))
 
     def tag(self, name: str, ref: str | None, *tags: str) -> LoggedArtifact:
         return self.update(name, ref, tags_add=tags)
@@ -430,20 +340,21 @@ class Registry:
 
     def use_artifact(
         self,
-        ref: str,
-        version_or_alias: str | None = None,
+        name: str,
+        ref: str | None = None,
         *,
         run_id: str | None = None,
         pipeline: str | None = None,
         step: str | None = None,
+        version_or_alias: str | None = None,
     ) -> LoggedArtifact:
         """Resolves `name@ref` and records that the run used that version (lineage). `run_id`
-        defaults to ARTREG_RUN_ID."""
-        name, ref = split_ref(ref, version_or_alias)
-        run_id = run_id or os.environ.get("ARTREG_RUN_ID")
+        defaults to the `run_id` setting (ARTREG_RUN_ID)."""
+        name, ref = split_ref(name, renamed("version_or_alias", "ref", version_or_alias, ref))
+        run_id = run_id or self.settings.run_id
         if not run_id:
             raise Invalid("use_artifact needs a run_id (or ARTREG_RUN_ID)", details={"field": "run_id"})
-        usage = _wire(Usage, **_given(run_id=run_id, pipeline=pipeline, step=step))
+        usage = wire(Usage, **given(run_id=run_id, pipeline=pipeline, step=step))
         logged = self.get_artifact(name, ref)
         self._call("POST", f"{self._version(name, logged.version)}/usages", usage)
         return logged
@@ -465,14 +376,14 @@ class Registry:
     ) -> LoggedArtifact:
         """Logs a new version: hashes the files, offers them in batches of 1,000, uploads the blobs
         the registry lacks (each distinct content once), commits. Content the registry already holds
-        logs in one request with no bytes sent. `run_id` defaults to ARTREG_RUN_ID; `inputs` are
+        logs in one request with no bytes sent. `run_id` defaults to the `run_id` setting; `inputs` are
         the `name@version` refs the run consumed."""
         shown = self.progress if progress is None else progress
-        run_id = run_id or os.environ.get("ARTREG_RUN_ID")
+        run_id = run_id or self.settings.run_id
         used = [item.ref if isinstance(item, LoggedArtifact) else str(item) for item in inputs]
         producer = None
         if run_id:
-            producer = _wire(Producer, **_given(run_id=run_id, pipeline=pipeline, step=step, inputs=used))
+            producer = wire(Producer, **given(run_id=run_id, pipeline=pipeline, step=step, inputs=used))
         elif pipeline or step or used:
             raise Invalid("pipeline, step and inputs describe a run: give run_id too", details={"field": "run_id"})
         if version is not None and bump is not None:
@@ -480,7 +391,7 @@ class Registry:
 
         local = artifact.local_files()
         hashed = self._hash(local, shown)
-        entries = [_wire(FileEntry, path=f.path, size=f.size, sha256=f.sha256) for f in hashed]
+        entries = [wire(FileEntry, path=f.path, size=f.size, sha256=f.sha256) for f in hashed]
         parts = batches(entries, artifact.remote)
         if if_changed and len(parts) > 1 and not artifact.remote:
             # over one request of files, ask first: one GET instead of a batch a thousand files
@@ -488,7 +399,7 @@ class Registry:
             if unchanged is not None:
                 return unchanged
         first_files, first_remote = parts[0]
-        start = _wire(
+        start = wire(
             StartUpload,
             type=artifact.type,
             files=first_files,
@@ -507,12 +418,12 @@ class Registry:
         if isinstance(answer, dict) and answer.get("state") == "committed":
             return self._bind(answer)
         started = UploadStarted.model_validate(answer)
-        upload = f"{base}/{_q(started.upload_id)}"
+        upload = f"{base}/{segment(started.upload_id)}"
         # the last target of a blob wins: a later batch may have opened a new multipart upload for it
         missing: dict[str, MissingBlob] = {m.sha256: m for m in started.missing}
         for files, remote in parts[1:]:
             added = FilesAdded.model_validate(
-                self._call("POST", f"{upload}/files", _wire(AddFiles, files=files, remote=remote))
+                self._call("POST", f"{upload}/files", wire(AddFiles, files=files, remote=remote))
             )
             missing.update((m.sha256, m) for m in added.missing)
 
@@ -523,7 +434,7 @@ class Registry:
 
             def complete(sha256: str, blob_parts: list[Part]) -> None:
                 try:
-                    self._call("POST", f"{upload}/blobs/{sha256}/complete", _wire(CompleteBlob, parts=blob_parts))
+                    self._call("POST", f"{upload}/blobs/{sha256}/complete", wire(CompleteBlob, parts=blob_parts))
                 except NotFound:
                     # a completion retried after it succeeded finds no multipart upload; commit checks the blob
                     log.debug("multipart upload of %s is already completed", sha256)
@@ -596,7 +507,7 @@ class Registry:
         use_cache = self.cache is not None if cache is None else cache
         downloader = Downloader(
             self.transport.get_blob,
-            cache=(self.cache or BlobCache(BlobCache.default_dir())) if use_cache else None,
+            cache=(self.cache or BlobCache(self.settings.cache_dir)) if use_cache else None,
             workers=workers or self.workers,
             retry=self.transport.retry,
         )
@@ -629,68 +540,3 @@ class Registry:
             bytes=stats.bytes,
             remote=[entry for _, page in pages for entry in page.remote],
         )
-
-
-# ---------------------------------------------------------------- a logged version
-
-
-class LoggedArtifact(VersionRecord):
-    """A committed version: its record (API.md, Version record) and what can be done with it. Up to
-    1,000 files and remote entries are inline (`files`, `remote`); `iter_files()` pages through all."""
-
-    _registry: Registry | None = PrivateAttr(default=None)
-
-    def __repr__(self) -> str:
-        return f"LoggedArtifact({self.ref!r}, type={self.type!r}, files={self.file_count}, digest={self.digest[:12]!r})"
-
-    def __str__(self) -> str:
-        return repr(self)
-
-    @property
-    def ref(self) -> str:
-        return f"{self.name}@{self.version}"
-
-    @property
-    def registry(self) -> Registry:
-        if self._registry is None:
-            raise Invalid("this version record is not bound to a Registry")
-        return self._registry
-
-    def iter_files(self) -> Iterator[FileEntry | RemoteEntry]:
-        if not self.files_truncated:
-            entries: list[FileEntry | RemoteEntry] = [*self.files, *self.remote]
-            yield from sorted(entries, key=lambda e: e.path)
-        else:
-            yield from self.registry.files(self.name, self.version)
-
-    def download(
-        self,
-        root: str | os.PathLike[str] = ".",
-        *,
-        workers: int | None = None,
-        cache: bool | None = None,
-        progress: bool | None = None,
-    ) -> DownloadResult:
-        """Downloads this version's stored files into `root`; remote entries stay in `self.remote`."""
-        return self.registry.download(self.name, self.version, root, workers=workers, cache=cache, progress=progress)
-
-    def use(self, run_id: str | None = None, *, pipeline: str | None = None, step: str | None = None) -> LoggedArtifact:
-        return self.registry.use_artifact(self.name, self.version, run_id=run_id, pipeline=pipeline, step=step)
-
-    def set_alias(self, alias: str, *, expected_version: str | _Unset | None = UNSET) -> LoggedArtifact:
-        return self.registry.set_alias(self.name, alias, self.version, expected_version=expected_version)
-
-    def tag(self, *tags: str) -> LoggedArtifact:
-        return self.registry.tag(self.name, self.version, *tags)
-
-    def untag(self, *tags: str) -> LoggedArtifact:
-        return self.registry.untag(self.name, self.version, *tags)
-
-    def update_metadata(self, metadata: Mapping[str, Any]) -> LoggedArtifact:
-        return self.registry.update_metadata(self.name, self.version, metadata)
-
-    def delete(self, force: bool = False) -> LoggedArtifact:
-        return self.registry.delete_version(self.name, self.version, force=force)
-
-    def refresh(self) -> LoggedArtifact:
-        return self.registry.get_artifact(self.name, self.version)

@@ -228,10 +228,6 @@ class BlobCache:
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root).expanduser()
 
-    @staticmethod
-    def default_dir() -> Path:
-        return Path(os.environ.get("ARTREG_CACHE_DIR") or Path.home() / ".cache" / "artreg").expanduser()
-
     def path_of(self, sha256: str) -> Path:
         check_sha256(sha256)
         return self.root / "blobs" / "sha256" / sha256[:2] / sha256

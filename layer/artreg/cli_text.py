@@ -1,0 +1,57 @@
+"""The `artreg` command's human output: tables, sizes, times and a version's description (light: no
+SDK import, so that `artreg --help` stays fast)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from artreg.client import LoggedArtifact
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    cells = [[str(h) for h in headers], *[["" if c is None else str(c) for c in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells)
+
+
+def size_text(n: int | None) -> str:
+    if n is None:
+        return "-"
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def when(value: Any) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S") if hasattr(value, "strftime") else str(value or "")
+
+
+def describe(v: LoggedArtifact, max_files: int = 20) -> str:
+    lines = [
+        f"{v.name}@{v.version}",
+        f"  type       {v.type}",
+        f"  state      {v.state}",
+        f"  created    {when(v.created_at)}" + (f" by {v.created_by}" if v.created_by else ""),
+        f"  aliases    {', '.join(v.aliases) or '-'}",
+        f"  tags       {', '.join(v.tags) or '-'}",
+        f"  size       {size_text(v.size)} in {v.file_count} file(s)",
+        f"  digest     {v.digest}",
+    ]
+    if v.producer:
+        lines.append(f"  run        {v.producer.run_id}" + (f" ({v.producer.pipeline})" if v.producer.pipeline else ""))
+    if v.metadata:
+        lines.append(f"  metadata   {json.dumps(v.metadata, ensure_ascii=False)}")
+    entries: list[list[object]] = [[f.path, size_text(f.size), f.sha256[:12]] for f in v.files[:max_files]]
+    entries += [[r.path, size_text(r.size), r.uri] for r in v.remote[: max(0, max_files - len(entries))]]
+    if entries:
+        lines += ["", table(["PATH", "SIZE", "SHA256 / URI"], entries)]
+    more = v.file_count + len(v.remote) - len(entries)
+    if more > 0:
+        lines.append(f"... and {more} more")
+    return "\n".join(lines)

@@ -1,0 +1,93 @@
+"""`LoggedArtifact`: a committed version (its record) bound to the `Registry` that read it, with what
+can be done with it; `DownloadResult`: what a download did."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import PrivateAttr
+
+from artreg.client.common import UNSET, _Unset
+from artreg.client.errors import Invalid
+from artreg.model.wire import FileEntry, RemoteEntry, VersionRecord
+
+if TYPE_CHECKING:
+    from artreg.client.registry import Registry
+
+
+@dataclass(frozen=True)
+class DownloadResult:
+    path: Path
+    version: str
+    digest: str
+    downloaded: int  # files written from bytes fetched
+    from_cache: int  # files taken from the local cache
+    skipped: int  # files already in place
+    bytes: int  # bytes fetched
+    remote: list[RemoteEntry] = field(default_factory=list)  # references, never downloaded
+
+
+class LoggedArtifact(VersionRecord):
+    """A committed version: its record (API.md, Version record) and what can be done with it. Up to
+    1,000 files and remote entries are inline (`files`, `remote`); `iter_files()` pages through all."""
+
+    _registry: Registry | None = PrivateAttr(default=None)
+
+    def __repr__(self) -> str:
+        return f"LoggedArtifact({self.ref!r}, type={self.type!r}, files={self.file_count}, digest={self.digest[:12]!r})"
+
+    def __str__(self) -> str:
+        return repr(self)
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}@{self.version}"
+
+    @property
+    def registry(self) -> Registry:
+        if self._registry is None:
+            raise Invalid("this version record is not bound to a Registry")
+        return self._registry
+
+    def iter_files(self) -> Iterator[FileEntry | RemoteEntry]:
+        if not self.files_truncated:
+            entries: list[FileEntry | RemoteEntry] = [*self.files, *self.remote]
+            yield from sorted(entries, key=lambda e: e.path)
+        else:
+            yield from self.registry.files(self.name, self.version)
+
+    def download(
+        self,
+        root: str | os.PathLike[str] = ".",
+        *,
+        workers: int | None = None,
+        cache: bool | None = None,
+        progress: bool | None = None,
+    ) -> DownloadResult:
+        """Downloads this version's stored files into `root`; remote entries stay in `self.remote`."""
+        return self.registry.download(self.name, self.version, root, workers=workers, cache=cache, progress=progress)
+
+    def use(self, run_id: str | None = None, *, pipeline: str | None = None, step: str | None = None) -> LoggedArtifact:
+        return self.registry.use_artifact(self.name, self.version, run_id=run_id, pipeline=pipeline, step=step)
+
+    def set_alias(self, alias: str, *, expected_version: str | _Unset | None = UNSET) -> LoggedArtifact:
+        return self.registry.set_alias(self.name, alias, self.version, expected_version=expected_version)
+
+    def tag(self, *tags: str) -> LoggedArtifact:
+        return self.registry.tag(self.name, self.version, *tags)
+
+    def untag(self, *tags: str) -> LoggedArtifact:
+        return self.registry.untag(self.name, self.version, *tags)
+
+    def update_metadata(self, metadata: Mapping[str, Any]) -> LoggedArtifact:
+        return self.registry.update_metadata(self.name, self.version, metadata)
+
+    def delete(self, force: bool = False) -> LoggedArtifact:
+        return self.registry.delete_version(self.name, self.version, force=force)
+
+    def refresh(self) -> LoggedArtifact:
+        return self.registry.get_artifact(self.name, self.version)
