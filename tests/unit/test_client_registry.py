@@ -369,6 +369,78 @@ def test_changes_use_the_routes_of_api_md() -> None:
     assert used.version == "1.0.0"
 
 
+def test_ref_is_a_version_or_an_alias_and_the_old_keyword_still_works_with_a_warning() -> None:
+    # Given a registry where production points at 1.0.0
+    api = FakeApi()
+    resolved = "/v1/projects/vision/artifacts/resnet/versions/production"
+    api.routes[("GET", resolved)] = record(version="1.0.0")
+    api.routes[("POST", "/v1/projects/vision/artifacts/resnet/versions/1.0.0/usages")] = {}
+    api.routes[("GET", resolved + "/lineage")] = {"root": "resnet@1.0.0", "nodes": [], "edges": []}
+    reg = registry(api)
+
+    # When a version is asked for by ref in each spelling, and by the deprecated version_or_alias=
+    by_position = reg.get_artifact("resnet", "production")
+    by_keyword = reg.get_artifact("resnet", ref="production")
+    in_the_name = reg.get_artifact("resnet@production")
+    with pytest.warns(DeprecationWarning, match="version_or_alias= is deprecated: use ref="):
+        by_old_name = reg.get_artifact("resnet", version_or_alias="production")
+    with pytest.warns(DeprecationWarning, match="version_or_alias="):
+        reg.use_artifact("resnet", version_or_alias="production", run_id="r")
+    with pytest.warns(DeprecationWarning, match="version_or_alias="):
+        reg.lineage("resnet", version_or_alias="production")
+
+    # Then all resolve the same version by the same route; the old and the new name together are refused
+    assert {v.version for v in (by_position, by_keyword, in_the_name, by_old_name)} == {"1.0.0"}
+    gets = {path for method, path in api.api_calls() if method == "GET"}
+    assert gets == {resolved, resolved + "/lineage?direction=both"}
+    with pytest.raises(TypeError, match="ref="):
+        reg.get_artifact("resnet", "production", version_or_alias="staging")
+
+
+def test_summary_is_the_artifact_and_artifact_is_its_deprecated_name() -> None:
+    # Given an artifact
+    api = FakeApi()
+    summary = {
+        "project": "vision",
+        "name": "resnet",
+        "type": "model",
+        "latest": "1.0.0",
+        "version_count": 1,
+        "aliases": {"latest": "1.0.0"},
+        "created_at": "2026-11-22T10:00:00Z",
+        "updated_at": "2026-11-22T10:00:00Z",
+    }
+    api.routes[("GET", "/v1/projects/vision/artifacts/resnet")] = summary
+    reg = registry(api)
+
+    # When its summary is asked for by its new name and its old one
+    new = reg.summary("resnet")
+    with pytest.warns(DeprecationWarning, match=r"summary\(\)"):
+        old = reg.artifact("resnet")
+
+    # Then both answer the summary, not a version
+    assert new == old
+    assert new.version_count == 1
+
+
+def test_the_run_id_setting_is_the_default_producer_and_user(tmp_path: Path) -> None:
+    # Given a registry whose settings name the run (ARTREG_RUN_ID), and content it holds
+    (tmp_path / "m").write_bytes(b"w")
+    api = FakeApi(stored={_sha(b"w")})
+    api.routes[("GET", "/v1/projects/vision/artifacts/iris/versions/latest")] = record(name="iris")
+    api.routes[("POST", "/v1/projects/vision/artifacts/iris/versions/1.0.0/usages")] = {}
+    transport = Transport(API, pool=api, retry=RetryPolicy(sleep=lambda _: None))
+    reg = Registry(settings=ClientSettings(url=API, project="vision", cache=False, run_id="run-7"), transport=transport)
+
+    # When a version is used and another logged with no run_id
+    reg.use_artifact("iris")
+    reg.log_artifact(Artifact("resnet").add(tmp_path / "m"))
+
+    # Then both name the run of the settings
+    assert api.calls[1][2] == {"run_id": "run-7"}
+    assert api.calls[2][2]["producer"] == {"run_id": "run-7", "inputs": []}
+
+
 def test_split_ref() -> None:
     # Given refs written both ways / Then they split the same, latest by default
     assert split_ref("resnet@production") == ("resnet", "production")
@@ -469,6 +541,17 @@ def test_import_artreg_is_light_and_exports_lazily() -> None:
     # Then nothing heavy came with the import, and the names resolve
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip()
+
+
+def test_artreg_and_artreg_client_export_the_same_names() -> None:
+    # Given both public surfaces
+    import artreg
+    import artreg.client
+
+    # Then artreg offers exactly the SDK's names (and its version), each the very same object
+    assert set(artreg.__all__) == {*artreg.client.__all__, "__version__"}
+    for name in artreg.client.__all__:
+        assert getattr(artreg, name) is getattr(artreg.client, name), name
 
 
 def test_a_page_whose_urls_are_about_to_expire_is_asked_for_again(tmp_path: Path) -> None:
