@@ -278,7 +278,7 @@ def server_run(shape: Shape, commits: int) -> Run:
             with Client(server.url, PROJECT, progress=False, cache=False) as client:
                 heads = {}
                 for name in {shape.artifact(n) for n in range(shape.writers)}:
-                    summary = client.artifact(name)
+                    summary = client.summary(name)
                     heads[name] = (summary.version_count, summary.latest)
         finally:
             server.stop()

@@ -171,7 +171,7 @@ def test_if_changed_keeps_the_latest_version_when_nothing_changed(
 
     # Then the answer is the existing version; no version was added, nothing was uploaded
     assert again.version == first.version == "1.0.0"
-    assert reg.artifact("resnet").version_count == 1
+    assert reg.summary("resnet").version_count == 1
     assert pool.blob_bytes == 0
     assert len(pool.sent) <= 2, pool.sent
 
