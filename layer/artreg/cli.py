@@ -167,7 +167,8 @@ def cmd_log(args: argparse.Namespace, reg: Registry) -> int:
         args,
         _plain(logged),
         lambda: (
-            f"logged {logged.ref} ({logged.file_count} file(s), {size_text(logged.size)}, digest {logged.digest[:12]})"
+            f"logged {logged.qualified_name} ({logged.file_count} file(s), {size_text(logged.size)},"
+            f" digest {logged.digest[:12]})"
         ),
     )
     return EXIT_OK
@@ -289,7 +290,7 @@ def cmd_tag(args: argparse.Namespace, reg: Registry) -> int:
         raise UsageError("tag needs --add or --remove")
     name, ref = _name_ref(args.ref)
     version = reg.update(name, ref, tags_add=args.add or (), tags_remove=args.remove or ())
-    _emit(args, _plain(version), lambda: f"{version.ref} tags: {', '.join(version.tags) or '-'}")
+    _emit(args, _plain(version), lambda: f"{version.qualified_name} tags: {', '.join(version.tags) or '-'}")
     return EXIT_OK
 
 
@@ -298,7 +299,7 @@ def cmd_rm(args: argparse.Namespace, reg: Registry) -> int:
     if ref is None:
         raise UsageError("rm needs NAME@VERSION")
     version = reg.delete_version(name, ref, force=args.force)
-    _emit(args, _plain(version), lambda: f"deleted {version.ref}")
+    _emit(args, _plain(version), lambda: f"deleted {version.qualified_name}")
     return EXIT_OK
 
 

@@ -173,7 +173,9 @@ def test_content_the_registry_holds_logs_in_one_request(tmp_path: Path) -> None:
     assert [f["path"] for f in sent["files"]] == ["f00000.txt", "f00001.txt", "f00002.txt"]
     assert api.puts == []
     assert isinstance(logged, LoggedArtifact)
-    assert logged.ref == "resnet@1.0.0"
+    assert logged.qualified_name == "resnet@1.0.0"
+    with pytest.warns(DeprecationWarning, match="qualified_name"):
+        assert logged.ref == "resnet@1.0.0"
 
 
 def test_missing_blobs_are_put_once_each_with_the_answer_headers_then_committed(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ can be done with it; `DownloadResult`: what a download did."""
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,14 +39,23 @@ class LoggedArtifact(VersionRecord):
     _registry: Registry | None = PrivateAttr(default=None)
 
     def __repr__(self) -> str:
-        return f"LoggedArtifact({self.ref!r}, type={self.type!r}, files={self.file_count}, digest={self.digest[:12]!r})"
+        shown = f"{self.qualified_name!r}, type={self.type!r}, files={self.file_count}, digest={self.digest[:12]!r}"
+        return f"LoggedArtifact({shown})"
 
     def __str__(self) -> str:
         return repr(self)
 
     @property
-    def ref(self) -> str:
+    def qualified_name(self) -> str:
+        """`name@version`, as `get_artifact` and `log_artifact(inputs=...)` take it (the project is the
+        registry's)."""
         return f"{self.name}@{self.version}"
+
+    @property
+    def ref(self) -> str:
+        """Deprecated: `qualified_name` (a ref is a version or an alias, not `name@version`)."""
+        warnings.warn("LoggedArtifact.ref is deprecated: use .qualified_name", DeprecationWarning, stacklevel=2)
+        return self.qualified_name
 
     @property
     def registry(self) -> Registry:

@@ -380,7 +380,7 @@ class Registry:
         the `name@version` refs the run consumed."""
         shown = self.progress if progress is None else progress
         run_id = run_id or self.settings.run_id
-        used = [item.ref if isinstance(item, LoggedArtifact) else str(item) for item in inputs]
+        used = [item.qualified_name if isinstance(item, LoggedArtifact) else str(item) for item in inputs]
         producer = None
         if run_id:
             producer = wire(Producer, **given(run_id=run_id, pipeline=pipeline, step=step, inputs=used))
