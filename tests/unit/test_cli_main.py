@@ -306,6 +306,24 @@ def test_the_server_command_calls_serve_lazily(monkeypatch: pytest.MonkeyPatch) 
     assert served == [("0.0.0.0", 9000, "/tmp/x", "http://h:9000", "http://127.0.0.1:9999/hook")]
 
 
+def test_the_server_takes_its_data_folder_and_webhook_from_the_settings(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Given a stand-in for artreg.local.server, and settings (ARTREG_DATA, ARTREG_WEBHOOK) naming both
+    served: list[tuple[str, str | None]] = []
+    module = types.ModuleType("artreg.local.server")
+    module.serve = lambda host, port, data, public_url, webhook: served.append((data, webhook))  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "artreg.local.server", module)
+    read = ClientSettings(data=tmp_path / "data", webhook="http://hook.test/")
+
+    # When the server runs with no flags, then with --data
+    cli.main(["server"], settings=read)
+    cli.main(["server", "--data", str(tmp_path / "flag")], settings=read)
+
+    # Then the settings filled what the flags left out
+    assert served == [(str(tmp_path / "data"), "http://hook.test/"), (str(tmp_path / "flag"), "http://hook.test/")]
+
+
 # ---------------------------------------------------------------- exit codes
 
 
