@@ -385,10 +385,14 @@ class Downloader:
             return
         cached = self.cache.get(sha256, size) if self.cache else None
         if cached is not None:
-            if self.link:
-                os.chmod(cached, _READ_ONLY)  # an entry cached before entries were made read-only
+            link = self.link
+            if link:
+                try:
+                    os.chmod(cached, _READ_ONLY)  # an entry cached before entries were made read-only
+                except OSError:
+                    link = False  # never a link to an entry that stays writable
             for _, dest in todo:
-                _install(cached, dest, link=self.link)
+                _install(cached, dest, link=link)
             self._count(stats, from_cache=len(todo))
             progress.update(size * len(todo))
             return
