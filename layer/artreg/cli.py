@@ -11,7 +11,7 @@
     artreg rm NAME@VERSION [--force]
     artreg lineage NAME[@REF] [--upstream|--downstream] [--depth N] [--format tree|mermaid|dot|json]
     artreg server [--host H] [--port P] [--data DIR] [--webhook URL]
-    artreg janitor [--data DIR] [--grace-days N]   expire uploads, reclaim blobs, re-check remote refs
+    artreg janitor [--data DIR] [--verify]      expire uploads, reclaim (and re-hash) blobs, re-check remote refs
 
 `--url` and `--project` come from the flags, else the SDK's settings (ARTREG_URL / ARTREG_PROJECT, or
 the config file: see artreg.client.settings; the URL defaults to the local server, http://127.0.0.1:8080).
@@ -339,6 +339,7 @@ def cmd_janitor(args: argparse.Namespace, base: ClientSettings | None = None) ->
     from datetime import timedelta
 
     from artreg.local.blobs import FolderBlobStore
+    from artreg.local.scrub import STALE_TEMPORARY, scrub
     from artreg.local.sqlite_store import SqliteStore
     from artreg.registry.janitor import Janitor
     from artreg.registry.service import Policy
@@ -347,14 +348,19 @@ def cmd_janitor(args: argparse.Namespace, base: ClientSettings | None = None) ->
     if not (data / "registry.db").exists():
         raise UsageError(f"{data} holds no registry (no registry.db): give the --data of `artreg server`")
     store = SqliteStore(data / "registry.db")
+    folder = FolderBlobStore(data / "blobs", base_url="http://127.0.0.1")
+    report: dict[str, Any] = {}
     try:
-        janitor = Janitor(store, FolderBlobStore(data / "blobs", base_url="http://127.0.0.1"))
-        uploads = janitor.expire_uploads()
-        blobs = janitor.reclaim_blobs(timedelta(days=args.grace_days), Policy().upload_ttl)
-        remote = janitor.recheck_remote_refs()
+        janitor = Janitor(store, folder)
+        report["uploads"] = asdict(janitor.expire_uploads())
+        report["blobs"] = asdict(janitor.reclaim_blobs(timedelta(days=args.grace_days), Policy().upload_ttl))
+        report["remote"] = asdict(janitor.recheck_remote_refs())
     finally:
         store.close()
-    print(json.dumps({"uploads": asdict(uploads), "blobs": asdict(blobs), "remote": asdict(remote)}))
+    report["temporary_removed"] = folder.remove_stale_temporary(STALE_TEMPORARY.total_seconds())
+    if args.verify:
+        report["verify"] = asdict(scrub(folder, timedelta(minutes=args.verify_minutes)))
+    print(json.dumps(report))
     return EXIT_OK
 
 
@@ -483,6 +489,12 @@ def build_parser() -> argparse.ArgumentParser:
     janitor.add_argument(
         "--grace-days", type=float, default=7, help="how long a blob nothing lists is kept (default 7)"
     )
+    janitor.add_argument(
+        "--verify",
+        action="store_true",
+        help="also re-hash stored blobs, least recently verified first, and quarantine corrupt ones",
+    )
+    janitor.add_argument("--verify-minutes", type=float, default=10, help="how long --verify may hash for (default 10)")
     janitor.set_defaults(local=cmd_janitor)
     return parser
 

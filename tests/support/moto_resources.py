@@ -11,6 +11,7 @@ import boto3
 from botocore.config import Config
 
 from tests.support.moto_serial import one_backup_per_transaction
+from tests.support.s3_checksums import s3_checks_sha256
 from tests.support.template import create_bucket, create_event_bus, create_table
 
 REGION = "us-east-1"
@@ -41,7 +42,7 @@ def registry_resources(table: str, bucket: str, *, load: bool = False) -> Iterat
     from moto import mock_aws
 
     os.environ.update(FAKE_CREDENTIALS)  # no real AWS account is ever reached
-    with mock_aws():
+    with mock_aws(), s3_checks_sha256():  # S3's checksums, which moto lacks
         dynamodb = boto3.client("dynamodb", region_name=REGION)
         s3 = s3_client()
         create_table(dynamodb, table, stream=not load)

@@ -272,3 +272,99 @@ def test_a_sha256_that_is_not_one_never_becomes_a_cache_path(tmp_path: Path) -> 
     with pytest.raises(Invalid):
         Downloader(FakeFetch({}), cache=BlobCache(tmp_path / "cache")).download(tmp_path / "out", [entry])
     assert not (tmp_path / "cache").exists()
+
+
+def test_appending_to_a_downloaded_file_changes_neither_the_cache_nor_another_download(tmp_path: Path) -> None:
+    # Given a blob downloaded into one folder (filling the cache), then into another from the cache
+    cache = BlobCache(tmp_path / "cache")
+    model = _file("model.pt", b"weights")
+    fetch = _fetch_for((model, b"weights"))
+    Downloader(fetch, cache=cache).download(tmp_path / "one", [model])
+    second = Downloader(fetch, cache=cache).download(tmp_path / "two", [model])
+    assert second.from_cache == 1
+
+    # When the user appends to each downloaded file
+    with open(tmp_path / "one" / "model.pt", "ab") as file:
+        file.write(b" tuned")
+    with open(tmp_path / "two" / "model.pt", "ab") as file:
+        file.write(b" pruned")
+
+    # Then the cache and the other folder still hold what was downloaded
+    assert cache.path_of(model.sha256).read_bytes() == b"weights"
+    assert (tmp_path / "one" / "model.pt").read_bytes() == b"weights tuned"
+    assert (tmp_path / "two" / "model.pt").read_bytes() == b"weights pruned"
+    third = Downloader(fetch, cache=cache).download(tmp_path / "three", [model])
+    assert third.from_cache == 1
+    assert (tmp_path / "three" / "model.pt").read_bytes() == b"weights"
+
+
+def test_cache_entries_are_read_only(tmp_path: Path) -> None:
+    # Given a blob downloaded through the cache
+    cache = BlobCache(tmp_path / "cache")
+    model = _file("model.pt", b"weights")
+    Downloader(_fetch_for((model, b"weights")), cache=cache).download(tmp_path / "one", [model])
+
+    # Then its entry is read-only, and the downloaded file is the user's to change
+    assert os.stat(cache.path_of(model.sha256)).st_mode & 0o222 == 0
+    assert os.stat(tmp_path / "one" / "model.pt").st_mode & 0o200
+
+
+def test_links_only_when_asked_for_and_then_to_a_read_only_entry(tmp_path: Path) -> None:
+    # Given a cached blob
+    cache = BlobCache(tmp_path / "cache")
+    model = _file("model.pt", b"weights")
+    fetch = _fetch_for((model, b"weights"))
+    Downloader(fetch, cache=cache).download(tmp_path / "one", [model])
+
+    # When it is downloaded again by default, and with links asked for
+    Downloader(fetch, cache=cache).download(tmp_path / "copied", [model])
+    Downloader(fetch, cache=cache, link=True).download(tmp_path / "linked", [model])
+
+    # Then the default is a file of its own, and the link shares the cache's read-only entry
+    entry = os.stat(cache.path_of(model.sha256))
+    assert os.stat(tmp_path / "copied" / "model.pt").st_ino != entry.st_ino
+    linked = os.stat(tmp_path / "linked" / "model.pt")
+    assert linked.st_ino == entry.st_ino
+    assert linked.st_mode & 0o222 == 0
+
+
+def test_a_cache_entry_of_another_size_is_replaced(tmp_path: Path) -> None:
+    # Given a cache entry of the wrong size (truncated by a full disk, say)
+    cache = BlobCache(tmp_path / "cache")
+    model = _file("model.pt", b"weights")
+    cached = cache.path_of(model.sha256)
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"wei")
+    fetch = _fetch_for((model, b"weights"))
+
+    # When the file is downloaded twice
+    Downloader(fetch, cache=cache).download(tmp_path / "one", [model])
+    second = Downloader(fetch, cache=cache).download(tmp_path / "two", [model])
+
+    # Then the entry was replaced by the right bytes, and the second download used it
+    assert cached.read_bytes() == b"weights"
+    assert len(fetch.fetched) == 1
+    assert second.from_cache == 1
+
+
+def test_a_copy_without_kernel_help_is_still_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a file system with neither reflinks nor copy_file_range
+    import artreg.client.transfer as transfer
+
+    def refuse(*_: object) -> int:
+        raise OSError(38, "not implemented")
+
+    monkeypatch.setattr(transfer, "_reflink", lambda src, out: False)
+    monkeypatch.setattr(os, "copy_file_range", refuse, raising=False)
+    cache = BlobCache(tmp_path / "cache")
+    data = os.urandom(3 * 1024 * 1024 + 5)
+    model = _file("model.pt", data)
+    fetch = _fetch_for((model, data))
+
+    # When a blob is cached and taken from the cache
+    Downloader(fetch, cache=cache).download(tmp_path / "one", [model])
+    stats = Downloader(fetch, cache=cache).download(tmp_path / "two", [model])
+
+    # Then both copies hold every byte
+    assert stats.from_cache == 1
+    assert (tmp_path / "two" / "model.pt").read_bytes() == data == cache.path_of(model.sha256).read_bytes()

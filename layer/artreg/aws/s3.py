@@ -1,12 +1,21 @@
 """The blob store on S3: content-addressed blobs at `{project}/blobs/sha256/{2 hex}/{hex}`, shared by
 every version of a project; manifests too large for a version item at `{project}/manifests/{digest}/`.
-File bytes never pass through the API: clients PUT and GET through presigned URLs."""
+File bytes never pass through the API: clients PUT and GET through presigned URLs.
+
+A blob is trusted (deduplicated onto, committed) only when its bytes are known to have its SHA-256:
+a single PUT by S3's own full-object checksum, which S3 compared with the signed one on upload; a
+multipart upload, which S3 gives no whole-object SHA-256, by the registry's re-hash of the object
+version it completed, recorded as a tag on that version so that it is done once. An object with
+neither is not trusted (it fails closed), and a completion never replaces a trusted object."""
 
 from __future__ import annotations
 
 import base64
+import hashlib
+import itertools
 import math
 import re
+from collections import deque
 from collections.abc import Callable, Container, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -31,9 +40,12 @@ _ENTRIES = TypeAdapter(list[Entry])
 _PARALLEL = 16  # HEAD requests in flight while checking a batch of up to 1,000 blobs
 _MAX_PARTS = 10_000
 _MiB = 1024**2
+_REHASH_PIECE = 8 * _MiB
+_REHASH_AHEAD = 8  # ranges in flight while re-hashing a multipart blob: 64 MiB of memory at most
 _S3_URI = re.compile(r"s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(?P<key>[^?]+)(\?versionId=(?P<vid>.+))?")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 CONDEMNED_TAG = "artreg-condemned"
+VERIFIED_TAG = "artreg-sha256"  # on a multipart blob's object version: its bytes re-hashed to this
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -78,11 +90,8 @@ class S3BlobStore:
     # ------------------------------------------------------------ uploads
 
     def find_missing(self, project: str, blobs: Sequence[tuple[str, int]]) -> list[tuple[str, int]]:
-        def absent(blob: tuple[str, int]) -> bool:
-            head = self._head(blob_key(project, blob[0]))
-            return head is None or head["ContentLength"] != blob[1] or _condemned(head)
-
-        return [blob for blob, gone in zip(blobs, _parallel(absent, blobs), strict=True) if gone]
+        """Blobs not stored trusted (see `verify`): a condemned, unverified or wrong copy is sent again."""
+        return self.verify(project, blobs)
 
     def upload_targets(self, project: str, blobs: Sequence[tuple[str, int]]) -> list[MissingBlob]:
         return [self._target(project, sha, size) for sha, size in blobs]
@@ -95,7 +104,7 @@ class S3BlobStore:
             url = self._presign("put_object", params)
             headers = {"x-amz-checksum-sha256": _b64(sha256), "content-length": str(size)}
             return MissingBlob(sha256=sha256, size=size, url=url, headers=headers)
-        # S3 keeps no whole-object SHA-256 of a multipart upload; see `verify`
+        # S3 keeps no whole-object SHA-256 of a multipart upload: `complete_multipart` re-hashes it
         part_size = max(self.part_size, math.ceil(size / _MAX_PARTS / _MiB) * _MiB)
         created = self._call(self.client.create_multipart_upload, Bucket=self.bucket, Key=key)
         upload_id = created["UploadId"]
@@ -113,12 +122,22 @@ class S3BlobStore:
         )
 
     def complete_multipart(self, project: str, sha256: str, multipart_id: str, parts: Sequence[Part]) -> None:
+        """Completes the upload over the object just inspected (or none), never over a trusted copy,
+        so that an upload started long ago cannot replace a blob that versions list; then re-hashes
+        the version it made and tags it, or deletes it if its bytes are not the blob."""
+        key = blob_key(project, sha256)
+        current = self._head(key, checksum=True)
+        if current is not None and self._holds(key, current, sha256):
+            self.abort_multipart(project, sha256, multipart_id)  # stored meanwhile: these parts are not needed
+            return
+        condition = {"IfNoneMatch": "*"} if current is None else {"IfMatch": current["ETag"]}
         try:
-            self.client.complete_multipart_upload(
+            completed = self.client.complete_multipart_upload(
                 Bucket=self.bucket,
-                Key=blob_key(project, sha256),
+                Key=key,
                 UploadId=multipart_id,
                 MultipartUpload={"Parts": [{"PartNumber": p.part_number, "ETag": p.etag} for p in parts]},
+                **condition,
             )
         except ClientError as error:
             code = error.response.get("Error", {}).get("Code")
@@ -126,7 +145,45 @@ class S3BlobStore:
                 raise Invalid(f"the parts do not complete the upload: {code}", details={"aws": code}) from error
             if code == "NoSuchUpload":
                 raise NotFound(f"multipart upload of blob {sha256} is gone (completed or aborted)") from error
+            if code in {"PreconditionFailed", "ConditionalRequestConflict"}:
+                raise Retryable(f"blob {sha256} was stored by another upload meanwhile; complete again") from error
             raise translate(error) from error
+        version = {"VersionId": completed["VersionId"]} if completed.get("VersionId") else {}
+        if self._rehash(key, version) != sha256:
+            # the version this call made, which nothing trusts: the copy it replaced is current again
+            self._call(self.client.delete_object, Bucket=self.bucket, Key=key, **version)
+            raise Invalid(
+                f"the parts' bytes do not have the SHA-256 of blob {sha256}",
+                code="bad_digest",
+                details={"sha256": sha256},
+            )
+        tags = {"TagSet": [{"Key": VERIFIED_TAG, "Value": sha256}]}
+        self._call(self.client.put_object_tagging, Bucket=self.bucket, Key=key, Tagging=tags, **version)
+
+    def _rehash(self, key: str, version: Mapping[str, str]) -> str:
+        """The SHA-256 of one object version, read as ranges of 8 MiB with a few in flight ahead of the
+        hash (one stream alone is slower than the hash), in bounded memory."""
+        size = self._call(self.client.head_object, Bucket=self.bucket, Key=key, **version)["ContentLength"]
+
+        def piece(start: int) -> bytes:
+            end = min(start + _REHASH_PIECE, size) - 1
+            answer = self._call(
+                self.client.get_object, Bucket=self.bucket, Key=key, Range=f"bytes={start}-{end}", **version
+            )
+            data: bytes = answer["Body"].read()
+            return data
+
+        digest = hashlib.sha256()
+        starts = iter(range(0, size, _REHASH_PIECE))
+        with ThreadPoolExecutor(max_workers=_REHASH_AHEAD) as pool:
+            ahead = deque(pool.submit(piece, start) for start in itertools.islice(starts, _REHASH_AHEAD))
+            while ahead:
+                data = ahead.popleft().result()
+                following = next(starts, None)
+                if following is not None:
+                    ahead.append(pool.submit(piece, following))
+                digest.update(data)
+        return digest.hexdigest()
 
     def abort_multipart(self, project: str, sha256: str, multipart_id: str) -> None:
         try:
@@ -136,21 +193,37 @@ class S3BlobStore:
                 raise translate(error) from error
 
     def verify(self, project: str, blobs: Sequence[tuple[str, int]]) -> list[tuple[str, int]]:
-        """Blobs not stored with the stated size and SHA-256. A single PUT stores S3's own SHA-256 of the
-        bytes, checked against the signed one on upload; a multipart upload has only a checksum of part
-        checksums, so for it the size is what is checked."""
+        """Blobs not stored with the stated size and SHA-256, trusted (see `_holds`)."""
 
         def bad(blob: tuple[str, int]) -> bool:
-            sha256, size = blob
-            key = blob_key(project, sha256)
+            key = blob_key(project, blob[0])
             head = self._head(key, checksum=True)
-            if head is None or _condemned(head):
-                return True
-            stored = head.get("ChecksumSHA256")
             # never delete on a mismatch: the claim may be the wrong one, and the blob another version's
-            return bool(head["ContentLength"] != size or (stored and "-" not in stored and stored != _b64(sha256)))
+            return head is None or head["ContentLength"] != blob[1] or not self._holds(key, head, blob[0])
 
         return [blob for blob, failed in zip(blobs, _parallel(bad, blobs), strict=True) if failed]
+
+    def _holds(self, key: str, head: Mapping[str, Any], sha256: str) -> bool:
+        """Whether the current object (`head`, read with its checksum) is that blob, trusted: not
+        condemned, and known to have that SHA-256 by S3's full-object checksum or by the registry's
+        tag on that version. Neither (an object some other tool wrote): not trusted."""
+        tags = self._tags(key, head)
+        if CONDEMNED_TAG in tags:
+            return False
+        stored = head.get("ChecksumSHA256")
+        if stored and "-" not in stored:  # "<base64>-<parts>" is a composite: a checksum of checksums
+            return bool(stored == _b64(sha256))
+        return tags.get(VERIFIED_TAG) == sha256
+
+    def _tags(self, key: str, head: Mapping[str, Any]) -> dict[str, str]:
+        """The tags of the version `head` describes. HEAD counts them only for a caller allowed
+        s3:GetObjectTagging, which the registry's roles are (template.yaml); none counted, none read."""
+        if not int(head.get("TagCount") or 0):
+            return {}
+        tags = self._call(
+            self.client.get_object_tagging, Bucket=self.bucket, Key=key, VersionId=head.get("VersionId") or "null"
+        )["TagSet"]
+        return {t["Key"]: t["Value"] for t in tags}
 
     # ------------------------------------------------------------ downloads
 
@@ -240,16 +313,8 @@ class S3BlobStore:
                 head = self._head(stored["Key"])
                 if head is None:
                     continue  # removed since the listing
-                condemned_at = None
-                if _condemned(head):
-                    tags = self._call(
-                        self.client.get_object_tagging,
-                        Bucket=self.bucket,
-                        Key=stored["Key"],
-                        VersionId=head.get("VersionId", "null"),
-                    )["TagSet"]
-                    stamp = next((t["Value"] for t in tags if t["Key"] == CONDEMNED_TAG), None)
-                    condemned_at = datetime.fromisoformat(stamp) if stamp else None  # another tool's tags
+                stamp = self._tags(stored["Key"], head).get(CONDEMNED_TAG)
+                condemned_at = datetime.fromisoformat(stamp) if stamp else None
                 generation = head.get("VersionId") or "null"
                 yield StoredBlob(sha256, head["ContentLength"], head["LastModified"], generation, condemned_at)
 
@@ -289,11 +354,6 @@ class S3BlobStore:
             return operation(**kwargs)
         except ClientError as error:
             raise translate(error) from error
-
-
-def _condemned(head: Mapping[str, Any]) -> bool:
-    """Tagged by the janitor (the bucket's objects carry no other tags): to be sent again."""
-    return int(head.get("TagCount") or 0) > 0
 
 
 def _parallel(function: Callable[[T], R], items: Sequence[T]) -> list[R]:

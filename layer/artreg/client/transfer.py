@@ -8,6 +8,7 @@ import logging
 import os
 import shutil
 import stat
+import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -26,6 +27,8 @@ log = logging.getLogger("artreg")
 Fetch = Callable[[str], Iterator[bytes]]
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _BINARY = getattr(os, "O_BINARY", 0)
+_FICLONE = 0x40049409  # Linux's ioctl that makes a file share another's extents (btrfs, XFS, ...)
+_READ_ONLY = 0o444
 
 
 # ---------------------------------------------------------------- uploads
@@ -183,9 +186,11 @@ def _new_temp(folder: str) -> tuple[int, str]:
             continue
 
 
-def _install(source: str, dest: str, *, link: bool) -> None:
-    """Puts a copy of `source` at `dest` atomically (a hard link when `link` and possible): written
-    aside, then `os.replace`d, which replaces a link at `dest` rather than writing through it."""
+def _install(source: str, dest: str, *, link: bool = False, read_only: bool = False) -> None:
+    """Puts the bytes of `source` at `dest` atomically: written aside, then `os.replace`d, which
+    replaces a link at `dest` rather than writing through it. A copy by default (a reflink where the
+    file system has one), so that no write to `dest` can reach `source`; a hard link only when `link`
+    (the caller made `source` read-only first), falling back to a copy across file systems."""
     folder = os.path.dirname(dest)
     os.makedirs(folder, exist_ok=True)
     temp = ""
@@ -198,12 +203,50 @@ def _install(source: str, dest: str, *, link: bool) -> None:
                 temp = ""
         if not temp:
             fd, temp = _new_temp(folder)
-            with open(fd, "wb") as out, open(source, "rb") as data:
-                shutil.copyfileobj(data, out, CHUNK)
+            with open(fd, "wb") as out:
+                _copy_into(out.fileno(), source)
+        if read_only:
+            os.chmod(temp, _READ_ONLY)
         os.replace(temp, dest)
     finally:
         if temp and os.path.lexists(temp):
             os.unlink(temp)
+
+
+def _copy_into(out: int, source: str) -> None:
+    """Copies `source` into the empty open file `out`: a reflink where the file system has one
+    (FICLONE: the two share blocks until one is written, and a write never reaches the other), else
+    in the kernel (copy_file_range), else through a buffer."""
+    with open(source, "rb") as data:
+        src = data.fileno()
+        if _reflink(src, out):
+            return
+        size = os.fstat(src).st_size
+        copied = 0
+        try:
+            while copied < size and (n := os.copy_file_range(src, out, size - copied)) > 0:
+                copied += n
+        except (AttributeError, OSError):  # no such call here, or not between these file systems
+            pass
+        if copied == size:
+            return
+        os.ftruncate(out, 0)
+        os.lseek(out, 0, os.SEEK_SET)
+        data.seek(0)
+        with open(out, "wb", closefd=False) as file:
+            shutil.copyfileobj(data, file, CHUNK)
+
+
+def _reflink(src: int, out: int) -> bool:
+    if sys.platform != "linux":
+        return False
+    import fcntl
+
+    try:
+        fcntl.ioctl(out, _FICLONE, src)
+    except OSError:  # not a file system with shared extents (ext4, tmpfs), or across two of them
+        return False
+    return True
 
 
 def _holds(dest: str, sha256: str, size: int) -> bool:
@@ -222,8 +265,11 @@ def _holds(dest: str, sha256: str, size: int) -> bool:
 
 class BlobCache:
     """Blobs by content at `<root>/blobs/sha256/<2 hex>/<hex>`, shared by every registry and project
-    (a SHA-256 names the same bytes everywhere). A hit is re-hashed before use, since a file hard
-    linked out of the cache may have been edited in place; filling it never fails a download."""
+    (a SHA-256 names the same bytes everywhere). Entries are read-only copies: a download folder
+    gets a copy of its own (or, when asked for, a hard link to the read-only entry), so nothing done
+    in a download folder changes the cache. A hit is still re-hashed before use (a user may have
+    made an entry writable and edited it); one that fails is replaced by the next fetch. Filling it
+    never fails a download."""
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root).expanduser()
@@ -233,24 +279,22 @@ class BlobCache:
         return self.root / "blobs" / "sha256" / sha256[:2] / sha256
 
     def get(self, sha256: str, size: int) -> str | None:
-        """The cached file of that blob, or None; a spoiled one (same size, other bytes) is removed."""
+        """The cached file of that blob, or None; an entry that is not that blob is removed."""
         path = str(self.path_of(sha256))
+        if not os.path.lexists(path):
+            return None
+        if _holds(path, sha256, size):
+            return path
         try:
-            info = os.lstat(path)
-            if not stat.S_ISREG(info.st_mode) or info.st_size != size:
-                return None
-            if hash_file(path, follow=False)[0] == sha256:
-                return path
             os.unlink(path)
-        except OSError:
-            pass
+        except OSError as error:
+            log.debug("could not drop the spoiled cache entry %s: %s", sha256, error)
         return None
 
     def put(self, sha256: str, source: str) -> None:
+        """Stores a read-only copy of `source` (already verified) as the entry, replacing any other."""
         try:
-            path = self.path_of(sha256)
-            if not path.exists():
-                _install(source, str(path), link=True)
+            _install(source, str(self.path_of(sha256)), read_only=True)
         except OSError as error:
             log.debug("could not cache blob %s: %s", sha256, error)
 
@@ -271,7 +315,8 @@ class Downloader:
     each distinct blob is fetched once, streamed into a temporary file beside its destination while
     hashed, checked against the manifest's size and SHA-256 (a mismatch removes it and raises
     `IntegrityError`), and only then `os.replace`d into place. A destination that already holds the
-    content is skipped; the cache, when given, is asked first and filled after a fetch."""
+    content is skipped; the cache, when given, is asked first and filled after a fetch. Files from
+    the cache are copies, or hard links to its read-only entries with `link`."""
 
     def __init__(
         self,
@@ -280,9 +325,11 @@ class Downloader:
         cache: BlobCache | None = None,
         workers: int | None = None,
         retry: RetryPolicy | None = None,
+        link: bool = False,
     ) -> None:
         self.fetch = fetch
         self.cache = cache
+        self.link = link  # files taken from the cache are hard links to its read-only entries
         self.workers = workers or default_workers()
         self.retry = retry or RetryPolicy()
         self._lock = threading.Lock()
@@ -334,8 +381,14 @@ class Downloader:
             return
         cached = self.cache.get(sha256, size) if self.cache else None
         if cached is not None:
+            link = self.link
+            if link:
+                try:
+                    os.chmod(cached, _READ_ONLY)  # an entry cached before entries were made read-only
+                except OSError:
+                    link = False  # never a link to an entry that stays writable
             for _, dest in todo:
-                _install(cached, dest, link=True)
+                _install(cached, dest, link=link)
             self._count(stats, from_cache=len(todo))
             progress.update(size * len(todo))
             return

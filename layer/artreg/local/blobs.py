@@ -4,6 +4,7 @@
     <root>/<project>/blobs/sha256/<2 hex>/<hex>          content-addressed blobs
     <root>/<project>/manifests/<digest>/<index>.json     manifests too large for a version record
     <root>/<project>/multipart/<id>/                     parts of a multipart upload until completed
+    <root>/<project>/quarantine/<hex>.<inode>            blobs whose bytes the janitor found corrupt
 
 Clients PUT and GET blobs through URLs that the local server answers, signed with HMAC-SHA256 and
 expiring, as S3's presigned ones are. A blob becomes visible at its address only by `os.replace` of
@@ -223,6 +224,44 @@ class FolderBlobStore:
             os.link(aside, path)
         aside.unlink()
         return False
+
+    def quarantine(self, project: str, sha256: str, generation: str) -> bool:
+        """Moves a blob found corrupt out of its address into the project's quarantine folder, if it is
+        still the copy that was read (`generation`, its inode); a copy installed since is left in place.
+        Then no download serves it, and the next log of that content finds it missing and sends it."""
+        path = self._blob_path(project, sha256)
+        folder = self.root / project / "quarantine"
+        folder.mkdir(exist_ok=True)
+        aside = folder / f"{sha256}.{generation}"
+        try:
+            os.rename(path, aside)
+        except FileNotFoundError:
+            return False
+        if str(aside.stat().st_ino) == generation:
+            _condemnation(path).unlink(missing_ok=True)
+            return True
+        with contextlib.suppress(FileExistsError):  # a new copy, installed after the read: put it back
+            os.link(aside, path)
+        aside.unlink()
+        return False
+
+    def remove_stale_temporary(self, older_than: float) -> int:
+        """Removes what killed uploads and completions left behind, not written to for `older_than`
+        seconds (far longer than any PUT takes): temporary files and finished multipart folders."""
+        cutoff = self.clock.now().timestamp() - older_than
+        removed = 0
+        for path in [*self.root.rglob(".*.tmp"), *self.root.glob("*/multipart/.*.done")]:
+            try:
+                if path.lstat().st_mtime >= cutoff:
+                    continue
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
+            except FileNotFoundError:
+                continue  # finished (installed or removed) meanwhile
+            removed += 1
+        return removed
 
     # ------------------------------------------------------------ the local server's side of the URLs
 
