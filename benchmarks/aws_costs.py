@@ -1,5 +1,5 @@
 """aws-costs: the AWS API calls and the DynamoDB capacity each registry operation takes, on moto
-through the real `Registry`, `DynamoStore` and `S3BlobStore`, with the table and bucket built from
+through the real `RegistryService`, `DynamoStore` and `S3BlobStore`, with the table and bucket built from
 template.yaml.
 
 Calls are counted with botocore's `before-call` event on the two clients: once per API call (an
@@ -31,8 +31,7 @@ import requests
 from artreg.aws.dynamodb import DynamoStore
 from artreg.aws.s3 import S3BlobStore
 from artreg.model.wire import FileEntry, MissingBlob, MoveAlias, StartUpload, Usage
-from artreg.registry import Registry
-from artreg.registry.service import Committed
+from artreg.registry.service import Committed, RegistryService
 from benchmarks import Options, table
 from tests.support.moto_resources import registry_resources
 
@@ -95,7 +94,7 @@ def files(tag: str, count: int = 1) -> dict[str, bytes]:
     return {f"{tag}/{i:04d}.bin": f"{tag} {i}".encode() for i in range(count)}
 
 
-def log(registry: Registry, calls: Calls, name: str, content: dict[str, bytes], **request: Any) -> Committed:
+def log(registry: RegistryService, calls: Calls, name: str, content: dict[str, bytes], **request: Any) -> Committed:
     """The client flow: start (commit=true); if blobs are missing, PUT them and commit."""
     blobs = {hashlib.sha256(data).hexdigest(): data for data in content.values()}
     entries = [FileEntry(path=p, size=len(d), sha256=hashlib.sha256(d).hexdigest()) for p, d in content.items()]
@@ -362,7 +361,7 @@ def calls_per_operation(sizes: Sizes) -> str:
     n = sizes.files
     with moto_account() as (dynamodb, s3, calls):
         capacity = Capacity(dynamodb, boto3.client("dynamodb", region_name=REGION))
-        registry = Registry(DynamoStore(dynamodb, TABLE), S3BlobStore(s3, BUCKET))
+        registry = RegistryService(DynamoStore(dynamodb, TABLE), S3BlobStore(s3, BUCKET))
         log(registry, calls, "model", files("v1"), aliases=["prod"])
         log(registry, calls, "model", files("v2"))
         for i in range(sizes.versions):

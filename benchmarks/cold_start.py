@@ -199,7 +199,7 @@ def recorded_resolve() -> dict[str, bytes]:
     from artreg.aws.dynamodb import DynamoStore
     from artreg.aws.s3 import S3BlobStore
     from artreg.model.wire import StartUpload
-    from artreg.registry import Registry
+    from artreg.registry.service import RegistryService
     from tests.support.moto_resources import registry_resources
 
     answers: dict[str, bytes] = {}
@@ -208,7 +208,7 @@ def recorded_resolve() -> dict[str, bytes]:
         answers[model.name] = http_response.content
 
     with registry_resources(TABLE, BUCKET) as aws:
-        registry = Registry(DynamoStore(aws["dynamodb"], TABLE), S3BlobStore(aws["s3"], BUCKET))
+        registry = RegistryService(DynamoStore(aws["dynamodb"], TABLE), S3BlobStore(aws["s3"], BUCKET))
         request = StartUpload(type="model", files=[], commit=True, aliases=[ALIAS], metadata={"framework": "pytorch"})
         registry.start_upload(PROJECT, NAME, request)
         aws["dynamodb"].meta.events.register("after-call.dynamodb", keep)

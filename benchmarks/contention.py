@@ -1,5 +1,5 @@
 """contention: commits per second when writers race for one artifact, against writers with one
-artifact each, on two back ends: moto behind the real `Registry`, `DynamoStore` and `S3BlobStore`
+artifact each, on two back ends: moto behind the real `RegistryService`, `DynamoStore` and `S3BlobStore`
 (writers are threads), and `artreg server` over HTTP (writers are processes, each with the SDK). Every
 row ends with a check that each artifact's versions are unique and gapless (`Run.gapless`)."""
 
@@ -154,12 +154,12 @@ def _report(back_end: str, run: Run) -> None:
 
 
 def moto_run(shape: Shape, commits: int) -> Run:
-    """Threads commit through one `Registry` on moto, serialised as real DynamoDB's per-request atomicity
+    """Threads commit through one `RegistryService` on moto, serialised as real DynamoDB's per-request atomicity
     would have it (`SerialisedClient`), which also injects the row's conflicts."""
     # imported here: the server's writer processes import this module and need none of it
     from artreg.aws.dynamodb import DynamoStore
     from artreg.aws.s3 import S3BlobStore
-    from artreg.registry import Registry
+    from artreg.registry.service import RegistryService
     from benchmarks.aws_costs import BUCKET as BLOBS
     from benchmarks.aws_costs import TABLE, log, moto_account
     from tests.support.moto_serial import SerialisedClient
@@ -168,7 +168,7 @@ def moto_run(shape: Shape, commits: int) -> Run:
     outcomes = [Outcome() for _ in range(shape.writers)]
     with moto_account() as (dynamodb, s3, calls):
         serialised = SerialisedClient(dynamodb, conflict_rate=shape.conflict_rate)
-        registry = Registry(
+        registry = RegistryService(
             DynamoStore(serialised, TABLE),  # type: ignore[arg-type]
             S3BlobStore(s3, BLOBS),
             on_retry=lambda: retries.append(None),

@@ -6,7 +6,7 @@ same whatever follows it.
    side (10,000 versions, 1,000 artifacts), the two sides alternating request by request so that load
    on this shared machine falls on both alike. Versions carry no files (API.md allows an empty file
    list), so populating is one request a version.
-2. AWS calls and items read on moto, through the real `Registry` and `DynamoStore` on the table of
+2. AWS calls and items read on moto, through the real `RegistryService` and `DynamoStore` on the table of
    template.yaml: the figures that carry over to DynamoDB, where moto's latency would not.
 
 Each figure stands beside the small side's, measured in the same run, as a ratio."""
@@ -62,7 +62,7 @@ def sizes(options: Options) -> Sizes:
 @dataclass(frozen=True)
 class Read:
     path: str  # the request on the server
-    call: Callable[[Any], object]  # the same read through a `Registry`
+    call: Callable[[Any], object]  # the same read through a `RegistryService`
 
 
 @dataclass(frozen=True)
@@ -298,13 +298,13 @@ def moto_counts(sizes: Sizes) -> str:
     from artreg.aws.dynamodb import DynamoStore
     from artreg.aws.s3 import S3BlobStore
     from artreg.model.wire import StartUpload
-    from artreg.registry import Registry
+    from artreg.registry.service import RegistryService
     from tests.support.moto_resources import registry_resources
 
     large_name = f"large-{sizes.moto_versions}"
     rows: list[list[object]] = []
     with registry_resources(TABLE, BUCKET) as aws:
-        registry = Registry(DynamoStore(aws["dynamodb"], TABLE), S3BlobStore(aws["s3"], BUCKET))
+        registry = RegistryService(DynamoStore(aws["dynamodb"], TABLE), S3BlobStore(aws["s3"], BUCKET))
 
         def log(project: str, name: str, count: int) -> None:
             for i in range(count):
@@ -342,11 +342,12 @@ def moto_counts(sizes: Sizes) -> str:
             f"### DynamoDB calls and items read on moto: {SMALL_VERSIONS} vs {sizes.moto_versions:,} versions, 1 vs "
             f"{sizes.moto_artifacts:,} artifacts",
             "",
-            "Through `Registry` and `DynamoStore`, counted with botocore's `after-call` event on the client. The "
+            "Through `RegistryService` and `DynamoStore`, counted with botocore's `after-call` event on the client. "
+            "The "
             "large sides are smaller than on the server: moto's Query and transactions take time in proportion to "
             "what the table holds, so logging 10,000 versions there would take hours. A GetItem reads its one item "
             "whatever the partition holds. A Query reads at most its `Limit`, which the registry sets to its batch "
-            "of 100 (`Registry._scan`) whatever the page asked for: so a page of 10 reads up to 100 items. "
+            "of 100 (`paging.scan`) whatever the page asked for: so a page of 10 reads up to 100 items. "
             f"Populating took {populated:.0f} s.",
             "",
             table(headers, rows),

@@ -16,8 +16,8 @@ import pytest
 import requests
 
 from artreg.model.wire import FileEntry, MissingBlob, StartUpload
-from artreg.registry import Policy, Registry
-from artreg.registry.service import Committed
+from artreg.registry.policy import Policy
+from artreg.registry.service import Committed, RegistryService
 from tests.support.moto_resources import FAKE_CREDENTIALS, registry_resources
 
 TABLE = "artreg-test"
@@ -31,7 +31,7 @@ os.environ.update(FAKE_CREDENTIALS)
 @dataclass
 class Backend:
     name: str
-    registry: Registry
+    registry: RegistryService
     put_blob: Callable[[MissingBlob, bytes], None]
     fetch: Callable[[str], bytes]  # the bytes behind a download URL
     blob_keys: Callable[[], list[str]]  # every stored object/file, to check nothing escaped
@@ -72,7 +72,7 @@ def aws_backend(aws: dict[str, Any], *, conflict_rate: float = 0.0, policy: Poli
 
     s3 = aws["s3"]
     store = DynamoStore(SerialisedClient(aws["dynamodb"], conflict_rate=conflict_rate), TABLE)  # type: ignore[arg-type]
-    registry = Registry(
+    registry = RegistryService(
         store, S3BlobStore(s3, BUCKET, multipart_threshold=8 * 1024**2, part_size=5 * 1024**2), policy=policy
     )
 
@@ -101,12 +101,12 @@ def aws_backend(aws: dict[str, Any], *, conflict_rate: float = 0.0, policy: Poli
 def local_backend(root: Path, policy: Policy = FAST) -> Backend:
     from artreg.local.blobs import FolderBlobStore
     from artreg.local.sqlite_store import SqliteStore
-    from artreg.local.testing import fetch, put_blob
+    from tests.support.folder_blobs import fetch, put_blob
 
     blobs = FolderBlobStore(
         root / "blobs", base_url="http://127.0.0.1:0", multipart_threshold=8 * 1024**2, part_size=5 * 1024**2
     )
-    registry = Registry(SqliteStore(root / "registry.db"), blobs, policy=policy)
+    registry = RegistryService(SqliteStore(root / "registry.db"), blobs, policy=policy)
 
     def blob_keys() -> list[str]:
         return [str(p.relative_to(root / "blobs")) for p in (root / "blobs").rglob("*") if p.is_file()]

@@ -8,7 +8,7 @@ from functools import lru_cache
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from artreg.registry.service import Policy
+from artreg.registry.policy import Policy
 
 
 class Settings(BaseSettings):

@@ -25,7 +25,7 @@ from artreg.aws.dynamodb import event_of_stream_record
 from artreg.aws.eventbridge import PublishFailed
 from artreg.events import DETAIL_TYPES
 from artreg.model.wire import MoveAlias, RemoteEntry, Usage, VersionRecord
-from artreg.registry.ports import RemoteChange
+from artreg.registry.records import RemoteChange
 from tests.conftest import BUCKET, TABLE, Backend, api_event, aws_backend, local_backend
 from tests.support.fake_events import FakeEvents
 from tests.support.moto_resources import REGION

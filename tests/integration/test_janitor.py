@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from artreg.model.errors import Conflict
-from artreg.model.wire import FileEntry, RemoteSpec, StartUpload
+from artreg.model.wire import FileEntry, RemoteSpec, StartUpload, UploadStarted
 from artreg.registry.janitor import BlobSweep, Janitor, RemoteSweep, UploadSweep
-from artreg.registry.service import Committed, UploadStarted
+from artreg.registry.service import Committed
 from tests.conftest import Backend
 
 P, N = "vision", "resnet"

@@ -11,7 +11,7 @@ from artreg import events
 from artreg.model.errors import Invalid, NotFound
 from artreg.model.wire import MoveAlias, VersionRecord
 from artreg.registry.lineage import LineageRecorder
-from artreg.registry.ports import LineageEdge
+from artreg.registry.records import LineageEdge
 from tests.conftest import Backend
 
 P = "vision"

@@ -20,10 +20,11 @@ from artreg.model.wire import (
     PatchVersion,
     RemoteSpec,
     StartUpload,
+    UploadStarted,
     Usage,
     VersionRecord,
 )
-from artreg.registry.service import Committed, UploadStarted
+from artreg.registry.service import Committed
 from tests.conftest import FAST, Backend, aws_backend, local_backend
 
 P, N = "vision", "resnet"

@@ -12,7 +12,7 @@ import pytest
 
 from artreg import events
 from artreg.model.wire import AliasMove, FileEntry, RemoteEntry, UsageRecord
-from artreg.registry.ports import RemoteChange, StoredVersion
+from artreg.registry.records import RemoteChange, StoredVersion
 
 T0 = datetime(2026, 11, 22, 10, 0, 0, 123456, tzinfo=UTC)
 SHA = "a" * 64

@@ -17,9 +17,9 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 
 from artreg.local.blobs import FolderBlobStore
-from artreg.local.testing import fetch, parts_of, put_blob
 from artreg.model.errors import ArtregError, Forbidden, Invalid, NotFound
 from artreg.model.wire import FileEntry, MissingBlob, Part, RemoteSpec
+from tests.support.folder_blobs import fetch, parts_of, put_blob
 
 P = "vision"
 MiB = 1024**2

@@ -21,16 +21,8 @@ from artreg.local import sqlite_store as sqlite_module
 from artreg.local.sqlite_store import SqliteStore
 from artreg.model.errors import Retryable
 from artreg.model.wire import AliasMove, FileEntry, UsageRecord
-from artreg.registry.ports import (
-    ArtifactChange,
-    Head,
-    HeadMoved,
-    StoredVersion,
-    Upload,
-    UploadNotPending,
-    VersionDelta,
-    VersionTaken,
-)
+from artreg.registry.ports import HeadMoved, UploadNotPending, VersionTaken
+from artreg.registry.records import ArtifactChange, Head, StoredVersion, Upload, VersionDelta
 
 P, N = "vision", "resnet"
 T0 = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)

@@ -42,9 +42,8 @@ from artreg.model.wire import (
     VersionPage,
     VersionRecord,
 )
-from artreg.registry import Registry
-from artreg.registry.ports import StoredVersion
-from artreg.registry.service import Committed
+from artreg.registry.records import StoredVersion
+from artreg.registry.service import Committed, RegistryService
 
 JSON = "application/json"
 ARTIFACT = "/v1/projects/<project>/artifacts/<name>"
@@ -79,7 +78,7 @@ def _version_headers(version: StoredVersion) -> dict[str, str]:
 
 
 def build_app(
-    registry: Registry, *, caller: Callable[[APIGatewayHttpResolver], str | None] | None = None
+    registry: RegistryService, *, caller: Callable[[APIGatewayHttpResolver], str | None] | None = None
 ) -> APIGatewayHttpResolver:
     """A resolver bound to `registry`. A resolver keeps the request it handles on itself, so one
     resolver must handle one request at a time (as Lambda does)."""

@@ -11,8 +11,7 @@ from artreg.settings import settings
 
 # Only boto calls make subsegments: patching requests, httplib and the rest costs cold start for nothing
 tracer = Tracer(service="artreg", patch_modules=["botocore"])
-registry = aws_registry(settings())
-registry._on_retry = lambda: metrics.add_metric(name="CommitRetries", unit="Count", value=1)
+registry = aws_registry(settings(), on_retry=lambda: metrics.add_metric(name="CommitRetries", unit="Count", value=1))
 app = build_app(registry)
 
 __all__ = ["app", "logger", "metrics", "tracer"]

@@ -18,9 +18,9 @@ from botocore.config import Config
 from artreg.aws.dynamodb import DynamoStore
 from artreg.aws.eventbridge import EventBridgePublisher
 from artreg.aws.s3 import S3BlobStore
-from artreg.registry import Registry
 from artreg.registry.janitor import Janitor
 from artreg.registry.lineage import LineageRecorder
+from artreg.registry.service import RegistryService
 from artreg.settings import Settings
 
 if TYPE_CHECKING:
@@ -99,6 +99,11 @@ def _blob_store(settings: Settings) -> S3BlobStore:
     )
 
 
-def aws_registry(settings: Settings) -> Registry:
-    blobs = _blob_store(settings)
-    return Registry(DynamoStore(deferred(dynamodb_client), settings.table_name), blobs, policy=settings.policy())
+def aws_registry(settings: Settings, *, on_retry: Callable[[], None] | None = None) -> RegistryService:
+    """`on_retry` is called on every lost race of a write (the API function counts them)."""
+    return RegistryService(
+        DynamoStore(deferred(dynamodb_client), settings.table_name),
+        _blob_store(settings),
+        policy=settings.policy(),
+        on_retry=on_retry,
+    )

@@ -42,17 +42,15 @@ from artreg.model import versions
 from artreg.model.errors import TooLarge
 from artreg.model.manifest import Entry
 from artreg.model.wire import AliasMove, UsageRecord
-from artreg.registry.ports import (
+from artreg.registry.ports import HeadMoved, UploadNotPending, VersionTaken
+from artreg.registry.records import (
     ArtifactChange,
     Head,
-    HeadMoved,
     LineageEdge,
     RemoteChange,
     StoredVersion,
     Upload,
-    UploadNotPending,
     VersionDelta,
-    VersionTaken,
 )
 
 if TYPE_CHECKING:

@@ -31,7 +31,7 @@ from artreg.model.errors import Invalid, NotFound, Retryable
 from artreg.model.manifest import Entry
 from artreg.model.names import PROJECT_RE, check_project, check_sha256
 from artreg.model.wire import MissingBlob, MultipartTarget, Part, PresignedPart, RemoteEntry, RemoteSpec
-from artreg.registry.ports import StoredBlob
+from artreg.registry.records import StoredBlob
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

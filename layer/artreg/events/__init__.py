@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from artreg.model.wire import AliasMove, RemoteEntry, UsageRecord
-from artreg.registry.ports import RemoteChange, StoredVersion
+from artreg.registry.records import RemoteChange, StoredVersion
 
 COMMITTED = "ArtifactVersionCommitted"
 USED = "ArtifactVersionUsed"

@@ -40,8 +40,9 @@ from artreg.model.errors import Forbidden, Invalid, NotFound
 from artreg.model.manifest import Entry
 from artreg.model.names import PROJECT_RE, check_project, check_sha256
 from artreg.model.wire import MissingBlob, MultipartTarget, Part, PresignedPart, RemoteEntry, RemoteSpec
-from artreg.registry.ports import Clock, StoredBlob
-from artreg.registry.service import SystemClock
+from artreg.registry.policy import SystemClock
+from artreg.registry.ports import Clock
+from artreg.registry.records import StoredBlob
 
 _ENTRIES = TypeAdapter(list[Entry])
 _MiB = 1024**2

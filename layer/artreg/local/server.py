@@ -26,7 +26,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from artreg.events import DEFAULT_SOURCE
 from artreg.model.errors import ArtregError, Invalid, NotFound, TooLarge
 from artreg.model.wire import ErrorBody, ErrorDetail
-from artreg.registry import Registry
+from artreg.registry.service import RegistryService
 
 log = logging.getLogger("artreg.server")
 MAX_API_BODY = 6 * 1024**2  # what API Gateway and Lambda take; blobs never pass through the API
@@ -72,7 +72,9 @@ class Local:
         if webhook:
             consumers[f"webhook:{webhook}"] = Webhook(webhook, event_source)
         self.outbox = Outbox(self.store, consumers, new_only=frozenset(c for c in consumers if c != "lineage"))
-        self.registry = Registry(self.store, self.blobs, lineage_catch_up=lambda: self.outbox.catch_up("lineage"))
+        self.registry = RegistryService(
+            self.store, self.blobs, lineage_catch_up=lambda: self.outbox.catch_up("lineage")
+        )
         # Powertools keeps the request being handled on its router *class* (BaseRouter.current_event), so
         # two resolvers in one process share it too: one request at a time goes through the resolver.
         # Blob bytes never do, and a request spends ~1 ms in it.

@@ -31,17 +31,15 @@ from artreg.model.errors import Conflict, Invalid, Retryable
 from artreg.model.manifest import Entry
 from artreg.model.names import LATEST
 from artreg.model.wire import AliasMove, UsageRecord
-from artreg.registry.ports import (
+from artreg.registry.ports import HeadMoved, UploadNotPending, VersionTaken
+from artreg.registry.records import (
     ArtifactChange,
     Head,
-    HeadMoved,
     LineageEdge,
     RemoteChange,
     StoredVersion,
     Upload,
-    UploadNotPending,
     VersionDelta,
-    VersionTaken,
 )
 
 _ENTRIES = TypeAdapter(list[Entry])

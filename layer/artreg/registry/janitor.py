@@ -32,8 +32,10 @@ from typing import TypeVar
 
 from artreg.model.errors import NotFound, Retryable
 from artreg.model.wire import FileEntry, RemoteEntry, RemoteSpec
-from artreg.registry.ports import BlobStore, Clock, MetadataStore, RemoteChange, StoredVersion
-from artreg.registry.service import SystemClock
+from artreg.registry import manifests
+from artreg.registry.policy import SystemClock
+from artreg.registry.ports import BlobStore, Clock, MetadataStore
+from artreg.registry.records import RemoteChange, StoredVersion
 
 E = TypeVar("E", FileEntry, RemoteEntry)
 FENCE = timedelta(minutes=15)  # condemnation to removal: far above one request's 30 s
@@ -166,10 +168,4 @@ class Janitor:
 
     def _entries_of(self, version: StoredVersion, kind: type[E]) -> Iterator[E]:
         """The version's entries of one kind, from its record or, for a large manifest, its chunks."""
-        if version.manifest is None:
-            yield from (e for e in [*version.files, *version.remote] if isinstance(e, kind))
-            return
-        chunks = -(-version.manifest.count // version.manifest.chunk_size)
-        for index in range(chunks):
-            chunk = self.blobs.get_manifest_chunk(version.project, version.digest, index)
-            yield from (e for e in chunk if isinstance(e, kind))
+        return (e for e in manifests.entries(self.blobs, version) if isinstance(e, kind))

@@ -11,7 +11,8 @@ from typing import Any, Literal
 
 from artreg import events
 from artreg.model import versions
-from artreg.registry.ports import LineageEdge, MetadataStore
+from artreg.registry.ports import MetadataStore
+from artreg.registry.records import LineageEdge
 
 
 def edges_of(detail_type: str, detail: Mapping[str, Any]) -> list[LineageEdge]:

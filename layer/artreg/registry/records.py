@@ -1,0 +1,181 @@
+"""The records the stores keep and the one atomic change of an artifact they apply: the values that
+cross the ports, apart from the ports themselves."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from artreg.model import versions
+from artreg.model.manifest import Entry
+from artreg.model.wire import AliasMove, Producer, RemoteEntry, VersionRecord
+
+# pending until committed; expired by the janitor once past `expires_at` (the registry refuses to
+# commit an upload past it even before)
+UploadState = Literal["pending", "committed", "expired"]
+EdgeKind = Literal["produced", "used"]  # a run produced a version, or used it
+
+
+class Head(BaseModel):
+    """One per artifact: everything a commit needs to allocate a version, so that a commit reads
+    one item (and a retry, handed the current head by the failed write, reads none)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    project: str
+    name: str
+    type: str
+    revision: int = 0  # bumped by every change to the artifact: the optimistic-concurrency guard
+    latest: str | None = None
+    latest_digest: str | None = None
+    highest_release: str | None = None  # never moves down, so a number is never handed out twice
+    version_count: int = 0  # live versions
+    aliases: dict[str, str] = Field(default_factory=dict)  # alias -> version, `latest` included
+    created_at: datetime
+    updated_at: datetime
+
+    def next(self, now: datetime, **changes: Any) -> Head:
+        """The head after one more change: the revision a write is guarded by, bumped."""
+        return self.model_copy(update={"revision": self.revision + 1, "updated_at": now, **changes})
+
+
+class ManifestRef(BaseModel):
+    """Where a manifest too large for its version record lives: chunks in the blob store."""
+
+    chunk_size: int
+    count: int  # entries, files and remote
+    first_paths: list[str]  # of each chunk, to find a path's chunk by bisection
+
+
+class StoredVersion(VersionRecord):
+    """A version record as stored: the wire record (with at most the inline part of its manifest)
+    plus where the whole manifest lives when it is not all inline."""
+
+    manifest: ManifestRef | None = None
+
+    @property
+    def sort_key(self) -> str:
+        return versions.sort_key(self.version)
+
+    def to_record(self) -> VersionRecord:
+        return VersionRecord.model_validate(self.model_dump(exclude={"manifest"}))
+
+
+class Upload(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    project: str
+    name: str
+    upload_id: str
+    type: str
+    state: UploadState = "pending"
+    created_at: datetime
+    expires_at: datetime
+    created_by: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    tags: list[str] = Field(default_factory=list)
+    aliases: list[str] = Field(default_factory=list)
+    version: str | None = None  # the explicit version asked for; once committed, the version it became
+    bump: versions.Bump | None = None
+    producer: Producer | None = None
+    if_changed: bool = False
+    entries: list[Entry] = Field(default_factory=list)
+    missing: list[str] = Field(default_factory=list)  # sha256 of blobs to verify at commit
+    multipart: dict[str, str] = Field(default_factory=dict)  # sha256 -> multipart upload id
+
+
+class LineageEdge(BaseModel):
+    """A run produced or used a version (of the same project): kept so that what a run produced and
+    used, and which runs produced and used a version, are each one read."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    project: str
+    run_id: str
+    kind: EdgeKind
+    name: str
+    version: str
+    pipeline: str | None = None
+    step: str | None = None
+    at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class StoredBlob:
+    """A blob as the blob store holds it, for the janitor: `generation` names this very copy (an S3
+    version id, a file's inode), so that reclaiming it never removes a copy uploaded after it was seen."""
+
+    sha256: str
+    size: int
+    modified: datetime
+    generation: str
+    condemned_at: datetime | None = None
+
+
+class RemoteChange(BaseModel):
+    """A pinned remote reference of a live version that no longer reads as it was pinned: `changed`
+    (another size, ETag or version id) or `vanished` (no longer readable: deleted, or access withdrawn)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    project: str
+    name: str
+    version: str
+    path: str
+    uri: str
+    state: Literal["changed", "vanished"]
+    pinned: RemoteEntry
+    observed: RemoteEntry | None
+    checked_at: datetime
+
+    @property
+    def path_digest(self) -> str:
+        """The path as a key part: a path holds `/` and `#`, which keys and event ids join on."""
+        return hashlib.sha256(self.path.encode()).hexdigest()
+
+    @property
+    def fingerprint(self) -> str:
+        """What was observed: the same observation noted twice is one change."""
+        seen = self.observed
+        return self.state if seen is None else f"{self.state}:{seen.size}:{seen.etag}:{seen.version_id}"
+
+
+# ---------------------------------------------------------------- one atomic change of an artifact
+
+
+@dataclass
+class VersionDelta:
+    """A change to an existing version, applied to its item and to every alias item that copies
+    it, without reading them first."""
+
+    version: str
+    aliases_add: set[str] = field(default_factory=set)
+    aliases_remove: set[str] = field(default_factory=set)
+    tags: list[str] | None = None
+    metadata: dict[str, Any] | None = None
+    deleted_at: datetime | None = None
+
+
+@dataclass
+class ArtifactChange:
+    """Everything one write does to an artifact, applied all or nothing, and only if the head is
+    still at `expected_revision` (0: the artifact must not exist yet)."""
+
+    head: Head  # the head after the change; its revision is expected_revision + 1
+    expected_revision: int
+    new_version: StoredVersion | None = None  # must not exist yet
+    deltas: list[VersionDelta] = field(default_factory=list)
+    # alias items hold a full copy of their version, so that resolving an alias is one read
+    alias_puts: dict[str, StoredVersion] = field(default_factory=dict)
+    alias_deletes: list[str] = field(default_factory=list)
+    history: list[AliasMove] = field(default_factory=list)
+    commit_upload: str | None = None  # upload id that becomes new_version (must be pending)
+
+
+def version_id(name: str, version: str) -> str:
+    """A version as lineage names it: `name@version`, within its project."""
+    return f"{name}@{version}"

@@ -1,0 +1,341 @@
+"""Logging a version: an upload is started with its manifest, given more files in batches, its
+multipart blobs completed, then committed as the next version (or the one asked for)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from artreg.model import manifest, names, versions
+from artreg.model.errors import Conflict, Invalid, Retryable
+from artreg.model.manifest import Entry
+from artreg.model.wire import (
+    AddFiles,
+    AliasMove,
+    CompleteBlob,
+    FileEntry,
+    FilesAdded,
+    MissingBlob,
+    Producer,
+    RemoteEntry,
+    RemoteSpec,
+    StartUpload,
+    UploadStarted,
+    VersionRecord,
+)
+from artreg.registry.changes import Retrier
+from artreg.registry.context import Context, not_found
+from artreg.registry.ports import UploadNotPending, VersionTaken
+from artreg.registry.records import (
+    ArtifactChange,
+    Head,
+    ManifestRef,
+    StoredVersion,
+    Upload,
+    VersionDelta,
+    version_id,
+)
+
+LATEST = names.LATEST
+
+
+@dataclass(frozen=True)
+class Committed:
+    record: VersionRecord
+    created: bool  # False when the answer is an earlier commit (a retry, or if_changed)
+
+
+class Uploads:
+    def __init__(self, context: Context, retrier: Retrier):
+        self.c = context
+        self.retrier = retrier
+
+    def start_upload(
+        self, project: str, name: str, request: StartUpload, caller: str | None = None
+    ) -> UploadStarted | Committed:
+        names.check_project(project)
+        names.check_name(name)
+        for ref in request.producer.inputs if request.producer else []:
+            _input_ref(ref)
+        entries = self._entries_of(request.files, request.remote)
+        manifest.sort_entries(entries)  # a path listed twice is refused before anything is written
+        if request.commit and request.if_changed:  # unchanged content: answer the version we have, one read
+            unchanged = self._unchanged(project, name, manifest.digest(entries))
+            if unchanged:
+                return Committed(unchanged, created=False)
+        missing, targets = self._missing_blobs(project, request.files)
+        now = self.c.clock.now()
+        upload = Upload(
+            project=project,
+            name=name,
+            upload_id=self.c.ids.new_id(),
+            type=request.type,
+            created_at=now,
+            expires_at=now + self.c.policy.upload_ttl,
+            created_by=caller,
+            metadata=request.metadata,
+            tags=names.check_tags(request.tags),
+            aliases=sorted(set(request.aliases)),
+            version=request.version,
+            bump=request.bump,
+            producer=request.producer,
+            if_changed=request.if_changed,
+            entries=entries,
+            missing=[sha for sha, _ in missing],
+            multipart={t.sha256: t.multipart.upload_id for t in targets if t.multipart},
+        )
+        if request.commit and not missing:
+            self.c.store.create_upload(upload)
+            return self.commit(project, name, upload.upload_id, caller)
+        self.c.store.create_upload(upload)
+        return UploadStarted(upload_id=upload.upload_id, expires_at=upload.expires_at, missing=targets)
+
+    def add_files(self, project: str, name: str, upload_id: str, request: AddFiles) -> FilesAdded:
+        upload = self._pending_upload(project, name, upload_id, with_entries=False)
+        entries = self._entries_of(request.files, request.remote)
+        manifest.sort_entries(entries)
+        missing, targets = self._missing_blobs(project, request.files)
+        multipart = {t.sha256: t.multipart.upload_id for t in targets if t.multipart}
+        try:
+            # a batch is named by its content: a retried request replaces itself instead of adding its paths twice
+            batch_id = manifest.digest(entries)
+            self.c.store.add_upload_batch(
+                project, upload.upload_id, batch_id, entries, [sha for sha, _ in missing], multipart
+            )
+        except UploadNotPending:
+            raise Conflict(f"upload {upload_id} is no longer pending", code="upload_state") from None
+        return FilesAdded(upload_id=upload_id, missing=targets)
+
+    def complete_blob(self, project: str, name: str, upload_id: str, sha256: str, request: CompleteBlob) -> None:
+        names.check_sha256(sha256)
+        upload = self._pending_upload(project, name, upload_id, with_entries=True)
+        multipart_id = upload.multipart.get(sha256)
+        if multipart_id is None:
+            raise not_found(f"multipart upload of blob {sha256} in upload {upload_id}", sha256=sha256)
+        self.c.blobs.complete_multipart(project, sha256, multipart_id, request.parts)
+
+    def commit(self, project: str, name: str, upload_id: str, caller: str | None = None) -> Committed:
+        upload = self._upload(project, name, upload_id, with_entries=True)
+        if upload.state == "committed":
+            return Committed(self._committed_version(upload), created=False)
+        if upload.expires_at <= self.c.clock.now():
+            raise Conflict(
+                f"upload {upload_id} expired at {upload.expires_at.isoformat()}; start a new upload",
+                code="upload_state",
+            )
+        entries = manifest.sort_entries(upload.entries)
+        sizes = {e.sha256: e.size for e in entries if isinstance(e, FileEntry)}
+        absent = self.c.blobs.verify(
+            project, [(sha, sizes[sha]) for sha in sorted(set(upload.missing)) if sha in sizes]
+        )
+        if absent:
+            raise Conflict(
+                f"{len(absent)} blob(s) are not stored with the stated size and SHA-256; upload them and commit again",
+                code="blobs_missing",
+                details={"missing": [{"sha256": sha, "size": size} for sha, size in absent]},
+            )
+        digest = manifest.digest(entries)
+        draft = self._draft_version(upload, entries, digest, caller)
+
+        def attempt(head: Head | None) -> Committed:
+            if upload.if_changed and head and head.latest_digest == digest:
+                unchanged = self._unchanged(project, name, digest)
+                if unchanged:
+                    return Committed(unchanged, created=False)
+            change = self._commit_change(head, upload, draft)
+            try:
+                self.c.store.apply(change)
+            except VersionTaken:
+                raise Conflict(
+                    f"version {change.new_version and change.new_version.version} of {name} exists already",
+                    code="version_exists",
+                    details={"version": change.new_version.version if change.new_version else None},
+                ) from None
+            except UploadNotPending:  # a concurrent retry of this same commit won
+                return Committed(self._committed_version(self._upload(project, name, upload_id)), created=False)
+            assert change.new_version is not None
+            return Committed(change.new_version.to_record(), created=True)
+
+        return self.retrier.run(lambda: self.c.store.get_head(project, name), attempt)
+
+    # ------------------------------------------------------------ helpers
+
+    def _commit_change(self, head: Head | None, upload: Upload, draft: StoredVersion) -> ArtifactChange:
+        now = draft.created_at
+        max_aliases = self.c.policy.max_aliases
+        if head is None:
+            head = Head(
+                project=upload.project,
+                name=upload.name,
+                type=upload.type,
+                created_at=now,
+                updated_at=now,
+            )
+        elif head.type != upload.type:
+            raise Conflict(
+                f"{upload.project}/{upload.name} is of type {head.type!r}, not {upload.type!r}",
+                code="type_mismatch",
+                details={"type": head.type},
+            )
+        number = upload.version or versions.bump(head.highest_release, upload.bump or "major")
+        moving = list(upload.aliases)
+        latest = versions.higher(head.latest, number)
+        if latest == number:
+            moving.append(LATEST)
+        if len(set(head.aliases) | set(moving)) > max_aliases:
+            raise Conflict(f"an artifact may have at most {max_aliases} aliases", code="alias_conflict")
+        deltas: dict[str, VersionDelta] = {}
+        for alias in moving:
+            previous = head.aliases.get(alias)
+            if previous and previous != number:
+                deltas.setdefault(previous, VersionDelta(previous)).aliases_remove.add(alias)
+        new_version = draft.model_copy(update={"version": number, "aliases": sorted(moving)})
+        highest = versions.higher(head.highest_release, number) if versions.is_release(number) else head.highest_release
+        return ArtifactChange(
+            head=head.next(
+                now,
+                aliases={**head.aliases, **dict.fromkeys(moving, number)},
+                latest=latest,
+                latest_digest=draft.digest if latest == number else head.latest_digest,
+                highest_release=highest,
+                version_count=head.version_count + 1,
+            ),
+            expected_revision=head.revision,
+            new_version=new_version,
+            deltas=list(deltas.values()),
+            alias_puts=dict.fromkeys(moving, new_version),
+            history=[
+                AliasMove(
+                    alias=a,
+                    version=number,
+                    previous_version=head.aliases.get(a),
+                    at=now,
+                    by=draft.created_by,
+                )
+                for a in moving
+            ],
+            commit_upload=upload.upload_id,
+        )
+
+    def _draft_version(self, upload: Upload, entries: list[Entry], digest: str, caller: str | None) -> StoredVersion:
+        """The version record of an upload, all but its number; a manifest too large for the record
+        goes to the blob store in chunks, under its digest."""
+        files = [e for e in entries if isinstance(e, FileEntry)]
+        remote = [e for e in entries if isinstance(e, RemoteEntry)]
+        inline_files, inline_remote = (
+            files[: self.c.policy.inline_entries],
+            remote[: self.c.policy.inline_entries],
+        )
+        while len(json.dumps([e.model_dump() for e in inline_files + inline_remote])) > self.c.policy.inline_bytes:
+            inline_files, inline_remote = (
+                inline_files[: len(inline_files) // 2],
+                inline_remote[: len(inline_remote) // 2],
+            )
+        truncated = len(inline_files) < len(files) or len(inline_remote) < len(remote)
+        external: ManifestRef | None = None
+        if truncated:
+            size = self.c.policy.chunk_entries
+            parts = [entries[i : i + size] for i in range(0, len(entries), size)]
+            self.c.blobs.put_manifest(upload.project, digest, parts)
+            external = ManifestRef(chunk_size=size, count=len(entries), first_paths=[part[0].path for part in parts])
+        return StoredVersion(
+            project=upload.project,
+            name=upload.name,
+            type=upload.type,
+            version="0.0.0",
+            created_at=self.c.clock.now(),
+            created_by=caller,
+            tags=upload.tags,
+            metadata=upload.metadata,
+            producer=self._producer_record(upload.project, upload.producer),
+            files=inline_files,
+            remote=inline_remote,
+            files_truncated=truncated,
+            size=sum(e.size for e in files),
+            file_count=len(files),
+            digest=digest,
+            manifest=external,
+        )
+
+    def _producer_record(self, project: str, producer: Producer | None) -> dict[str, Any] | None:
+        """The producer of a version as it is recorded: its inputs resolved to `name@version` now, at
+        commit, so that lineage says which versions the run used, wherever their aliases move later."""
+        if producer is None:
+            return None
+        resolved: dict[str, None] = {}
+        for ref in producer.inputs:
+            input_name, at = _input_ref(ref)
+            if versions.is_version(at):
+                found = self.c.store.get_version(project, input_name, at)  # a deleted version was still used
+            else:
+                found = self.c.store.get_alias(project, input_name, at)
+            if found is None:
+                raise Invalid(
+                    f"producer.inputs: {ref!r} names no version of {project}/{input_name}",
+                    details={"field": "producer.inputs", "input": ref},
+                )
+            resolved[version_id(found.name, found.version)] = None
+        return {**producer.model_dump(), "inputs": list(resolved)}
+
+    def _entries_of(self, files: Sequence[FileEntry], remote: Sequence[RemoteSpec]) -> list[Entry]:
+        sizes: dict[str, int] = {}
+        for f in files:
+            if sizes.setdefault(f.sha256, f.size) != f.size:
+                raise Invalid(f"blob {f.sha256} is listed with two sizes", details={"sha256": f.sha256})
+        return [*files, *(self.c.blobs.pin_remote(spec) for spec in remote)]
+
+    def _missing_blobs(
+        self, project: str, files: Sequence[FileEntry]
+    ) -> tuple[list[tuple[str, int]], list[MissingBlob]]:
+        blobs = sorted({(f.sha256, f.size) for f in files})
+        missing = self.c.blobs.find_missing(project, blobs) if blobs else []
+        return missing, self.c.blobs.upload_targets(project, missing) if missing else []
+
+    def _upload(self, project: str, name: str, upload_id: str, with_entries: bool = True) -> Upload:
+        names.check_project(project)
+        names.check_name(name)
+        upload = self.c.store.get_upload(project, upload_id, with_entries) if _looks_like_id(upload_id) else None
+        if upload is None or upload.name != name:
+            raise not_found(f"upload {upload_id[:64]!r} of {project}/{name}", upload_id=upload_id[:64])
+        return upload
+
+    def _pending_upload(self, project: str, name: str, upload_id: str, with_entries: bool) -> Upload:
+        upload = self._upload(project, name, upload_id, with_entries)
+        if upload.state != "pending" or upload.expires_at <= self.c.clock.now():
+            raise Conflict(
+                f"upload {upload_id} is {upload.state if upload.state != 'pending' else 'expired'}",
+                code="upload_state",
+            )
+        return upload
+
+    def _committed_version(self, upload: Upload) -> VersionRecord:
+        assert upload.version is not None
+        found = self.c.store.get_version(upload.project, upload.name, upload.version)
+        if found is None:  # committed items are written in one transaction with the upload's state
+            raise Retryable(f"version {upload.version} of upload {upload.upload_id} is not readable yet")
+        return found.to_record()
+
+    def _unchanged(self, project: str, name: str, digest: str) -> VersionRecord | None:
+        latest = self.c.store.get_alias(project, name, LATEST)
+        return latest.to_record() if latest and latest.digest == digest else None
+
+
+def _looks_like_id(value: str) -> bool:
+    return 1 <= len(value) <= 64 and value.isalnum()
+
+
+def _input_ref(ref: str) -> tuple[str, str]:
+    """A producer's input, `NAME@VERSION` or `NAME@ALIAS` (`NAME` alone: `latest`) of the same project."""
+    input_name, _, at = ref.partition("@")
+    try:
+        names.check_name(input_name)
+        if not versions.is_version(at or LATEST):
+            names.check_alias(at or LATEST)
+    except Invalid:
+        raise Invalid(
+            f"producer.inputs: {ref[:300]!r} is not NAME@VERSION or NAME@ALIAS of this project",
+            details={"field": "producer.inputs", "input": ref[:300]},
+        ) from None
+    return input_name, at or LATEST
