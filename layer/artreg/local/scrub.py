@@ -20,7 +20,7 @@ from datetime import timedelta
 
 from artreg.local.blobs import FolderBlobStore
 from artreg.model.errors import NotFound
-from artreg.registry.ports import StoredBlob
+from artreg.registry.records import StoredBlob
 
 _CHUNK = 1024**2
 STALE_TEMPORARY = timedelta(days=1)  # a temporary file untouched this long belongs to no live upload
