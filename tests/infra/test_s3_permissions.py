@@ -22,9 +22,8 @@ from typing import Any
 import pytest
 
 from artreg.model.errors import Conflict, Invalid
-from artreg.model.wire import CompleteBlob, FileEntry, Part, StartUpload
+from artreg.model.wire import CompleteBlob, FileEntry, Part, StartUpload, UploadStarted
 from artreg.registry.janitor import Janitor
-from artreg.registry.service import UploadStarted
 from tests.conftest import BUCKET, FAST, Backend, aws_backend
 from tests.support.template import load_template
 

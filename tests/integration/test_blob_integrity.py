@@ -13,8 +13,8 @@ import pytest
 import requests
 
 from artreg.model.errors import Conflict, Invalid
-from artreg.model.wire import CompleteBlob, FileEntry, MissingBlob, Part, StartUpload
-from artreg.registry.service import Committed, UploadStarted
+from artreg.model.wire import CompleteBlob, FileEntry, MissingBlob, Part, StartUpload, UploadStarted
+from artreg.registry.service import Committed
 from tests.conftest import Backend
 
 P, N = "vision", "resnet"
