@@ -12,6 +12,7 @@
     artreg lineage NAME[@REF] [--upstream|--downstream] [--depth N] [--format tree|mermaid|dot|json]
     artreg server [--host H] [--port P] [--data DIR] [--webhook URL]
     artreg janitor [--data DIR] [--grace-days N]   expire uploads, reclaim blobs, re-check remote refs
+    artreg ui --url URL [--port P] [--region R] [--sigv4|--no-sigv4]   the web UI of a deployed stack
 
 `--url` and `--project` come from the flags or ARTREG_URL / ARTREG_PROJECT (the URL defaults to the
 local server, http://127.0.0.1:8080). Output is a human table, or JSON with `--json`. Exit codes: 0
@@ -41,6 +42,7 @@ from artreg.model.errors import (
     Retryable,
     TooLarge,
 )
+from artreg.ui.command import add_ui_command
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -527,6 +529,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--grace-days", type=float, default=7, help="how long a blob nothing lists is kept (default 7)"
     )
     janitor.set_defaults(local=cmd_janitor)
+    add_ui_command(commands)
     return parser
 
 
