@@ -181,7 +181,9 @@ export async function artifactPage(ctx) {
   });
   const [artifact] = await Promise.all([summary, versions.ready]);
 
-  const aliasNames = Object.keys(artifact.aliases || {}).sort((a, b) => (a === "latest") - (b === "latest") || a.localeCompare(b));
+  const aliases = { ...(artifact.aliases || {}) };
+  if (artifact.latest && !aliases.latest) aliases.latest = artifact.latest; // kept by the registry, listed apart
+  const aliasNames = Object.keys(aliases).sort((a, b) => (a === "latest") - (b === "latest") || a.localeCompare(b));
   const tagInput = h("input", { id: "filter-tag", name: "tag", value: tag, autocomplete: "off", placeholder: "a tag" });
   const page = h("div", {},
     h("h1", {}, name, " ", h("span", { class: "badge" }, artifact.type)),
@@ -189,7 +191,7 @@ export async function artifactPage(ctx) {
       h("dt", {}, "Latest"), h("dd", {}, artifact.latest ? h("a", { href: route("p", project, "a", name, "v", artifact.latest) }, artifact.latest) : "—"),
       h("dt", {}, "Versions"), h("dd", { id: "version-count" }, artifact.version_count.toLocaleString("en")),
       h("dt", {}, "Aliases"), h("dd", {}, aliasNames.length ? h("span", { class: "chips" }, aliasNames.map((alias) =>
-        h("a", { class: "chip alias", href: route("p", project, "a", name, "v", alias) }, `${alias} → ${artifact.aliases[alias]}`))) : "—"),
+        h("a", { class: "chip alias", href: route("p", project, "a", name, "v", alias) }, `${alias} → ${aliases[alias]}`))) : "—"),
       h("dt", {}, "Created"), h("dd", {}, when(artifact.created_at)),
       h("dt", {}, "Updated"), h("dd", {}, when(artifact.updated_at))),
     h("p", { class: "actions" },
@@ -206,7 +208,7 @@ export async function artifactPage(ctx) {
     versions.element,
     h("h2", {}, "Aliases over time"),
     aliasNames.length ? h("div", { id: "alias-histories" }, aliasNames.map((alias, i) =>
-      aliasHistory(project, name, alias, artifact.aliases[alias], alias !== "latest" && i < 5))) : h("p", { class: "muted" }, "No aliases."));
+      aliasHistory(project, name, alias, aliases[alias], alias !== "latest" && i < 5))) : h("p", { class: "muted" }, "No aliases."));
   return page;
 }
 
