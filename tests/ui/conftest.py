@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.support.server import RunningServer
-from tests.ui.seed import MANY_VERSIONS, Seeded, seed
+from tests.ui.seed import Seeded, seed
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -66,10 +66,11 @@ def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def many_seeding(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
-    """Starts writing the 10,000 versions in a process of its own, so the other tests run meanwhile."""
+    """Starts writing 10,000 versions and a version of 100,000 files in a process of its own, so that the
+    other tests run meanwhile."""
     data = tmp_path_factory.mktemp("many")
     root = Path(__file__).resolve().parents[2]
-    process = subprocess.Popen([sys.executable, "-m", "tests.ui.seed", str(data), str(MANY_VERSIONS)], cwd=root)
+    process = subprocess.Popen([sys.executable, "-m", "tests.ui.seed", str(data)], cwd=root)
     yield process, data
     if process.poll() is None:
         process.kill()
@@ -90,9 +91,9 @@ def seeded(
 
 
 @pytest.fixture(scope="session")
-def many_url(many_seeding: tuple[subprocess.Popen[bytes], Path]) -> Iterator[str]:
+def large_url(many_seeding: tuple[subprocess.Popen[bytes], Path]) -> Iterator[str]:
     process, data = many_seeding
-    assert process.wait(timeout=300) == 0, "seeding 10,000 versions failed"
+    assert process.wait(timeout=300) == 0, "seeding the large artifacts failed"
     server = RunningServer(data=data)
     server.start()
     try:
@@ -121,3 +122,9 @@ def api_calls(driver: Any, fragment: str) -> list[str]:
         "return performance.getEntriesByType('resource').map((entry) => entry.name)"
     )
     return [url for url in urls if fragment in url]
+
+
+def texts(driver: Any, selector: str) -> list[str]:
+    from selenium.webdriver.common.by import By
+
+    return [element.text for element in driver.find_elements(By.CSS_SELECTOR, selector)]

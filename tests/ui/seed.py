@@ -16,6 +16,8 @@ from artreg.client import Artifact, Registry
 PROJECT = "vision"
 MANY = "many-metrics"
 MANY_VERSIONS = 10_000
+HUGE = "huge-dataset"
+HUGE_FILES = 100_000
 BIG_FILES = 1_200
 NOTE = "<img src=x onerror=document.title='pwned'>"  # a string that would run if the UI made markup of it
 
@@ -93,23 +95,36 @@ def seed(url: str, work: Path) -> Seeded:
     return Seeded(url=url, production_moves=moves)
 
 
-def seed_many(data: Path, count: int = MANY_VERSIONS) -> None:
-    """`count` versions of one artifact, committed by the registry itself into `data` (a server's data
-    folder, before it starts): 10,000 logs over HTTP would take minutes."""
+def seed_large(data: Path, versions: int = MANY_VERSIONS, files: int = HUGE_FILES) -> None:
+    """An artifact with `versions` versions and a version with `files` files, committed by the registry
+    itself into `data` (a server's data folder, before it starts): over HTTP this would take minutes."""
     from artreg.local.blobs import FolderBlobStore
     from artreg.local.sqlite_store import SqliteStore
-    from artreg.model.wire import StartUpload
+    from artreg.local.testing import put_blob
+    from artreg.model.wire import AddFiles, FileEntry, StartUpload
     from artreg.registry import Registry as Service
 
     store = SqliteStore(data / "registry.db")
-    service = Service(store, FolderBlobStore(data / "blobs", base_url="http://127.0.0.1:1"))
+    blobs = FolderBlobStore(data / "blobs", base_url="http://127.0.0.1:1")
+    service = Service(store, blobs)
     try:
-        for i in range(count):
+        for i in range(versions):
             request = StartUpload(type="metrics", metadata={"step": i}, bump="patch", commit=True)
             service.start_upload(PROJECT, MANY, request, caller="seeder")
+        sha = hashlib.sha256(b"x").hexdigest()  # one blob behind every file: what is big is the listing
+
+        def batch(first: int) -> list[FileEntry]:
+            return [FileEntry(path=f"shard-{i:06d}.bin", size=1, sha256=sha) for i in range(first, first + 1000)]
+
+        started = service.start_upload(PROJECT, HUGE, StartUpload(type="dataset", files=batch(0)), caller="seeder")
+        for missing in started.missing:  # type: ignore[union-attr]
+            put_blob(blobs, missing, b"x")
+        for first in range(1000, files, 1000):
+            service.add_files(PROJECT, HUGE, started.upload_id, AddFiles(files=batch(first)))  # type: ignore[union-attr]
+        service.commit(PROJECT, HUGE, started.upload_id, caller="seeder")  # type: ignore[union-attr]
     finally:
         store.close()
 
 
 if __name__ == "__main__":
-    seed_many(Path(sys.argv[1]), int(sys.argv[2]))
+    seed_large(Path(sys.argv[1]))

@@ -11,12 +11,8 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.wait import WebDriverWait
 
-from tests.ui.conftest import WAIT_S, api_calls, open_page
-from tests.ui.seed import BIG_FILES, MANY, MANY_VERSIONS, NOTE, PROJECT, Seeded
-
-
-def texts(driver: Any, selector: str) -> list[str]:
-    return [element.text for element in driver.find_elements(By.CSS_SELECTOR, selector)]
+from tests.ui.conftest import WAIT_S, api_calls, open_page, texts
+from tests.ui.seed import BIG_FILES, NOTE, PROJECT, Seeded
 
 
 def wait_text(driver: Any, selector: str, text: str) -> None:
@@ -113,8 +109,11 @@ def test_files_of_a_large_version_come_a_page_at_a_time(browser: Any, seeded: Se
 
 
 def test_diff_of_two_versions_lists_file_and_metadata_changes(browser: Any, seeded: Seeded, screenshots: Path):
-    open_page(browser, seeded.url, f"#/p/{PROJECT}/a/iris/diff?a=1.0.0&b=2.0.0", "#files-diff tbody tr")
+    # Given the dataset's page, when the user asks for the diff of its newest version with the one before
+    open_page(browser, seeded.url, f"#/p/{PROJECT}/a/iris", ".pager table tbody tr")
+    browser.find_element(By.CSS_SELECTOR, 'a[aria-label="Compare 1.0.0 with 2.0.0"]').click()
     wait_text(browser, "#diff-status", "added")
+    # Then the files added, removed and changed are listed, and the metadata's changes
     changes = {row.split(" ")[0]: row.split(" ")[1] for row in texts(browser, "#files-diff tbody tr")}
     assert changes == {"raw/iris.data": "removed", "test.csv": "removed", "train.csv": "changed", "val.csv": "added"}
     meta = {row.split(" ")[0]: row.split(" ")[1] for row in texts(browser, "#metadata-diff tbody tr")}
@@ -166,14 +165,3 @@ def test_keyboard_reaches_and_follows_a_version_link(browser: Any, seeded: Seede
     assert focused.value_of_css_property("outline-style") != "none"
     focused.send_keys(Keys.ENTER)
     wait_text(browser, "#version-title", "resnet@1.1.0")
-
-
-def test_artifact_with_ten_thousand_versions_loads_one_page_in_one_call(browser: Any, many_url: str, screenshots: Path):
-    # Given an artifact with 10,000 versions
-    open_page(browser, many_url, f"#/p/{PROJECT}/a/{MANY}", ".pager table tbody tr")
-    # Then its page shows the count and the newest versions, from one versions call
-    assert browser.find_element(By.ID, "version-count").text == f"{MANY_VERSIONS:,}"
-    versions = texts(browser, ".pager tbody th")
-    assert (versions[0], len(versions)) == (f"1.0.{MANY_VERSIONS - 1}", 25)
-    assert len(api_calls(browser, f"/artifacts/{MANY}/versions?")) == 1
-    browser.save_screenshot(str(screenshots / "artifact-10000-versions.png"))

@@ -1,5 +1,5 @@
 // DOM building without markup strings: every string from the API becomes a text node or an attribute,
-// never HTML (no innerHTML anywhere), so nothing the registry stores can run in the page.
+// never markup, so nothing the registry stores can run in the page.
 
 const SVG_NS = "http://www.w3.org/2000/svg";
 

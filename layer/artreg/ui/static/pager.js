@@ -2,7 +2,7 @@
 import { button, clear, errorBox, h, table } from "./dom.js";
 
 /**
- * fetchPage(cursor) answers {items, next_cursor}; row(item) answers a <tr>.
+ * fetchPage(cursor) answers {items, next_cursor}; row(item, nextItem) answers a <tr>.
  * Answers {element, ready}: ready settles when the first page is shown.
  */
 export function pagedTable({ headings, fetchPage, row, empty = "Nothing here.", label, onPage }) {
@@ -24,7 +24,7 @@ export function pagedTable({ headings, fetchPage, row, empty = "Nothing here.", 
       cursors.length = index;
       cursors.push(cursor);
       nextCursor = page.next_cursor || null;
-      clear(body).append(page.items.length ? table(headings, page.items.map(row)) : h("p", { class: "muted" }, empty));
+      clear(body).append(page.items.length ? table(headings, page.items.map((item, i) => row(item, page.items[i + 1]))) : h("p", { class: "muted" }, empty));
       status.textContent = `Page ${index + 1}${nextCursor ? "" : " (last)"}`;
       if (onPage) onPage(page);
     } catch (error) {

@@ -177,7 +177,7 @@ export async function artifactPage(ctx) {
     headings: ["Version", "Aliases", "Tags", "Size", "Files", "Producer", "Created by", "Created at", ""],
     fetchPage: (cursor) => get(paths.versions(project, name), { limit: VERSIONS_PAGE, cursor, tag }),
     empty: tag ? `No version has the tag “${tag}”.` : "No versions.",
-    row: (v) => versionRow(project, name, v),
+    row: (v, older) => versionRow(project, name, v, older),
   });
   const [artifact] = await Promise.all([summary, versions.ready]);
 
@@ -212,7 +212,7 @@ export async function artifactPage(ctx) {
   return page;
 }
 
-function versionRow(project, name, v) {
+function versionRow(project, name, v, older) {
   const link = (ref) => route("p", project, "a", name, "v", ref);
   return h("tr", { class: v.state === "deleted" ? "deleted" : null },
     h("th", { scope: "row" }, h("a", { href: link(v.version) }, v.version), v.state === "deleted" ? h("span", { class: "badge warn" }, "deleted") : null),
@@ -223,7 +223,10 @@ function versionRow(project, name, v) {
     h("td", {}, producerCell(project, v.producer)),
     h("td", { class: "by" }, v.created_by || "—"),
     h("td", {}, when(v.created_at)),
-    h("td", {}, h("a", { href: withQuery(route("p", project, "a", name, "diff"), { b: v.version }) }, "compare")));
+    h("td", {}, h("a", {
+      href: withQuery(route("p", project, "a", name, "diff"), { a: older ? older.version : "", b: v.version }),
+      "aria-label": older ? `Compare ${older.version} with ${v.version}` : `Compare ${v.version} with another version`,
+    }, older ? "diff" : "compare")));
 }
 
 /** An alias's moves, newest first, as a timeline; loaded when opened, 20 moves at a time. */
