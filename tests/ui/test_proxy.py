@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -101,11 +102,15 @@ def front(aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Iterator[Fron
 
 @pytest.fixture
 def proxy(front: Front, tmp_path: Path) -> Iterator[str]:
+    yield from run_proxy(front.url, tmp_path, "--sigv4", "--region", "us-east-1")
+
+
+def run_proxy(api_url: str, home: Path, *options: str) -> Iterator[str]:
     """`artreg ui` as the user runs it, with credentials of its own in its environment."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(AWS_ACCESS_KEY_ID=KEY_ID, AWS_SECRET_ACCESS_KEY=SECRET, AWS_SESSION_TOKEN=TOKEN, HOME=str(tmp_path))
+    env.update(AWS_ACCESS_KEY_ID=KEY_ID, AWS_SECRET_ACCESS_KEY=SECRET, AWS_SESSION_TOKEN=TOKEN, HOME=str(home))
     process = subprocess.Popen(
-        [ARTREG, "ui", "--url", front.url, "--sigv4", "--region", "us-east-1", "--port", "0"],
+        [ARTREG, "ui", "--url", api_url, "--port", "0", *options],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -199,3 +204,23 @@ def test_other_sites_and_names_cannot_use_the_proxy(front: Front, proxy: str):
     assert (home.status_code, home.headers["location"]) == (302, "/ui/")
     config = requests.get(f"{proxy}/ui/config.json", timeout=10)
     assert config.json() == {"api_url": front.url, "signed": True, "region": "us-east-1"}
+
+
+def test_an_unreachable_registry_is_a_clear_503(tmp_path: Path):
+    # Given `artreg ui` in front of a URL where nothing listens
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    for proxy_url in run_proxy(url, tmp_path, "--no-sigv4"):
+        # When the page asks it for anything
+        answer = requests.get(f"{proxy_url}/v1/projects/{P}/artifacts", timeout=10)
+        # Then it says the registry is unavailable, in API.md's shape
+        assert (answer.status_code, answer.json()["error"]["code"]) == (503, "unavailable")
+
+
+def test_artreg_ui_needs_the_api_url(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
+    from artreg.cli import EXIT_USAGE, main
+
+    monkeypatch.delenv("ARTREG_URL", raising=False)
+    assert main(["ui"]) == EXIT_USAGE
+    assert "--url" in capsys.readouterr().err

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import urllib3
+from botocore.exceptions import BotoCoreError
 
 from artreg.ui import PREFIX, SECURITY_HEADERS, static_file
 
@@ -131,8 +132,8 @@ class UiProxy:
             status, answer_headers, data = await asyncio.to_thread(
                 self._upstream, scope["method"], target, outgoing, bytes(body)
             )
-        except urllib3.exceptions.HTTPError as error:
-            reason = f"the registry at {self.api_url} did not answer: {type(error).__name__}"
+        except (urllib3.exceptions.HTTPError, BotoCoreError) as error:  # unreachable, or no credentials to sign
+            reason = f"the registry at {self.api_url} could not be asked: {type(error).__name__}"
             await self._answer(send, 503, _error("unavailable", reason), {})
             return
         await self._answer(send, status, data, {**answer_headers, "cache-control": "no-store"})
@@ -172,6 +173,7 @@ def serve(api_url: str, port: int, signer: SigV4Signer | None) -> None:
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", port))  # loopback only: the proxy signs with the user's credentials
+    listener.listen(128)  # from now on a connection waits for uvicorn instead of being refused
     port = listener.getsockname()[1]
     app = UiProxy(api_url, port, signer)
     config = uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False, server_header=False)

@@ -1,8 +1,7 @@
 // The lineage of a version drawn as SVG (runs and versions in columns, data flowing left to right),
 // and a run with what it produced and used.
 import { get, paths } from "./api.js";
-import { clear, h, route, s, table, withQuery } from "./dom.js";
-import { pagedTable } from "./pager.js";
+import { button, clear, errorBox, h, route, s, table, withQuery } from "./dom.js";
 import { artifactCrumbs, projectCrumbs } from "./pages.js";
 
 const NODE_W = 170;
@@ -156,23 +155,20 @@ export async function runPage(ctx) {
   ctx.crumbs([...projectCrumbs(project), [`run ${run}`, route("p", project, "runs", run)]]);
   const produced = h("ul", { class: "plain", id: "run-produced" });
   const used = h("ul", { class: "plain", id: "run-used" });
-  const pager = pagedTable({
-    label: "Run pages",
-    headings: [],
-    fetchPage: async (cursor) => {
-      const answer = await get(paths.run(project, run), { limit: 100, cursor });
-      clear(produced).append(...(answer.produced.length ? answer.produced.map((ref) => h("li", {}, refLink(project, ref))) : [h("li", { class: "muted" }, "nothing")]));
-      clear(used).append(...(answer.used.length ? answer.used.map((ref) => h("li", {}, refLink(project, ref))) : [h("li", { class: "muted" }, "nothing")]));
-      return { items: [], next_cursor: answer.next_cursor };
-    },
-    row: () => null,
-    empty: "",
-  });
-  await pager.ready;
+  const more = h("div");
+  async function load(cursor) {
+    const answer = await get(paths.run(project, run), { limit: 100, cursor });
+    produced.append(...answer.produced.map((ref) => h("li", {}, refLink(project, ref))));
+    used.append(...answer.used.map((ref) => h("li", {}, refLink(project, ref))));
+    clear(more);
+    if (answer.next_cursor) more.append(button("More of this run", () => load(answer.next_cursor).catch((e) => more.append(errorBox(e)))));
+  }
+  await load(null);
+  const none = (list) => (list.childElementCount ? list : h("p", { class: "muted" }, "Nothing recorded."));
   return h("div", {},
     h("h1", {}, `Run ${run}`),
     h("div", { class: "columns" },
-      h("section", {}, h("h2", {}, "Used"), used),
-      h("section", {}, h("h2", {}, "Produced"), produced)),
-    pager.element);
+      h("section", {}, h("h2", {}, "Used"), none(used)),
+      h("section", {}, h("h2", {}, "Produced"), none(produced))),
+    more);
 }
