@@ -118,7 +118,8 @@ def test_diff_of_two_versions_lists_file_and_metadata_changes(browser: Any, seed
     assert changes == {"raw/iris.data": "removed", "test.csv": "removed", "train.csv": "changed", "val.csv": "added"}
     meta = {row.split(" ")[0]: row.split(" ")[1] for row in texts(browser, "#metadata-diff tbody tr")}
     assert meta == {"cleaned": "added", "note": "added", "rows": "changed"}
-    assert browser.find_element(By.ID, "diff-status").text.startswith("1 added, 2 removed, 1 changed")
+    # (from one page of each version's files: no more than needed)
+    assert browser.find_element(By.ID, "diff-status").text == "1 added, 2 removed, 1 changed (2 file pages read)."
     browser.save_screenshot(str(screenshots / "diff.png"))
 
 
@@ -165,3 +166,31 @@ def test_keyboard_reaches_and_follows_a_version_link(browser: Any, seeded: Seede
     assert focused.value_of_css_property("outline-style") != "none"
     focused.send_keys(Keys.ENTER)
     wait_text(browser, "#version-title", "resnet@1.1.0")
+
+
+def test_a_linked_version_is_drawn_upstream_of_the_version_holding_it(browser: Any, seeded: Seeded):
+    # Given a lineage answer with a `linked` edge (a model version holding its training data)
+    open_page(browser, seeded.url, "#/", "#project-name")
+    drawn = browser.execute_async_script(
+        """
+        const done = arguments[arguments.length - 1];
+        import("./graph.js").then(({ drawGraph }) => {
+          const graph = {
+            root: "model@1.0.0",
+            nodes: [
+              { id: "model@1.0.0", kind: "version", name: "model", version: "1.0.0" },
+              { id: "iris@2.0.0", kind: "version", name: "iris", version: "2.0.0" },
+            ],
+            edges: [{ from: "model@1.0.0", to: "iris@2.0.0", kind: "linked", role: "training_data" }],
+          };
+          // When the UI draws it
+          const svg = drawGraph("vision", graph);
+          const x = (id) => Number(svg.querySelector(`a.node[data-id="${id}"] rect`).getAttribute("x"));
+          const edge = svg.querySelector("path.linked title").textContent;
+          done({ dataLeft: x("iris@2.0.0") < x("model@1.0.0"), edge });
+        });
+        """
+    )
+    # Then the data sits left of the model, joined by an edge that names the link's role
+    assert drawn["dataLeft"]
+    assert "training_data" in drawn["edge"]
