@@ -63,7 +63,10 @@ async function render(focus) {
   }
   if (mine !== generation) return; // the user went elsewhere meanwhile
   clear(main).append(content);
-  if (focus) main.focus({ preventScroll: false });
+  // after a navigation, focus goes where the page asks for input first, else to the page itself
+  const wanted = content.querySelector("[autofocus]");
+  if (wanted) wanted.focus();
+  else if (focus) main.focus({ preventScroll: false });
 }
 
 window.addEventListener("hashchange", () => render(true));

@@ -199,7 +199,7 @@ export async function diffPage(ctx) {
   const a = ctx.query.get("a") || "";
   const b = ctx.query.get("b") || "";
   ctx.crumbs([...artifactCrumbs(project, name), ["Compare", route("p", project, "a", name, "diff")]]);
-  const from = h("input", { id: "diff-a", name: "a", value: a, required: true, placeholder: "1.0.0 or an alias", autocomplete: "off" });
+  const from = h("input", { id: "diff-a", name: "a", value: a, required: true, placeholder: "1.0.0 or an alias", autocomplete: "off", autofocus: !a });
   const to = h("input", { id: "diff-b", name: "b", value: b, required: true, placeholder: "2.0.0 or an alias", autocomplete: "off" });
   const form = h("form", {
     class: "filters",
@@ -211,7 +211,6 @@ export async function diffPage(ctx) {
   const page = h("div", {}, h("h1", {}, `Compare versions of ${name}`), form);
   if (!a || !b) {
     page.append(h("p", { class: "muted" }, "Give two versions or aliases."));
-    if (b && !a) from.focus();
     return page;
   }
   const [left, right] = await Promise.all([get(paths.version(project, name, a)), get(paths.version(project, name, b))]);
