@@ -156,6 +156,7 @@ class UiProxy:
         headers = {
             "content-type": "application/json",
             **headers,
+            "x-content-type-options": "nosniff",  # no other page can load an answer as a script or a style
             "content-length": str(len(body) if length is None else length),
         }
         raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
