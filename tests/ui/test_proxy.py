@@ -162,7 +162,10 @@ def test_the_page_works_through_signed_calls_and_never_sees_the_credentials(
     open_page(browser, proxy, f"#/p/{P}/a/{N}/v/production", ".pager")
     assert browser.find_element(By.ID, "version-title").text == "resnet@1.0.0"
     # Then the commands it shows name the deployed API, not the proxy
-    assert f"'{front.url}/v1/resolve/{P}/{N}@1.0.0'" in browser.find_element(By.CSS_SELECTOR, ".fetch").text
+    fetch = browser.find_element(By.CSS_SELECTOR, ".fetch").text
+    assert "--aws-sigv4 'aws:amz:us-east-1:execute-api'" in fetch
+    assert f"'{front.url}/v1/resolve/{P}/{N}@1.0.0'" in fetch
+    assert f'Registry("{front.url}", project="{P}", sigv4=True)' in fetch
     browser.save_screenshot(str(screenshots / "proxy-version.png"))
 
     # And every call upstream was signed with the user's credentials

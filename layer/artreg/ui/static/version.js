@@ -24,12 +24,14 @@ async function fetchIt(record) {
   const sign = config.signed && config.region
     ? ` --aws-sigv4 ${quoteShell(`aws:amz:${config.region}:execute-api`)} --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" -H "x-amz-security-token: $AWS_SESSION_TOKEN"`
     : "";
+  // the SDK signs for AWS hosts by itself; another host in front of a signed API needs telling
+  const sdkSign = config.signed && !/\.amazonaws\.com$/i.test(new URL(base).hostname) ? ", sigv4=True" : "";
   const first = record.files && record.files[0];
   return h("section", { class: "fetch", "aria-label": "Fetch this version" },
     copyable("URI", `artreg://${record.project}/${record.name}@${record.version}`),
     copyable("curl (the record)", `curl -fsSL${sign} ${quoteShell(resolve)}`),
     first ? copyable("curl (a file)", `curl -fsSL${sign} ${quoteShell(`${resolve}?file=${encodeURIComponent(first.path)}`)} -o ${quoteShell(first.path.split("/").pop())}`) : null,
-    copyable("Python SDK", `from artreg import Registry\nRegistry(${pyString(base)}, project=${pyString(record.project)}).get_artifact(${pyString(record.name)}, version_or_alias=${pyString(record.version)}).download(${pyString("./" + record.name)})`));
+    copyable("Python SDK", `from artreg import Registry\nRegistry(${pyString(base)}, project=${pyString(record.project)}${sdkSign}).get_artifact(${pyString(record.name)}, version_or_alias=${pyString(record.version)}).download(${pyString("./" + record.name)})`));
 }
 
 function isRemote(entry) {
