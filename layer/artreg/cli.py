@@ -12,6 +12,7 @@
     artreg lineage NAME[@REF] [--upstream|--downstream] [--depth N] [--format tree|mermaid|dot|json]
     artreg server [--host H] [--port P] [--data DIR] [--webhook URL]
     artreg janitor [--data DIR] [--verify]      expire uploads, reclaim (and re-hash) blobs, re-check remote refs
+    artreg ui --url URL [--port P] [--region R] [--sigv4|--no-sigv4]   the web UI of a deployed stack
 
 `--url` and `--project` come from the flags, else the SDK's settings (ARTREG_URL / ARTREG_PROJECT, or
 the config file: see artreg.client.settings; the URL defaults to the local server, http://127.0.0.1:8080).
@@ -42,6 +43,7 @@ from artreg.model.errors import (
     Retryable,
     TooLarge,
 )
+from artreg.ui.command import add_ui_command
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -496,6 +498,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     janitor.add_argument("--verify-minutes", type=float, default=10, help="how long --verify may hash for (default 10)")
     janitor.set_defaults(local=cmd_janitor)
+    add_ui_command(commands)
     return parser
 
 

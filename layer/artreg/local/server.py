@@ -153,6 +153,8 @@ class Handler(BaseHTTPRequestHandler):
         try:
             if path.startswith("/blobs/"):
                 self._blob(body)
+            elif path in ("/", "/ui") or path.startswith("/ui/"):
+                self._ui(path, body)
             else:
                 self._api(body)
         except ArtregError as error:
@@ -251,19 +253,48 @@ class Handler(BaseHTTPRequestHandler):
             if self.command == "GET":
                 shutil.copyfileobj(source, self.wfile, 1024**2)
 
+    # ------------------------------------------------------------ the web UI's static files
+
+    def _ui(self, path: str, body: _Body) -> None:
+        from artreg.ui import PREFIX, SECURITY_HEADERS, static_file
+
+        if self.command not in ("GET", "HEAD"):
+            detail = ErrorDetail(code="method_not_allowed", message="the UI answers GET and HEAD only")
+            self._refuse(body, 405, detail, {"allow": "GET, HEAD"})
+            return
+        if not path.startswith(PREFIX):  # `/` and `/ui` lead to the UI
+            self.send_response(302)
+            self.send_header("location", PREFIX)
+            self.send_header("content-length", "0")
+            self.end_headers()
+            return
+        found = static_file(path)
+        if found is None:
+            raise NotFound(f"no UI file at {path}")
+        data, content_type = found
+        self.send_response(200)
+        for name, value in {**SECURITY_HEADERS, "content-type": content_type, "cache-control": "no-cache"}.items():
+            self.send_header(name, value)
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        if self.command == "GET":
+            self.wfile.write(data)
+
     # ------------------------------------------------------------ plumbing
 
-    def _refuse(self, body: _Body, status: int, error: ErrorDetail) -> None:
+    def _refuse(self, body: _Body, status: int, error: ErrorDetail, headers: dict[str, str] | None = None) -> None:
         """The error body of API.md, after what is left of the request body (unless that is too much)."""
         if body.remaining > MAX_API_BODY:
             self.close_connection = True
         else:
             body.drain()
-        self._send_json(status, ErrorBody(error=error).model_dump_json())
+        self._send_json(status, ErrorBody(error=error).model_dump_json(), headers)
 
-    def _send_json(self, status: int, body: str) -> None:
+    def _send_json(self, status: int, body: str, headers: dict[str, str] | None = None) -> None:
         data = body.encode()
         self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(data)))
         self.end_headers()
