@@ -100,9 +100,9 @@ def seed_large(data: Path, versions: int = MANY_VERSIONS, files: int = HUGE_FILE
     itself into `data` (a server's data folder, before it starts): over HTTP this would take minutes."""
     from artreg.local.blobs import FolderBlobStore
     from artreg.local.sqlite_store import SqliteStore
-    from artreg.local.testing import put_blob
     from artreg.model.wire import AddFiles, FileEntry, StartUpload
-    from artreg.registry import Registry as Service
+    from artreg.registry.service import RegistryService as Service
+    from tests.support.folder_blobs import put_blob
 
     store = SqliteStore(data / "registry.db")
     blobs = FolderBlobStore(data / "blobs", base_url="http://127.0.0.1:1")

@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from artreg.client.settings import ClientSettings
 
 
 def add_ui_command(commands: Any) -> None:
@@ -29,7 +32,7 @@ def add_ui_command(commands: Any) -> None:
     ui.set_defaults(local=cmd_ui)
 
 
-def cmd_ui(args: argparse.Namespace) -> int:
+def cmd_ui(args: argparse.Namespace, base: ClientSettings | None = None) -> int:
     from artreg.cli import EXIT_OK, UsageError
     from artreg.client.sigv4 import SigV4Signer, region_of, wants_sigv4
     from artreg.ui.proxy import serve
