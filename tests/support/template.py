@@ -43,9 +43,9 @@ def _condition(template: dict[str, Any], value: Any, parameters: dict[str, Any])
     if function == "Condition":
         return _condition(template, template["Conditions"][operand], parameters)
     if function == "Ref":
-        default = parameters.get(operand, template["Parameters"][operand].get("Default"))
+        value = parameters.get(operand, template["Parameters"][operand].get("Default"))
         is_list = template["Parameters"][operand]["Type"] == "CommaDelimitedList"
-        return ([] if default == "" else default.split(",")) if is_list else default
+        return ([] if value == "" else value.split(",")) if is_list and isinstance(value, str) else value
     args = _condition(template, operand, parameters)
     functions = {
         "Fn::Equals": lambda: str(args[0]) == str(args[1]),
@@ -55,6 +55,11 @@ def _condition(template: dict[str, Any], value: Any, parameters: dict[str, Any])
         "Fn::Join": lambda: args[0].join(args[1]),
     }
     return functions[function]()
+
+
+def condition_holds(template: dict[str, Any], name: str, parameters: dict[str, Any] | None = None) -> bool:
+    """Whether the template's condition `name` holds with `parameters`, the others at their defaults."""
+    return bool(_condition(template, template["Conditions"][name], parameters or {}))
 
 
 def with_parameters(template: dict[str, Any], value: Any, parameters: dict[str, Any] | None = None) -> Any:
