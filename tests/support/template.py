@@ -22,10 +22,11 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = REPO_ROOT / "template.yaml"
 
 
-def load_template() -> dict[str, Any]:
-    """The template with its intrinsic tags as long form (`!Ref X` -> `{"Ref": "X"}`), as plain dicts."""
+def load_template(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
+    """The template (template.yaml, or another) with its intrinsic tags as long form (`!Ref X` ->
+    `{"Ref": "X"}`), as plain dicts."""
     # cfn-lint's decoder handles every short-form tag; the JSON round trip drops its node classes.
-    decoded = cfn_yaml.load(str(TEMPLATE_PATH))
+    decoded = cfn_yaml.load(str(path))
     return json.loads(json.dumps(decoded))
 
 
