@@ -229,6 +229,7 @@ KEYED = {  # resource type -> the property that names its key
     "AWS::SQS::Queue": ("KmsMasterKeyId",),
     "AWS::Logs::LogGroup": ("KmsKeyId",),
     "AWS::Events::EventBus": ("KmsKeyIdentifier",),
+    "AWS::Events::Archive": ("KmsKeyIdentifier",),
     "AWS::SNS::Topic": ("KmsMasterKeyId",),
 }
 
