@@ -106,13 +106,14 @@ class Function:
 def api_function() -> Function:
     """The handler, code folder, memory and environment that template.yaml gives `ApiFunction`, its
     parameters at their defaults."""
-    from tests.support.template import load_template
+    from tests.support.template import load_template, with_parameters
 
     template = load_template()
-    function = template["Resources"]["ApiFunction"]["Properties"]
-    globals_ = template["Globals"]["Function"]
+    # Fn::If decided at the parameters' defaults (POWERTOOLS_METRICS_NAMESPACE: the stack's name)
+    function = with_parameters(template, template["Resources"]["ApiFunction"]["Properties"])
+    globals_ = with_parameters(template, template["Globals"]["Function"])
     refs = {name: p.get("Default") for name, p in template["Parameters"].items()}
-    refs.update(Table=TABLE, Bucket=BUCKET, EventBus=EVENT_BUS)
+    refs.update({"Table": TABLE, "Bucket": BUCKET, "EventBus": EVENT_BUS, "AWS::StackName": "artreg"})
     variables = {
         **globals_.get("Environment", {}).get("Variables", {}),
         **function.get("Environment", {}).get("Variables", {}),

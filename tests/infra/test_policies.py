@@ -10,12 +10,14 @@ from typing import Any
 from unittest.mock import MagicMock
 
 import pytest
+from cfnlint.api import lint_file
 
 from artreg.api.app import build_app
-from tests.support.template import REPO_ROOT
+from tests.support.template import REPO_ROOT, load_template
 
 POLICIES = REPO_ROOT / "infra" / "policies"
-VALUES = {"Region": "eu-west-1", "AccountId": "123456789012", "ApiId": "a1b2c3d4e5", "Project": "vision"}
+VALUES = {"Partition": "aws", "Region": "eu-west-1", "AccountId": "123456789012", "ApiId": "a1b2c3d4e5"}
+VALUES |= {"Project": "vision"}
 API_ARN = "arn:aws:execute-api:eu-west-1:123456789012:a1b2c3d4e5/$default/"
 SAMPLES = {"name": "resnet", "ref": "1.2.0", "upload_id": "u" * 26, "sha256": "a" * 64, "alias": "production"}
 SAMPLES |= {"name_ref": "resnet@production", "run_id": "run-7"}
@@ -132,3 +134,93 @@ def test_samconfig_overrides_only_parameters_the_template_has() -> None:
         names = {override.split("=", 1)[0] for override in deploy["parameter_overrides"]}
         assert names <= parameters, names - parameters
     assert config["default"]["build"]["parameters"]["use_container"] is False
+
+
+# ---------------------------------------------------------------- other accounts
+
+CROSS_ACCOUNT = REPO_ROOT / "infra" / "cross-account"
+
+
+def _caller_role_policies() -> dict[str, list[dict[str, Any]]]:
+    """The caller role's statements for each Access, its Fn::Sub resources written as the JSON files' are."""
+    template = load_template(CROSS_ACCOUNT / "caller-role.yaml")
+    conditions = template["Conditions"]
+    policies = {}
+    for policy in template["Resources"]["CallerRole"]["Properties"]["Policies"]:
+        condition, chosen, otherwise = policy["Fn::If"]
+        assert otherwise == {"Ref": "AWS::NoValue"}
+        (access,) = {v for v in conditions[condition]["Fn::Equals"] if isinstance(v, str)}
+        assert chosen["PolicyName"] == f"{access}-role"
+        text = json.dumps(chosen["PolicyDocument"]["Statement"])
+        text = re.sub(r'\{"Fn::Sub": ("[^"]*")\}', r"\1", text).replace("${AWS::", "${")
+        policies[access] = json.loads(text)
+    return policies
+
+
+def test_the_cross_account_role_grants_what_the_example_policies_do() -> None:
+    # Given the role other accounts' jobs assume, for each kind of access it offers
+    policies = _caller_role_policies()
+    assert set(policies) == set(
+        load_template(CROSS_ACCOUNT / "caller-role.yaml")["Parameters"]["Access"]["AllowedValues"]
+    )
+    for access, statements in policies.items():
+        # Then its statements are those of infra/policies/<access>-role.json, which the tests above check
+        example = json.loads((POLICIES / f"{access}-role.json").read_text())["Statement"]
+        assert _listed(statements) == _listed(example), access
+
+
+def _listed(statements: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The statements with each Resource as a list (one resource may be written either way)."""
+    return [s | {"Resource": s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]]} for s in statements]
+
+
+def test_only_jobs_of_the_trusted_accounts_with_the_external_id_or_of_the_organization_may_assume_it() -> None:
+    template = load_template(CROSS_ACCOUNT / "caller-role.yaml")
+    (trust,) = template["Resources"]["CallerRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"AWS": {"Ref": "TrustedAccountIds"}}
+    assert trust["Action"] == "sts:AssumeRole"
+    assert trust["Condition"]["StringEquals"] == {
+        "sts:ExternalId": {"Fn::If": ["HasExternalId", {"Ref": "ExternalId"}, {"Ref": "AWS::NoValue"}]},
+        "aws:PrincipalOrgID": {"Fn::If": ["HasOrganization", {"Ref": "OrganizationId"}, {"Ref": "AWS::NoValue"}]},
+    }
+    # And the stack refuses to make a role with neither condition
+    (rule,) = template["Rules"].values()
+    assert rule["Assertions"][0]["Assert"] == {
+        "Fn::Or": [
+            {"Fn::Not": [{"Fn::Equals": [{"Ref": "ExternalId"}, ""]}]},
+            {"Fn::Not": [{"Fn::Equals": [{"Ref": "OrganizationId"}, ""]}]},
+        ]
+    }
+    assert template["Parameters"]["ExternalId"]["NoEcho"] is True
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in CROSS_ACCOUNT.glob("*.yaml")))
+def test_the_cross_account_templates_lint_clean(name: str) -> None:
+    matches = lint_file(CROSS_ACCOUNT / name, config={"regions": ["us-east-1", "eu-west-1"]})
+    assert [str(m) for m in matches if m.rule.id[0] in "EW"] == []
+
+
+def test_another_accounts_rule_asks_for_events_the_registry_publishes() -> None:
+    template = load_template(CROSS_ACCOUNT / "event-consumer.yaml")
+    parameters = template["Parameters"]
+    registry = load_template()["Parameters"]
+    schemas = {p.stem for p in (REPO_ROOT / "layer" / "artreg" / "events" / "schemas").glob("*.json")}
+    assert parameters["EventSource"]["Default"] == registry["EventSource"]["Default"]
+    assert set(parameters["DetailTypes"]["Default"].split(",")) <= schemas
+    rule = template["Resources"]["ForwardRegistryEvents"]["Properties"]
+    assert rule["EventBusName"] == {"Ref": "RegistryEventBusArn"}
+    # And the registry's bus policy lets the listed accounts manage such rules: test_operations.py
+
+
+def test_the_job_side_policy_assumes_one_role() -> None:
+    text = (CROSS_ACCOUNT / "job-assume-role.json").read_text()
+    policy = json.loads(
+        text.replace("${Partition}", "aws")
+        .replace("${RegistryAccountId}", "123456789012")
+        .replace("${RoleName}", "artreg-training")
+    )
+    (statement,) = policy["Statement"]
+    assert (statement["Action"], statement["Resource"]) == (
+        "sts:AssumeRole",
+        "arn:aws:iam::123456789012:role/artreg-training",
+    )

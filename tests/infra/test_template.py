@@ -21,9 +21,11 @@ from tests.support.template import (
     create_lineage_queue,
     create_table,
     load_template,
+    with_parameters,
 )
 
 REGION = "eu-west-1"
+KEY = "arn:aws:kms:eu-west-1:123456789012:key/0f8c1d2e-3a4b-4c5d-8e9f-0a1b2c3d4e5f"
 
 
 @pytest.fixture(autouse=True)
@@ -141,7 +143,7 @@ def test_remote_read_permission_only_when_buckets_are_given(translated: dict[str
     ]
     # Then the remote read statement exists only when the list is not empty
     assert condition == {"Fn::Not": [{"Fn::Equals": [{"Fn::Join": ["", {"Ref": "RemoteReadBucketArns"}]}, ""]}]}
-    assert [(c[0], c[1]["Action"], c[2]) for c in conditional] == [
+    assert [(c[0], c[1]["Action"], c[2]) for c in conditional if c[0] != "HasKmsKey"] == [
         ("HasRemoteReadBuckets", ["s3:GetObject", "s3:GetObjectVersion"], {"Ref": "AWS::NoValue"})
     ]
 
@@ -175,12 +177,18 @@ def test_bucket_is_private_and_encrypted(translated: dict[str, Any]) -> None:
     # Given the bucket
     bucket = translated["Resources"]["Bucket"]
     props = bucket["Properties"]
-    # Then it blocks every public access, encrypts at rest and is kept
+    # Then it blocks every public access, encrypts at rest (SSE-S3, or SSE-KMS with KmsKeyArn) and is kept
     assert props["PublicAccessBlockConfiguration"] == dict.fromkeys(
         ["BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets"], True
     )
-    (rule,) = props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
-    assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    (rule,) = with_parameters(translated, props["BucketEncryption"]["ServerSideEncryptionConfiguration"])
+    assert rule == {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}
+    encryption = with_parameters(translated, props["BucketEncryption"], {"KmsKeyArn": KEY})
+    (rule,) = encryption["ServerSideEncryptionConfiguration"]
+    assert rule == {
+        "ServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": KEY},
+        "BucketKeyEnabled": True,
+    }
     assert (bucket["DeletionPolicy"], bucket["UpdateReplacePolicy"]) == ("Retain", "Retain")
 
 
@@ -252,9 +260,21 @@ def test_moto_resources_follow_the_template() -> None:
 
 
 def _statements(template: dict[str, Any], role: str) -> dict[str, dict[str, Any]]:
-    """The inline statements of a function's role, by Sid."""
+    """The inline statements of a function's role, by Sid (a conditional one as when its condition holds)."""
     policies = template["Resources"][role]["Properties"]["Policies"]
-    return {s["Sid"]: s for p in policies for s in p["PolicyDocument"]["Statement"]}
+    return {
+        s["Sid"]: s
+        for p in policies
+        for s in p["PolicyDocument"]["Statement"]
+        for s in (s["Fn::If"][1:2] if "Fn::If" in s else [s])
+    }
+
+
+def _key_use(*services: str) -> tuple[list[str], dict[str, Any], dict[str, Any]]:
+    """The KMS statement a role has with KmsKeyArn: decrypt and data keys, through these services only."""
+    endpoints = [{"Fn::Sub": f"{s}.${{AWS::Region}}.${{AWS::URLSuffix}}"} for s in services]
+    condition = {"StringEquals": {"kms:ViaService": endpoints}}
+    return (["kms:Decrypt", "kms:GenerateDataKey"], {"Ref": "KmsKeyArn"}, condition)
 
 
 def test_the_publisher_may_read_the_stream_put_on_the_bus_and_report_failures_only(
@@ -270,7 +290,10 @@ def test_the_publisher_may_read_the_stream_put_on_the_bus_and_report_failures_on
         ),
         "RegistryBus": (["events:PutEvents"], {"Fn::GetAtt": ["EventBus", "Arn"]}),
         "OnFailureDestination": (["sqs:SendMessage"], {"Fn::GetAtt": ["PublisherFailureQueue", "Arn"]}),
+        "RegistryKey": _key_use("dynamodb", "events", "sqs")[:2],
     }
+    key = statements["RegistryKey"]
+    assert (key["Action"], key["Resource"], key["Condition"]) == _key_use("dynamodb", "events", "sqs")
     # And no managed policy beyond logs and tracing (SAM's stream policy reads every stream)
     arns = json.dumps(translated["Resources"]["PublisherFunctionRole"]["Properties"]["ManagedPolicyArns"])
     assert "DynamoDB" not in arns
@@ -286,7 +309,9 @@ def test_the_lineage_function_may_only_touch_lineage_items_and_its_queue(transla
     queue = statements["LineageQueue"]
     assert queue["Resource"] == {"Fn::GetAtt": ["LineageQueue", "Arn"]}
     assert set(queue["Action"]) >= {"sqs:ReceiveMessage", "sqs:DeleteMessage"}
-    assert set(statements) == {"LineageItems", "LineageQueue"}
+    assert set(statements) == {"LineageItems", "LineageQueue", "RegistryKey"}
+    key = statements["RegistryKey"]
+    assert (key["Action"], key["Resource"], key["Condition"]) == _key_use("dynamodb", "sqs")
     assert "SQS" not in json.dumps(translated["Resources"]["LineageFunctionRole"]["Properties"]["ManagedPolicyArns"])
 
 
@@ -341,14 +366,17 @@ def test_every_dead_letter_queue_has_an_alarm_on_its_depth(translated: dict[str,
     watched = {
         a["Properties"]["Dimensions"][0]["Value"]["Fn::GetAtt"][0]
         for a in alarms
-        if a["Properties"]["MetricName"] == "ApproximateNumberOfMessagesVisible"
+        if a["Properties"].get("MetricName") == "ApproximateNumberOfMessagesVisible"
         and a["Properties"]["ComparisonOperator"] == "GreaterThanThreshold"
         and a["Properties"]["Threshold"] == 0
     }
     assert watched == {"PublisherFailureQueue", "LineageDeadLetterQueue"}
-    # and every queue is encrypted
+    # and every queue is encrypted: with SQS's key, or KmsKeyArn when given
     for queue in _resources(translated, "AWS::SQS::Queue").values():
-        assert queue["Properties"]["SqsManagedSseEnabled"] is True
+        assert with_parameters(translated, queue["Properties"])["SqsManagedSseEnabled"] is True
+        with_key = with_parameters(translated, queue["Properties"], {"KmsKeyArn": KEY})
+        assert with_key["KmsMasterKeyId"] == KEY
+        assert "SqsManagedSseEnabled" not in with_key
 
 
 def test_the_bus_is_archived_for_replay(translated: dict[str, Any]) -> None:
@@ -394,10 +422,11 @@ def test_the_janitor_runs_hourly_and_daily_and_may_only_expire_uploads_reclaim_b
         for r in _resources(translated, "AWS::Events::Rule").values()
         if r["Properties"].get("ScheduleExpression") is not None
     ]
-    # Then it runs every hour, and every day with the task of re-checking remote references
+    # Then it runs every hour, and every day with the task of re-checking remote references, at a minute
+    # of its own (with a reserved concurrency of 1, a run beside another would be throttled)
     assert {(r["ScheduleExpression"], r["Targets"][0].get("Input")) for r in rules} == {
-        ("rate(1 hour)", None),
-        ("rate(1 day)", '{"task": "remote-refs"}'),
+        ("cron(0 * * * ? *)", None),
+        ("cron(30 3 * * ? *)", '{"task": "remote-refs"}'),
     }
     for rule in rules:
         (target,) = rule["Targets"]
@@ -420,6 +449,7 @@ def test_the_janitor_runs_hourly_and_daily_and_may_only_expire_uploads_reclaim_b
         "ReclaimBlobs",
         "ReadManifests",
         "RemoteReferences",  # only when RemoteReadBucketArns names buckets
+        "RegistryKey",  # only with KmsKeyArn
     }
     items = statements["UploadItems"]
     assert items["Resource"] == {"Fn::GetAtt": ["Table", "Arn"]}

@@ -22,15 +22,72 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = REPO_ROOT / "template.yaml"
 
 
-def load_template() -> dict[str, Any]:
-    """The template with its intrinsic tags as long form (`!Ref X` -> `{"Ref": "X"}`), as plain dicts."""
+def load_template(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
+    """The template (template.yaml, or another) with its intrinsic tags as long form (`!Ref X` ->
+    `{"Ref": "X"}`), as plain dicts."""
     # cfn-lint's decoder handles every short-form tag; the JSON round trip drops its node classes.
-    decoded = cfn_yaml.load(str(TEMPLATE_PATH))
+    decoded = cfn_yaml.load(str(path))
     return json.loads(json.dumps(decoded))
 
 
+_NO_VALUE = object()
+
+
+def _condition(template: dict[str, Any], value: Any, parameters: dict[str, Any]) -> Any:
+    """A condition's (or a condition function's operand's) value with the parameters given, the others at
+    their defaults."""
+    if isinstance(value, list):
+        return [_condition(template, v, parameters) for v in value]
+    if not isinstance(value, dict):
+        return value
+    ((function, operand),) = value.items()
+    if function == "Condition":
+        return _condition(template, template["Conditions"][operand], parameters)
+    if function == "Ref":
+        value = parameters.get(operand, template["Parameters"][operand].get("Default"))
+        is_list = template["Parameters"][operand]["Type"] == "CommaDelimitedList"
+        return ([] if value == "" else value.split(",")) if is_list and isinstance(value, str) else value
+    args = _condition(template, operand, parameters)
+    functions = {
+        "Fn::Equals": lambda: str(args[0]) == str(args[1]),
+        "Fn::Not": lambda: not args[0],
+        "Fn::And": lambda: all(args),
+        "Fn::Or": lambda: any(args),
+        "Fn::Join": lambda: args[0].join(args[1]),
+    }
+    return functions[function]()
+
+
+def condition_holds(template: dict[str, Any], name: str, parameters: dict[str, Any] | None = None) -> bool:
+    """Whether the template's condition `name` holds with `parameters`, the others at their defaults."""
+    return bool(_condition(template, template["Conditions"][name], parameters or {}))
+
+
+def with_parameters(template: dict[str, Any], value: Any, parameters: dict[str, Any] | None = None) -> Any:
+    """`value` (a piece of `template`) as CloudFormation makes it with `parameters`, the others at their
+    defaults: each `Fn::If` decided, what is AWS::NoValue left out, a `Ref` of a given parameter its value.
+    Other intrinsics stay as they are."""
+    parameters = parameters or {}
+    if isinstance(value, list):
+        kept = [with_parameters(template, v, parameters) for v in value]
+        return [v for v in kept if v is not _NO_VALUE]
+    if not isinstance(value, dict):
+        return value
+    if set(value) == {"Fn::If"}:
+        name, when_true, when_false = value["Fn::If"]
+        chosen = when_true if _condition(template, template["Conditions"][name], parameters) else when_false
+        return with_parameters(template, chosen, parameters)
+    if value == {"Ref": "AWS::NoValue"}:
+        return _NO_VALUE
+    if set(value) == {"Ref"} and value["Ref"] in parameters:
+        return parameters[value["Ref"]]
+    kept_items = {k: with_parameters(template, v, parameters) for k, v in value.items()}
+    return {k: v for k, v in kept_items.items() if v is not _NO_VALUE}
+
+
 def _properties(logical_id: str) -> dict[str, Any]:
-    properties: dict[str, Any] = load_template()["Resources"][logical_id]["Properties"]
+    template = load_template()
+    properties: dict[str, Any] = with_parameters(template, template["Resources"][logical_id]["Properties"])
     return properties
 
 
