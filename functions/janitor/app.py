@@ -8,15 +8,16 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from artreg.aws.clients import aws_janitor
+from artreg.observability import registry_metrics
 from artreg.settings import settings
 
 logger = Logger(service="artreg")
-metrics = Metrics(namespace="artreg", service="artreg")
+metrics = registry_metrics()
 tracer = Tracer(service="artreg", patch_modules=["botocore"])
 janitor = aws_janitor(settings())
 

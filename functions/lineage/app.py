@@ -6,17 +6,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from artreg.aws.clients import lineage_recorder
+from artreg.observability import registry_metrics
 from artreg.settings import settings
 
 logger = Logger(service="artreg")
-metrics = Metrics(namespace="artreg", service="artreg")
+metrics = registry_metrics()
 tracer = Tracer(service="artreg", patch_modules=["botocore"])
 processor = BatchProcessor(event_type=EventType.SQS)
 recorder = lineage_recorder(settings())

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
@@ -20,10 +20,11 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from artreg.aws.clients import event_publisher
 from artreg.aws.dynamodb import event_of_stream_record
 from artreg.events import Event
+from artreg.observability import registry_metrics
 from artreg.settings import settings
 
 logger = Logger(service="artreg")
-metrics = Metrics(namespace="artreg", service="artreg")
+metrics = registry_metrics()
 tracer = Tracer(service="artreg", patch_modules=["botocore"])
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 publisher = event_publisher(settings())

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import unquote
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
@@ -42,6 +42,7 @@ from artreg.model.wire import (
     VersionPage,
     VersionRecord,
 )
+from artreg.observability import registry_metrics
 from artreg.registry.records import StoredVersion
 from artreg.registry.service import Committed, RegistryService
 
@@ -53,7 +54,7 @@ Limit = Annotated[int | None, Query(ge=1, le=1000, description="items a page, at
 Cursor = Annotated[str | None, Query(max_length=2048, description="the next_cursor of the previous page")]
 
 logger = Logger(service="artreg")
-metrics = Metrics(namespace="artreg", service="artreg")
+metrics = registry_metrics()
 
 
 def _answer(model: BaseModel, status: int = 200, headers: dict[str, str] | None = None) -> Response[Any]:

@@ -60,16 +60,14 @@ def dynamodb_client() -> DynamoDBClient:
 
 @lru_cache(maxsize=1)
 def s3_client() -> S3Client:
-    # SigV4 presigning (boto3 presigns with SigV2 without it), against the regional endpoint so that a
-    # presigned URL is never redirected away from the region its signature names
+    # SigV4 presigning (boto3 presigns with SigV2 without it), against the regional endpoint (us-east-1's
+    # included) so that a presigned URL is never redirected away from the region its signature names; the
+    # endpoint comes from botocore's rules, so it is right in every partition (amazonaws.com.cn included)
     session = boto3.session.Session()
-    region = session.region_name or "us-east-1"
-    return session.client(
-        "s3",
-        region_name=region,
-        endpoint_url=f"https://s3.{region}.amazonaws.com",
-        config=_RETRIES.merge(Config(signature_version="s3v4", s3={"addressing_style": "virtual"})),
+    addressing = Config(
+        signature_version="s3v4", s3={"addressing_style": "virtual", "us_east_1_regional_endpoint": "regional"}
     )
+    return session.client("s3", region_name=session.region_name or "us-east-1", config=_RETRIES.merge(addressing))
 
 
 @lru_cache(maxsize=1)
