@@ -51,6 +51,7 @@ from artreg.registry.records import (
     StoredVersion,
     StoreLimits,
     Upload,
+    UploadBatch,
 )
 
 if TYPE_CHECKING:
@@ -303,24 +304,11 @@ class DynamoStore:
         return self._upload_of(head, [i for i in items if i is not head]) if head else None
 
     def _upload_of(self, item: Item, batches: list[Item]) -> Upload:
-        upload = Upload.model_validate_json(item["upload"]["S"])
-        entries = codec.unpack(item["entries"])
-        missing, multipart = list(upload.missing), dict(upload.multipart)
-        for batch in batches:
-            entries += codec.unpack(batch["entries"])
-            extra = json.loads(batch["batch"]["S"])
-            missing += extra["missing"]
-            multipart.update(extra["multipart"])
-        committed = item.get("committed_version", {}).get("S")
-        return upload.model_copy(
-            update={
-                "state": item["state"]["S"],
-                "version": committed or upload.version,
-                "entries": entries,
-                "missing": missing,
-                "multipart": multipart,
-            }
+        first = Upload.model_validate_json(item["upload"]["S"]).model_copy(
+            update={"entries": codec.unpack(item["entries"])}
         )
+        further = (UploadBatch(codec.unpack(b["entries"]), **json.loads(b["batch"]["S"])) for b in batches)
+        return first.as_read(item["state"]["S"], item.get("committed_version", {}).get("S"), further)
 
     def expired_uploads(self, now: datetime, limit: int) -> list[Upload]:
         """Walks the expiry index hour by hour from the cursor to `now`'s hour: an entry whose upload

@@ -41,6 +41,7 @@ from artreg.registry.records import (
     StoredVersion,
     StoreLimits,
     Upload,
+    UploadBatch,
     VersionDelta,
 )
 
@@ -330,22 +331,7 @@ class SqliteStore:
             )
         if row is None:
             return None
-        upload = Upload.model_validate_json(row[2])
-        entries, missing, multipart = list(upload.entries), list(upload.missing), dict(upload.multipart)
-        for (text,) in batches:
-            batch = json.loads(text)
-            entries += manifest.ENTRIES.validate_python(batch["entries"])
-            missing += batch["missing"]
-            multipart.update(batch["multipart"])
-        return upload.model_copy(
-            update={
-                "state": row[0],
-                "version": row[1] or upload.version,
-                "entries": entries,
-                "missing": missing,
-                "multipart": multipart,
-            }
-        )
+        return Upload.model_validate_json(row[2]).as_read(row[0], row[1], map(_batch_of, batches))
 
     def expired_uploads(self, now: datetime, limit: int) -> list[Upload]:
         with self._read() as db:
@@ -487,6 +473,11 @@ class SqliteStore:
                 " DO UPDATE SET delivered_id = MAX(delivered_id, excluded.delivered_id)",
                 (consumer, row_id),
             )
+
+
+def _batch_of(row: tuple[str]) -> UploadBatch:
+    batch = json.loads(row[0])
+    return UploadBatch(manifest.ENTRIES.validate_python(batch["entries"]), batch["missing"], batch["multipart"])
 
 
 def _position(after: str | None, prefix: str) -> str:

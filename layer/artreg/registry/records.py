@@ -109,6 +109,33 @@ class Upload(BaseModel):
     missing: list[str] = Field(default_factory=list)  # sha256 of blobs to verify at commit
     multipart: dict[str, str] = Field(default_factory=dict)  # sha256 -> multipart upload id
 
+    def as_read(self, state: UploadState, committed_version: str | None, batches: Iterable[UploadBatch]) -> Upload:
+        """The upload as a store answers it: its first request and then every further batch in the
+        order they came, its state, and once committed the version it became."""
+        entries, missing, multipart = list(self.entries), list(self.missing), dict(self.multipart)
+        for batch in batches:
+            entries += batch.entries
+            missing += batch.missing
+            multipart.update(batch.multipart)
+        return self.model_copy(
+            update={
+                "state": state,
+                "version": committed_version or self.version,
+                "entries": entries,
+                "missing": missing,
+                "multipart": multipart,
+            }
+        )
+
+
+@dataclass(frozen=True)
+class UploadBatch:
+    """What one further request added to a pending upload."""
+
+    entries: list[Entry]
+    missing: list[str]
+    multipart: dict[str, str]
+
 
 class LineageEdge(BaseModel):
     """A run produced or used a version (of the same project): kept so that what a run produced and
