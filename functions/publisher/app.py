@@ -18,7 +18,7 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from artreg.aws.clients import event_publisher
-from artreg.aws.dynamodb import event_of_stream_record
+from artreg.aws.dynamodb_stream import event_of_stream_record
 from artreg.events import Event
 from artreg.observability import registry_metrics
 from artreg.settings import settings

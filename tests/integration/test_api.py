@@ -376,3 +376,28 @@ def test_a_path_with_dot_dot_never_becomes_an_s3_key(call: Call, aws: dict[str, 
     # Then every key in the bucket is a content address
     keys = [o["Key"] for o in aws["s3"].list_objects_v2(Bucket=BUCKET)["Contents"]]
     assert keys == [f"{P}/blobs/sha256/{hashlib.sha256(b'x').hexdigest()[:2]}/{hashlib.sha256(b'x').hexdigest()}"]
+
+
+def test_a_commit_that_lost_a_race_is_counted_in_commit_retries(
+    call: Call, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a DynamoDB store whose first write of a commit loses the race to another writer
+    from artreg.registry.ports import HeadMoved
+
+    store = sys.modules["artreg.api.lambda_entry"].registry.store
+    apply, lost = store.apply, []
+
+    def first_loses(change: Any) -> None:
+        if not lost:
+            lost.append(change)
+            raise HeadMoved(store.get_head(P, N))
+        apply(change)
+
+    monkeypatch.setattr(store, "apply", first_loses)
+    capsys.readouterr()
+    # When a version is logged through the API function
+    committed = log(call, b"weights")
+    # Then the commit is retried and made, and the function's metrics count the retry
+    assert (committed.status, committed.body["version"], len(lost)) == (201, "1.0.0", 1)
+    emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    assert [m["CommitRetries"] for m in emitted if "CommitRetries" in m] == [[1.0]]  # one retry, one datum

@@ -21,7 +21,7 @@ import jsonschema
 import pytest
 from moto.events.models import EventPattern
 
-from artreg.aws.dynamodb import event_of_stream_record
+from artreg.aws.dynamodb_stream import event_of_stream_record
 from artreg.aws.eventbridge import PublishFailed
 from artreg.events import DETAIL_TYPES
 from artreg.model.wire import MoveAlias, RemoteEntry, Usage, VersionRecord

@@ -17,7 +17,7 @@ from unittest import mock
 import pytest
 
 from artreg.events import event_id
-from artreg.local import sqlite_store as sqlite_module
+from artreg.local import sqlite_schema
 from artreg.local.sqlite_store import SqliteStore
 from artreg.model.errors import Retryable
 from artreg.model.wire import AliasMove, FileEntry, UsageRecord
@@ -212,7 +212,7 @@ def _commit_and_die(db_path: Path) -> None:
     def killed(*_: object) -> None:
         os._exit(9)
 
-    with mock.patch.object(sqlite_module, "_write_events", killed):  # in this child process only
+    with mock.patch.object(sqlite_schema, "write_events", killed):  # in this child process only
         SqliteStore(db_path).apply(commit(None, "1.0.0", "u1"))
 
 

@@ -18,6 +18,7 @@ from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import BaseModel
 
+from artreg.model import names
 from artreg.model.errors import ArtregError, Invalid, NotFound, Retryable
 from artreg.model.wire import (
     AddFiles,
@@ -258,8 +259,7 @@ def build_app(
         file: Annotated[str | None, Query(max_length=1024)] = None,
         at: Annotated[datetime | None, Query(description="RFC 3339 time: the alias as it stood then")] = None,
     ) -> Response[Any]:
-        name, _, ref = unquote(name_ref).partition("@")
-        ref = ref or "latest"
+        name, ref = names.split_ref(unquote(name_ref))
         if file is not None:
             return file_answer(project, name, ref, file)
         return version_answer(registry.resolve(project, name, ref, at))

@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import itertools
-import math
 import re
 from collections import deque
 from collections.abc import Callable, Container, Iterator, Mapping, Sequence
@@ -27,9 +26,10 @@ from botocore.exceptions import ClientError
 from pydantic import TypeAdapter
 
 from artreg.aws.errors import translate
+from artreg.model import multipart
 from artreg.model.errors import Invalid, NotFound, Retryable
 from artreg.model.manifest import Entry
-from artreg.model.names import PROJECT_RE, check_project, check_sha256
+from artreg.model.names import PROJECT_RE, SHA256_RE, check_project, check_sha256
 from artreg.model.wire import MissingBlob, MultipartTarget, Part, PresignedPart, RemoteEntry, RemoteSpec
 from artreg.registry.records import StoredBlob
 
@@ -38,12 +38,10 @@ if TYPE_CHECKING:
 
 _ENTRIES = TypeAdapter(list[Entry])
 _PARALLEL = 16  # HEAD requests in flight while checking a batch of up to 1,000 blobs
-_MAX_PARTS = 10_000
 _MiB = 1024**2
 _REHASH_PIECE = 8 * _MiB
 _REHASH_AHEAD = 8  # ranges in flight while re-hashing a multipart blob: 64 MiB of memory at most
 _S3_URI = re.compile(r"s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(?P<key>[^?]+)(\?versionId=(?P<vid>.+))?")
-_SHA256 = re.compile(r"[0-9a-f]{64}")
 CONDEMNED_TAG = "artreg-condemned"
 VERIFIED_TAG = "artreg-sha256"  # on a multipart blob's object version: its bytes re-hashed to this
 T = TypeVar("T")
@@ -105,7 +103,7 @@ class S3BlobStore:
             headers = {"x-amz-checksum-sha256": _b64(sha256), "content-length": str(size)}
             return MissingBlob(sha256=sha256, size=size, url=url, headers=headers)
         # S3 keeps no whole-object SHA-256 of a multipart upload: `complete_multipart` re-hashes it
-        part_size = max(self.part_size, math.ceil(size / _MAX_PARTS / _MiB) * _MiB)
+        part_size = multipart.part_size(size, self.part_size)
         created = self._call(self.client.create_multipart_upload, Bucket=self.bucket, Key=key)
         upload_id = created["UploadId"]
         parts = [
@@ -115,7 +113,7 @@ class S3BlobStore:
                     "upload_part", {"Bucket": self.bucket, "Key": key, "UploadId": upload_id, "PartNumber": n}
                 ),
             )
-            for n in range(1, math.ceil(size / part_size) + 1)
+            for n in range(1, multipart.part_count(size, part_size) + 1)
         ]
         return MissingBlob(
             sha256=sha256, size=size, multipart=MultipartTarget(upload_id=upload_id, part_size=part_size, parts=parts)
@@ -308,7 +306,7 @@ class S3BlobStore:
         for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
             for stored in page.get("Contents", []):
                 sha256 = stored["Key"].rsplit("/", 1)[-1]
-                if not _SHA256.fullmatch(sha256) or sha256 in listed:
+                if not SHA256_RE.fullmatch(sha256) or sha256 in listed:
                     continue
                 head = self._head(stored["Key"])
                 if head is None:

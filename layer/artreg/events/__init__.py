@@ -13,7 +13,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from artreg.model.wire import AliasMove, RemoteEntry, UsageRecord
 from artreg.registry.records import RemoteChange, StoredVersion
@@ -64,6 +64,66 @@ class Event:
             "resources": [],
             "detail": self.detail,
         }
+
+
+# ---------------------------------------------------------------- which writes make an event
+#
+# Each store says what it wrote, as one of these (SQLite as it writes, in the write's transaction;
+# DynamoDB from its table's stream), and `emitted` alone decides which writes make which event.
+
+
+@dataclass(frozen=True)
+class VersionWritten:
+    version: StoredVersion  # as written
+    before: Literal["committed", "deleted"] | None  # its state before the write; None: a new version
+
+
+@dataclass(frozen=True)
+class MoveWritten:
+    project: str
+    name: str
+    move: AliasMove
+    revision: int  # the head revision the move made
+    digest: str | None  # of the version the alias moved to; None when it was removed
+
+
+@dataclass(frozen=True)
+class UsageWritten:
+    usage: UsageRecord
+    first: bool  # the run's first recorded use of the version (a repeat overwrites it)
+
+
+@dataclass(frozen=True)
+class RemoteChangeWritten:
+    change: RemoteChange  # only written when it is a new observation
+
+
+Written = VersionWritten | MoveWritten | UsageWritten | RemoteChangeWritten
+
+
+def emitted(written: Written) -> Event | None:
+    """The event a write makes, if any: a new version is committed, a committed one that turned
+    deleted is deleted, every alias move is one, a run's first use of a version is one (a repeat
+    is not), and every new observation of a remote reference is one. A change of tags or metadata
+    makes none."""
+    if isinstance(written, VersionWritten):
+        if written.before is None:
+            return committed(written.version)
+        if written.before == "committed" and written.version.state == "deleted":
+            return deleted(written.version)
+        return None
+    if isinstance(written, MoveWritten):
+        return alias_moved(written.project, written.name, written.move, written.revision, written.digest)
+    if isinstance(written, UsageWritten):
+        return used(written.usage) if written.first else None
+    return remote_changed(written.change)
+
+
+def all_emitted(writes: list[Written]) -> list[Event]:
+    return [event for event in map(emitted, writes) if event is not None]
+
+
+# ---------------------------------------------------------------- the events
 
 
 def committed(version: StoredVersion) -> Event:

@@ -18,7 +18,6 @@ import contextlib
 import hashlib
 import hmac
 import json
-import math
 import os
 import re
 import secrets
@@ -36,9 +35,10 @@ from urllib.request import url2pathname
 
 from pydantic import TypeAdapter
 
+from artreg.model import multipart
 from artreg.model.errors import Forbidden, Invalid, NotFound
 from artreg.model.manifest import Entry
-from artreg.model.names import PROJECT_RE, check_project, check_sha256
+from artreg.model.names import PROJECT_RE, SHA256_RE, check_project, check_sha256
 from artreg.model.wire import MissingBlob, MultipartTarget, Part, PresignedPart, RemoteEntry, RemoteSpec
 from artreg.registry.policy import SystemClock
 from artreg.registry.ports import Clock
@@ -46,10 +46,8 @@ from artreg.registry.records import StoredBlob
 
 _ENTRIES = TypeAdapter(list[Entry])
 _MiB = 1024**2
-_MAX_PARTS = 10_000
 _CHUNK = _MiB
 _MULTIPART_ID = re.compile(r"[0-9a-f]{32}")
-_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -133,7 +131,7 @@ class FolderBlobStore:
         if size <= self.multipart_threshold:
             # the signature binds the size and SHA-256: no header needs to carry them
             return MissingBlob(sha256=sha256, size=size, url=self._url("PUT", path, size), headers={})
-        part_size = max(self.part_size, math.ceil(size / _MAX_PARTS / _MiB) * _MiB)
+        part_size = multipart.part_size(size, self.part_size)
         multipart_id = uuid.uuid4().hex
         staging = self._staging(project, multipart_id)
         staging.mkdir(parents=True)
@@ -143,7 +141,7 @@ class FolderBlobStore:
                 part_number=n,
                 url=self._url("PUT", f"{path}/parts/{multipart_id}/{n}", min(part_size, size - (n - 1) * part_size)),
             )
-            for n in range(1, math.ceil(size / part_size) + 1)
+            for n in range(1, multipart.part_count(size, part_size) + 1)
         ]
         return MissingBlob(
             sha256=sha256,
@@ -193,7 +191,7 @@ class FolderBlobStore:
 
     def unlisted_blobs(self, project: str, listed: Container[str]) -> Iterator[StoredBlob]:
         for path in sorted((self.root / project / "blobs" / "sha256").glob("??/*")):
-            if not _SHA256.fullmatch(path.name) or path.name in listed:
+            if not SHA256_RE.fullmatch(path.name) or path.name in listed:
                 continue
             try:
                 info = path.stat()

@@ -3,133 +3,56 @@
 Every change of an artifact is one `BEGIN IMMEDIATE` transaction that checks the head's revision
 first, so it is all or nothing whatever the number of threads and processes writing the same file,
 and a process killed mid-commit leaves no trace of it. Each change also writes its events (built by
-`artreg.events`, as the DynamoDB stream's publisher builds them) into the `outbox` table in that same
+`artreg.events` from what was written, as for the DynamoDB stream) into the `outbox` table in that same
 transaction, where each consumer (`artreg.local.outbox`) reads them from its own position onwards.
 
-Aliases are pointers to version rows, joined on read, so that a change to a version is seen through
-every alias at once (DynamoDB keeps copies and updates them in the same transaction instead).
+The tables, and rows to records, are in `sqlite_schema`. Aliases are pointers to version rows, joined
+on read, so that a change to a version is seen through every alias at once (DynamoDB keeps copies
+and updates them in the same transaction instead).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
-
-from pydantic import TypeAdapter
 
 from artreg import events
 from artreg.events import Event
-from artreg.model import versions
-from artreg.model.errors import Conflict, Invalid, Retryable
+from artreg.local import sqlite_schema as schema
+from artreg.model import manifest, versions
+from artreg.model.errors import Conflict, Retryable
 from artreg.model.manifest import Entry
-from artreg.model.names import LATEST
 from artreg.model.wire import AliasMove, UsageRecord
+from artreg.registry import keys
+from artreg.registry.keys import MovePosition, time_key, time_of
 from artreg.registry.ports import HeadMoved, UploadNotPending, VersionTaken
 from artreg.registry.records import (
     ArtifactChange,
+    EdgeKind,
     Head,
     LineageEdge,
     RemoteChange,
     StoredVersion,
+    StoreLimits,
     Upload,
+    UploadBatch,
     VersionDelta,
 )
 
-_ENTRIES = TypeAdapter(list[Entry])
 _TOP = "\U0010ffff"  # sorts after every sort key and time key
-_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
-_POSITION = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z)#(\d{12})")
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS heads (
-    project TEXT NOT NULL, name TEXT NOT NULL, revision INTEGER NOT NULL, json TEXT NOT NULL,
-    PRIMARY KEY (project, name)
-);
-CREATE TABLE IF NOT EXISTS versions (
-    project TEXT NOT NULL, name TEXT NOT NULL, sort_key TEXT NOT NULL, version TEXT NOT NULL,
-    state TEXT NOT NULL, json TEXT NOT NULL,
-    PRIMARY KEY (project, name, sort_key)
-);
-CREATE TABLE IF NOT EXISTS aliases (
-    project TEXT NOT NULL, name TEXT NOT NULL, alias TEXT NOT NULL, sort_key TEXT NOT NULL,
-    PRIMARY KEY (project, name, alias)
-);
-CREATE TABLE IF NOT EXISTS alias_history (
-    project TEXT NOT NULL, name TEXT NOT NULL, alias TEXT NOT NULL, at TEXT NOT NULL,
-    revision INTEGER NOT NULL, json TEXT NOT NULL,
-    PRIMARY KEY (project, name, alias, at, revision)
-);
-CREATE TABLE IF NOT EXISTS uploads (
-    project TEXT NOT NULL, upload_id TEXT NOT NULL, state TEXT NOT NULL, committed_version TEXT,
-    expires_at TEXT NOT NULL, json TEXT NOT NULL,
-    PRIMARY KEY (project, upload_id)
-);
-CREATE INDEX IF NOT EXISTS uploads_by_expiry ON uploads (state, expires_at);
-CREATE TABLE IF NOT EXISTS upload_batches (
-    project TEXT NOT NULL, upload_id TEXT NOT NULL, batch TEXT NOT NULL, json TEXT NOT NULL,
-    PRIMARY KEY (project, upload_id, batch)
-);
-CREATE TABLE IF NOT EXISTS remote_changes (
-    project TEXT NOT NULL, name TEXT NOT NULL, version TEXT NOT NULL, path TEXT NOT NULL,
-    fingerprint TEXT NOT NULL, json TEXT NOT NULL,
-    PRIMARY KEY (project, name, version, path)
-);
-CREATE TABLE IF NOT EXISTS usages (
-    project TEXT NOT NULL, name TEXT NOT NULL, version TEXT NOT NULL, run_id TEXT NOT NULL, json TEXT NOT NULL,
-    PRIMARY KEY (project, name, version, run_id)
-);
-CREATE INDEX IF NOT EXISTS usages_by_run ON usages (project, run_id);
-CREATE TABLE IF NOT EXISTS outbox (
-    id INTEGER PRIMARY KEY, created_at TEXT NOT NULL, detail_type TEXT NOT NULL, json TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS outbox_positions (
-    consumer TEXT PRIMARY KEY, delivered_id INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS lineage (
-    project TEXT NOT NULL, run_id TEXT NOT NULL, run_position TEXT NOT NULL,
-    name TEXT NOT NULL, sort_key TEXT NOT NULL, version_position TEXT NOT NULL, json TEXT NOT NULL,
-    PRIMARY KEY (project, run_id, run_position)
-);
-CREATE UNIQUE INDEX IF NOT EXISTS lineage_by_version ON lineage (project, name, sort_key, version_position);
-"""
-
-
-def time_key(at: datetime) -> str:
-    """A time as fixed-width UTC text, so that string order is time order (naive times count as UTC)."""
-    aware = at if at.tzinfo else at.replace(tzinfo=UTC)
-    return aware.astimezone(UTC).strftime(_TIME_FORMAT)
-
-
-def _head_of(text: str) -> Head:
-    return Head.model_validate_json(text)
-
-
-def _version_of(text: str) -> StoredVersion:
-    version = StoredVersion.model_validate_json(text)
-    # as the DynamoDB store reads them: `latest` first, then by name
-    version.aliases = sorted(version.aliases, key=lambda a: (a != LATEST, a))
-    return version
-
-
-def _text_or_none(value: object, what: str) -> str | None:
-    """A paging position from a client's cursor: a string or nothing."""
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise Invalid(f"{what} is not one this API handed out; start again without it", details={"field": "cursor"})
-    return value
 
 
 class SqliteStore:
     """`MetadataStore` over the SQLite file at `path`, created with its folder on first use. (Not
     `:memory:`: every thread has its own connection, and would have its own database.)"""
+
+    limits = StoreLimits()  # the deployed registry's, so that what this accepts, AWS accepts too
 
     def __init__(self, path: str | os.PathLike[str], *, busy_timeout_s: float = 30.0) -> None:
         self.path = os.fspath(path)
@@ -138,7 +61,7 @@ class SqliteStore:
         self._local = threading.local()
         db = self._db()
         try:
-            db.executescript(f"BEGIN IMMEDIATE;{_SCHEMA}COMMIT;")
+            db.executescript(f"BEGIN IMMEDIATE;{schema.SCHEMA}COMMIT;")
         except sqlite3.OperationalError as error:
             if db.in_transaction:
                 db.execute("ROLLBACK")
@@ -192,16 +115,16 @@ class SqliteStore:
     def get_head(self, project: str, name: str) -> Head | None:
         with self._read() as db:
             row = db.execute("SELECT json FROM heads WHERE project = ? AND name = ?", (project, name)).fetchone()
-        return _head_of(row[0]) if row else None
+        return schema.head_of(row[0]) if row else None
 
     def list_heads(self, project: str, after_name: str | None, limit: int) -> list[Head]:
-        after = _text_or_none(after_name, "cursor") or ""
+        after = after_name or ""
         with self._read() as db:
             rows = db.execute(
                 "SELECT json FROM heads WHERE project = ? AND name > ? ORDER BY name LIMIT ?",
                 (project, after, limit),
             ).fetchall()
-        return [_head_of(r[0]) for r in rows]
+        return [schema.head_of(r[0]) for r in rows]
 
     def get_version(self, project: str, name: str, version: str) -> StoredVersion | None:
         with self._read() as db:
@@ -209,7 +132,7 @@ class SqliteStore:
                 "SELECT json FROM versions WHERE project = ? AND name = ? AND sort_key = ?",
                 (project, name, versions.sort_key(version)),
             ).fetchone()
-        return _version_of(row[0]) if row else None
+        return schema.version_of(row[0]) if row else None
 
     def get_alias(self, project: str, name: str, alias: str) -> StoredVersion | None:
         with self._read() as db:
@@ -219,17 +142,17 @@ class SqliteStore:
                 " WHERE a.project = ? AND a.name = ? AND a.alias = ?",
                 (project, name, alias),
             ).fetchone()
-        return _version_of(row[0]) if row else None
+        return schema.version_of(row[0]) if row else None
 
     def list_versions(self, project: str, name: str, before_key: str | None, limit: int) -> list[StoredVersion]:
-        before = _text_or_none(before_key, "cursor") or _TOP
+        before = before_key or _TOP
         with self._read() as db:
             rows = db.execute(
                 "SELECT json FROM versions WHERE project = ? AND name = ? AND sort_key < ?"
                 " ORDER BY sort_key DESC LIMIT ?",
                 (project, name, before, limit),
             ).fetchall()
-        return [_version_of(r[0]) for r in rows]
+        return [schema.version_of(r[0]) for r in rows]
 
     def apply(self, change: ArtifactChange) -> None:
         head = change.head
@@ -238,7 +161,7 @@ class SqliteStore:
             row = db.execute(
                 "SELECT revision, json FROM heads WHERE project = ? AND name = ?", (project, name)
             ).fetchone()
-            current = _head_of(row[1]) if row else None
+            current = schema.head_of(row[1]) if row else None
             expected = change.expected_revision
             if (row[0] if row else 0) != expected or (row is not None and expected == 0):
                 raise HeadMoved(current)
@@ -257,14 +180,11 @@ class SqliteStore:
                 )
                 if updated.rowcount != 1:
                     raise UploadNotPending()
-            made: list[Event] = []
+            writes: list[events.Written] = []
             if change.new_version:
                 self._insert_version(db, change.new_version)
-                made.append(events.committed(change.new_version))
-            for delta in change.deltas:
-                deleted = self._apply_delta(db, project, name, delta, current)
-                if deleted is not None:
-                    made.append(events.deleted(deleted))
+                writes.append(events.VersionWritten(change.new_version, None))
+            writes += [self._apply_delta(db, project, name, delta, current) for delta in change.deltas]
             for alias, target in change.alias_puts.items():
                 db.execute(
                     "INSERT INTO aliases (project, name, alias, sort_key) VALUES (?, ?, ?, ?)"
@@ -280,11 +200,8 @@ class SqliteStore:
                     "INSERT INTO alias_history (project, name, alias, at, revision, json) VALUES (?, ?, ?, ?, ?, ?)",
                     (project, name, move.alias, time_key(move.at), head.revision, move.model_dump_json()),
                 )
-                moved_to = change.alias_puts.get(move.alias)
-                made.append(
-                    events.alias_moved(project, name, move, head.revision, moved_to.digest if moved_to else None)
-                )
-            _write_events(db, made)
+                writes.append(events.MoveWritten(project, name, move, head.revision, change.digest_after(move)))
+            schema.write_events(db, events.all_emitted(writes))
 
     @staticmethod
     def _insert_version(db: sqlite3.Connection, version: StoredVersion) -> None:
@@ -306,8 +223,8 @@ class SqliteStore:
     @staticmethod
     def _apply_delta(
         db: sqlite3.Connection, project: str, name: str, delta: VersionDelta, current: Head | None
-    ) -> StoredVersion | None:
-        """Changes one version row; answers the version if this delta deleted it."""
+    ) -> events.VersionWritten:
+        """Changes one version row; answers it as written, and its state before."""
         key = versions.sort_key(delta.version)
         row = db.execute(
             "SELECT json FROM versions WHERE project = ? AND name = ? AND sort_key = ?", (project, name, key)
@@ -327,22 +244,14 @@ class SqliteStore:
             "UPDATE versions SET state = ?, json = ? WHERE project = ? AND name = ? AND sort_key = ?",
             (changed.state, changed.model_dump_json(), project, name, key),
         )
-        return changed if delta.deleted_at is not None else None
+        return events.VersionWritten(changed, version.state)
 
     # ------------------------------------------------------------ alias history
 
     def alias_history(
-        self, project: str, name: str, alias: str, before: str | None, limit: int
-    ) -> tuple[list[AliasMove], str | None]:
-        """Moves newest first; the position is `{time}#{revision}` of the last move handed out, and
-        is only handed out when more moves follow it."""
-        at, revision = _TOP, 0
-        position = _text_or_none(before, "cursor")
-        if position is not None:
-            match = _POSITION.fullmatch(position)
-            if match is None:
-                raise Invalid("cursor is not one this API handed out; start again without it")
-            at, revision = match[1], int(match[2])
+        self, project: str, name: str, alias: str, before: MovePosition | None, limit: int
+    ) -> tuple[list[AliasMove], MovePosition | None]:
+        at, revision = (before.at, before.revision) if before else (_TOP, 0)
         with self._read() as db:
             rows = db.execute(
                 "SELECT at, revision, json FROM alias_history"
@@ -352,7 +261,7 @@ class SqliteStore:
             ).fetchall()
         moves = [AliasMove.model_validate_json(r[2]) for r in rows[:limit]]
         more = len(rows) > limit
-        return moves, (f"{rows[limit - 1][0]}#{rows[limit - 1][1]:012d}" if more else None)
+        return moves, (MovePosition(rows[limit - 1][0], rows[limit - 1][1]) if more else None)
 
     def alias_at(self, project: str, name: str, alias: str, at: datetime) -> AliasMove | None:
         with self._read() as db:
@@ -391,7 +300,7 @@ class SqliteStore:
         multipart: dict[str, str],
     ) -> None:
         batch = {
-            "entries": _ENTRIES.dump_python(list(entries), mode="json"),
+            "entries": manifest.ENTRIES.dump_python(list(entries), mode="json"),
             "missing": list(missing),
             "multipart": dict(multipart),
         }
@@ -422,22 +331,7 @@ class SqliteStore:
             )
         if row is None:
             return None
-        upload = Upload.model_validate_json(row[2])
-        entries, missing, multipart = list(upload.entries), list(upload.missing), dict(upload.multipart)
-        for (text,) in batches:
-            batch = json.loads(text)
-            entries += _ENTRIES.validate_python(batch["entries"])
-            missing += batch["missing"]
-            multipart.update(batch["multipart"])
-        return upload.model_copy(
-            update={
-                "state": row[0],
-                "version": row[1] or upload.version,
-                "entries": entries,
-                "missing": missing,
-                "multipart": multipart,
-            }
-        )
+        return Upload.model_validate_json(row[2]).as_read(row[0], row[1], map(_batch_of, batches))
 
     def expired_uploads(self, now: datetime, limit: int) -> list[Upload]:
         with self._read() as db:
@@ -473,7 +367,7 @@ class SqliteStore:
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 (*key, change.fingerprint, change.model_dump_json()),
             )
-            _write_events(db, [events.remote_changed(change)])
+            schema.write_events(db, events.all_emitted([events.RemoteChangeWritten(change)]))
         return True
 
     def projects(self) -> Iterator[str]:
@@ -504,14 +398,11 @@ class SqliteStore:
                 " ON CONFLICT (project, name, version, run_id) DO UPDATE SET json = excluded.json",
                 (usage.project, usage.name, usage.version, usage.run_id, usage.model_dump_json()),
             )
-            if not known:
-                _write_events(db, [events.used(usage)])
+            schema.write_events(db, events.all_emitted([events.UsageWritten(usage, first=not known)]))
 
     # ------------------------------------------------------------ lineage
 
     def put_edge(self, edge: LineageEdge) -> bool:
-        key = versions.sort_key(edge.version)
-        letter = "P" if edge.kind == "produced" else "U"
         with self._write() as db:
             inserted = db.execute(
                 "INSERT OR IGNORE INTO lineage"
@@ -519,19 +410,19 @@ class SqliteStore:
                 (
                     edge.project,
                     edge.run_id,
-                    f"{letter}#{edge.name}#{key}",
+                    keys.run_position(edge),
                     edge.name,
-                    key,
-                    f"{letter}#{edge.run_id}",
+                    versions.sort_key(edge.version),
+                    keys.version_position(edge),
                     edge.model_dump_json(),
                 ),
             )
         return inserted.rowcount == 1
 
     def run_edges(
-        self, project: str, run_id: str, kind: str | None, after: str | None, limit: int
+        self, project: str, run_id: str, kind: EdgeKind | None, after: str | None, limit: int
     ) -> tuple[list[LineageEdge], str | None]:
-        prefix = {"produced": "P#", "used": "U#"}[kind] if kind else ""
+        prefix = keys.EDGE_PREFIX[kind] if kind else ""
         with self._read() as db:
             rows = db.execute(
                 "SELECT run_position, json FROM lineage WHERE project = ? AND run_id = ?"
@@ -541,9 +432,9 @@ class SqliteStore:
         return _edges_page(rows, limit)
 
     def version_edges(
-        self, project: str, name: str, version: str, kind: str, after: str | None, limit: int
+        self, project: str, name: str, version: str, kind: EdgeKind, after: str | None, limit: int
     ) -> tuple[list[LineageEdge], str | None]:
-        prefix = {"produced": "P#", "used": "U#"}[kind]
+        prefix = keys.EDGE_PREFIX[kind]
         with self._read() as db:
             rows = db.execute(
                 "SELECT version_position, json FROM lineage WHERE project = ? AND name = ? AND sort_key = ?"
@@ -563,10 +454,7 @@ class SqliteStore:
                 " ORDER BY id LIMIT ?",
                 (consumer, limit),
             ).fetchall()
-        return [
-            (row_id, Event(kind, json.loads(text), datetime.strptime(at, _TIME_FORMAT).replace(tzinfo=UTC)))
-            for row_id, at, kind, text in rows
-        ]
+        return [(row_id, Event(kind, json.loads(text), time_of(at))) for row_id, at, kind, text in rows]
 
     def outbox_start_at_end(self, consumer: str) -> None:
         """Gives a consumer that has no position yet the end of the outbox: it gets only later events."""
@@ -587,22 +475,19 @@ class SqliteStore:
             )
 
 
+def _batch_of(row: tuple[str]) -> UploadBatch:
+    batch = json.loads(row[0])
+    return UploadBatch(manifest.ENTRIES.validate_python(batch["entries"]), batch["missing"], batch["multipart"])
+
+
 def _position(after: str | None, prefix: str) -> str:
     """Where a listing starts: after a position it handed out, or at the start of its prefix."""
-    position = _text_or_none(after, "cursor")
-    return position if position is not None and position.startswith(prefix) else prefix
+    return after or prefix
 
 
 def _edges_page(rows: list[tuple[str, str]], limit: int) -> tuple[list[LineageEdge], str | None]:
     edges = [LineageEdge.model_validate_json(text) for _, text in rows[:limit]]
     return edges, (rows[limit - 1][0] if len(rows) > limit else None)
-
-
-def _write_events(db: sqlite3.Connection, made: list[Event]) -> None:
-    db.executemany(
-        "INSERT INTO outbox (created_at, detail_type, json) VALUES (?, ?, ?)",
-        [(time_key(event.time), event.detail_type, event.detail_json()) for event in made],
-    )
 
 
 def _translate(error: sqlite3.OperationalError) -> Exception:

@@ -6,13 +6,17 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import zlib
 from collections.abc import Iterable, Sequence
 from typing import Any
+
+from pydantic import TypeAdapter
 
 from artreg.model.errors import Invalid
 from artreg.model.wire import FileEntry, RemoteEntry
 
 Entry = FileEntry | RemoteEntry
+ENTRIES: TypeAdapter[list[Entry]] = TypeAdapter(list[Entry])
 
 
 def sort_entries(entries: Iterable[Entry]) -> list[Entry]:
@@ -52,3 +56,12 @@ def digest(entries: Sequence[Entry]) -> str:
         ensure_ascii=False,
     )
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def pack(entries: Sequence[Entry]) -> bytes:
+    """Entries as a store keeps a batch of them: compressed JSON, whose size the stores' limit counts."""
+    return zlib.compress(ENTRIES.dump_json(list(entries)), 6)
+
+
+def unpack(packed: bytes) -> list[Entry]:
+    return ENTRIES.validate_json(zlib.decompress(packed))

@@ -34,6 +34,12 @@ def _match(kind: str, pattern: re.Pattern[str], value: str, rule: str) -> str:
     return value
 
 
+def split_ref(text: str) -> tuple[str, str]:
+    """`NAME@REF` as (name, ref), a version or an alias; a bare `NAME` means its `latest`. Checks neither."""
+    name, _, ref = text.partition("@")
+    return name, ref or LATEST
+
+
 def check_project(value: str) -> str:
     return _match("project", PROJECT_RE, value, "1-100 of A-Z a-z 0-9 . _ -, starting with a letter or digit")
 

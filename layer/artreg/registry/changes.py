@@ -79,7 +79,7 @@ class Changes:
             target = self.queries.resolve(project, name, request.version)
             if current == target.version:
                 return target.to_record()
-            if alias not in head.aliases and len(head.aliases) >= self.c.policy.max_aliases:
+            if alias not in head.aliases and len(head.aliases) >= self.c.limits.max_aliases:
                 raise Conflict(
                     f"{name} has {len(head.aliases)} aliases, the most an artifact may have",
                     code="alias_conflict",

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from artreg.model.errors import NotFound
 from artreg.registry.policy import Policy
 from artreg.registry.ports import BlobStore, Clock, IdSource, MetadataStore
-from artreg.registry.records import Head
+from artreg.registry.records import Head, StoreLimits
 
 
 @dataclass
@@ -18,6 +18,10 @@ class Context:
     policy: Policy
     clock: Clock
     ids: IdSource
+
+    @property
+    def limits(self) -> StoreLimits:
+        return self.store.limits
 
 
 def not_found(what: str, **details: str) -> NotFound:

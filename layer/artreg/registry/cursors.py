@@ -1,28 +1,79 @@
-"""Opaque page cursors: what a store or the registry needs to resume, as URL-safe text."""
+"""Opaque page cursors: what the registry needs to resume a listing, as URL-safe text. Each listing
+has its own typed position, decoded and checked here once, so that a cursor this API did not hand
+out (forged, or of another listing) is a 400 on every back end and a store is only ever handed a
+position of the shape it made."""
 
 from __future__ import annotations
 
 import base64
 import json
-from typing import Any
+from typing import Annotated, Any, TypeVar
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from artreg.model import names
 from artreg.model.errors import Invalid
+
+M = TypeVar("M", bound="Position")
+
+_SORT_KEY = r"^[0-9A-Za-z,!~-]{1,1024}$"  # model.versions.sort_key's characters
+_EDGE = r"^[PU]#[^\x00-\x1f]{1,1024}$"  # keys.run_position / keys.version_position
+_MOVE = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z#\d{12}$"  # keys.MovePosition.text
+
+
+class Position(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class AfterName(Position):
+    """Artifacts, by name."""
+
+    after: Annotated[str, Field(pattern=f"^{names.NAME_RE.pattern}$")] | None = None
+
+
+class BeforeVersion(Position):
+    """Versions, newest first, by their sort key."""
+
+    before: Annotated[str, Field(pattern=_SORT_KEY)] | None = None
+
+
+class AtOffset(Position):
+    """Entries of a version's manifest, in path order."""
+
+    offset: Annotated[int, Field(ge=0)] = 0
+
+
+class BeforeMove(Position):
+    """An alias's moves, newest first."""
+
+    before: Annotated[str, Field(pattern=_MOVE)] | None = None
+
+
+class AfterEdge(Position):
+    """A run's edges."""
+
+    after: Annotated[str, Field(pattern=_EDGE)] | None = None
+
+
+class LineageWays(Position):
+    """The root's neighbours each way, for the ways that have more; a way absent has ended."""
+
+    upstream: Annotated[str, Field(pattern=r"^P#[^\x00-\x1f]{1,1024}$")] | None = None
+    downstream: Annotated[str, Field(pattern=r"^U#[^\x00-\x1f]{1,1024}$")] | None = None
 
 
 def encode(position: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(position, separators=(",", ":")).encode()).decode().rstrip("=")
 
 
-def decode(cursor: str | None) -> dict[str, Any]:
+def decode(cursor: str | None, kind: type[M]) -> M:
+    """The position a cursor of this listing carries (the start for no cursor)."""
     if not cursor:
-        return {}
+        return kind()
     try:
-        value = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except ValueError:
-        value = None
-    if not isinstance(value, dict):
+        return kind.model_validate(json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))))
+    except (ValueError, ValidationError):  # not base64, not JSON, not this listing's position
         raise Invalid(
             "cursor is not one this API handed out; start again without it",
             details={"field": "cursor"},
-        )
-    return value
+        ) from None

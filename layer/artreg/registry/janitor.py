@@ -32,7 +32,7 @@ from typing import TypeVar
 
 from artreg.model.errors import NotFound, Retryable
 from artreg.model.wire import FileEntry, RemoteEntry, RemoteSpec
-from artreg.registry import manifests
+from artreg.registry import manifests, paging
 from artreg.registry.policy import SystemClock
 from artreg.registry.ports import BlobStore, Clock, MetadataStore
 from artreg.registry.records import RemoteChange, StoredVersion
@@ -151,20 +151,14 @@ class Janitor:
         return listed
 
     def _live_versions(self, project: str) -> Iterator[StoredVersion]:
-        after: str | None = None
-        while True:
-            heads = self.store.list_heads(project, after, _PAGE)
-            for head in heads:
-                before: str | None = None
-                while True:
-                    page = self.store.list_versions(project, head.name, before, _PAGE)
-                    yield from (version for version in page if version.state != "deleted")
-                    if len(page) < _PAGE:
-                        break
-                    before = page[-1].sort_key
-            if len(heads) < _PAGE:
-                return
-            after = heads[-1].name
+        heads = paging.scan(lambda after, n: self.store.list_heads(project, after, n), lambda h: h.name, None, _PAGE)
+        for head in heads:
+            yield from (version for version in self._versions(project, head.name) if version.state != "deleted")
+
+    def _versions(self, project: str, name: str) -> Iterator[StoredVersion]:
+        return paging.scan(
+            lambda before, n: self.store.list_versions(project, name, before, n), lambda v: v.sort_key, None, _PAGE
+        )
 
     def _entries_of(self, version: StoredVersion, kind: type[E]) -> Iterator[E]:
         """The version's entries of one kind, from its record or, for a large manifest, its chunks."""

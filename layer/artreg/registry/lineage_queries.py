@@ -44,7 +44,8 @@ class LineageQueries:
         if not 1 <= depth <= self.c.policy.max_lineage_depth:
             raise Invalid(f"depth must be between 1 and {self.c.policy.max_lineage_depth}", details={"field": "depth"})
         fan_out = paging.limit(self.c.policy, limit)
-        position = cursors.decode(cursor)
+        position = cursors.decode(cursor, cursors.LineageWays)
+        given = position.model_fields_set
         if self._catch_up:
             self._catch_up()
         root = self.queries.resolve(project, name, ref)
@@ -52,10 +53,10 @@ class LineageQueries:
         graph.version(root.name, root.version)
         following: dict[str, str] = {}
         for way in ("upstream", "downstream"):
-            if direction not in (way, "both") or (position and way not in position):
+            if direction not in (way, "both") or (given and way not in given):
                 continue  # not asked for, or the root's neighbours that way ended on an earlier page
-            after = position.get(way)
-            more = graph.walk(root.name, root.version, way, depth, after if isinstance(after, str) else None)
+            after = position.upstream if way == "upstream" else position.downstream
+            more = graph.walk(root.name, root.version, way, depth, after)
             if more:
                 following[way] = more
         return LineageGraph(
@@ -69,7 +70,7 @@ class LineageQueries:
         """What a run produced and used, `name@version` each, a page of up to `limit` of them together."""
         names.check_project(project)
         names.check_run_id(run_id)
-        after = cursors.decode(cursor).get("after")
+        after = cursors.decode(cursor, cursors.AfterEdge).after
         if self._catch_up:
             self._catch_up()
         edges, more = self.c.store.run_edges(project, run_id, None, after, paging.limit(self.c.policy, limit))

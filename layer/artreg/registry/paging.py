@@ -22,13 +22,7 @@ def limit(policy: Policy, asked: int | None) -> int:
 
 
 def offset(cursor: str | None) -> int:
-    position = cursors.decode(cursor).get("offset", 0)
-    if not isinstance(position, int) or position < 0:
-        raise Invalid(
-            "cursor is not one this API handed out; start again without it",
-            details={"field": "cursor"},
-        )
-    return position
+    return cursors.decode(cursor, cursors.AtOffset).offset
 
 
 def scan(

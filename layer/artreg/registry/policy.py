@@ -20,17 +20,15 @@ class RandomIds:
 
 @dataclass(frozen=True)
 class Policy:
+    """The registry's own choices; what a store can hold is the store's (`MetadataStore.limits`)."""
+
     upload_ttl: timedelta = timedelta(hours=24)
     presign_ttl: timedelta = timedelta(minutes=15)
     commit_deadline_s: float = 20.0  # how long a commit keeps retrying a lost race
     backoff_base_s: float = 0.004
     backoff_cap_s: float = 0.25
     inline_entries: int = 1000  # files (and, separately, remote entries) a version record carries
-    inline_bytes: int = 256 * 1024  # what the inline manifest may take of a 400 KB DynamoDB item
     chunk_entries: int = 1000  # entries per manifest chunk in the blob store: one chunk, one page
-    # per artifact, `latest` included. It bounds the items one change writes: a forced delete writes
-    # 5 + 2 * max_aliases at most, a commit 36 + max_aliases, under DynamoDB's 100 per transaction
-    max_aliases: int = 40
     default_page: int = 100
     max_page: int = 1000
     lineage_depth: int = 3  # runs away from a version that a lineage query goes, by default

@@ -10,6 +10,7 @@ from typing import Protocol
 
 from artreg.model.manifest import Entry
 from artreg.model.wire import AliasMove, MissingBlob, Part, RemoteEntry, RemoteSpec, UsageRecord
+from artreg.registry.keys import MovePosition
 from artreg.registry.records import (
     ArtifactChange,
     EdgeKind,
@@ -18,6 +19,7 @@ from artreg.registry.records import (
     RemoteChange,
     StoredBlob,
     StoredVersion,
+    StoreLimits,
     Upload,
 )
 
@@ -44,6 +46,8 @@ class UploadNotPending(Exception):
 
 
 class MetadataStore(Protocol):
+    limits: StoreLimits
+
     def projects(self) -> Iterator[str]:
         """Every project that has held an artifact."""
         ...
@@ -61,8 +65,11 @@ class MetadataStore(Protocol):
         ...
 
     def alias_history(
-        self, project: str, name: str, alias: str, before: str | None, limit: int
-    ) -> tuple[list[AliasMove], str | None]: ...
+        self, project: str, name: str, alias: str, before: MovePosition | None, limit: int
+    ) -> tuple[list[AliasMove], MovePosition | None]:
+        """Moves newest first, from below `before`; the position of the last one when more follow."""
+        ...
+
     def alias_at(self, project: str, name: str, alias: str, at: datetime) -> AliasMove | None: ...
 
     def create_upload(self, upload: Upload) -> None: ...

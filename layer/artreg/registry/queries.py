@@ -20,6 +20,7 @@ from artreg.model.wire import (
 )
 from artreg.registry import cursors, manifests, paging
 from artreg.registry.context import Context, existing, not_found
+from artreg.registry.keys import MovePosition
 from artreg.registry.records import Head, StoredVersion
 
 LATEST = names.LATEST
@@ -68,7 +69,7 @@ class Queries:
         names.check_project(project)
         if type is not None:
             names.check_type(type)
-        after = cursors.decode(cursor).get("after")
+        after = cursors.decode(cursor, cursors.AfterName).after
         limit = paging.limit(self.c.policy, limit)
         pages = paging.scan(
             lambda after_name, n: self.c.store.list_heads(project, after_name, n),
@@ -101,7 +102,7 @@ class Queries:
             if not items:
                 self.head(project, name)
             return VersionPage(items=[v.to_record() for v in items], next_cursor=None)
-        before = cursors.decode(cursor).get("before")
+        before = cursors.decode(cursor, cursors.BeforeVersion).before
         pages = paging.scan(
             lambda key, n: self.c.store.list_versions(project, name, key, n),
             lambda v: v.sort_key,
@@ -191,15 +192,15 @@ class Queries:
         names.check_project(project)
         names.check_name(name)
         names.check_alias(alias)
-        before = cursors.decode(cursor).get("before")
+        before = cursors.decode(cursor, cursors.BeforeMove).before
         items, next_before = self.c.store.alias_history(
-            project, name, alias, before, paging.limit(self.c.policy, limit)
+            project, name, alias, MovePosition.parse(before) if before else None, paging.limit(self.c.policy, limit)
         )
         if not items and before is None:
             self.head(project, name)
         return AliasHistory(
             items=items,
-            next_cursor=cursors.encode({"before": next_before}) if next_before else None,
+            next_cursor=cursors.encode({"before": next_before.text()}) if next_before else None,
         )
 
     # ------------------------------------------------------------ reads the writers share

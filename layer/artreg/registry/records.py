@@ -4,6 +4,7 @@ cross the ports, apart from the ports themselves."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -12,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from artreg.model import versions
 from artreg.model.manifest import Entry
+from artreg.model.names import LATEST
 from artreg.model.wire import AliasMove, Producer, RemoteEntry, VersionRecord
 
 # pending until committed; expired by the janitor once past `expires_at` (the registry refuses to
@@ -51,6 +53,26 @@ class ManifestRef(BaseModel):
     first_paths: list[str]  # of each chunk, to find a path's chunk by bisection
 
 
+@dataclass(frozen=True)
+class StoreLimits:
+    """What a metadata store can hold, declared by the store (its `limits`); the registry refuses what
+    would exceed them before it writes anything. The defaults are the DynamoDB table's, and the local
+    store declares the same, so that what the local server accepts the deployed registry accepts."""
+
+    # of a version record's inline manifest: what it may take of a 400 KB DynamoDB item
+    record_bytes: int = 256 * 1024
+    # of one upload request's entries, compressed (`manifest.pack`): under the 400 KB item limit
+    batch_bytes: int = 350_000
+    # per artifact, `latest` included. It bounds the items one change writes: a forced delete writes
+    # 5 + 2 * max_aliases at most, a commit 36 + max_aliases, under DynamoDB's 100 per transaction
+    max_aliases: int = 40
+
+
+def latest_first(aliases: Iterable[str]) -> list[str]:
+    """A version's aliases as every store answers them: `latest` first, then by name."""
+    return sorted(aliases, key=lambda a: (a != LATEST, a))
+
+
 class StoredVersion(VersionRecord):
     """A version record as stored: the wire record (with at most the inline part of its manifest)
     plus where the whole manifest lives when it is not all inline."""
@@ -86,6 +108,33 @@ class Upload(BaseModel):
     entries: list[Entry] = Field(default_factory=list)
     missing: list[str] = Field(default_factory=list)  # sha256 of blobs to verify at commit
     multipart: dict[str, str] = Field(default_factory=dict)  # sha256 -> multipart upload id
+
+    def as_read(self, state: UploadState, committed_version: str | None, batches: Iterable[UploadBatch]) -> Upload:
+        """The upload as a store answers it: its first request and then every further batch in the
+        order they came, its state, and once committed the version it became."""
+        entries, missing, multipart = list(self.entries), list(self.missing), dict(self.multipart)
+        for batch in batches:
+            entries += batch.entries
+            missing += batch.missing
+            multipart.update(batch.multipart)
+        return self.model_copy(
+            update={
+                "state": state,
+                "version": committed_version or self.version,
+                "entries": entries,
+                "missing": missing,
+                "multipart": multipart,
+            }
+        )
+
+
+@dataclass(frozen=True)
+class UploadBatch:
+    """What one further request added to a pending upload."""
+
+    entries: list[Entry]
+    missing: list[str]
+    multipart: dict[str, str]
 
 
 class LineageEdge(BaseModel):
@@ -174,6 +223,11 @@ class ArtifactChange:
     alias_deletes: list[str] = field(default_factory=list)
     history: list[AliasMove] = field(default_factory=list)
     commit_upload: str | None = None  # upload id that becomes new_version (must be pending)
+
+    def digest_after(self, move: AliasMove) -> str | None:
+        """The digest of the version an alias moved to (None when it was removed), for its event."""
+        target = self.alias_puts.get(move.alias)
+        return target.digest if target is not None else None
 
 
 def version_id(name: str, version: str) -> str:

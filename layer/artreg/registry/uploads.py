@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from artreg.model import manifest, names, versions
-from artreg.model.errors import Conflict, Invalid, Retryable
+from artreg.model.errors import Conflict, Invalid, Retryable, TooLarge
 from artreg.model.manifest import Entry
 from artreg.model.wire import (
     AddFiles,
@@ -65,6 +65,7 @@ class Uploads:
             unchanged = self._unchanged(project, name, manifest.digest(entries))
             if unchanged:
                 return Committed(unchanged, created=False)
+        self._check_batch(entries)
         missing, targets = self._missing_blobs(project, request.files)
         now = self.c.clock.now()
         upload = Upload(
@@ -96,6 +97,7 @@ class Uploads:
         upload = self._pending_upload(project, name, upload_id, with_entries=False)
         entries = self._entries_of(request.files, request.remote)
         manifest.sort_entries(entries)
+        self._check_batch(entries)
         missing, targets = self._missing_blobs(project, request.files)
         multipart = {t.sha256: t.multipart.upload_id for t in targets if t.multipart}
         try:
@@ -164,7 +166,7 @@ class Uploads:
 
     def _commit_change(self, head: Head | None, upload: Upload, draft: StoredVersion) -> ArtifactChange:
         now = draft.created_at
-        max_aliases = self.c.policy.max_aliases
+        max_aliases = self.c.limits.max_aliases
         if head is None:
             head = Head(
                 project=upload.project,
@@ -228,7 +230,7 @@ class Uploads:
             files[: self.c.policy.inline_entries],
             remote[: self.c.policy.inline_entries],
         )
-        while len(json.dumps([e.model_dump() for e in inline_files + inline_remote])) > self.c.policy.inline_bytes:
+        while len(json.dumps([e.model_dump() for e in inline_files + inline_remote])) > self.c.limits.record_bytes:
             inline_files, inline_remote = (
                 inline_files[: len(inline_files) // 2],
                 inline_remote[: len(inline_remote) // 2],
@@ -279,6 +281,16 @@ class Uploads:
             resolved[version_id(found.name, found.version)] = None
         return {**producer.model_dump(), "inputs": list(resolved)}
 
+    def _check_batch(self, entries: Sequence[Entry]) -> None:
+        """The entries of one request, as a store keeps them, within what the store holds."""
+        size, limit = len(manifest.pack(entries)), self.c.limits.batch_bytes
+        if size > limit:
+            raise TooLarge(
+                f"this batch of {len(entries)} entries is too large to store ({size} bytes compressed); "
+                "send the files in smaller batches",
+                details={"limit": limit},
+            )
+
     def _entries_of(self, files: Sequence[FileEntry], remote: Sequence[RemoteSpec]) -> list[Entry]:
         sizes: dict[str, int] = {}
         for f in files:
@@ -328,14 +340,14 @@ def _looks_like_id(value: str) -> bool:
 
 def _input_ref(ref: str) -> tuple[str, str]:
     """A producer's input, `NAME@VERSION` or `NAME@ALIAS` (`NAME` alone: `latest`) of the same project."""
-    input_name, _, at = ref.partition("@")
+    input_name, at = names.split_ref(ref)
     try:
         names.check_name(input_name)
-        if not versions.is_version(at or LATEST):
-            names.check_alias(at or LATEST)
+        if not versions.is_version(at):
+            names.check_alias(at)
     except Invalid:
         raise Invalid(
             f"producer.inputs: {ref[:300]!r} is not NAME@VERSION or NAME@ALIAS of this project",
             details={"field": "producer.inputs", "input": ref[:300]},
         ) from None
-    return input_name, at or LATEST
+    return input_name, at
