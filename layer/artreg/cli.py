@@ -10,7 +10,7 @@
     artreg tag NAME[@REF] --add T --remove T
     artreg rm NAME@VERSION [--force]
     artreg lineage NAME[@REF] [--upstream|--downstream] [--depth N] [--format tree|mermaid|dot|json]
-    artreg server [--host H] [--port P] [--data DIR] [--webhook URL]
+    artreg server [--host H] [--port P] [--data DIR] [--webhook URL] [--protected-alias A] [--allow-file-root DIR]
     artreg janitor [--data DIR] [--verify]      expire uploads, reclaim (and re-hash) blobs, re-check remote refs
 
 `--url` and `--project` come from the flags, else the SDK's settings (ARTREG_URL / ARTREG_PROJECT, or
@@ -29,6 +29,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from artreg import __version__
@@ -328,7 +329,15 @@ def cmd_server(args: argparse.Namespace, base: ClientSettings | None = None) -> 
     from artreg.local.server import serve
 
     given = client_settings(args, base)
-    serve(args.host, args.port, str(given.data), public_url=args.public_url, webhook=given.webhook)
+    serve(
+        args.host,
+        args.port,
+        str(given.data),
+        public_url=args.public_url,
+        webhook=given.webhook,
+        protected_aliases=args.protected_alias,  # None: ARTREG_PROTECTED_ALIASES, else production
+        file_roots=[Path(root) for root in args.allow_file_root],
+    )
     return EXIT_OK
 
 
@@ -477,6 +486,21 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="URL",
         help="also POST each event (as EventBridge delivers it) to this URL, retried until it answers 2xx"
         " (ARTREG_WEBHOOK)",
+    )
+    server.add_argument(
+        "--protected-alias",
+        action="append",
+        metavar="ALIAS",
+        help="an alias that an upload may not move, only PUT .../aliases/ALIAS (repeat it, or separate with"
+        " commas; ARTREG_PROTECTED_ALIASES; default production)",
+    )
+    server.add_argument(
+        "--allow-file-root",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="pin file:// references (size, mtime) of files under this folder; repeatable. By default none"
+        " is: a file:// reference is stored unverified",
     )
     server.set_defaults(local=cmd_server)
 
