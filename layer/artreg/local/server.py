@@ -42,6 +42,10 @@ class _Context:
     invoked_function_arn: str = "arn:aws:lambda:local:000000000000:function:artreg-local"
     aws_request_id: str = ""
 
+    def get_remaining_time_in_millis(self) -> int:
+        # a request in progress holds its Idempotency-Key this long at most if the server dies under it
+        return 30_000
+
 
 class Local:
     """The registry on one folder: SQLite records, a folder of blobs, and the API's resolver."""
@@ -60,7 +64,9 @@ class Local:
         by default, when not given); `file_roots`: the folders whose `file://` references are pinned
         (none by default: a `file://` reference anywhere else is stored unverified)."""
         from artreg.api.app import build_app
+        from artreg.api.idempotency import IdempotentPosts
         from artreg.local.blobs import FolderBlobStore
+        from artreg.local.idempotency import SqlitePersistenceLayer
         from artreg.local.outbox import Consumer, Outbox, Webhook
         from artreg.local.sqlite_store import SqliteStore
         from artreg.registry.lineage import LineageRecorder
@@ -91,6 +97,9 @@ class Local:
         # two resolvers in one process share it too: one request at a time goes through the resolver.
         # Blob bytes never do, and a request spends ~1 ms in it.
         self._app = build_app(self.registry, caller=lambda _: None)
+        keys = SqlitePersistenceLayer(data_dir / "idempotency.db")
+        keys.start_over()
+        self.idempotency = IdempotentPosts(keys)
         self._resolving = threading.Lock()
 
     def handle_api(self, event: dict[str, Any]) -> dict[str, Any]:
@@ -98,7 +107,7 @@ class Local:
 
         with self._resolving:
             context = cast(LambdaContext, _Context(aws_request_id=event["requestContext"]["requestId"]))
-            answer: dict[str, Any] = self._app.resolve(event, context)
+            answer: dict[str, Any] = self.idempotency.resolve(self._app.resolve, event, context)
             # Lambda flushes the EMF metrics after each invocation; here nothing reads them, and left alone
             # Powertools would print them to stdout every 100 values, until a pipe nobody reads is full
             metrics.clear_metrics()
