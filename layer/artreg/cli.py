@@ -357,7 +357,8 @@ def cmd_janitor(args: argparse.Namespace, base: ClientSettings | None = None) ->
     if not (data / "registry.db").exists():
         raise UsageError(f"{data} holds no registry (no registry.db): give the --data of `artreg server`")
     store = SqliteStore(data / "registry.db")
-    folder = FolderBlobStore(data / "blobs", base_url="http://127.0.0.1")
+    roots = [Path(root) for root in args.allow_file_root]  # the server's: a reference outside reads as vanished
+    folder = FolderBlobStore(data / "blobs", base_url="http://127.0.0.1", file_roots=roots)
     report: dict[str, Any] = {}
     try:
         janitor = Janitor(store, folder)
@@ -517,6 +518,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--verify",
         action="store_true",
         help="also re-hash stored blobs, least recently verified first, and quarantine corrupt ones",
+    )
+    janitor.add_argument(
+        "--allow-file-root",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="as the server's: the folders whose file:// references are read again (repeatable)",
     )
     janitor.add_argument("--verify-minutes", type=float, default=10, help="how long --verify may hash for (default 10)")
     janitor.set_defaults(local=cmd_janitor)

@@ -192,3 +192,30 @@ def test_the_local_server_takes_its_protected_aliases_from_the_flag_or_the_envir
     assert protected() == {"prod", "gate"}
     # And the flag wins over the variable
     assert protected(protected_aliases=["release,x", "y"]) == {"release", "x", "y"}
+
+
+def test_the_local_janitor_reads_file_references_again_under_the_servers_roots(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from artreg import cli
+    from artreg.local.server import Local
+
+    # Given a version with a file:// reference pinned under the server's allowed root
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "train.csv").write_bytes(b"a,b\n")
+    local = Local(tmp_path / "data", "http://127.0.0.1:1", file_roots=[shared])
+    spec = RemoteSpec(uri=(shared / "train.csv").as_uri(), path="train.csv")
+    assert isinstance(local.registry.start_upload(P, N, StartUpload(remote=[spec], commit=True)), Committed)
+
+    def janitor(*args: str) -> dict[str, Any]:
+        assert cli.main(["janitor", "--data", str(tmp_path / "data"), *args]) == 0
+        report: dict[str, Any] = json.loads(capsys.readouterr().out)
+        return report["remote"]
+
+    # When the janitor runs with the same root / Then the unchanged reference is not reported
+    assert janitor("--allow-file-root", str(shared))["changed"] == 0
+    # And without it the reference no longer reads (as after the server stopped allowing the root)
+    assert janitor()["changed"] == 1
