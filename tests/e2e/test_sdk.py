@@ -281,13 +281,13 @@ def test_a_version_of_2500_files_logs_in_batches_and_downloads(
 
 
 def test_use_artifact_resolves_the_alias_and_records_the_usage(reg: Registry, model_dir: Path) -> None:
-    # Given a version holding staging
-    reg.log_artifact(resnet(model_dir, aliases={"staging"}))
+    # Given a version holding stable
+    reg.log_artifact(resnet(model_dir, aliases={"stable"}))
 
-    # When an evaluation run declares that it uses resnet@staging
-    used = reg.use_artifact("resnet@staging", run_id="run-43", pipeline="eval", step="score")
+    # When an evaluation run declares that it uses resnet@stable
+    used = reg.use_artifact("resnet@stable", run_id="run-43", pipeline="eval", step="score")
 
-    # Then it gets the version that staging points at
+    # Then it gets the version that stable points at
     assert (used.name, used.version) == ("resnet", "1.0.0")
     # and a usage of an alias that does not exist is refused
     with pytest.raises(NotFound):
