@@ -302,3 +302,23 @@ def test_a_restarted_local_server_frees_the_keys_of_requests_that_died_with_it(t
     answer = after.handle_api(event)
     # Then the retry acts at once
     assert answer["statusCode"] == 201
+
+
+def test_when_the_key_records_cannot_be_written_the_call_is_503_and_acts_not(tmp_path: Path) -> None:
+    from artreg.local.idempotency import SqlitePersistenceLayer
+    from artreg.local.server import Local
+
+    class Locked(SqlitePersistenceLayer):
+        def _put_record(self, data_record: Any) -> None:
+            raise sqlite3.OperationalError("database is locked")
+
+    # Given a registry whose key records cannot be written just now
+    local = Local(tmp_path / "data", "http://127.0.0.1:1")
+    posts = IdempotentPosts(Locked(tmp_path / "keys.db"))
+    event = api_event("POST", f"{BASE}/uploads", headers={"Idempotency-Key": "log-1"}, body={"commit": True})
+    # When a keyed log is sent
+    answer = posts.resolve(local._app.resolve, event, Context())
+    # Then it is 503 with Retry-After, for the client to retry, and nothing was made
+    assert (answer["statusCode"], answer["headers"]["Retry-After"]) == (503, "1")
+    assert json.loads(answer["body"])["error"]["code"] == "unavailable"
+    assert local.handle_api(api_event("GET", BASE))["statusCode"] == 404

@@ -23,6 +23,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
 from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyAlreadyInProgressError,
+    IdempotencyInconsistentStateError,
     IdempotencyPersistenceLayerError,
     IdempotencyValidationError,
 )
@@ -165,6 +166,6 @@ class IdempotentPosts:
                 Conflict("a request with this Idempotency-Key is still being handled", code="idempotency_in_progress"),
                 {"Retry-After": "1"},
             )
-        except IdempotencyPersistenceLayerError:
+        except (IdempotencyPersistenceLayerError, IdempotencyInconsistentStateError):  # the records, not the call
             return error_answer(Retryable("could not record the Idempotency-Key now; retry"), {"Retry-After": "1"})
         return answer
