@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -98,13 +98,18 @@ def aws_backend(aws: dict[str, Any], *, conflict_rate: float = 0.0, policy: Poli
     return Backend("aws", registry, put_blob, fetch, blob_keys)
 
 
-def local_backend(root: Path, policy: Policy = FAST) -> Backend:
+def local_backend(root: Path, policy: Policy = FAST, *, file_roots: Sequence[Path] | None = None) -> Backend:
+    """`file_roots`: where `file://` references may be pinned from; by default the test's own folder."""
     from artreg.local.blobs import FolderBlobStore
     from artreg.local.sqlite_store import SqliteStore
     from tests.support.folder_blobs import fetch, put_blob
 
     blobs = FolderBlobStore(
-        root / "blobs", base_url="http://127.0.0.1:0", multipart_threshold=8 * 1024**2, part_size=5 * 1024**2
+        root / "blobs",
+        base_url="http://127.0.0.1:0",
+        multipart_threshold=8 * 1024**2,
+        part_size=5 * 1024**2,
+        file_roots=[root] if file_roots is None else file_roots,
     )
     registry = RegistryService(SqliteStore(root / "registry.db"), blobs, policy=policy)
 

@@ -10,7 +10,7 @@
     artreg tag NAME[@REF] --add T --remove T
     artreg rm NAME@VERSION [--force]
     artreg lineage NAME[@REF] [--upstream|--downstream] [--depth N] [--format tree|mermaid|dot|json]
-    artreg server [--host H] [--port P] [--data DIR] [--webhook URL]
+    artreg server [--host H] [--port P] [--data DIR] [--webhook URL] [--protected-alias A] [--allow-file-root DIR]
     artreg janitor [--data DIR] [--verify]      expire uploads, reclaim (and re-hash) blobs, re-check remote refs
     artreg ui --url URL [--port P] [--region R] [--sigv4|--no-sigv4]   the web UI of a deployed stack
 
@@ -30,6 +30,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from artreg import __version__
@@ -330,7 +331,15 @@ def cmd_server(args: argparse.Namespace, base: ClientSettings | None = None) -> 
     from artreg.local.server import serve
 
     given = client_settings(args, base)
-    serve(args.host, args.port, str(given.data), public_url=args.public_url, webhook=given.webhook)
+    serve(
+        args.host,
+        args.port,
+        str(given.data),
+        public_url=args.public_url,
+        webhook=given.webhook,
+        protected_aliases=args.protected_alias,  # None: ARTREG_PROTECTED_ALIASES, else production
+        file_roots=[Path(root) for root in args.allow_file_root],
+    )
     return EXIT_OK
 
 
@@ -350,7 +359,8 @@ def cmd_janitor(args: argparse.Namespace, base: ClientSettings | None = None) ->
     if not (data / "registry.db").exists():
         raise UsageError(f"{data} holds no registry (no registry.db): give the --data of `artreg server`")
     store = SqliteStore(data / "registry.db")
-    folder = FolderBlobStore(data / "blobs", base_url="http://127.0.0.1")
+    roots = [Path(root) for root in args.allow_file_root]  # the server's: a reference outside reads as vanished
+    folder = FolderBlobStore(data / "blobs", base_url="http://127.0.0.1", file_roots=roots)
     report: dict[str, Any] = {}
     try:
         janitor = Janitor(store, folder)
@@ -480,6 +490,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="also POST each event (as EventBridge delivers it) to this URL, retried until it answers 2xx"
         " (ARTREG_WEBHOOK)",
     )
+    server.add_argument(
+        "--protected-alias",
+        action="append",
+        metavar="ALIAS",
+        help="an alias that an upload may not move, only PUT .../aliases/ALIAS (repeat it, or separate with"
+        " commas; ARTREG_PROTECTED_ALIASES; default production)",
+    )
+    server.add_argument(
+        "--allow-file-root",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="pin file:// references (size, mtime) of files under this folder; repeatable. By default none"
+        " is: a file:// reference is stored unverified",
+    )
     server.set_defaults(local=cmd_server)
 
     janitor = commands.add_parser(
@@ -495,6 +520,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--verify",
         action="store_true",
         help="also re-hash stored blobs, least recently verified first, and quarantine corrupt ones",
+    )
+    janitor.add_argument(
+        "--allow-file-root",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="as the server's: the folders whose file:// references are read again (repeatable)",
     )
     janitor.add_argument("--verify-minutes", type=float, default=10, help="how long --verify may hash for (default 10)")
     janitor.set_defaults(local=cmd_janitor)

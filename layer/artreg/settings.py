@@ -2,18 +2,43 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import timedelta
 from functools import lru_cache
+from typing import Annotated, Any
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from artreg.model import names
 from artreg.registry.policy import Policy
 
 
-class Settings(BaseSettings):
+def alias_list(value: Any) -> frozenset[str]:
+    """Aliases given comma-separated (`production,prod`), as a list, or both (a repeated flag)."""
+    items = [value] if isinstance(value, str) else list(value)
+    aliases = frozenset(a.strip() for item in items for a in str(item).split(",") if a.strip())
+    for alias in aliases:
+        names.check_alias(alias)
+        if alias == names.LATEST:
+            raise ValueError("'latest' is moved by every commit and cannot be protected")
+    return aliases
+
+
+class RegistrySettings(BaseSettings):
+    """The registry's own rules, the same on both back ends (the local server reads these too)."""
+
     model_config = SettingsConfigDict(env_prefix="ARTREG_", extra="ignore", frozen=True)
 
+    protected_aliases: Annotated[frozenset[str], NoDecode] = frozenset({"production"})
+
+    @field_validator("protected_aliases", mode="before")
+    @classmethod
+    def _aliases(cls, value: str | Iterable[str]) -> frozenset[str]:
+        return alias_list(value)
+
+
+class Settings(RegistrySettings):
     table_name: str = Field(min_length=3, max_length=255)
     bucket_name: str = Field(min_length=3, max_length=63)
     event_bus_name: str = Field(default="default", min_length=1, max_length=256)
@@ -31,6 +56,7 @@ class Settings(BaseSettings):
             upload_ttl=timedelta(seconds=self.upload_expiry_seconds),
             presign_ttl=timedelta(seconds=self.presign_seconds),
             commit_deadline_s=self.commit_deadline_seconds,
+            protected_aliases=self.protected_aliases,
         )
 
 

@@ -92,7 +92,7 @@ def test_log_then_get_and_download_by_alias(cli: Cli, model_dir: Path, tmp_path:
     out = cli.ok(
         "log", "resnet", model_dir,
         "--type", "model",
-        "--alias", "production",
+        "--alias", "staging",
         "--tag", "t",
         "--tag", "customer:1",
         "--meta", "framework=pytorch",
@@ -102,27 +102,27 @@ def test_log_then_get_and_download_by_alias(cli: Cli, model_dir: Path, tmp_path:
     assert "resnet@1.0.0" in out
 
     # When the deploy job reads it back by alias, as JSON
-    record = cli.json("get", "resnet@production")
+    record = cli.json("get", "resnet@staging")
 
     # Then it is what was logged; a JSON-looking --meta value is JSON, the rest a string
     assert (record["name"], record["version"], record["type"]) == ("resnet", "1.0.0", "model")
-    assert set(record["aliases"]) == {"latest", "production"}
+    assert set(record["aliases"]) == {"latest", "staging"}
     assert set(record["tags"]) == {"t", "customer:1"}
     assert record["metadata"] == {"framework": "pytorch", "epochs": 90}
     assert sorted(f["path"] for f in record["files"]) == sorted(tree(model_dir))
     assert [(r["path"], r["uri"]) for r in record["remote"]] == [("raw/train.csv", REMOTE)]
 
     # When it is downloaded by alias into a new folder
-    done = cli.json("download", "resnet@production", tmp_path / "out")
+    done = cli.json("download", "resnet@staging", tmp_path / "out")
 
     # Then the folder holds the logged bytes, and the reference is reported, not fetched
     assert tree(tmp_path / "out") == tree(model_dir)
     assert (done["version"], done["downloaded"]) == ("1.0.0", 3)
     assert [r["uri"] for r in done["remote"]] == [REMOTE]
     # and the human form of `get` names the version, its aliases and its files
-    human = cli.ok("get", "resnet@production")
+    human = cli.ok("get", "resnet@staging")
     assert "resnet@1.0.0" in human
-    assert "production" in human
+    assert "staging" in human
     assert "weights.bin" in human
 
 

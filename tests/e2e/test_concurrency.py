@@ -17,11 +17,13 @@ from tests.support.server import RunningServer
 
 @pytest.fixture
 def production(server: RunningServer, tmp_path: Path) -> tuple[Registry, LoggedArtifact]:
-    """resnet@1.0.0, holding production, and the SDK client that logged it."""
+    """resnet@1.0.0, promoted to production (an upload may not move it), and the SDK client that logged it."""
     reg = Registry(server.url, project="vision", progress=False, cache_dir=tmp_path / "cache")
     source = tmp_path / "model.bin"
     source.write_bytes(os.urandom(1024))
-    return reg, reg.log_artifact(Artifact("resnet", type="model", aliases={"production"}).add(source))
+    logged = reg.log_artifact(Artifact("resnet", type="model").add(source))
+    reg.set_alias("resnet", "production", logged.version)
+    return reg, logged
 
 
 def run_at_once(tasks: list[Callable[[], list[str]]]) -> list[str]:

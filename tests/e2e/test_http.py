@@ -28,11 +28,11 @@ def log_over_http(url: str, data: bytes, session: requests.Session | None = None
 
 
 def test_resolve_an_alias_and_follow_it_to_the_bytes(server: RunningServer) -> None:
-    # Given a version logged over HTTP, holding production
-    log_over_http(server.url, b"the weights", aliases=["production"])
+    # Given a version logged over HTTP, holding staging
+    log_over_http(server.url, b"the weights", aliases=["staging"])
     # When a deploy script resolves name@alias with ?file=, and follows the redirect
     first = requests.get(
-        f"{server.url}/v1/resolve/{P}/{N}@production", params={"file": "model.bin"}, allow_redirects=False, timeout=10
+        f"{server.url}/v1/resolve/{P}/{N}@staging", params={"file": "model.bin"}, allow_redirects=False, timeout=10
     )
     second = requests.get(first.headers["Location"], timeout=10)
     # Then two requests gave the bytes, and the first said which version it resolved

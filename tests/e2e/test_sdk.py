@@ -91,12 +91,10 @@ def log_two_versions(reg: Registry, tmp_path: Path) -> tuple[LoggedArtifact, Log
 
 def test_a_logged_folder_comes_back_by_alias_and_by_version(reg: Registry, model_dir: Path) -> None:
     # Given a model folder logged with metadata, an alias, tags and a reference to data elsewhere
-    logged = reg.log_artifact(
-        resnet(model_dir, aliases={"production"}, tags={"customer:1", "resnet50"}), run_id="run-42"
-    )
+    logged = reg.log_artifact(resnet(model_dir, aliases={"staging"}, tags={"customer:1", "resnet50"}), run_id="run-42")
 
     # When a deploy job asks for it by alias, and an auditor by version
-    by_alias = reg.get_artifact("resnet@production")
+    by_alias = reg.get_artifact("resnet@staging")
     by_version = reg.get_artifact("resnet", "1.0.0")
 
     # Then both are the first version, with everything it was logged with
@@ -104,7 +102,7 @@ def test_a_logged_folder_comes_back_by_alias_and_by_version(reg: Registry, model
     assert logged.digest == by_alias.digest == by_version.digest
     assert by_alias.type == "model"
     assert by_alias.metadata == {"framework": "pytorch", "epochs": 90}
-    assert set(by_alias.aliases) == {"latest", "production"}
+    assert set(by_alias.aliases) == {"latest", "staging"}
     assert set(by_alias.tags) == {"customer:1", "resnet50"}
     assert by_alias.producer is not None
     assert by_alias.producer.run_id == "run-42"
@@ -117,7 +115,7 @@ def test_a_logged_folder_comes_back_by_alias_and_by_version(reg: Registry, model
     assert (remote.path, remote.uri, remote.verified) == ("raw/train.csv", REMOTE, False)
     # and a plain HTTP client resolving that path is sent to the URI itself
     answer = requests.get(
-        f"{reg.url}/v1/resolve/vision/resnet@production",
+        f"{reg.url}/v1/resolve/vision/resnet@staging",
         params={"file": "raw/train.csv"},
         allow_redirects=False,
         timeout=10,
@@ -127,10 +125,10 @@ def test_a_logged_folder_comes_back_by_alias_and_by_version(reg: Registry, model
 
 def test_a_download_gives_back_every_byte(reg: Registry, model_dir: Path, tmp_path: Path) -> None:
     # Given a logged model folder
-    reg.log_artifact(resnet(model_dir, aliases={"production"}))
+    reg.log_artifact(resnet(model_dir, aliases={"staging"}))
 
     # When it is downloaded by alias into a new folder
-    result = reg.download("resnet@production", root=tmp_path / "out")
+    result = reg.download("resnet@staging", root=tmp_path / "out")
 
     # Then the folder holds exactly the logged files, byte for byte, and the reference is listed, not fetched
     assert tree(tmp_path / "out") == tree(model_dir)
@@ -283,13 +281,13 @@ def test_a_version_of_2500_files_logs_in_batches_and_downloads(
 
 
 def test_use_artifact_resolves_the_alias_and_records_the_usage(reg: Registry, model_dir: Path) -> None:
-    # Given a version holding production
-    reg.log_artifact(resnet(model_dir, aliases={"production"}))
+    # Given a version holding stable
+    reg.log_artifact(resnet(model_dir, aliases={"stable"}))
 
-    # When an evaluation run declares that it uses resnet@production
-    used = reg.use_artifact("resnet@production", run_id="run-43", pipeline="eval", step="score")
+    # When an evaluation run declares that it uses resnet@stable
+    used = reg.use_artifact("resnet@stable", run_id="run-43", pipeline="eval", step="score")
 
-    # Then it gets the version that production points at
+    # Then it gets the version that stable points at
     assert (used.name, used.version) == ("resnet", "1.0.0")
     # and a usage of an alias that does not exist is refused
     with pytest.raises(NotFound):
@@ -297,16 +295,16 @@ def test_use_artifact_resolves_the_alias_and_records_the_usage(reg: Registry, mo
 
 
 def test_a_recorded_usage_shows_in_the_run_and_the_lineage(reg: Registry, model_dir: Path) -> None:
-    # Given resnet@1.0.0 produced by run-42 and holding production, then used by run-43
-    reg.log_artifact(resnet(model_dir, aliases={"production"}), run_id="run-42", pipeline="train")
-    reg.use_artifact("resnet@production", run_id="run-43", pipeline="eval")
+    # Given resnet@1.0.0 produced by run-42 and holding staging, then used by run-43
+    reg.log_artifact(resnet(model_dir, aliases={"staging"}), run_id="run-42", pipeline="train")
+    reg.use_artifact("resnet@staging", run_id="run-43", pipeline="eval")
 
     # When anyone asks what each run did, and where the version came from and went
     used = requests.get(f"{reg.url}/v1/projects/vision/runs/run-43", timeout=10)
     produced = requests.get(f"{reg.url}/v1/projects/vision/runs/run-42", timeout=10)
-    graph = requests.get(f"{reg.url}/v1/projects/vision/artifacts/resnet/versions/production/lineage", timeout=10)
+    graph = requests.get(f"{reg.url}/v1/projects/vision/artifacts/resnet/versions/staging/lineage", timeout=10)
 
-    # Then the usage and the production are both recorded against 1.0.0
+    # Then the usage and the staging are both recorded against 1.0.0
     assert (used.status_code, produced.status_code, graph.status_code) == (200, 200, 200), graph.text
     assert (used.json()["used"], used.json()["produced"]) == (["resnet@1.0.0"], [])
     assert (produced.json()["produced"], produced.json()["used"]) == (["resnet@1.0.0"], [])

@@ -107,8 +107,33 @@ def test_the_training_role_logs_and_reads_in_its_project_only() -> None:
     assert ("GET", "/v1/resolve/vision/resnet@production") in allowed
     # But touches no other project
     assert not any("/other/" in p or p.endswith("/other") for _, p in allowed)
-    # And neither deletes versions nor moves aliases
+    # And neither deletes versions nor moves aliases through their routes
     assert not {m for m, _ in allowed} & {"DELETE", "PUT"}
+    assert ("PUT", "/v1/projects/vision/artifacts/resnet/aliases/production") not in allowed
+
+
+def test_the_training_role_cannot_move_a_protected_alias_by_logging() -> None:
+    # Given the registry's default settings and the training role's routes
+    from artreg.settings import RegistrySettings
+
+    protected = RegistrySettings().protected_aliases
+    allowed = _allowed(_policy("training-role.json"))
+    # Then production is protected, so the upload route it may call refuses to move it (tests/integration/test_trust.py)
+    assert "production" in protected
+    assert ("POST", "/v1/projects/vision/artifacts/resnet/uploads") in allowed
+    # And no route it may call names a protected alias in its path
+    assert not any(p.rsplit("/", 1)[-1] in protected and "/aliases/" in p for _, p in allowed)
+
+
+def test_the_release_role_may_only_move_production_in_its_project_and_read() -> None:
+    allowed = _allowed(_policy("release-role.json"))
+    # It can move and remove production in its project
+    assert ("PUT", "/v1/projects/vision/artifacts/resnet/aliases/production") in allowed
+    assert ("DELETE", "/v1/projects/vision/artifacts/resnet/aliases/production") in allowed
+    # But cannot log, delete versions, or touch another project
+    assert {m for m, _ in allowed} == {"GET", "PUT", "DELETE"}
+    assert all(p.endswith("/aliases/production") for m, p in allowed if m != "GET")
+    assert not any("/other/" in p or p.endswith("/other") for _, p in allowed)
 
 
 def test_the_admin_role_may_call_every_route() -> None:

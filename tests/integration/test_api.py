@@ -179,14 +179,14 @@ def test_reading_routes(call: Call) -> None:
         call,
         b"two",
         type="model",
-        aliases=["production"],
+        aliases=["stable"],
         remote=[{"uri": "https://example.com/d.csv", "path": "raw/d.csv"}],
     )
     # artifacts of the project, and the artifact
     listing = call("GET", f"/v1/projects/{P}/artifacts", query={"type": "model"})
     assert [a["name"] for a in listing.body["items"]] == [N]
     summary = call("GET", BASE).body
-    assert (summary["latest"], summary["version_count"], summary["aliases"]) == ("2.0.0", 2, {"production": "2.0.0"})
+    assert (summary["latest"], summary["version_count"], summary["aliases"]) == ("2.0.0", 2, {"stable": "2.0.0"})
     # versions with filters
     assert [v["version"] for v in call("GET", f"{BASE}/versions").body["items"]] == ["2.0.0", "1.0.0"]
     assert [v["version"] for v in call("GET", f"{BASE}/versions", query={"tag": "customer:1"}).body["items"]] == [
@@ -196,10 +196,10 @@ def test_reading_routes(call: Call) -> None:
         "1.0.0"
     ]
     # a version by alias, with its headers, and 304 for a cache that has it
-    version = call("GET", f"{BASE}/versions/production")
+    version = call("GET", f"{BASE}/versions/stable")
     assert version.headers["X-Artifact-Version"] == "2.0.0"
     assert version.headers["ETag"] == f'"{version.body["digest"]}"'
-    assert call("GET", f"{BASE}/versions/production", headers={"If-None-Match": version.headers["ETag"]}).status == 304
+    assert call("GET", f"{BASE}/versions/stable", headers={"If-None-Match": version.headers["ETag"]}).status == 304
     # files, one file, download
     assert [e["path"] for e in call("GET", f"{BASE}/versions/2.0.0/files").body["items"]] == ["f0.bin", "raw/d.csv"]
     redirect = call("GET", f"{BASE}/versions/latest/files/f0.bin")
@@ -213,26 +213,26 @@ def test_reading_routes(call: Call) -> None:
 
 
 def test_resolve_name_at_alias_to_bytes_in_two_requests(call: Call) -> None:
-    log(call, b"v1", aliases=["production"])
+    log(call, b"v1", aliases=["stable"])
     # the record
-    record = call("GET", f"/v1/resolve/{P}/{N}@production")
+    record = call("GET", f"/v1/resolve/{P}/{N}@stable")
     assert (record.status, record.body["version"]) == (200, "1.0.0")
     assert call("GET", f"/v1/resolve/{P}/{N}").body["version"] == "1.0.0"  # latest by default
     # ?file= answers a 302 whose target is the bytes
-    redirect = call("GET", f"/v1/resolve/{P}/{N}@production", query={"file": "f0.bin"})
+    redirect = call("GET", f"/v1/resolve/{P}/{N}@stable", query={"file": "f0.bin"})
     assert redirect.status == 302
     assert requests.get(redirect.headers["Location"], timeout=10).content == b"v1"
     # ?at= before the alias existed
-    assert_error(call("GET", f"/v1/resolve/{P}/{N}@production", query={"at": "2001-01-01T00:00:00Z"}), 404, "not_found")
+    assert_error(call("GET", f"/v1/resolve/{P}/{N}@stable", query={"at": "2001-01-01T00:00:00Z"}), 404, "not_found")
 
 
 # ---------------------------------------------------------------- changing
 
 
 def test_alias_routes(call: Call) -> None:
-    log(call, b"1", aliases=["production"])
+    log(call, b"1", aliases=["stable"])
     log(call, b"2")
-    alias = f"{BASE}/aliases/production"
+    alias = f"{BASE}/aliases/stable"
     assert_error(call("PUT", alias, body={"version": "2.0.0", "expected_version": "9.0.0"}), 412, "precondition_failed")
     moved = call("PUT", alias, body={"version": "2.0.0", "expected_version": "1.0.0"})
     assert (moved.status, moved.body["version"]) == (200, "2.0.0")
@@ -240,15 +240,15 @@ def test_alias_routes(call: Call) -> None:
     history = call("GET", f"{alias}/history").body["items"]
     assert [(h["version"], h["previous_version"]) for h in history] == [("2.0.0", "1.0.0"), ("1.0.0", None)]
     assert call("DELETE", alias).status == 204
-    assert_error(call("GET", f"{BASE}/versions/production"), 404, "not_found")
+    assert_error(call("GET", f"{BASE}/versions/stable"), 404, "not_found")
     assert_error(call("DELETE", alias), 404, "not_found")
 
 
 def test_patch_delete_and_usage_routes(call: Call) -> None:
-    log(call, b"1", metadata={"a": 1}, aliases=["production"])
+    log(call, b"1", metadata={"a": 1}, aliases=["stable"])
     patched = call("PATCH", f"{BASE}/versions/1.0.0", body={"metadata": {"a": None, "b": 2}, "tags_add": ["gold"]})
     assert (patched.body["metadata"], patched.body["tags"]) == ({"b": 2}, ["gold"])
-    used = call("POST", f"{BASE}/versions/production/usages", body={"run_id": "run-43"})
+    used = call("POST", f"{BASE}/versions/stable/usages", body={"run_id": "run-43"})
     assert (used.status, used.body["version"]) == (201, "1.0.0")
     assert_error(call("DELETE", f"{BASE}/versions/1.0.0"), 409, "alias_conflict")
     deleted = call("DELETE", f"{BASE}/versions/1.0.0", query={"force": "true"})

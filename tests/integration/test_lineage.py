@@ -34,17 +34,17 @@ def ids(graph: Any) -> set[str]:
 
 
 def test_inputs_are_resolved_to_versions_at_commit(backend: Backend) -> None:
-    # Given iris 1.0.0 held by production, and 2.0.0, the latest
-    log(backend, "iris", b"1", type="dataset", aliases=["production"])
+    # Given iris 1.0.0 held by stable, and 2.0.0, the latest
+    log(backend, "iris", b"1", type="dataset", aliases=["stable"])
     log(backend, "iris", b"2", type="dataset")
-    # When a model is logged by a run that used iris@production, iris@2.0.0 and plain iris (latest)
-    producer = {"run_id": "train-1", "inputs": ["iris@production", "iris@2.0.0", "iris"]}
+    # When a model is logged by a run that used iris@stable, iris@2.0.0 and plain iris (latest)
+    producer = {"run_id": "train-1", "inputs": ["iris@stable", "iris@2.0.0", "iris"]}
     model = log(backend, "resnet", b"w", type="model", producer=producer)
     # Then its record names the versions they were then, each once
     assert model.producer is not None
     assert model.producer.inputs == ["iris@1.0.0", "iris@2.0.0"]
     # And they stay so when the alias moves on
-    backend.registry.move_alias(P, "iris", "production", MoveAlias(version="2.0.0"))
+    backend.registry.move_alias(P, "iris", "stable", MoveAlias(version="2.0.0"))
     again = backend.registry.resolve(P, "resnet", "1.0.0")
     assert again.producer is not None
     assert again.producer.inputs == ["iris@1.0.0", "iris@2.0.0"]

@@ -307,24 +307,24 @@ def _part_etags(backend: Backend, target: Any, data: bytes) -> list[tuple[int, s
 
 
 def test_alias_moves_are_compare_and_swap(backend: Backend) -> None:
-    # Given two versions and production on 1.0.0
-    log(backend, {"a": b"1"}, aliases=["production"])
+    # Given two versions and stable on 1.0.0
+    log(backend, {"a": b"1"}, aliases=["stable"])
     log(backend, {"a": b"2"})
     registry = backend.registry
-    # When production is moved expecting the wrong version, or expecting it not to exist
+    # When stable is moved expecting the wrong version, or expecting it not to exist
     for expected in ("2.0.0", None):
         with pytest.raises(PreconditionFailed):
-            registry.move_alias(P, N, "production", MoveAlias(version="2.0.0", expected_version=expected))
+            registry.move_alias(P, N, "stable", MoveAlias(version="2.0.0", expected_version=expected))
     # Then it has not moved
-    assert registry.resolve(P, N, "production").version == "1.0.0"
+    assert registry.resolve(P, N, "stable").version == "1.0.0"
     # And with the right expectation it moves, and both versions know their aliases
-    moved = registry.move_alias(P, N, "production", MoveAlias(version="2.0.0", expected_version="1.0.0"))
-    assert moved.aliases == ["latest", "production"]
+    moved = registry.move_alias(P, N, "stable", MoveAlias(version="2.0.0", expected_version="1.0.0"))
+    assert moved.aliases == ["latest", "stable"]
     assert registry.resolve(P, N, "1.0.0").aliases == []
-    assert registry.resolve(P, N, "production").version == "2.0.0"
+    assert registry.resolve(P, N, "stable").version == "2.0.0"
     # And a new alias may require that it does not exist yet
     registry.move_alias(P, N, "canary", MoveAlias(version="1.0.0", expected_version=None))
-    assert registry.get_artifact(P, N).aliases == {"canary": "1.0.0", "production": "2.0.0"}
+    assert registry.get_artifact(P, N).aliases == {"canary": "1.0.0", "stable": "2.0.0"}
 
 
 def test_latest_cannot_be_moved_or_removed(backend: Backend) -> None:
@@ -339,16 +339,16 @@ def test_latest_cannot_be_moved_or_removed(backend: Backend) -> None:
 
 
 def test_concurrent_alias_moves_with_the_same_expectation_let_one_win(aws: dict[str, Any]) -> None:
-    # Given production on 1.0.0 and eight candidates
+    # Given stable on 1.0.0 and eight candidates
     backend = aws_backend(aws)
-    log(backend, {"a": b"0"}, aliases=["production"])
+    log(backend, {"a": b"0"}, aliases=["stable"])
     for i in range(8):
         log(backend, {"a": str(i).encode()})
     outcomes: list[str] = []
 
     def promote(version: str) -> None:
         try:
-            backend.registry.move_alias(P, N, "production", MoveAlias(version=version, expected_version="1.0.0"))
+            backend.registry.move_alias(P, N, "stable", MoveAlias(version=version, expected_version="1.0.0"))
             outcomes.append(version)
         except PreconditionFailed:
             outcomes.append("lost")
@@ -362,22 +362,22 @@ def test_concurrent_alias_moves_with_the_same_expectation_let_one_win(aws: dict[
     # Then exactly one moved it
     winners = [o for o in outcomes if o != "lost"]
     assert len(winners) == 1
-    assert backend.registry.resolve(P, N, "production").version == winners[0]
+    assert backend.registry.resolve(P, N, "stable").version == winners[0]
 
 
 def test_latest_is_the_highest_live_version(backend: Backend) -> None:
     registry = backend.registry
     # Given 1.0.0, 2.0.0 and a backfilled 1.5.0
     log(backend, {"a": b"1"})
-    log(backend, {"a": b"2"}, aliases=["production"])
+    log(backend, {"a": b"2"}, aliases=["stable"])
     log(backend, {"a": b"3"}, version="1.5.0")
     # Then latest stays 2.0.0
     assert registry.resolve(P, N, "latest").version == "2.0.0"
-    # When 2.0.0 is deleted (it holds production, so only with force)
+    # When 2.0.0 is deleted (it holds stable, so only with force)
     with pytest.raises(Conflict):
         registry.delete_version(P, N, "2.0.0")
     registry.delete_version(P, N, "2.0.0", force=True)
-    # Then latest moves down to 1.5.0, production is gone, and 2.0.0 is no longer found
+    # Then latest moves down to 1.5.0, stable is gone, and 2.0.0 is no longer found
     assert registry.resolve(P, N, "latest").version == "1.5.0"
     assert registry.resolve(P, N, "latest").aliases == ["latest"]
     assert registry.get_artifact(P, N).aliases == {}
@@ -390,17 +390,17 @@ def test_latest_is_the_highest_live_version(backend: Backend) -> None:
 
 def test_an_alias_resolves_as_it_stood_at_a_time(backend: Backend) -> None:
     registry = backend.registry
-    log(backend, {"a": b"1"}, aliases=["production"])
+    log(backend, {"a": b"1"}, aliases=["stable"])
     log(backend, {"a": b"2"})
     between = datetime.now(UTC)
-    registry.move_alias(P, N, "production", MoveAlias(version="2.0.0"))
+    registry.move_alias(P, N, "stable", MoveAlias(version="2.0.0"))
     # Then ?at= gives the alias as it stood, now gives where it is
-    assert registry.resolve(P, N, "production", at=between).version == "1.0.0"
-    assert registry.resolve(P, N, "production").version == "2.0.0"
+    assert registry.resolve(P, N, "stable", at=between).version == "1.0.0"
+    assert registry.resolve(P, N, "stable").version == "2.0.0"
     with pytest.raises(NotFound):
-        registry.resolve(P, N, "production", at=between - timedelta(days=1))
+        registry.resolve(P, N, "stable", at=between - timedelta(days=1))
     # And the history lists every move, newest first
-    history = registry.alias_history(P, N, "production").items
+    history = registry.alias_history(P, N, "stable").items
     assert [(m.version, m.previous_version) for m in history] == [("2.0.0", "1.0.0"), ("1.0.0", None)]
 
 
@@ -410,7 +410,7 @@ def test_an_alias_resolves_as_it_stood_at_a_time(backend: Backend) -> None:
 def test_versions_filter_by_tag_alias_and_metadata(backend: Backend) -> None:
     registry = backend.registry
     log(backend, {"a": b"1"}, tags=["customer:1"], metadata={"acc": 0.9, "framework": "torch"})
-    log(backend, {"a": b"2"}, metadata={"acc": 0.95, "framework": "jax"}, aliases=["production"])
+    log(backend, {"a": b"2"}, metadata={"acc": 0.95, "framework": "jax"}, aliases=["stable"])
     log(backend, {"a": b"3"}, tags=["customer:1"], metadata={"framework": "torch"})
 
     def versions(**filters: Any) -> list[str]:
@@ -418,7 +418,7 @@ def test_versions_filter_by_tag_alias_and_metadata(backend: Backend) -> None:
 
     assert versions() == ["3.0.0", "2.0.0", "1.0.0"]
     assert versions(tag="customer:1") == ["3.0.0", "1.0.0"]
-    assert versions(alias="production") == ["2.0.0"]
+    assert versions(alias="stable") == ["2.0.0"]
     assert versions(metadata={"framework": "torch"}) == ["3.0.0", "1.0.0"]
     assert versions(metadata={"acc": "0.95"}) == ["2.0.0"]
     # And pages follow on from their cursor
@@ -430,18 +430,18 @@ def test_versions_filter_by_tag_alias_and_metadata(backend: Backend) -> None:
 
 def test_patch_merges_metadata_and_tags_everywhere_the_version_is_read(backend: Backend) -> None:
     registry = backend.registry
-    log(backend, {"a": b"1"}, metadata={"keep": 1, "drop": 2}, tags=["old"], aliases=["production"])
+    log(backend, {"a": b"1"}, metadata={"keep": 1, "drop": 2}, tags=["old"], aliases=["stable"])
     registry.patch_version(
-        P, N, "production", PatchVersion(metadata={"drop": None, "new": "x"}, tags_add=["new"], tags_remove=["old"])
+        P, N, "stable", PatchVersion(metadata={"drop": None, "new": "x"}, tags_add=["new"], tags_remove=["old"])
     )
-    for ref in ("1.0.0", "production", "latest"):
+    for ref in ("1.0.0", "stable", "latest"):
         version = registry.resolve(P, N, ref)
         assert (version.metadata, version.tags) == ({"keep": 1, "new": "x"}, ["new"])
 
 
 def test_usages_are_recorded(backend: Backend) -> None:
-    log(backend, {"a": b"1"}, aliases=["production"])
-    usage = backend.registry.record_usage(P, N, "production", Usage(run_id="run-43", step="eval"))
+    log(backend, {"a": b"1"}, aliases=["stable"])
+    usage = backend.registry.record_usage(P, N, "stable", Usage(run_id="run-43", step="eval"))
     assert (usage.version, usage.run_id) == ("1.0.0", "run-43")
 
 

@@ -288,7 +288,7 @@ def test_the_server_command_calls_serve_lazily(monkeypatch: pytest.MonkeyPatch) 
     # Given a stand-in for artreg.local.server
     served: list[tuple[str, int, str, str | None, str | None]] = []
     module = types.ModuleType("artreg.local.server")
-    module.serve = lambda host, port, data, public_url, webhook: served.append(  # type: ignore[attr-defined]
+    module.serve = lambda host, port, data, public_url, webhook, **_: served.append(  # type: ignore[attr-defined]
         (host, port, data, public_url, webhook)
     )
     monkeypatch.setitem(sys.modules, "artreg.local.server", module)
@@ -312,7 +312,7 @@ def test_the_server_takes_its_data_folder_and_webhook_from_the_settings(
     # Given a stand-in for artreg.local.server, and settings (ARTREG_DATA, ARTREG_WEBHOOK) naming both
     served: list[tuple[str, str | None]] = []
     module = types.ModuleType("artreg.local.server")
-    module.serve = lambda host, port, data, public_url, webhook: served.append((data, webhook))  # type: ignore[attr-defined]
+    module.serve = lambda host, port, data, public_url, webhook, **_: served.append((data, webhook))  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "artreg.local.server", module)
     read = ClientSettings(data=tmp_path / "data", webhook="http://hook.test/")
 
@@ -322,6 +322,24 @@ def test_the_server_takes_its_data_folder_and_webhook_from_the_settings(
 
     # Then the settings filled what the flags left out
     assert served == [(str(tmp_path / "data"), "http://hook.test/"), (str(tmp_path / "flag"), "http://hook.test/")]
+
+
+def test_the_server_takes_protected_aliases_and_file_roots_from_its_flags(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a stand-in for artreg.local.server
+    served: list[dict[str, Any]] = []
+    module = types.ModuleType("artreg.local.server")
+    module.serve = lambda *_, **options: served.append(options)  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "artreg.local.server", module)
+
+    # When the server runs with no such flag, then with them (repeated, and comma-separated)
+    cli.main(["server"])
+    cli.main(["server", "--protected-alias", "production,prod", "--protected-alias", "gate"])
+    cli.main(["server", "--allow-file-root", "/data/a", "--allow-file-root", "/data/b"])
+
+    # Then no flag leaves the defaults to the settings (production; no file root), and the flags are passed on
+    assert (served[0]["protected_aliases"], served[0]["file_roots"]) == (None, [])
+    assert served[1]["protected_aliases"] == ["production,prod", "gate"]
+    assert served[2]["file_roots"] == [Path("/data/a"), Path("/data/b")]
 
 
 # ---------------------------------------------------------------- exit codes

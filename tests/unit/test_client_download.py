@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from artreg.client import IntegrityError, Invalid, RetryPolicy, StreamBroken
+from artreg.client import IntegrityError, Invalid, RetryPolicy, StreamBroken, transfer
 from artreg.client.transfer import BlobCache, Downloader, destination
 from artreg.model.wire import DownloadFile
 
@@ -58,6 +58,27 @@ def test_destination_refuses_a_path_that_could_leave_the_folder(tmp_path: Path, 
     root = os.path.realpath(tmp_path / "out")
 
     # When a manifest path that breaks the rule is placed / Then it is refused
+    with pytest.raises(Invalid):
+        destination(root, bad)
+
+
+@pytest.mark.parametrize("bad", ["D:evil.dll", "models/C:x", "x:stream", "CON", "a/nul.txt", "a/b.", "a/b "])
+def test_destination_refuses_a_path_that_windows_reads_as_a_drive_stream_or_device(tmp_path: Path, bad: str) -> None:
+    # Given a download folder
+    root = os.path.realpath(tmp_path / "out")
+
+    # When a manifest path that Windows would write elsewhere is placed / Then it is refused
+    with pytest.raises(Invalid):
+        destination(root, bad)
+
+
+@pytest.mark.parametrize("bad", ["D:evil.dll", "models/C:x", "a/\\\\host\\share"])
+def test_the_guard_checks_every_component_itself(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bad: str) -> None:
+    # Given a path rule that (wrongly) lets a drive-relative component through
+    monkeypatch.setattr(transfer, "check_path", lambda path: path)
+    root = os.path.realpath(tmp_path / "out")
+
+    # When such a path is placed / Then the guard still refuses it
     with pytest.raises(Invalid):
         destination(root, bad)
 

@@ -181,6 +181,35 @@ def test_two_503s_then_success_are_retried_with_backoff() -> None:
     assert 0 <= clock.sleeps[1] <= 1.0
 
 
+def test_each_post_carries_one_idempotency_key_the_same_on_every_retry() -> None:
+    # Given a registry whose answer to the first try is lost, then busy with it, then answers
+    lost = u3.ProtocolError("Connection aborted.", ConnectionResetError(104, "reset"))
+    busy = _error(409, "idempotency_in_progress")
+    pool = FakePool(lost, busy, _ok({"version": "1.0.0"}, 201), _ok({"version": "2.0.0"}, 201), _ok({"items": []}))
+    transport = Transport(API, pool=pool, retry=Clock().policy())
+
+    # When two POSTs (two logical calls) and a GET are made
+    first = transport.json("POST", "/v1/projects/p/artifacts/a/uploads", body={"commit": True})
+    second = transport.json("POST", "/v1/projects/p/artifacts/a/uploads", body={"commit": True})
+    transport.json("GET", "/v1/projects/p/artifacts")
+
+    # Then every try of the first call sent one key (in progress was retried too), the second call another
+    keys = [s.headers.get("Idempotency-Key") for s in pool.sent]
+    assert (first, second) == ({"version": "1.0.0"}, {"version": "2.0.0"})
+    assert keys[0]
+    assert keys[0] == keys[1] == keys[2]
+    assert keys[3]
+    assert keys[3] != keys[0]
+    # And a GET carries none
+    assert keys[4] is None
+
+
+def test_a_post_sends_the_key_it_is_given() -> None:
+    pool = FakePool(_ok({}, 201))
+    Transport(API, pool=pool).api("POST", "/v1/x", body=b"{}", idempotency_key="run-42/log/1")
+    assert pool.sent[0].headers["Idempotency-Key"] == "run-42/log/1"
+
+
 @pytest.mark.parametrize(
     "failure",
     [

@@ -337,8 +337,9 @@ def test_a_part_url_binds_its_part(store: FolderBlobStore) -> None:
 # ---------------------------------------------------------------- remote references and manifests
 
 
-def test_a_file_uri_of_an_existing_file_is_pinned(store: FolderBlobStore, tmp_path: Path) -> None:
-    # Given a local file, a missing one, and an S3 object out of reach
+def test_a_file_uri_of_an_existing_file_is_pinned(tmp_path: Path) -> None:
+    # Given a local file under a folder the server may pin from, a missing one, and an S3 object out of reach
+    store = FolderBlobStore(tmp_path / "data", base_url="http://127.0.0.1:0", file_roots=[tmp_path])
     data = tmp_path / "train.csv"
     data.write_bytes(b"a,b\n1,2\n")
     # When they are pinned

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import functools
 import itertools
+import ntpath
 import random
+from collections.abc import Callable
 
 import pytest
 import semver
@@ -124,6 +126,60 @@ def test_a_valid_path_never_leaves_its_root(segments: list[str]) -> None:
 def test_paths_that_break_the_rule(path: str) -> None:
     with pytest.raises(Invalid):
         names.check_path(path)
+
+
+WINDOWS_DEVICES = ["CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))]
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["D:evil.dll", "x:stream", "a/b:c", "C:/Windows/x", "a<b", "a>b", 'a"b', "a|b", "a?b", "a*b", "a.", "a/b ", "x./y"],
+)
+def test_paths_unsafe_on_windows_break_the_rule(path: str) -> None:
+    # Given a path that Windows would read as a drive, a stream, or a name it silently changes
+    # When it is checked
+    # Then it is refused
+    with pytest.raises(Invalid):
+        names.check_path(path)
+
+
+@given(
+    st.sampled_from(WINDOWS_DEVICES),
+    st.sampled_from([str.lower, str.upper, str.title]),
+    st.sampled_from(["", ".txt", ".tar.gz", " .log"]),
+    st.lists(segment.filter(lambda s: names._WINDOWS_CHARS.search(s) is None), max_size=2),
+)
+def test_a_windows_device_name_is_refused_in_any_segment_case_or_extension(
+    device: str, case: Callable[[str], str], extension: str, before: list[str]
+) -> None:
+    # Given a path with a segment named as a Windows device, in any case, with any extension
+    path = "/".join([*before, case(device) + extension])
+    # Then the rule refuses it
+    with pytest.raises(Invalid):
+        names.check_path(path)
+
+
+@given(st.lists(segment, min_size=1, max_size=6))
+def test_a_valid_path_is_a_plain_file_name_on_windows_too(segments: list[str]) -> None:
+    # Given any path the rule accepts
+    path = "/".join(segments)
+    try:
+        names.check_path(path)
+    except Invalid:
+        return
+    # Then no segment is a drive, a stream, a device or a name Windows changes
+    for part in path.split("/"):
+        assert ntpath.splitdrive(part)[0] == ""
+        assert not set(part) & set('<>:"|?*')
+        assert part.split(".")[0].strip().upper() not in WINDOWS_DEVICES
+        assert not part.endswith((".", " "))
+
+
+def test_names_that_only_look_like_devices_are_kept() -> None:
+    # Given names that contain a device name but are not one
+    for path in ["console.txt", "com10", "lpt0", "nul_model/a", "aux2.bin", "a/CONx"]:
+        # Then they pass the rule
+        assert names.check_path(path) == path
 
 
 def test_metadata_limits() -> None:

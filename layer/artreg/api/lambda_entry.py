@@ -6,12 +6,14 @@ from __future__ import annotations
 from aws_lambda_powertools import Tracer
 
 from artreg.api.app import build_app, logger, metrics
-from artreg.aws.clients import aws_registry
+from artreg.api.idempotency import IdempotentPosts
+from artreg.aws.clients import aws_registry, idempotency_store
 from artreg.settings import settings
 
 # Only boto calls make subsegments: patching requests, httplib and the rest costs cold start for nothing
 tracer = Tracer(service="artreg", patch_modules=["botocore"])
 registry = aws_registry(settings(), on_retry=lambda: metrics.add_metric(name="CommitRetries", unit="Count", value=1))
 app = build_app(registry)
+idempotency = IdempotentPosts(idempotency_store(settings()))
 
-__all__ = ["app", "logger", "metrics", "tracer"]
+__all__ = ["app", "idempotency", "logger", "metrics", "tracer"]

@@ -13,6 +13,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 import boto3
+from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 from botocore.config import Config
 
 from artreg.aws.dynamodb import DynamoStore
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 C = TypeVar("C")
+IDEMPOTENCY_PK = "I#idempotency"
 _RETRIES = Config(retries={"mode": "standard", "max_attempts": 4}, connect_timeout=2, read_timeout=10)
 
 
@@ -73,6 +75,19 @@ def s3_client() -> S3Client:
 @lru_cache(maxsize=1)
 def events_client() -> EventBridgeClient:
     return boto3.client("events", config=_RETRIES)
+
+
+def idempotency_store(settings: Settings) -> DynamoDBPersistenceLayer:
+    """Powertools' idempotency records in the registry's own table, under their own partition key: the
+    table's TTL attribute is their expiry, and the stream's filter lets none of them through."""
+    return DynamoDBPersistenceLayer(
+        table_name=settings.table_name,
+        key_attr="PK",
+        sort_key_attr="SK",
+        static_pk_value=IDEMPOTENCY_PK,
+        expiry_attr="expires_at",
+        boto3_client=deferred(dynamodb_client),
+    )
 
 
 def event_publisher(settings: Settings) -> EventBridgePublisher:

@@ -238,7 +238,9 @@ class S3BlobStore:
     def pin_remote(self, spec: RemoteSpec) -> RemoteEntry:
         entry = RemoteEntry(uri=spec.uri, path=spec.path, metadata=spec.metadata)
         match = _S3_URI.fullmatch(spec.uri)
-        if not match:
+        if not match or match["bucket"].lower() == self.bucket.lower():
+            # the registry's own bucket is never read for a caller: the API's role may read every
+            # project's blobs there, and pinning would tell one project what another holds
             return entry
         params: dict[str, Any] = {"Bucket": match["bucket"], "Key": unquote(match["key"])}
         if match["vid"]:

@@ -3,8 +3,10 @@ error body raised as artreg's error classes, retries with exponential backoff an
 SigV4 signing of API calls when a signer is given.
 
 Every call is retried on 429, 502, 503 and 504 and on connection errors, up to `RetryPolicy.attempts`
-attempts and `RetryPolicy.deadline` seconds. That includes the POSTs of an upload: the same commit
-commits once, and a duplicate pending upload is harmless (it expires). Blob transfers to presigned
+attempts and `RetryPolicy.deadline` seconds. That includes the POSTs of an upload: each POST carries an
+`Idempotency-Key` made for that one call and sent again on each of its retries, so that a retry whose
+first try acted (its answer lost) gets that answer instead of acting twice (API.md); a `409
+idempotency_in_progress` (the first try still running) is retried as well. Blob transfers to presigned
 URLs are retried on 500 too (S3's `InternalError`), and are never signed: the URL carries its own
 signature.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -33,6 +36,7 @@ CHUNK = 1024 * 1024
 USER_AGENT = f"artreg-sdk/{__version__}"
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 BLOB_RETRY_STATUSES = RETRY_STATUSES | {500}
+IN_PROGRESS = "idempotency_in_progress"  # a 409 that says: the first try of this call still runs
 # what a dropped, refused or timed-out connection raises (urllib3 re-raises these with retries=False)
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     u3.TimeoutError,
@@ -141,12 +145,23 @@ class Transport:
     def url(self, path: str, query: Query | None = None) -> str:
         return self.base_url + path + (f"?{urlencode(query)}" if query else "")
 
-    def api(self, method: str, path: str, *, body: bytes | None = None, query: Query | None = None) -> Response:
-        """One API call; raises the error class of an answer >= 400 (after retries for the retryable)."""
+    def api(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: bytes | None = None,
+        query: Query | None = None,
+        idempotency_key: str | None = None,
+    ) -> Response:
+        """One API call; raises the error class of an answer >= 400 (after retries for the retryable).
+        A POST carries `idempotency_key`, a new one when not given, the same on every retry."""
         url = self.url(path, query)
         base = {"Accept": "application/json", "User-Agent": USER_AGENT}
         if body is not None:
             base["Content-Type"] = "application/json"
+        if method == "POST":
+            base["Idempotency-Key"] = idempotency_key or uuid.uuid4().hex
 
         def send() -> Response:
             headers = self.signer.sign(method, url, base, body or b"") if self.signer else dict(base)
@@ -163,7 +178,7 @@ class Transport:
             answer = Response(int(raw.status), raw.headers, bytes(raw.data or b""))
             if answer.status >= 400:
                 error = error_from_answer(answer.status, answer.data, what=f"{method} {path}")
-                if answer.status in RETRY_STATUSES:
+                if answer.status in RETRY_STATUSES or error.code == IN_PROGRESS:
                     raise _Again(error, _retry_after(answer.headers))
                 raise error
             return answer

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import ntpath
 import os
+import posixpath
 import shutil
 import stat
 import sys
@@ -152,6 +154,14 @@ def _inside(root: str, path: str) -> bool:
         return False
 
 
+def _plain_name(part: str) -> bool:
+    """A component that both POSIX and Windows read as one name in the folder it is joined to: no
+    separator, no drive (`D:x` is relative to drive D's current folder, not to ours), not absolute."""
+    return all(
+        m.split(part) == ("", part) and not m.splitdrive(part)[0] and not m.isabs(part) for m in (posixpath, ntpath)
+    )
+
+
 def destination(root: str, path: str, resolved: dict[str, str] | None = None) -> str:
     """Where a manifest's `path` is written under the folder `root` (a real path). Refuses, before
     anything is written, a path that breaks API.md's rule (absolute, `..`, backslash, ...) and one
@@ -160,6 +170,12 @@ def destination(root: str, path: str, resolved: dict[str, str] | None = None) ->
     `resolved` memoises folders already checked (this SDK never creates a link, so a checked folder
     stays inside)."""
     check_path(path)
+    if not all(_plain_name(part) for part in path.split("/")):  # the rule holds this already; a guard holds it again
+        raise Invalid(
+            f"file path {path[:200]!r} has a component that is not a plain file name",
+            code="unsafe_path",
+            details={"path": path[:200]},
+        )
     folder, _, name = path.rpartition("/")
     real_folder = resolved.get(folder) if resolved is not None else None
     if real_folder is None:

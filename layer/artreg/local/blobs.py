@@ -77,9 +77,12 @@ class FolderBlobStore:
         multipart_threshold: int = 512 * _MiB,
         part_size: int = 64 * _MiB,
         clock: Clock | None = None,
+        file_roots: Sequence[str | os.PathLike[str]] = (),
     ) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
+        # the folders whose files `file://` references may be pinned from: none unless the server is told
+        self.file_roots = tuple(os.path.realpath(r) for r in file_roots)
         split = urlsplit(base_url)
         self._origin = f"{split.scheme}://{split.netloc}"
         self._prefix = split.path.rstrip("/")
@@ -354,14 +357,19 @@ class FolderBlobStore:
     # ------------------------------------------------------------ remote references
 
     def pin_remote(self, spec: RemoteSpec) -> RemoteEntry:
-        """A `file://` URI of an existing file is pinned (size, mtime-based ETag); nothing else can be
-        read here, and is recorded as given with `verified` false."""
+        """A `file://` URI of an existing file under one of `file_roots` (links resolved) is pinned (size,
+        mtime-based ETag); anything else, the registry's own folder included, is recorded as given with
+        `verified` false, the same whether it exists or not, so that a caller learns nothing of the
+        server's files by logging references to them."""
         entry = RemoteEntry(uri=spec.uri, path=spec.path, metadata=spec.metadata)
         try:
             split = urlsplit(spec.uri)
-            if split.scheme != "file" or split.netloc not in ("", "localhost"):
+            if split.scheme != "file" or split.netloc not in ("", "localhost") or not self.file_roots:
                 return entry
-            info = os.stat(url2pathname(split.path))
+            real = os.path.realpath(url2pathname(split.path))
+            if _under(real, os.path.realpath(self.root)) or not any(_under(real, r) for r in self.file_roots):
+                return entry
+            info = os.stat(real)
         except (OSError, ValueError):
             return entry
         if not stat.S_ISREG(info.st_mode):
@@ -468,6 +476,13 @@ def _secret(root: Path) -> bytes:
         finally:
             os.unlink(name)
     return bytes.fromhex(path.read_text().strip())
+
+
+def _under(path: str, root: str) -> bool:
+    try:
+        return os.path.commonpath([path, root]) == root
+    except ValueError:  # another drive, or one relative and one absolute
+        return False
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

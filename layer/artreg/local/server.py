@@ -14,7 +14,7 @@ import shutil
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -26,7 +26,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from artreg.events import DEFAULT_SOURCE
 from artreg.model.errors import ArtregError, Invalid, NotFound, TooLarge
 from artreg.model.wire import ErrorBody, ErrorDetail
-from artreg.registry.service import RegistryService
+from artreg.registry.service import Policy, RegistryService
+from artreg.settings import RegistrySettings
 
 log = logging.getLogger("artreg.server")
 MAX_API_BODY = 6 * 1024**2  # what API Gateway and Lambda take; blobs never pass through the API
@@ -41,6 +42,10 @@ class _Context:
     invoked_function_arn: str = "arn:aws:lambda:local:000000000000:function:artreg-local"
     aws_request_id: str = ""
 
+    def get_remaining_time_in_millis(self) -> int:
+        # a request in progress holds its Idempotency-Key this long at most if the server dies under it
+        return 30_000
+
 
 class Local:
     """The registry on one folder: SQLite records, a folder of blobs, and the API's resolver."""
@@ -52,15 +57,22 @@ class Local:
         *,
         webhook: str | None = None,
         event_source: str = DEFAULT_SOURCE,
+        protected_aliases: Iterable[str] | None = None,
+        file_roots: Sequence[Path] = (),
     ):
+        """`protected_aliases`: those an upload may not move (ARTREG_PROTECTED_ALIASES, `production`
+        by default, when not given); `file_roots`: the folders whose `file://` references are pinned
+        (none by default: a `file://` reference anywhere else is stored unverified)."""
         from artreg.api.app import build_app
+        from artreg.api.idempotency import IdempotentPosts
         from artreg.local.blobs import FolderBlobStore
+        from artreg.local.idempotency import SqlitePersistenceLayer
         from artreg.local.outbox import Consumer, Outbox, Webhook
         from artreg.local.sqlite_store import SqliteStore
         from artreg.registry.lineage import LineageRecorder
 
         data_dir.mkdir(parents=True, exist_ok=True)
-        self.blobs = FolderBlobStore(data_dir / "blobs", base_url=base_url)
+        self.blobs = FolderBlobStore(data_dir / "blobs", base_url=base_url, file_roots=file_roots)
         threshold = os.environ.get("ARTREG_MULTIPART_THRESHOLD")  # as the Lambda's; the folder's default else
         if threshold:
             self.blobs.multipart_threshold = _threshold(threshold)
@@ -72,13 +84,22 @@ class Local:
         if webhook:
             consumers[f"webhook:{webhook}"] = Webhook(webhook, event_source)
         self.outbox = Outbox(self.store, consumers, new_only=frozenset(c for c in consumers if c != "lineage"))
+        rules = (
+            RegistrySettings() if protected_aliases is None else RegistrySettings(protected_aliases=protected_aliases)
+        )
         self.registry = RegistryService(
-            self.store, self.blobs, lineage_catch_up=lambda: self.outbox.catch_up("lineage")
+            self.store,
+            self.blobs,
+            policy=Policy(protected_aliases=rules.protected_aliases),
+            lineage_catch_up=lambda: self.outbox.catch_up("lineage"),
         )
         # Powertools keeps the request being handled on its router *class* (BaseRouter.current_event), so
         # two resolvers in one process share it too: one request at a time goes through the resolver.
         # Blob bytes never do, and a request spends ~1 ms in it.
         self._app = build_app(self.registry, caller=lambda _: None)
+        keys = SqlitePersistenceLayer(data_dir / "idempotency.db")
+        keys.start_over()
+        self.idempotency = IdempotentPosts(keys)
         self._resolving = threading.Lock()
 
     def handle_api(self, event: dict[str, Any]) -> dict[str, Any]:
@@ -86,7 +107,7 @@ class Local:
 
         with self._resolving:
             context = cast(LambdaContext, _Context(aws_request_id=event["requestContext"]["requestId"]))
-            answer: dict[str, Any] = self._app.resolve(event, context)
+            answer: dict[str, Any] = self.idempotency.resolve(self._app.resolve, event, context)
             # Lambda flushes the EMF metrics after each invocation; here nothing reads them, and left alone
             # Powertools would print them to stdout every 100 values, until a pipe nobody reads is full
             metrics.clear_metrics()
@@ -315,13 +336,22 @@ def make_server(
     *,
     webhook: str | None = None,
     event_source: str = DEFAULT_SOURCE,
+    protected_aliases: Iterable[str] | None = None,
+    file_roots: Sequence[Path] = (),
 ) -> tuple[Server, str]:
     """Binds first (port 0 picks a free one), then builds the registry with the URL clients will use,
     and starts draining its outbox (`server.local.outbox`)."""
     handler = type("BoundHandler", (Handler,), {})
     server = Server((host, port), handler)
     url = public_url or f"http://{_url_host(host)}:{server.server_address[1]}"
-    local = Local(data_dir, url, webhook=webhook, event_source=event_source)
+    local = Local(
+        data_dir,
+        url,
+        webhook=webhook,
+        event_source=event_source,
+        protected_aliases=protected_aliases,
+        file_roots=file_roots,
+    )
     handler.local = local  # type: ignore[attr-defined]
     server.local = local
     local.outbox.start()
@@ -356,10 +386,21 @@ def serve(
     public_url: str | None = None,
     ready: Callable[[str], None] | None = None,
     webhook: str | None = None,
+    protected_aliases: Iterable[str] | None = None,
+    file_roots: Sequence[Path] = (),
 ) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     source = os.environ.get("ARTREG_EVENT_SOURCE") or DEFAULT_SOURCE
-    server, url = make_server(host, port, Path(data_dir), public_url, webhook=webhook, event_source=source)
+    server, url = make_server(
+        host,
+        port,
+        Path(data_dir),
+        public_url,
+        webhook=webhook,
+        event_source=source,
+        protected_aliases=protected_aliases,
+        file_roots=file_roots,
+    )
     if not is_loopback(host):
         log.warning(
             "listening on %s, beyond loopback: this server has NO authentication; "

@@ -42,6 +42,13 @@ class Conflict(ArtregError):
     default_code = "conflict"
 
 
+class KeyReused(ArtregError):
+    """An `Idempotency-Key` sent again with a different request."""
+
+    status = 422
+    default_code = "idempotency_key_reused"
+
+
 class PreconditionFailed(ArtregError):
     status = 412
     default_code = "precondition_failed"
@@ -72,6 +79,7 @@ ERRORS_BY_STATUS: dict[int, type[ArtregError]] = {
         NotFound,
         Conflict,
         PreconditionFailed,
+        KeyReused,
         TooLarge,
         Throttled,
         Retryable,

@@ -16,6 +16,11 @@ ALIAS_RE = re.compile(r"[a-z][a-z0-9_-]{0,63}")
 RUN_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@+=-]{0,255}")
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# What Windows refuses or reads as something else in a file name: `:` alone makes `D:evil.dll` a
+# path on drive D and `x:stream` an alternate data stream; the device names are devices whatever
+# their extension or case (`con.txt`, `Com1.tar.gz`); a trailing dot or space is silently dropped
+_WINDOWS_CHARS = re.compile(r'[<>:"|?*]')
+_WINDOWS_DEVICES = re.compile(r"(?i)(CON|PRN|AUX|NUL|COM[1-9¹²³]|LPT[1-9¹²³]) *(\..*)?")
 
 LATEST = "latest"
 MAX_TAGS = 64
@@ -98,8 +103,9 @@ def check_tags(values: list[str]) -> list[str]:
 
 
 def check_path(value: str) -> str:
-    """A relative POSIX path inside the artifact. This is what keeps `../x` from ever becoming an
-    S3 key or a file outside a download folder."""
+    """A relative POSIX path inside the artifact, safe as a file name on POSIX and Windows alike.
+    This is what keeps `../x` (or `D:x`, or `CON`) from ever becoming an S3 key or a file outside a
+    download folder."""
     if not isinstance(value, str):
         raise Invalid("file path must be a string", details={"field": "path"})
     size = len(value.encode("utf-8", "surrogatepass"))
@@ -114,6 +120,16 @@ def check_path(value: str) -> str:
         problem = "must not hold NUL or control characters"
     elif any(segment in ("", ".", "..") for segment in value.split("/")):
         problem = "must not have an empty, '.' or '..' segment"
+    elif found := _WINDOWS_CHARS.search(value):
+        problem = (
+            f'must not hold {found.group()!r} (none of < > : " | ? *: Windows refuses them, or reads a drive or stream)'
+        )
+    elif device := next((s for s in value.split("/") if _WINDOWS_DEVICES.fullmatch(s)), None):
+        problem = (
+            f"must not have a segment that Windows reads as a device ({device!r}: CON, PRN, AUX, NUL, COM1-9, LPT1-9)"
+        )
+    elif trailing := next((s for s in value.split("/") if s.endswith((".", " "))), None):
+        problem = f"must not have a segment that ends in a dot or a space ({trailing!r}: Windows drops them)"
     else:
         try:
             value.encode("utf-8")

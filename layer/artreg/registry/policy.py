@@ -34,3 +34,6 @@ class Policy:
     lineage_depth: int = 3  # runs away from a version that a lineage query goes, by default
     max_lineage_depth: int = 10
     max_lineage_nodes: int = 2000  # a lineage walk expands no node past this many, marking it truncated
+    # aliases an upload may not move: only the alias routes (whose path names the alias, so that IAM can
+    # tell them apart) move them
+    protected_aliases: frozenset[str] = frozenset({"production"})

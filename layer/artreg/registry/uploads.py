@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from artreg.model import manifest, names, versions
-from artreg.model.errors import Conflict, Invalid, Retryable, TooLarge
+from artreg.model.errors import Conflict, Forbidden, Invalid, Retryable, TooLarge
 from artreg.model.manifest import Entry
 from artreg.model.wire import (
     AddFiles,
@@ -59,6 +59,9 @@ class Uploads:
         names.check_name(name)
         for ref in request.producer.inputs if request.producer else []:
             _input_ref(ref)
+        self._check_protected(request.aliases)
+        if request.version is not None:  # before any byte is sent
+            self._check_version_free(project, name, request.version)
         entries = self._entries_of(request.files, request.remote)
         manifest.sort_entries(entries)  # a path listed twice is refused before anything is written
         if request.commit and request.if_changed:  # unchanged content: answer the version we have, one read
@@ -127,6 +130,9 @@ class Uploads:
                 f"upload {upload_id} expired at {upload.expires_at.isoformat()}; start a new upload",
                 code="upload_state",
             )
+        self._check_protected(upload.aliases)  # the setting may have changed since the upload started
+        if upload.version is not None:  # taken meanwhile: that, not the blobs, is what the caller must fix
+            self._check_version_free(project, name, upload.version)
         entries = manifest.sort_entries(upload.entries)
         sizes = {e.sha256: e.size for e in entries if isinstance(e, FileEntry)}
         absent = self.c.blobs.verify(
@@ -150,11 +156,7 @@ class Uploads:
             try:
                 self.c.store.apply(change)
             except VersionTaken:
-                raise Conflict(
-                    f"version {change.new_version and change.new_version.version} of {name} exists already",
-                    code="version_exists",
-                    details={"version": change.new_version.version if change.new_version else None},
-                ) from None
+                raise _version_exists(name, change.new_version.version if change.new_version else None) from None
             except UploadNotPending:  # a concurrent retry of this same commit won
                 return Committed(self._committed_version(self._upload(project, name, upload_id)), created=False)
             assert change.new_version is not None
@@ -163,6 +165,21 @@ class Uploads:
         return self.retrier.run(lambda: self.c.store.get_head(project, name), attempt)
 
     # ------------------------------------------------------------ helpers
+
+    def _check_protected(self, aliases: Sequence[str]) -> None:
+        """The one rule of protected aliases: an upload never moves one (the alias routes do)."""
+        protected = sorted(set(aliases) & self.c.policy.protected_aliases)
+        if protected:
+            raise Forbidden(
+                f"alias {protected[0]!r} is protected: an upload may not move it; log the version, then "
+                f"PUT .../aliases/{protected[0]} with a role allowed to",
+                details={"aliases": protected},
+            )
+
+    def _check_version_free(self, project: str, name: str, version: str) -> None:
+        """An explicit version that exists (deleted or not; build metadata aside) is refused at once."""
+        if self.c.store.get_version(project, name, version) is not None:
+            raise _version_exists(name, version)
 
     def _commit_change(self, head: Head | None, upload: Upload, draft: StoredVersion) -> ArtifactChange:
         now = draft.created_at
@@ -332,6 +349,10 @@ class Uploads:
     def _unchanged(self, project: str, name: str, digest: str) -> VersionRecord | None:
         latest = self.c.store.get_alias(project, name, LATEST)
         return latest.to_record() if latest and latest.digest == digest else None
+
+
+def _version_exists(name: str, version: str | None) -> Conflict:
+    return Conflict(f"version {version} of {name} exists already", code="version_exists", details={"version": version})
 
 
 def _looks_like_id(value: str) -> bool:
