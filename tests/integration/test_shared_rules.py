@@ -226,18 +226,18 @@ def test_a_versions_aliases_read_latest_first_then_by_name(side: Side) -> None:
 
 
 def test_a_time_without_a_zone_is_utc(side: Side, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Given a machine whose local time is not UTC, and `production` moved from 1.0.0 to 2.0.0 at 11:00 UTC
+    # Given a machine whose local time is not UTC, and `stable` moved from 1.0.0 to 2.0.0 at 11:00 UTC
     monkeypatch.setenv("TZ", "America/New_York")
     time.tzset()
     try:
         clock = Clock()
         side.registry.clock = clock
-        log(side, N, b"a", aliases=["production"])
+        log(side, N, b"a", aliases=["stable"])
         clock.at = T0 + timedelta(hours=1)
-        log(side, N, b"b", aliases=["production"])
+        log(side, N, b"b", aliases=["stable"])
         # When it is asked where the alias stood at 10:30 and at 11:30 without a zone
-        before = side.registry.resolve(P, N, "production", at=datetime(2026, 11, 22, 10, 30))
-        after = side.registry.resolve(P, N, "production", at=datetime(2026, 11, 22, 11, 30))
+        before = side.registry.resolve(P, N, "stable", at=datetime(2026, 11, 22, 10, 30))
+        after = side.registry.resolve(P, N, "stable", at=datetime(2026, 11, 22, 11, 30))
     finally:
         monkeypatch.delenv("TZ")
         time.tzset()
