@@ -185,7 +185,7 @@ def test_missing_blobs_are_put_once_each_with_the_answer_headers_then_committed(
     (tmp_path / "d" / "b.yaml").write_bytes(b"same")
     (tmp_path / "model.pt").write_bytes(b"weights")
     api = FakeApi()
-    art = Artifact("resnet").add(tmp_path / "d", path="configs").add(tmp_path / "model.pt")
+    art = Artifact("resnet").add(tmp_path / "d", name="configs").add(tmp_path / "model.pt")
     art.add_remote("s3://bucket/dir/train.csv", path="raw/train.csv")
 
     # When it is logged

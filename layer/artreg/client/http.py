@@ -57,6 +57,9 @@ class RetryPolicy:
     base_delay: float = 0.25
     max_delay: float = 8.0
     deadline: float = 120.0
+    # a connection refused (or a name that does not resolve) is retried this long only: nothing
+    # listens there, and the user should hear so at once (a registry restarting is back by then)
+    refused_deadline: float = 1.5
     sleep: Callable[[float], None] = field(default=time.sleep, repr=False, compare=False)
     clock: Callable[[], float] = field(default=time.monotonic, repr=False, compare=False)
 
@@ -257,6 +260,7 @@ class Transport:
                 error, retry_after, cause = Unreachable(f"could not reach {what}: {exc}"), None, exc
             delay = policy.delay(retry, retry_after)
             retry += 1
-            if retry >= policy.attempts or policy.clock() - started + delay > policy.deadline:
+            deadline = policy.refused_deadline if isinstance(cause, u3.NewConnectionError) else policy.deadline
+            if retry >= policy.attempts or policy.clock() - started + delay > deadline:
                 raise error from cause
             policy.sleep(delay)
