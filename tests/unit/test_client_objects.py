@@ -96,7 +96,7 @@ def test_plain_values_are_chosen_by_type(obj: object, name: str) -> None:
 
 
 def test_an_unknown_materializer_name_says_what_is_installed() -> None:
-    with pytest.raises(Invalid, match="no materializer 'parquet-x'.*numpy"):
+    with pytest.raises(Invalid, match=r"no materializer 'parquet-x'.*numpy"):
         mats.by_name("parquet-x")
 
 
@@ -131,7 +131,9 @@ def test_version_order_is_semver_precedence(a: str, b: str) -> None:
 
 def test_version_is_a_string_with_next_versions() -> None:
     v = Version("2.5.14")
-    assert v == "2.5.14" and isinstance(v, str) and {v: 1}["2.5.14"] == 1
+    assert v == "2.5.14"
+    assert isinstance(v, str)
+    assert {v: 1}["2.5.14"] == 1
     assert (v.next_major(), v.next_minor(), v.next_patch()) == ("3.0.0", "2.6.0", "2.5.15")
     assert isinstance(v.next_minor(), Version)
     assert Version("1.0.0+b1") != Version("1.0.0+b2")
