@@ -103,9 +103,9 @@ def split_remote(spec: str) -> tuple[str, str | None]:
 
 def ref_project(args: argparse.Namespace) -> str | None:
     """The project of the command's `artreg://` URI, if it names one: enough without --project."""
-    text = getattr(args, "ref", None)
-    if isinstance(text, str) and text.startswith("artreg://"):
-        return text[len("artreg://") :].partition("/")[0] or None
+    for text in (getattr(args, "ref", None), getattr(args, "name", None)):
+        if isinstance(text, str) and text.startswith("artreg://"):
+            return text[len("artreg://") :].partition("/")[0] or None
     return None
 
 
@@ -319,7 +319,7 @@ def cmd_tag(args: argparse.Namespace, reg: Registry) -> int:
 
 def cmd_rm(args: argparse.Namespace, reg: Registry) -> int:
     name, ref = _name_ref(args.ref)
-    if ref is None:
+    if ref is None and not name.startswith("artreg://"):
         raise UsageError("rm needs NAME@VERSION")
     version = reg.delete_version(name, ref, force=args.force)
     _emit(args, _plain(version), lambda: f"deleted {version.qualified_name}")

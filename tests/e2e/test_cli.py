@@ -369,6 +369,16 @@ def test_uris_work_as_references_without_a_project(cli: Cli, tmp_path: Path) -> 
     one = cli("download", "artreg://vision/resnet@1.0.0/resnet-1.bin", tmp_path / "one", env=no_project)
     assert one.returncode == 0, one.stderr
     assert (tmp_path / "one" / "resnet-1.bin").read_bytes() == b"resnet version 1"
+    for args in (
+        ("tag", "artreg://vision/resnet@1.0.0", "--add", "checked"),
+        ("ls", "artreg://vision/resnet"),
+        ("lineage", "artreg://vision/resnet@latest"),
+        ("rm", "artreg://vision/resnet@1.0.0"),
+    ):
+        done = cli(*args, env=no_project)
+        assert done.returncode == 0, (args, done.stderr)
+    assert cli("get", "resnet@1.0.0", "--json").returncode == 3  # deleted
+    assert cli("rm", "artreg://vision/resnet", env=no_project).returncode == 5  # no version: nothing deleted
 
 
 def test_files_shows_each_files_metadata(cli: Cli, tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ from urllib.parse import quote
 
 from pydantic import BaseModel
 
-from artreg.client import fetch, objects
+from artreg.client import fetch, lineage, objects
 from artreg.client import progress as bars
 from artreg.client.artifact import Artifact
 from artreg.client.common import UNSET, _Unset, given, renamed, segment, split_ref, wire
@@ -49,8 +49,6 @@ from artreg.model.wire import (
     FileEntry,
     FilePage,
     FilesAdded,
-    GraphEdge,
-    GraphNode,
     LineageGraph,
     MissingBlob,
     MoveAlias,
@@ -235,7 +233,8 @@ class Registry:
     def summary(self, name: str) -> ArtifactSummary:
         """An artifact's summary (as `list_artifacts` yields them): type, latest version, version
         count, aliases. For a version of it, `get_artifact`."""
-        return ArtifactSummary.model_validate(self._call("GET", self._artifact(name)))
+        reg, name, _, _ = self._target(name, None)
+        return ArtifactSummary.model_validate(reg._call("GET", reg._artifact(name)))
 
     def artifact(self, name: str) -> ArtifactSummary:
         """Deprecated: `summary`."""
@@ -256,9 +255,10 @@ class Registry:
         query = [("tag", tag)] if tag else []
         query += [("alias", alias)] if alias else []
         query += [(f"metadata.{k}", metadata_scalar(v)) for k, v in (metadata or {}).items()]
-        for page in self._pages(VersionPage, f"{self._artifact(name)}/versions", query, page_size):
+        reg, name, _, _ = self._target(name, None)
+        for page in reg._pages(VersionPage, f"{reg._artifact(name)}/versions", query, page_size):
             for item in page.items:
-                yield self._bind(item.model_dump())
+                yield reg._bind(item.model_dump())
 
     def get_artifact(self, name: str, ref: str | None = None, *, version_or_alias: str | None = None) -> LoggedArtifact:
         """A version of an artifact by `ref`, a version or an alias (`latest` by default); `name` may
@@ -302,27 +302,12 @@ class Registry:
         query: list[tuple[str, str]] = [("direction", direction)]
         query += [("depth", str(depth))] if depth is not None else []
         query += [("limit", str(limit))] if limit is not None else []
-        nodes: dict[str, GraphNode] = {}
-        edges: dict[tuple[str, str, str], GraphEdge] = {}
-        root = ""
-        cursor: str | None = None
-        while True:
-            page = LineageGraph.model_validate(
-                self._call(
-                    "GET", f"{self._version(name, ref)}/lineage", query=query + ([("cursor", cursor)] if cursor else [])
-                )
-            )
-            root = page.root
-            for node in page.nodes:
-                nodes[node.id] = node if node.truncated or node.id not in nodes else nodes[node.id]
-            edges.update(((e.from_, e.to, e.kind), e) for e in page.edges)
-            if not page.next_cursor:
-                break
-            cursor = page.next_cursor
-            ref = root.rpartition("@")[2]  # the later pages of the version the first resolved to
-        if cursor:  # every neighbour of the root is in now
-            nodes[root] = nodes[root].model_copy(update={"truncated": False})
-        return LineageGraph(root=root, nodes=list(nodes.values()), edges=list(edges.values()))
+
+        def page(at: str, cursor: str | None) -> LineageGraph:
+            paged = query + ([("cursor", cursor)] if cursor else [])
+            return LineageGraph.model_validate(self._call("GET", f"{self._version(name, at)}/lineage", query=paged))
+
+        return lineage.merged(page, ref)
 
     def run(self, run_id: str, *, page_size: int | None = None) -> RunLineage:
         """What a run produced and used (`name@version` refs), every page."""
@@ -361,11 +346,11 @@ class Registry:
         tags_remove: Iterable[str] = (),
     ) -> LoggedArtifact:
         """One PATCH: merges `metadata` (a key set to None is removed), adds and removes tags."""
-        name, ref = split_ref(name, ref)
+        reg, name, ref, _ = self._target(name, ref)
         fields: dict[str, Any] = {"tags_add": list(tags_add), "tags_remove": list(tags_remove)}
         if metadata is not None:
             fields["metadata"] = dict(metadata)
-        return self._bind(self._call("PATCH", self._version(name, ref), wire(PatchVersion, **fields)))
+        return reg._bind(reg._call("PATCH", reg._version(name, ref), wire(PatchVersion, **fields)))
 
     def tag(self, name: str, ref: str | None, *tags: str) -> LoggedArtifact:
         return self.update(name, ref, tags_add=tags)
@@ -376,11 +361,18 @@ class Registry:
     def update_metadata(self, name: str, ref: str | None, metadata: Mapping[str, Any]) -> LoggedArtifact:
         return self.update(name, ref, metadata=metadata)
 
-    def delete_version(self, name: str, version: str, force: bool = False) -> LoggedArtifact:
-        """Marks a version deleted; `Conflict` while an alias other than `latest` holds it, unless
-        `force` (which removes those aliases)."""
+    def delete_version(self, name: str, version: str | None = None, force: bool = False) -> LoggedArtifact:
+        """Marks a version deleted (`name, version`, or an `artreg://` URI that names the version);
+        `Conflict` while an alias other than `latest` holds it, unless `force` (which removes those aliases)."""
+        reg, at = self, version
+        if is_uri(name) and "@" in name:
+            reg, name, at, _ = self._target(name, version)
+        if at is None:
+            raise Invalid(
+                "delete_version needs the version (in an artreg:// URI: @VERSION)", details={"field": "version"}
+            )
         query = [("force", "true")] if force else None
-        return self._bind(self._call("DELETE", self._version(name, version), query=query))
+        return reg._bind(reg._call("DELETE", reg._version(name, at), query=query))
 
     def use_artifact(
         self,
@@ -544,11 +536,8 @@ class Registry:
         for file in files:
             with contextlib.suppress(OSError):
                 total += os.path.getsize(file.source)
-        bar = bars.bar(total, "hash", shown)
-        try:
+        with contextlib.closing(bars.bar(total, "hash", shown)) as bar:
             return hash_files(files, workers=self.workers, on_bytes=bar.update)
-        finally:
-            bar.close()
 
     # ------------------------------------------------------------ downloading
 
