@@ -320,7 +320,7 @@ def test_if_changed_says_unchanged_when_nothing_was_logged(cli: Cli, tmp_path: P
 
 def test_a_mistyped_artifact_says_it_does_not_exist(cli: Cli, tmp_path: Path) -> None:
     log_versions(cli, tmp_path, 1)
-    for args in (("get", "resnt"), ("download", "resnt", tmp_path / "x"), ("files", "resnt")):
+    for args in (("get", "resnt"), ("download", "resnt", tmp_path / "x"), ("files", "resnt"), ("lineage", "resnt")):
         done = cli(*args)
         assert done.returncode == 3, args
         assert done.stderr.strip() == "artreg: not_found: artifact 'resnt' does not exist in project 'vision'"

@@ -78,12 +78,20 @@ def test_pandas_frame_without_pyarrow_is_table_json_not_pickle(reg: Registry, mo
 
 
 @pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch is not installed (too large for dev)")
-def test_torch_state_dict_round_trips(reg: Registry) -> None:
+@pytest.mark.parametrize("safetensors", [True, False])
+def test_torch_state_dict_round_trips(reg: Registry, safetensors: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     import torch
 
+    from artreg.client.materializers import builtin
+
+    if safetensors:
+        pytest.importorskip("safetensors")
+    else:  # torch.save, read back with weights_only=True
+        monkeypatch.setattr(builtin, "_installed", lambda module: module != "safetensors")
     state = {"fc.weight": torch.ones(2, 3), "fc.bias": torch.zeros(2)}
     logged, loaded = roundtrip(reg, state, "resnet")
     assert logged.type == "model"
+    assert [f.path for f in logged.files] == ["state.safetensors" if safetensors else "state.pt"]
     assert set(loaded) == set(state)
     assert all(torch.equal(loaded[k], state[k]) for k in state)
 

@@ -33,7 +33,9 @@ class ArtregFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec is u
         super().__init__(url=url, **storage_options)
         self.url = url
         self._lock = threading.Lock()
-        self._registries: dict[str, Registry] = {}
+        # by (URL, project, cache folder) as the settings stand at each call: ARTREG_URL may change
+        # while fsspec keeps this instance (it caches instances by their arguments)
+        self._registries: dict[tuple[str, str, str], Registry] = {}
 
     @classmethod
     def _strip_protocol(cls, path: str) -> str:
@@ -42,11 +44,12 @@ class ArtregFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec is u
 
     def _parts(self, path: str) -> tuple[Registry, ArtregUri]:
         uri = parse_uri(SCHEME + self._strip_protocol(path))
+        settings = load_settings(url=self.url, project=uri.project)
+        key = (settings.url, uri.project, str(settings.cache_dir))
         with self._lock:
-            if uri.project not in self._registries:
-                settings = load_settings(url=self.url, project=uri.project)
-                self._registries[uri.project] = Registry(settings=settings, progress=False)
-            return self._registries[uri.project], uri
+            if key not in self._registries:
+                self._registries[key] = Registry(settings=settings, progress=False)
+            return self._registries[key], uri
 
     def _entries(self, path: str) -> tuple[ArtregUri, list[dict[str, Any]]]:
         reg, uri = self._parts(path)

@@ -307,7 +307,8 @@ class Registry:
             paged = query + ([("cursor", cursor)] if cursor else [])
             return LineageGraph.model_validate(self._call("GET", f"{self._version(name, at)}/lineage", query=paged))
 
-        return lineage.merged(page, ref)
+        with self._explained(name, ref):
+            return lineage.merged(page, ref)
 
     def run(self, run_id: str, *, page_size: int | None = None) -> RunLineage:
         """What a run produced and used (`name@version` refs), every page."""
