@@ -229,6 +229,19 @@ def test_a_refused_connection_gives_up_within_the_refused_deadline() -> None:
     assert len(pool.sent) < 50
 
 
+def test_a_host_that_answered_before_is_waited_for_when_it_refuses() -> None:
+    # Given a registry that answered once, then restarts (refuses connections for a while)
+    refusals = [u3.NewConnectionError(None, "refused") for _ in range(8)]  # type: ignore[arg-type]
+    pool = FakePool(_ok({"items": []}), *refusals, _ok({"items": [1]}))
+    clock = Clock()
+    transport = Transport(API, pool=pool, retry=clock.policy(attempts=20, base_delay=1.0, refused_deadline=0.5))
+    transport.json("GET", "/v1/projects/p/artifacts")
+
+    # When the next call meets the restart / Then it waits it out under the ordinary deadline
+    assert transport.json("GET", "/v1/projects/p/artifacts") == {"items": [1]}
+    assert len(pool.sent) == 10
+
+
 def test_a_dropped_connection_is_retried_past_the_refused_deadline() -> None:
     # Given a connection reset (the server was there) many times, then an answer
     resets = [u3.ProtocolError("aborted", ConnectionResetError(104, "reset")) for _ in range(7)]
