@@ -121,7 +121,7 @@ def test_a_path_added_twice_is_refused(tmp_path: Path) -> None:
 
 def test_a_remote_entry_is_named_after_its_uri_unless_given_a_path() -> None:
     # Given remote references with and without a path
-    art = Artifact("iris").add_remote("s3://bucket/dir/train.csv").add_remote("s3://bucket/x", path="raw/x.csv")
+    art = Artifact("iris").add_remote("s3://bucket/dir/train.csv").add_remote("s3://bucket/x", name="raw/x.csv")
 
     # Then the first is named by its URI's last segment
     assert [(r.uri, r.path) for r in art.remote] == [
@@ -129,7 +129,7 @@ def test_a_remote_entry_is_named_after_its_uri_unless_given_a_path() -> None:
         ("s3://bucket/x", "raw/x.csv"),
     ]
     with pytest.raises(Invalid):
-        art.add_remote("s3://bucket/dir/", path="../x")
+        art.add_remote("s3://bucket/dir/", name="../x")
 
 
 # ---------------------------------------------------------------- hashing

@@ -186,7 +186,7 @@ def test_missing_blobs_are_put_once_each_with_the_answer_headers_then_committed(
     (tmp_path / "model.pt").write_bytes(b"weights")
     api = FakeApi()
     art = Artifact("resnet").add(tmp_path / "d", name="configs").add(tmp_path / "model.pt")
-    art.add_remote("s3://bucket/dir/train.csv", path="raw/train.csv")
+    art.add_remote("s3://bucket/dir/train.csv", name="raw/train.csv")
 
     # When it is logged
     registry(api).log_artifact(art, version="1.4.5")

@@ -76,9 +76,18 @@ class Artifact:
         self.sources.append((source, check_path(logical) if logical else None, own))
         return self
 
-    def add_remote(self, uri: str, path: str | None = None, *, metadata: Mapping[str, Any] | None = None) -> Artifact:
+    def add_remote(
+        self,
+        uri: str,
+        name: str | None = None,
+        *,
+        metadata: Mapping[str, Any] | None = None,
+        path: str | None = None,
+    ) -> Artifact:
         """Adds a reference to data that stays where it is (`s3://...`, `https://...`, any URI),
-        logged as `path` (by default the last segment of the URI's path)."""
+        logged as `name`, its logical path (by default the last segment of the URI's path), with its
+        own `metadata`. (`path=` is the deprecated name of `name`.)"""
+        path = renamed("path", "name", path, name)
         check_uri(uri)
         if path is None:
             path = urlsplit(uri).path.rstrip("/").rsplit("/", 1)[-1]
