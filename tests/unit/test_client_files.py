@@ -187,6 +187,15 @@ def test_run_parallel_raises_the_first_failure() -> None:
 # ---------------------------------------------------------------- batching
 
 
+def test_batches_stay_under_a_byte_budget_too() -> None:
+    # Given 10 entries of 100 bytes each and a budget of 250 bytes a request
+    cut = batches(list(range(10)), [], budget=250, weigh=lambda _: 100)
+    # Then each request holds two of them, in order
+    assert [f for f, _ in cut] == [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]]
+    # and an entry over the budget alone still goes, alone
+    assert [f for f, _ in batches([1, 2], [], budget=10, weigh=lambda _: 100)] == [[1], [2]]
+
+
 @pytest.mark.parametrize(
     ("files", "remote", "expected"),
     [
