@@ -4,7 +4,9 @@
                [--meta K=V] [--remote URI[=PATH]] [--run-id R] [--pipeline P] [--step S] [--input N@V]
                [--if-changed]
     artreg get NAME[@REF]                       a version record
-    artreg download NAME[@REF] DIR              its stored files into DIR
+    artreg files NAME[@REF]                     every file of it, with each file's metadata
+    artreg download NAME[@REF] DIR [--run-id R] its stored files into DIR (a use of run R)
+    artreg use NAME[@REF] [--run-id R]          record that run R used it
     artreg ls [NAME]                            artifacts, or the versions of NAME
     artreg alias set NAME ALIAS VERSION [--expect VERSION|none] | rm NAME ALIAS | history NAME ALIAS
     artreg tag NAME[@REF] --add T --remove T
@@ -14,6 +16,8 @@
     artreg janitor [--data DIR] [--verify]      expire uploads, reclaim (and re-hash) blobs, re-check remote refs
     artreg ui --url URL [--port P] [--region R] [--sigv4|--no-sigv4]   the web UI of a deployed stack
 
+Wherever NAME[@REF] is taken, `artreg://PROJECT/NAME@REF` is too (and `download` takes a file's,
+`artreg://PROJECT/NAME@REF/PATH`); its project is used when no --project is given.
 `--url` and `--project` come from the flags, else the SDK's settings (ARTREG_URL / ARTREG_PROJECT, or
 the config file: see artreg.client.settings; the URL defaults to the local server, http://127.0.0.1:8080).
 Output is a human table, or JSON with `--json`. Exit codes: 0 ok, 2 usage, 3 not found, 4 conflict or
@@ -29,298 +33,58 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from artreg import __version__
-from artreg.cli_text import describe, size_text, table, when
-from artreg.model.errors import (
-    ArtregError,
-    Conflict,
-    Invalid,
-    NotFound,
-    PreconditionFailed,
-    Retryable,
-    TooLarge,
+from artreg.cli_commands import (
+    EXIT_CONFLICT,
+    EXIT_ERROR,
+    EXIT_INVALID,
+    EXIT_NOT_FOUND,
+    EXIT_OK,
+    EXIT_UNAVAILABLE,
+    EXIT_USAGE,
+    Command,
+    UsageError,
+    cmd_alias,
+    cmd_download,
+    cmd_files,
+    cmd_get,
+    cmd_lineage,
+    cmd_log,
+    cmd_ls,
+    cmd_rm,
+    cmd_tag,
+    cmd_use,
+    exit_code,
+    ref_project,
+    split_remote,
 )
+from artreg.model.errors import ArtregError
 from artreg.ui.command import add_ui_command
 
 if TYPE_CHECKING:
-    from pydantic import BaseModel
-
     from artreg.client import ClientSettings, Registry
 
-EXIT_OK = 0
-EXIT_ERROR = 1
-EXIT_USAGE = 2
-EXIT_NOT_FOUND = 3
-EXIT_CONFLICT = 4
-EXIT_INVALID = 5
-EXIT_UNAVAILABLE = 6
+__all__ = [
+    "EXIT_CONFLICT",
+    "EXIT_ERROR",
+    "EXIT_INVALID",
+    "EXIT_NOT_FOUND",
+    "EXIT_OK",
+    "EXIT_UNAVAILABLE",
+    "EXIT_USAGE",
+    "UsageError",
+    "build_parser",
+    "default_registry",
+    "exit_code",
+    "main",
+    "split_remote",
+]
 
 RegistryFactory = Callable[[argparse.Namespace], "Registry"]
-Command = Callable[[argparse.Namespace, "Registry"], int]
-
-
-class UsageError(Exception):
-    """A command line that parses but does not make sense (exit 2)."""
-
-
-def exit_code(error: BaseException) -> int:
-    if isinstance(error, NotFound):
-        return EXIT_NOT_FOUND
-    if isinstance(error, Conflict | PreconditionFailed):
-        return EXIT_CONFLICT
-    if isinstance(error, Invalid | TooLarge):
-        return EXIT_INVALID
-    if isinstance(error, Retryable):
-        return EXIT_UNAVAILABLE
-    return EXIT_ERROR
-
-
-# ---------------------------------------------------------------- output
-
-
-def _emit(args: argparse.Namespace, data: Any, human: Callable[[], str]) -> None:
-    if getattr(args, "json", False):
-        print(json.dumps(data, indent=2, ensure_ascii=False, default=str))
-    else:
-        text = human()
-        if text:
-            print(text)
-
-
-def _plain(model: BaseModel) -> dict[str, Any]:
-    return model.model_dump(mode="json")
-
-
-# ---------------------------------------------------------------- argument helpers
-
-
-def _pairs(items: Sequence[str] | None, what: str, parse_json: bool) -> dict[str, Any]:
-    """`K=V` items as a dict; with `parse_json` a value that is JSON (10, true, null, {...}) is taken
-    as such, anything else as a string."""
-    out: dict[str, Any] = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise UsageError(f"{what} {item!r} is not KEY=VALUE")
-        if parse_json:
-            try:
-                out[key] = json.loads(value)
-            except ValueError:
-                out[key] = value
-        else:
-            out[key] = value
-    return out
-
-
-def split_remote(spec: str) -> tuple[str, str | None]:
-    """`URI=PATH` or `URI`. The last `=` splits, unless it belongs to the URI's query string
-    (`s3://b/k?versionId=abc` is a URI alone; `s3://b/k?versionId=abc=raw/k` names its path)."""
-    uri, sep, path = spec.rpartition("=")
-    if not sep or not uri or not path:
-        return spec, None
-    query = uri.rpartition("?")[2] if "?" in uri else None
-    if query is not None and "=" not in query.rpartition("&")[2]:
-        return spec, None
-    return uri, path
-
-
-def _name_ref(text: str) -> tuple[str, str | None]:
-    name, sep, ref = text.partition("@")
-    if not name or (sep and not ref):
-        raise UsageError(f"{text!r} is not NAME or NAME@REF")
-    return name, ref or None
-
-
-# ---------------------------------------------------------------- commands
-
-
-def cmd_log(args: argparse.Namespace, reg: Registry) -> int:
-    from artreg.client import Artifact
-
-    if not args.paths and not args.remote:
-        raise UsageError("log needs a PATH or a --remote")
-    art = Artifact(
-        args.name,
-        type=args.type,
-        metadata=_pairs(args.meta, "--meta", parse_json=True),
-        aliases=args.alias or (),
-        tags=args.tag or (),
-    )
-    for path in args.paths:
-        art.add(path)
-    for spec in args.remote or []:
-        uri, path = split_remote(spec)
-        art.add_remote(uri, path)
-    logged = reg.log_artifact(
-        art,
-        version=args.version,
-        bump=args.bump,
-        run_id=args.run_id,
-        pipeline=args.pipeline,
-        step=args.step,
-        inputs=args.input or (),
-        if_changed=args.if_changed,
-        progress=False if getattr(args, "no_progress", False) else None,
-    )
-    _emit(
-        args,
-        _plain(logged),
-        lambda: (
-            f"logged {logged.qualified_name} ({logged.file_count} file(s), {size_text(logged.size)},"
-            f" digest {logged.digest[:12]})"
-        ),
-    )
-    return EXIT_OK
-
-
-def cmd_get(args: argparse.Namespace, reg: Registry) -> int:
-    name, ref = _name_ref(args.ref)
-    version = reg.get_artifact(name, ref)
-    _emit(args, _plain(version), lambda: describe(version))
-    return EXIT_OK
-
-
-def cmd_download(args: argparse.Namespace, reg: Registry) -> int:
-    name, ref = _name_ref(args.ref)
-    result = reg.download(
-        name,
-        ref,
-        args.dir,
-        cache=False if args.no_cache else None,
-        progress=False if getattr(args, "no_progress", False) else None,
-    )
-    data = {
-        "path": str(result.path),
-        "name": name,
-        "version": result.version,
-        "digest": result.digest,
-        "downloaded": result.downloaded,
-        "from_cache": result.from_cache,
-        "skipped": result.skipped,
-        "bytes": result.bytes,
-        "remote": [_plain(r) for r in result.remote],
-    }
-
-    def human() -> str:
-        text = (
-            f"{name}@{result.version} -> {result.path}: {result.downloaded} downloaded ({size_text(result.bytes)}),"
-            f" {result.from_cache} from cache, {result.skipped} already there"
-        )
-        if result.remote:
-            text += (
-                f"\nremote entries, not downloaded:\n{table(['PATH', 'URI'], [[r.path, r.uri] for r in result.remote])}"
-            )
-        return text
-
-    _emit(args, data, human)
-    return EXIT_OK
-
-
-def cmd_ls(args: argparse.Namespace, reg: Registry) -> int:
-    limit = args.limit
-    if args.name is None:
-        if args.tag or args.alias or args.meta:
-            raise UsageError("--tag, --alias and --meta filter the versions of one artifact: give NAME")
-        artifacts = _take(reg.list_artifacts(type=args.type), limit)
-        rows = [
-            [a.name, a.type, a.latest or "-", a.version_count, ", ".join(sorted(a.aliases)) or "-", when(a.updated_at)]
-            for a in artifacts
-        ]
-        _emit(
-            args,
-            [_plain(a) for a in artifacts],
-            lambda: table(["NAME", "TYPE", "LATEST", "VERSIONS", "ALIASES", "UPDATED"], rows),
-        )
-        return EXIT_OK
-    versions = _take(
-        reg.versions(args.name, tag=args.tag, alias=args.alias, metadata=_pairs(args.meta, "--meta", parse_json=False)),
-        limit,
-    )
-    rows = [
-        [
-            v.version,
-            ", ".join(v.aliases) or "-",
-            ", ".join(v.tags) or "-",
-            v.file_count,
-            size_text(v.size),
-            when(v.created_at),
-        ]
-        for v in versions
-    ]
-    _emit(
-        args,
-        [_plain(v) for v in versions],
-        lambda: table(["VERSION", "ALIASES", "TAGS", "FILES", "SIZE", "CREATED"], rows),
-    )
-    return EXIT_OK
-
-
-def _take(items: Iterable[Any], limit: int | None) -> list[Any]:
-    out: list[Any] = []
-    for item in items:
-        if limit is not None and len(out) >= limit:
-            break
-        out.append(item)
-    return out
-
-
-def cmd_alias(args: argparse.Namespace, reg: Registry) -> int:
-    if args.alias_command == "set":
-        if args.expect is None:
-            version = reg.set_alias(args.name, args.alias, args.version)
-        else:
-            expected = None if args.expect.lower() == "none" else args.expect
-            version = reg.set_alias(args.name, args.alias, args.version, expected_version=expected)
-        _emit(args, _plain(version), lambda: f"{args.name}@{args.alias} -> {version.version}")
-    elif args.alias_command == "rm":
-        reg.remove_alias(args.name, args.alias)
-        _emit(
-            args, {"name": args.name, "alias": args.alias, "removed": True}, lambda: f"removed {args.name}@{args.alias}"
-        )
-    else:
-        moves = list(reg.alias_history(args.name, args.alias))
-        rows = [[when(m.at), m.previous_version or "-", m.version or "-", m.by or "-"] for m in moves]
-        _emit(args, [_plain(m) for m in moves], lambda: table(["AT", "FROM", "TO", "BY"], rows))
-    return EXIT_OK
-
-
-def cmd_tag(args: argparse.Namespace, reg: Registry) -> int:
-    if not args.add and not args.remove:
-        raise UsageError("tag needs --add or --remove")
-    name, ref = _name_ref(args.ref)
-    version = reg.update(name, ref, tags_add=args.add or (), tags_remove=args.remove or ())
-    _emit(args, _plain(version), lambda: f"{version.qualified_name} tags: {', '.join(version.tags) or '-'}")
-    return EXIT_OK
-
-
-def cmd_rm(args: argparse.Namespace, reg: Registry) -> int:
-    name, ref = _name_ref(args.ref)
-    if ref is None:
-        raise UsageError("rm needs NAME@VERSION")
-    version = reg.delete_version(name, ref, force=args.force)
-    _emit(args, _plain(version), lambda: f"deleted {version.qualified_name}")
-    return EXIT_OK
-
-
-def cmd_lineage(args: argparse.Namespace, reg: Registry) -> int:
-    from artreg.client import lineage
-
-    name, ref = _name_ref(args.ref)
-    direction: Literal["upstream", "downstream", "both"] = (
-        "upstream" if args.upstream else "downstream" if args.downstream else "both"
-    )
-    graph = reg.lineage(name, ref, direction=direction, depth=args.depth)
-    data = graph.model_dump(mode="json")
-    if args.format == "json":
-        print(json.dumps(data, indent=2, ensure_ascii=False))
-        return EXIT_OK
-    draw = {"tree": lineage.tree, "mermaid": lineage.mermaid, "dot": lineage.dot}[args.format]
-    _emit(args, data, lambda: draw(graph))
-    return EXIT_OK
 
 
 # ---------------------------------------------------------------- server
@@ -406,7 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
     log = command("log", cmd_log, "log a new version of an artifact")
     log.add_argument("name", metavar="NAME")
     log.add_argument("paths", nargs="*", metavar="PATH", help="files and folders (folders recursively)")
-    log.add_argument("--type", default="artifact", help="dataset, model, metrics, artifact (default) ...")
+    log.add_argument(
+        "--type", help="dataset, model, metrics, ... (default: the artifact's type; 'artifact' for a new one)"
+    )
     which = log.add_mutually_exclusive_group()
     which.add_argument("--bump", choices=["major", "minor", "patch"], help="next version from the highest release")
     which.add_argument("--version", dest="version", help="an explicit semantic version")
@@ -420,13 +186,27 @@ def build_parser() -> argparse.ArgumentParser:
     log.add_argument("--input", action="append", metavar="NAME@VERSION", help="a version the run used (repeatable)")
     log.add_argument("--if-changed", action="store_true", help="no new version when the content equals latest's")
 
+    ref_help = "NAME[@REF] or artreg://PROJECT/NAME@REF"
     get = command("get", cmd_get, "show a version (latest by default)")
-    get.add_argument("ref", metavar="NAME[@REF]")
+    get.add_argument("ref", metavar="NAME[@REF]", help=ref_help)
 
-    download = command("download", cmd_download, "download a version's stored files into a folder")
-    download.add_argument("ref", metavar="NAME[@REF]")
+    files = command("files", cmd_files, "list every file of a version, with its own metadata")
+    files.add_argument("ref", metavar="NAME[@REF]", help=ref_help)
+
+    run_help = "the run that uses it, recorded in lineage (ARTREG_RUN_ID)"
+    download = command("download", cmd_download, "download a version's stored files (or one file) into a folder")
+    download.add_argument("ref", metavar="NAME[@REF]", help=ref_help + "[/PATH] (one file)")
     download.add_argument("dir", metavar="DIR")
     download.add_argument("--no-cache", action="store_true", help="neither read nor fill the local cache")
+    download.add_argument("--run-id", help=run_help)
+    download.add_argument("--pipeline")
+    download.add_argument("--step")
+
+    use = command("use", cmd_use, "record that a run used a version (lineage)")
+    use.add_argument("ref", metavar="NAME[@REF]", help=ref_help)
+    use.add_argument("--run-id", help=run_help)
+    use.add_argument("--pipeline")
+    use.add_argument("--step")
 
     ls = command("ls", cmd_ls, "list artifacts, or the versions of NAME")
     ls.add_argument("name", metavar="NAME", nargs="?")
@@ -541,7 +321,7 @@ def client_settings(args: argparse.Namespace, base: ClientSettings | None = None
 
     flags: dict[str, Any] = {
         "url": getattr(args, "url", None),
-        "project": getattr(args, "project", None),
+        "project": getattr(args, "project", None) or ref_project(args),
         "progress": False if getattr(args, "no_progress", False) else None,
         "data": getattr(args, "data", None),
         "webhook": getattr(args, "webhook", None),
@@ -572,6 +352,7 @@ def main(
         args = parser.parse_args(argv)
     except SystemExit as stop:  # --help, --version, or a usage error already printed by argparse
         return stop.code if isinstance(stop.code, int) else EXIT_USAGE
+    reg: Registry | None = None
     try:
         if hasattr(args, "local"):  # a command on this machine's store, not a client of a registry
             return int(args.local(args, settings))
@@ -583,6 +364,14 @@ def main(
         return EXIT_USAGE
     except ArtregError as error:
         print(f"artreg: {error.code}: {error.message}", file=sys.stderr)
+        if error.code == "unreachable":
+            url = getattr(reg, "url", None)
+            at = f" at {url}" if isinstance(url, str) else ""
+            print(
+                f"artreg: hint: is a registry running{at}? Start one with `artreg server`,"
+                " or point ARTREG_URL (or --url) at yours",
+                file=sys.stderr,
+            )
         return exit_code(error)
     except BrokenPipeError:  # `artreg ls --json | head`: the reader left; say nothing more
         devnull = os.open(os.devnull, os.O_WRONLY)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from artreg.client import LoggedArtifact
+    from artreg.model.wire import FileEntry, RemoteEntry
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
@@ -47,11 +48,23 @@ def describe(v: LoggedArtifact, max_files: int = 20) -> str:
         lines.append(f"  run        {v.producer.run_id}" + (f" ({v.producer.pipeline})" if v.producer.pipeline else ""))
     if v.metadata:
         lines.append(f"  metadata   {json.dumps(v.metadata, ensure_ascii=False)}")
-    entries: list[list[object]] = [[f.path, size_text(f.size), f.sha256[:12]] for f in v.files[:max_files]]
-    entries += [[r.path, size_text(r.size), r.uri] for r in v.remote[: max(0, max_files - len(entries))]]
+    entries = file_rows([*v.files[:max_files], *v.remote[: max(0, max_files - len(v.files))]])
     if entries:
-        lines += ["", table(["PATH", "SIZE", "SHA256 / URI"], entries)]
+        with_metadata = any(row[3] for row in entries)
+        headers = ["PATH", "SIZE", "SHA256 / URI", *(["METADATA"] if with_metadata else [])]
+        lines += ["", table(headers, [row if with_metadata else row[:3] for row in entries])]
     more = v.file_count + len(v.remote) - len(entries)
     if more > 0:
         lines.append(f"... and {more} more")
     return "\n".join(lines)
+
+
+def file_rows(entries: Iterable[FileEntry | RemoteEntry]) -> list[list[object]]:
+    """PATH, SIZE, SHA256 (short) or URI, and the entry's own metadata as JSON ('' when none)."""
+    rows: list[list[object]] = []
+    for e in entries:
+        shown = e.uri if hasattr(e, "uri") else getattr(e, "sha256", "")[:12]
+        rows.append(
+            [e.path, size_text(e.size), shown, json.dumps(e.metadata, ensure_ascii=False) if e.metadata else ""]
+        )
+    return rows

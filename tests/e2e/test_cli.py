@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from tests.support.server import ARTREG, RunningServer
 
@@ -289,3 +290,105 @@ def test_a_registry_that_cannot_be_reached_exits_6(cli: Cli) -> None:
     assert done.returncode == 6
     assert done.stderr.startswith("artreg: unreachable:")
     assert done.stdout == ""
+
+
+# ---------------------------------------------------------------- what a new user stumbled on
+
+
+def test_relogging_without_type_keeps_the_artifacts_type(cli: Cli, tmp_path: Path) -> None:
+    # Given a model logged with --type model
+    log_versions(cli, tmp_path, 1)
+    # When a new version is logged without --type
+    (tmp_path / "v2.bin").write_bytes(b"v2")
+    record = cli.json("log", "resnet", tmp_path / "v2.bin")
+    # Then it is a model too, not a type_mismatch
+    assert (record["version"], record["type"]) == ("2.0.0", "model")
+    # and a new artifact without --type is an "artifact"
+    assert cli.json("log", "notes", tmp_path / "v2.bin")["type"] == "artifact"
+
+
+def test_if_changed_says_unchanged_when_nothing_was_logged(cli: Cli, tmp_path: Path) -> None:
+    log_versions(cli, tmp_path, 1)
+    # When the same content is logged again with --if-changed
+    out = cli.ok("log", "resnet", tmp_path / "resnet-1.bin", "--if-changed")
+    # Then it says so, and no version was made
+    assert out.startswith("unchanged: latest is resnet@1.0.0")
+    assert "logged" not in out
+    assert [v["version"] for v in cli.json("ls", "resnet")] == ["1.0.0"]
+    assert cli.json("log", "resnet", tmp_path / "resnet-1.bin", "--if-changed")["created"] is False
+
+
+def test_a_mistyped_artifact_says_it_does_not_exist(cli: Cli, tmp_path: Path) -> None:
+    log_versions(cli, tmp_path, 1)
+    for args in (("get", "resnt"), ("download", "resnt", tmp_path / "x"), ("files", "resnt"), ("lineage", "resnt")):
+        done = cli(*args)
+        assert done.returncode == 3, args
+        assert done.stderr.strip() == "artreg: not_found: artifact 'resnt' does not exist in project 'vision'"
+
+
+def test_a_mistyped_project_is_not_found_not_an_empty_table(cli: Cli, tmp_path: Path) -> None:
+    # Given artifacts in project "vision"
+    log_versions(cli, tmp_path, 1)
+    # When the user lists a project with none (a typo)
+    done = cli("ls", "--project", "visoin")
+    # Then exit 3 and a message that names the project, nothing on stdout
+    assert done.returncode == 3
+    assert "project 'visoin' has no artifacts" in done.stderr
+    assert done.stdout == ""
+    # while a filter that matches nothing in a project that has artifacts is an empty table
+    assert cli("ls", "--type", "dataset").returncode == 0
+
+
+def test_unreachable_comes_with_a_hint(cli: Cli) -> None:
+    done = cli("get", "resnet", env={"ARTREG_URL": f"http://127.0.0.1:{closed_port()}"})
+    assert done.returncode == 6
+    assert "artreg server" in done.stderr
+    assert "ARTREG_URL" in done.stderr
+
+
+def test_use_and_download_with_a_run_id_are_uses_of_that_run(cli: Cli, tmp_path: Path) -> None:
+    log_versions(cli, tmp_path, 2)
+    cli.ok("use", "resnet@1.0.0", "--run-id", "eval-1")
+    cli.ok("download", "resnet", tmp_path / "out", "--run-id", "eval-1")
+    assert cli("download", "resnet@1.0.0", tmp_path / "out2", env={"ARTREG_RUN_ID": "eval-2"}).returncode == 0
+    # the run's lineage, as GET /v1/projects/vision/runs/{run_id} answers it
+    url = cli.env["ARTREG_URL"]
+    assert sorted(requests.get(f"{url}/v1/projects/vision/runs/eval-1", timeout=10).json()["used"]) == [
+        "resnet@1.0.0",
+        "resnet@2.0.0",
+    ]
+    assert requests.get(f"{url}/v1/projects/vision/runs/eval-2", timeout=10).json()["used"] == ["resnet@1.0.0"]
+
+
+def test_uris_work_as_references_without_a_project(cli: Cli, tmp_path: Path) -> None:
+    log_versions(cli, tmp_path, 1)
+    no_project = {"ARTREG_PROJECT": ""}
+    done = cli("get", "artreg://vision/resnet@latest", "--json", env=no_project)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["version"] == "1.0.0"
+    one = cli("download", "artreg://vision/resnet@1.0.0/resnet-1.bin", tmp_path / "one", env=no_project)
+    assert one.returncode == 0, one.stderr
+    assert (tmp_path / "one" / "resnet-1.bin").read_bytes() == b"resnet version 1"
+    for args in (
+        ("tag", "artreg://vision/resnet@1.0.0", "--add", "checked"),
+        ("ls", "artreg://vision/resnet"),
+        ("lineage", "artreg://vision/resnet@latest"),
+        ("rm", "artreg://vision/resnet@1.0.0"),
+    ):
+        done = cli(*args, env=no_project)
+        assert done.returncode == 0, (args, done.stderr)
+    assert cli("get", "resnet@1.0.0", "--json").returncode == 3  # deleted
+    assert cli("rm", "artreg://vision/resnet", env=no_project).returncode == 5  # no version: nothing deleted
+
+
+def test_files_shows_each_files_metadata(cli: Cli, tmp_path: Path) -> None:
+    from artreg.client import Artifact, Registry
+
+    (tmp_path / "train.csv").write_text("x\n1\n")
+    reg = Registry(cli.env["ARTREG_URL"], project="vision", progress=False, cache=False)
+    reg.log_artifact(Artifact("iris").add(tmp_path / "train.csv", metadata={"split": "train"}))
+    out = cli.ok("files", "iris")
+    assert "train.csv" in out
+    assert '{"split": "train"}' in out
+    assert '{"split": "train"}' in cli.ok("get", "iris")
+    assert cli.json("files", "iris")[0]["metadata"] == {"split": "train"}

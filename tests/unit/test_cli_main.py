@@ -66,6 +66,10 @@ class FakeRegistry:
         self._record("log_artifact", artifact, **kwargs)
         return version()
 
+    def summary(self, name: str) -> ArtifactSummary:
+        self._record("summary", name)
+        raise NotFound(f"artifact {name!r} not found")
+
     def get_artifact(self, name: str, ref: str | None = None) -> LoggedArtifact:
         self._record("get_artifact", name, ref)
         return version()
@@ -154,7 +158,7 @@ def test_log_builds_the_artifact_from_the_flags(tmp_path: Path, capsys: pytest.C
     (_, (art,), kwargs) = reg.calls[0]
     assert (art.name, art.type, art.aliases, art.tags) == ("resnet", "model", {"staging"}, {"customer:1"})
     assert art.metadata == {"framework": "pytorch", "epochs": 10, "opts": {"lr": 0.1}}
-    assert [s for s, _ in art.sources] == [str(tmp_path / "model.pt"), str(tmp_path / "configs")]
+    assert [s for s, _, _ in art.sources] == [str(tmp_path / "model.pt"), str(tmp_path / "configs")]
     assert [(r.uri, r.path) for r in art.remote] == [
         ("s3://bucket/dir/train.csv", "raw/train.csv"),
         ("s3://bucket/k?versionId=abc", "k"),
@@ -367,7 +371,10 @@ def test_errors_map_to_exit_codes(error: ArtregError, code: int, capsys: pytest.
 
     # Then the exit code is the error's, and stderr says code and message
     assert got == code
-    assert capsys.readouterr().err.strip() == f"artreg: {error.code}: {error.message}"
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0] == f"artreg: {error.code}: {error.message}"
+    # and an unreachable registry comes with what to do about it
+    assert ("artreg server" in err[-1] and "ARTREG_URL" in err[-1]) == (error.code == "unreachable")
 
 
 @pytest.mark.parametrize(

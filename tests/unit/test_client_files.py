@@ -121,7 +121,7 @@ def test_a_path_added_twice_is_refused(tmp_path: Path) -> None:
 
 def test_a_remote_entry_is_named_after_its_uri_unless_given_a_path() -> None:
     # Given remote references with and without a path
-    art = Artifact("iris").add_remote("s3://bucket/dir/train.csv").add_remote("s3://bucket/x", path="raw/x.csv")
+    art = Artifact("iris").add_remote("s3://bucket/dir/train.csv").add_remote("s3://bucket/x", name="raw/x.csv")
 
     # Then the first is named by its URI's last segment
     assert [(r.uri, r.path) for r in art.remote] == [
@@ -129,7 +129,7 @@ def test_a_remote_entry_is_named_after_its_uri_unless_given_a_path() -> None:
         ("s3://bucket/x", "raw/x.csv"),
     ]
     with pytest.raises(Invalid):
-        art.add_remote("s3://bucket/dir/", path="../x")
+        art.add_remote("s3://bucket/dir/", name="../x")
 
 
 # ---------------------------------------------------------------- hashing
@@ -185,6 +185,15 @@ def test_run_parallel_raises_the_first_failure() -> None:
 
 
 # ---------------------------------------------------------------- batching
+
+
+def test_batches_stay_under_a_byte_budget_too() -> None:
+    # Given 10 entries of 100 bytes each and a budget of 250 bytes a request
+    cut = batches(list(range(10)), [], budget=250, weigh=lambda _: 100)
+    # Then each request holds two of them, in order
+    assert [f for f, _ in cut] == [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]]
+    # and an entry over the budget alone still goes, alone
+    assert [f for f, _ in batches([1, 2], [], budget=10, weigh=lambda _: 100)] == [[1], [2]]
 
 
 @pytest.mark.parametrize(

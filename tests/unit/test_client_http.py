@@ -237,12 +237,49 @@ def test_attempts_are_bounded_and_the_last_error_is_raised() -> None:
     # Given a registry that never comes back
     pool = FakePool(*[u3.NewConnectionError(None, "refused") for _ in range(10)])  # type: ignore[arg-type]
     clock = Clock()
-    transport = Transport(API, pool=pool, retry=clock.policy(attempts=4))
+    transport = Transport(API, pool=pool, retry=clock.policy(attempts=4, refused_deadline=60.0))
 
     # When a call is made / Then it gives up after four tries with Unreachable (a Retryable)
     with pytest.raises(Unreachable, match=r"could not reach 127\.0\.0\.1:8080"):
         transport.json("GET", "/v1/projects/p/artifacts")
     assert len(pool.sent) == 4
+
+
+def test_a_refused_connection_gives_up_within_the_refused_deadline() -> None:
+    # Given nothing listening at the registry's address (and many attempts allowed)
+    pool = FakePool(*[u3.NewConnectionError(None, "refused") for _ in range(100)])  # type: ignore[arg-type]
+    clock = Clock()
+    transport = Transport(API, pool=pool, retry=clock.policy(attempts=50, refused_deadline=1.5))
+
+    # When a call is made / Then Unreachable comes once 1.5 s of retries are spent, not after 50 tries
+    with pytest.raises(Unreachable):
+        transport.json("GET", "/v1/projects/p/artifacts")
+    assert sum(clock.sleeps) <= 1.5
+    assert len(pool.sent) < 50
+
+
+def test_a_host_that_answered_before_is_waited_for_when_it_refuses() -> None:
+    # Given a registry that answered once, then restarts (refuses connections for a while)
+    refusals = [u3.NewConnectionError(None, "refused") for _ in range(8)]  # type: ignore[arg-type]
+    pool = FakePool(_ok({"items": []}), *refusals, _ok({"items": [1]}))
+    clock = Clock()
+    transport = Transport(API, pool=pool, retry=clock.policy(attempts=20, base_delay=1.0, refused_deadline=0.5))
+    transport.json("GET", "/v1/projects/p/artifacts")
+
+    # When the next call meets the restart / Then it waits it out under the ordinary deadline
+    assert transport.json("GET", "/v1/projects/p/artifacts") == {"items": [1]}
+    assert len(pool.sent) == 10
+
+
+def test_a_dropped_connection_is_retried_past_the_refused_deadline() -> None:
+    # Given a connection reset (the server was there) many times, then an answer
+    resets = [u3.ProtocolError("aborted", ConnectionResetError(104, "reset")) for _ in range(7)]
+    pool = FakePool(*resets, _ok({"items": []}))
+    clock = Clock()
+    transport = Transport(API, pool=pool, retry=clock.policy(attempts=10, base_delay=1.0, refused_deadline=0.1))
+
+    # When a call is made / Then the ordinary attempts and deadline apply, and it answers
+    assert transport.json("GET", "/v1/projects/p/artifacts") == {"items": []}
 
 
 def test_the_deadline_stops_retries_early() -> None:

@@ -185,8 +185,8 @@ def test_missing_blobs_are_put_once_each_with_the_answer_headers_then_committed(
     (tmp_path / "d" / "b.yaml").write_bytes(b"same")
     (tmp_path / "model.pt").write_bytes(b"weights")
     api = FakeApi()
-    art = Artifact("resnet").add(tmp_path / "d", path="configs").add(tmp_path / "model.pt")
-    art.add_remote("s3://bucket/dir/train.csv", path="raw/train.csv")
+    art = Artifact("resnet").add(tmp_path / "d", name="configs").add(tmp_path / "model.pt")
+    art.add_remote("s3://bucket/dir/train.csv", name="raw/train.csv")
 
     # When it is logged
     registry(api).log_artifact(art, version="1.4.5")
@@ -579,3 +579,55 @@ def test_a_page_whose_urls_are_about_to_expire_is_asked_for_again(tmp_path: Path
         ("GET", "/v1/projects/vision/artifacts/resnet/versions/1.0.0/download?limit=1000"),
     ]
     assert result.downloaded == 1
+
+
+# ---------------------------------------------------------------- what issue 15 added
+
+
+def test_file_metadata_and_the_artifacts_version_are_sent(tmp_path: Path) -> None:
+    (tmp_path / "train.csv").write_text("x\n")
+    api = FakeApi(stored={_sha(b"x\n")})
+    art = Artifact("resnet").add(tmp_path / "train.csv", name="data/train.csv", metadata={"split": "train"})
+    art.version = "1.4.5"
+    logged = registry(api).log_artifact(art)
+    sent = api.calls[0][2]
+    assert sent["files"] == [
+        {"path": "data/train.csv", "size": 2, "sha256": _sha(b"x\n"), "metadata": {"split": "train"}}
+    ]
+    assert sent["version"] == "1.4.5"
+    assert logged.created is True
+    with pytest.raises(Invalid, match="differs"):
+        registry(api).log_artifact(art, version="2.0.0")
+
+
+def test_unchanged_content_answers_created_false(tmp_path: Path) -> None:
+    (tmp_path / "m").write_text("m")
+    api = FakeApi(stored={_sha(b"m")})
+    api.routes[("POST", UPLOADS)] = lambda q, body: _json(record(), 200)  # if_changed found latest equal
+    logged = registry(api).log_artifact(Artifact("resnet").add(tmp_path / "m"), if_changed=True)
+    assert logged.created is False
+
+
+def test_a_uri_of_another_project_is_asked_of_that_project() -> None:
+    api = FakeApi()
+    api.routes[("GET", "/v1/projects/iris/artifacts/train/versions/production")] = record("train")
+    got = registry(api).get_artifact("artreg://iris/train@production")
+    assert api.api_calls() == [("GET", "/v1/projects/iris/artifacts/train/versions/production")]
+    assert got.registry.project == "iris"
+    with pytest.raises(Invalid, match="names a file"):
+        registry(api).get_artifact("artreg://iris/train@production/a.csv")
+
+
+def test_a_download_with_a_run_id_records_the_use_of_the_version_it_got(tmp_path: Path) -> None:
+    api = FakeApi()
+    expires = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    page = {"version": "2.0.0", "digest": "d" * 64, "expires_at": expires, "files": [], "remote": []}
+    api.routes[("GET", "/v1/projects/vision/artifacts/resnet/versions/production/download")] = page
+    api.routes[("POST", "/v1/projects/vision/artifacts/resnet/versions/2.0.0/usages")] = {"recorded": True}
+    result = registry(api).download("resnet@production", root=tmp_path, run_id="eval-1", step="score")
+    assert result.version == "2.0.0"
+    assert api.calls[-1] == (
+        "POST",
+        "/v1/projects/vision/artifacts/resnet/versions/2.0.0/usages",
+        {"run_id": "eval-1", "step": "score"},
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import itertools
 import ntpath
 import random
@@ -221,3 +222,20 @@ def test_digest_changes_with_content() -> None:
     b = FileEntry(path="a", size=1, sha256="1" * 64)
     assert manifest.digest([a]) != manifest.digest([b])
     assert manifest.digest([a]) != manifest.digest([a.model_copy(update={"path": "b"})])
+
+
+def test_file_metadata_is_covered_by_the_digest_and_absent_metadata_keeps_old_digests() -> None:
+    # Given a file entry without metadata: its digest is the one computed before file metadata existed
+    plain = FileEntry(path="a", size=1, sha256="0" * 64)
+    before = "0" * 64  # the canonical text of that manifest, as it always was
+    text = '{"files":[{"path":"a","sha256":"' + before + '","size":1}],"remote":[]}'
+    assert manifest.digest([plain]) == hashlib.sha256(text.encode()).hexdigest()
+    # When metadata is set, the digest changes with it
+    split = FileEntry(path="a", size=1, sha256="0" * 64, metadata={"split": "train"})
+    other = FileEntry(path="a", size=1, sha256="0" * 64, metadata={"split": "test"})
+    assert len({manifest.digest([plain]), manifest.digest([split]), manifest.digest([other])}) == 3
+
+
+def test_file_metadata_over_4_kib_is_too_large() -> None:
+    with pytest.raises(TooLarge, match="4096"):
+        FileEntry(path="a", size=1, sha256="0" * 64, metadata={"k": "x" * 4100})

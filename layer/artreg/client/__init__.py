@@ -14,6 +14,7 @@ from artreg.client.errors import (
     IntegrityError,
     Invalid,
     NotFound,
+    PickleRefused,
     PreconditionFailed,
     Retryable,
     StreamBroken,
@@ -26,6 +27,7 @@ from artreg.client.logged import DownloadResult, LoggedArtifact
 from artreg.client.registry import Registry
 from artreg.client.settings import ClientSettings, load_settings
 from artreg.client.transfer import BlobCache
+from artreg.client.version import Version
 
 __all__ = [
     "UNSET",
@@ -40,6 +42,7 @@ __all__ = [
     "Invalid",
     "LoggedArtifact",
     "NotFound",
+    "PickleRefused",
     "PreconditionFailed",
     "Registry",
     "RetryPolicy",
@@ -48,6 +51,7 @@ __all__ = [
     "Throttled",
     "TooLarge",
     "Unreachable",
+    "Version",
     "load_settings",
     "split_ref",
 ]

@@ -9,16 +9,19 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from artreg.client.common import wire
+from artreg.client.common import renamed, wire
 from artreg.client.errors import Invalid
 from artreg.client.files import LocalFile, walk
-from artreg.model.names import check_name, check_path, check_type, check_uri
+from artreg.client.version import Version
+from artreg.model.names import MAX_FILE_METADATA_BYTES, check_metadata, check_name, check_path, check_type, check_uri
 from artreg.model.wire import RemoteSpec
 
 
 class Artifact:
     """A version to log: files and folders (`add`), references to data elsewhere (`add_remote`),
-    metadata, aliases to point at it and tags."""
+    metadata, aliases to point at it and tags. `version`, when set (here or as the attribute, say
+    `art.version = logged.version.next_minor()`), is the version it is logged as; by default the
+    registry bumps the highest release."""
 
     def __init__(
         self,
@@ -28,31 +31,63 @@ class Artifact:
         metadata: Mapping[str, Any] | None = None,
         aliases: Iterable[str] = (),
         tags: Iterable[str] = (),
+        version: str | None = None,
     ) -> None:
         self.name = check_name(name)
         self.type = check_type(type)
         self.metadata: dict[str, Any] = dict(metadata or {})
         self.aliases: set[str] = set(aliases)
         self.tags: set[str] = set(tags)
-        self.sources: list[tuple[str, str | None]] = []
+        self.version = version
+        # (file or folder on disk, its logical path or None, the metadata of each file it gives)
+        self.sources: list[tuple[str, str | None, dict[str, Any]]] = []
         self.remote: list[RemoteSpec] = []
+
+    @property
+    def version(self) -> Version | None:
+        return self._version
+
+    @version.setter
+    def version(self, value: str | None) -> None:
+        self._version = None if value is None else Version(value)
 
     def __repr__(self) -> str:
         return f"Artifact({self.name!r}, type={self.type!r}, sources={len(self.sources)}, remote={len(self.remote)})"
 
-    def add(self, local_path: str | os.PathLike[str], path: str | None = None) -> Artifact:
-        """Adds a file (logged as `path`, or under its own name) or a folder (its files recursively,
-        with their paths relative to it, under `path` when given). Read when the artifact is logged."""
+    def add(
+        self,
+        local_path: str | os.PathLike[str],
+        name: str | None = None,
+        *,
+        metadata: Mapping[str, Any] | None = None,
+        path: str | None = None,
+    ) -> Artifact:
+        """Adds a file (logged as `name`, its logical path in the artifact, or under its own name) or
+        a folder (its files recursively, with their paths relative to it, under `name` when given).
+        `metadata` is each such file's own (a JSON object of at most 4 KiB), kept in the version's
+        record and covered by its digest. Read when the artifact is logged. (`path=` is the
+        deprecated name of `name`.)"""
+        name = renamed("path", "name", path, name)
         source = os.path.abspath(os.fspath(local_path))
         if not os.path.exists(source):
             raise FileNotFoundError(f"{local_path}: no such file or directory")
-        logical = path.strip("/") if path else None
-        self.sources.append((source, check_path(logical) if logical else None))
+        logical = name.strip("/") if name else None
+        own = check_metadata(dict(metadata or {}), "file metadata", MAX_FILE_METADATA_BYTES)
+        self.sources.append((source, check_path(logical) if logical else None, own))
         return self
 
-    def add_remote(self, uri: str, path: str | None = None, *, metadata: Mapping[str, Any] | None = None) -> Artifact:
+    def add_remote(
+        self,
+        uri: str,
+        name: str | None = None,
+        *,
+        metadata: Mapping[str, Any] | None = None,
+        path: str | None = None,
+    ) -> Artifact:
         """Adds a reference to data that stays where it is (`s3://...`, `https://...`, any URI),
-        logged as `path` (by default the last segment of the URI's path)."""
+        logged as `name`, its logical path (by default the last segment of the URI's path), with its
+        own `metadata`. (`path=` is the deprecated name of `name`.)"""
+        path = renamed("path", "name", path, name)
         check_uri(uri)
         if path is None:
             path = urlsplit(uri).path.rstrip("/").rsplit("/", 1)[-1]
@@ -61,9 +96,13 @@ class Artifact:
         self.remote.append(wire(RemoteSpec, uri=uri, path=check_path(path), metadata=dict(metadata or {})))
         return self
 
+    def file_metadata(self) -> dict[str, dict[str, Any]]:
+        """The metadata given to `add`, by logical path, for the files that have some."""
+        return {f.path: meta for source, path, meta in self.sources if meta for f in walk(source, path)}
+
     def local_files(self) -> list[LocalFile]:
         """Every file that `add` named, walked now; a path given twice (file or remote) is refused."""
-        files = [file for source, path in self.sources for file in walk(source, path)]
+        files = [file for source, path, _ in self.sources for file in walk(source, path)]
         counts = Counter([f.path for f in files] + [r.path for r in self.remote])
         twice = sorted(p for p, n in counts.items() if n > 1)
         if twice:

@@ -26,6 +26,7 @@ __all__ = [
     "IntegrityError",
     "Invalid",
     "NotFound",
+    "PickleRefused",
     "PreconditionFailed",
     "Retryable",
     "StreamBroken",
@@ -34,6 +35,13 @@ __all__ = [
     "Unreachable",
     "error_from_answer",
 ]
+
+
+class PickleRefused(ArtregError):
+    """Saving or loading an object would pickle or unpickle it, and the caller did not allow it:
+    unpickling runs whatever code the pickle's writer put in it."""
+
+    default_code = "pickle_refused"
 
 
 class Unreachable(Retryable):

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from functools import partial
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from artreg.model.errors import Invalid
 from artreg.model.names import check_path
@@ -144,13 +144,41 @@ def hash_files(
 # ---------------------------------------------------------------- batching
 
 
+# the serialised entries of one request, at most: a registry on DynamoDB stores a request's entries
+# in one item (at most 350 kB compressed), which per-file metadata could otherwise overrun
+BATCH_BYTES = 320_000
+
+
+def _cut(items: Sequence[T], size: int, budget: int, weigh: Callable[[T], int]) -> list[list[T]]:
+    cut: list[list[T]] = []
+    used = budget + 1  # the first item opens a batch
+    for item in items:
+        weight = weigh(item)
+        if used + weight > budget or len(cut[-1]) >= size:
+            cut.append([])
+            used = 0
+        cut[-1].append(item)
+        used += weight
+    return cut
+
+
 def batches(
-    files: Sequence[T], remote: Sequence[U], size: int = MAX_FILES_PER_REQUEST
+    files: Sequence[T],
+    remote: Sequence[U],
+    size: int = MAX_FILES_PER_REQUEST,
+    *,
+    budget: int = BATCH_BYTES,
+    weigh: Callable[[Any], int] = lambda _: 0,
 ) -> list[tuple[list[T], list[U]]]:
-    """Manifest entries cut into requests of at most `size` files and `size` remote entries each;
-    always at least one batch (an upload may list nothing)."""
-    count = max(1, -(-len(files) // size), -(-len(remote) // size))
-    return [(list(files[i * size : (i + 1) * size]), list(remote[i * size : (i + 1) * size])) for i in range(count)]
+    """Manifest entries cut into requests of at most `size` files and `size` remote entries each,
+    and of at most `budget` bytes of each kind by `weigh` (an entry's serialised size); always at
+    least one batch (an upload may list nothing)."""
+    file_cuts, remote_cuts = _cut(files, size, budget, weigh), _cut(remote, size, budget, weigh)
+    count = max(1, len(file_cuts), len(remote_cuts))
+    return [
+        (file_cuts[i] if i < len(file_cuts) else [], remote_cuts[i] if i < len(remote_cuts) else [])
+        for i in range(count)
+    ]
 
 
 # ---------------------------------------------------------------- a bounded pool

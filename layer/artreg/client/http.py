@@ -61,6 +61,10 @@ class RetryPolicy:
     base_delay: float = 0.25
     max_delay: float = 8.0
     deadline: float = 120.0
+    # a connection refused (or a name that does not resolve) by a host that never answered this
+    # client is retried this long only: most likely nothing listens there, and the user should hear
+    # so at once. A host that did answer before is restarting: it gets the whole deadline.
+    refused_deadline: float = 1.5
     sleep: Callable[[float], None] = field(default=time.sleep, repr=False, compare=False)
     clock: Callable[[], float] = field(default=time.monotonic, repr=False, compare=False)
 
@@ -134,6 +138,7 @@ class Transport:
         self.timeout = urllib3.Timeout(connect=connect_timeout, read=timeout)
         # block=False: a burst over maxsize opens extra connections instead of waiting for one
         self.pool: Any = pool or urllib3.PoolManager(num_pools=16, maxsize=maxsize, block=False)
+        self._answered: set[str] = set()  # hosts that answered once (RetryPolicy.refused_deadline)
 
     def close(self) -> None:
         clear = getattr(self.pool, "clear", None)
@@ -265,13 +270,22 @@ class Transport:
         retry = 0
         while True:
             try:
-                return send()
+                answer = send()
             except _Again as again:
+                self._answered.add(what)
                 error, retry_after, cause = again.error, again.retry_after, None
+            except ArtregError:  # an answer, final
+                self._answered.add(what)
+                raise
             except CONNECTION_ERRORS as exc:
                 error, retry_after, cause = Unreachable(f"could not reach {what}: {exc}"), None, exc
+            else:
+                self._answered.add(what)
+                return answer
             delay = policy.delay(retry, retry_after)
             retry += 1
-            if retry >= policy.attempts or policy.clock() - started + delay > policy.deadline:
+            refused = isinstance(cause, u3.NewConnectionError) and what not in self._answered
+            deadline = policy.refused_deadline if refused else policy.deadline
+            if retry >= policy.attempts or policy.clock() - started + delay > deadline:
                 raise error from cause
             policy.sleep(delay)

@@ -6,9 +6,30 @@ pictures draw the data flowing instead: a used version points at the run, the ru
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from artreg.model.wire import GraphEdge, GraphNode, LineageGraph
+
+
+def merged(page: Callable[[str, str | None], LineageGraph], ref: str) -> LineageGraph:
+    """Every page of a version's lineage (`page(ref, cursor)` fetches one) as one graph: a node seen
+    twice keeps its truncated form only if no page had it whole."""
+    nodes: dict[str, GraphNode] = {}
+    edges: dict[tuple[str, str, str], GraphEdge] = {}
+    cursor: str | None = None
+    while True:
+        got = page(ref, cursor)
+        root = got.root
+        for node in got.nodes:
+            nodes[node.id] = node if node.truncated or node.id not in nodes else nodes[node.id]
+        edges.update(((e.from_, e.to, e.kind), e) for e in got.edges)
+        if not got.next_cursor:
+            break
+        cursor = got.next_cursor
+        ref = root.rpartition("@")[2]  # the later pages of the version the first resolved to
+    if cursor:  # every neighbour of the root is in now
+        nodes[root] = nodes[root].model_copy(update={"truncated": False})
+    return LineageGraph(root=root, nodes=list(nodes.values()), edges=list(edges.values()))
 
 
 def label(node: GraphNode) -> str:

@@ -8,12 +8,13 @@ import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from pydantic import PrivateAttr
 
 from artreg.client.common import UNSET, _Unset
 from artreg.client.errors import Invalid
+from artreg.client.version import Version
 from artreg.model.wire import FileEntry, RemoteEntry, VersionRecord
 
 if TYPE_CHECKING:
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class DownloadResult:
     path: Path
-    version: str
+    version: Version
     digest: str
     downloaded: int  # files written from bytes fetched
     from_cache: int  # files taken from the local cache
@@ -36,7 +37,9 @@ class LoggedArtifact(VersionRecord):
     """A committed version: its record (API.md, Version record) and what can be done with it. Up to
     1,000 files and remote entries are inline (`files`, `remote`); `iter_files()` pages through all."""
 
+    version: Version  # a str that compares by SemVer precedence: .next_minor() and so on
     _registry: Registry | None = PrivateAttr(default=None)
+    _created: bool | None = PrivateAttr(default=None)
 
     def __repr__(self) -> str:
         shown = f"{self.qualified_name!r}, type={self.type!r}, files={self.file_count}, digest={self.digest[:12]!r}"
@@ -58,6 +61,17 @@ class LoggedArtifact(VersionRecord):
         return self.qualified_name
 
     @property
+    def created(self) -> bool | None:
+        """From `log_artifact`: True when this call made the version, False when `if_changed` found
+        the content unchanged and answered the existing one; None for a version only read."""
+        return self._created
+
+    @property
+    def uri(self) -> str:
+        """`artreg://project/name@version`, as the SDK, the CLI and fsspec take it."""
+        return f"artreg://{self.project}/{self.name}@{self.version}"
+
+    @property
     def registry(self) -> Registry:
         if self._registry is None:
             raise Invalid("this version record is not bound to a Registry")
@@ -74,12 +88,28 @@ class LoggedArtifact(VersionRecord):
         self,
         root: str | os.PathLike[str] = ".",
         *,
+        run_id: str | None = None,
         workers: int | None = None,
         cache: bool | None = None,
         progress: bool | None = None,
     ) -> DownloadResult:
-        """Downloads this version's stored files into `root`; remote entries stay in `self.remote`."""
-        return self.registry.download(self.name, self.version, root, workers=workers, cache=cache, progress=progress)
+        """Downloads this version's stored files into `root`; remote entries stay in `self.remote`.
+        With a `run_id` (by default ARTREG_RUN_ID), records the download as that run's use."""
+        return self.registry.download(
+            self.name, self.version, root, run_id=run_id, workers=workers, cache=cache, progress=progress
+        )
+
+    def open(self, path: str) -> IO[bytes]:
+        """One stored file of this version, open for reading, verified against the manifest."""
+        return self.registry.open(self.name, path, ref=self.version)
+
+    def load(self, *, allow_pickle: bool = False, run_id: str | None = None) -> Any:
+        """The Python object this version holds (logged with `Registry.save`), read by the
+        materializer its metadata names. A pickle loads only with `allow_pickle=True`, since
+        unpickling runs code. With a `run_id` (by default ARTREG_RUN_ID), records the use."""
+        from artreg.client import objects
+
+        return objects.load(self, allow_pickle=allow_pickle, run_id=run_id)
 
     def use(self, run_id: str | None = None, *, pipeline: str | None = None, step: str | None = None) -> LoggedArtifact:
         return self.registry.use_artifact(self.name, self.version, run_id=run_id, pipeline=pipeline, step=step)

@@ -7,23 +7,24 @@
     reg.get_artifact("resnet", "production").download("./model-dir")
 
 Names: `ref` is a version or an alias (`latest` when left out), and `name` may carry it as
-`name@ref`; `version` is a version only.
+`name@ref`, or be an `artreg://PROJECT/NAME@REF` URI (of this project or another); `version` is a
+version only.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import IO, Any, Literal, TypeVar
 from urllib.parse import quote
 
 from pydantic import BaseModel
 
+from artreg.client import fetch, lineage, objects
 from artreg.client import progress as bars
 from artreg.client.artifact import Artifact
 from artreg.client.common import UNSET, _Unset, given, renamed, segment, split_ref, wire
@@ -33,11 +34,11 @@ from artreg.client.http import RetryPolicy, Transport
 from artreg.client.logged import DownloadResult, LoggedArtifact
 from artreg.client.settings import ClientSettings, load_settings
 from artreg.client.sigv4 import SigV4Signer, region_of, wants_sigv4
-from artreg.client.transfer import BlobCache, Downloader, DownloadStats, upload_blobs
+from artreg.client.transfer import BlobCache, upload_blobs
+from artreg.client.uris import is_uri, parse_uri
 from artreg.model import manifest
 from artreg.model.names import check_name, check_project, metadata_scalar
 from artreg.model.wire import (
-    MAX_FILES_PER_REQUEST,
     AddFiles,
     AliasHistory,
     AliasMove,
@@ -48,8 +49,6 @@ from artreg.model.wire import (
     FileEntry,
     FilePage,
     FilesAdded,
-    GraphEdge,
-    GraphNode,
     LineageGraph,
     MissingBlob,
     MoveAlias,
@@ -67,7 +66,6 @@ from artreg.model.wire import (
 log = logging.getLogger("artreg")
 P = TypeVar("P", ArtifactPage, VersionPage, FilePage, AliasHistory, DownloadPage, RunLineage)
 Bump = Literal["major", "minor", "patch"]
-_RENEW_BEFORE = timedelta(seconds=60)  # refetch a download page whose URLs expire sooner than this
 
 
 def _dump(model: BaseModel) -> dict[str, Any]:
@@ -134,6 +132,7 @@ class Registry:
             )
         self.transport = transport
         self.cache = BlobCache(self.settings.cache_dir) if self.settings.cache else None
+        self._siblings: dict[str, Registry] = {self.project: self}
 
     def __repr__(self) -> str:
         return f"Registry({self.url!r}, project={self.project!r})"
@@ -163,10 +162,49 @@ class Registry:
     ) -> Any:
         return self.transport.json(method, path, body=None if body is None else _dump(body), query=query)
 
-    def _bind(self, data: Any) -> LoggedArtifact:
+    def _bind(self, data: Any, *, created: bool | None = None) -> LoggedArtifact:
         logged = LoggedArtifact.model_validate(data)
         logged._registry = self
+        logged._created = created
         return logged
+
+    def _in(self, project: str) -> Registry:
+        """The client of another project of the same registry (an `artreg://` URI's), sharing this
+        one's connections and settings."""
+        if project not in self._siblings:
+            settings = self.settings.updated(project=project)
+            self._siblings[project] = Registry(settings=settings, transport=self.transport)
+        return self._siblings[project]
+
+    def _target(self, name: str, ref: str | None, *, file: bool = False) -> tuple[Registry, str, str, str | None]:
+        """(the project's client, name, ref, path) of `name[@ref]` or of an `artreg://` URI; a URI
+        that names a file only where `file` says a file may be named."""
+        if not is_uri(name):
+            return (self, *split_ref(name, ref), None)
+        uri = parse_uri(name)
+        if ref is not None:
+            raise TypeError("give the ref inside the artreg:// URI, not also as ref=")
+        if uri.path and not file:
+            raise Invalid(f"{name[:200]!r} names a file; give the version, {uri.version_uri}", details={"field": "ref"})
+        return self._in(uri.project), uri.name, uri.ref, uri.path
+
+    @contextlib.contextmanager
+    def _explained(self, name: str, ref: str) -> Iterator[None]:
+        """A 404 for `latest` of an artifact that does not exist (or of a project that has none) said
+        as such, not as a missing alias: one more GET, on the error path only."""
+        try:
+            yield
+        except NotFound as error:
+            if ref != "latest":
+                raise
+            try:
+                self.summary(name)
+            except NotFound:
+                raise NotFound(
+                    f"artifact {name!r} does not exist in project {self.project!r}",
+                    details={"project": self.project, "name": name},
+                ) from error
+            raise
 
     def _pages(
         self, kind: type[P], path: str, query: Sequence[tuple[str, str]] = (), page_size: int | None = None
@@ -195,7 +233,8 @@ class Registry:
     def summary(self, name: str) -> ArtifactSummary:
         """An artifact's summary (as `list_artifacts` yields them): type, latest version, version
         count, aliases. For a version of it, `get_artifact`."""
-        return ArtifactSummary.model_validate(self._call("GET", self._artifact(name)))
+        reg, name, _, _ = self._target(name, None)
+        return ArtifactSummary.model_validate(reg._call("GET", reg._artifact(name)))
 
     def artifact(self, name: str) -> ArtifactSummary:
         """Deprecated: `summary`."""
@@ -216,23 +255,26 @@ class Registry:
         query = [("tag", tag)] if tag else []
         query += [("alias", alias)] if alias else []
         query += [(f"metadata.{k}", metadata_scalar(v)) for k, v in (metadata or {}).items()]
-        for page in self._pages(VersionPage, f"{self._artifact(name)}/versions", query, page_size):
+        reg, name, _, _ = self._target(name, None)
+        for page in reg._pages(VersionPage, f"{reg._artifact(name)}/versions", query, page_size):
             for item in page.items:
-                yield self._bind(item.model_dump())
+                yield reg._bind(item.model_dump())
 
     def get_artifact(self, name: str, ref: str | None = None, *, version_or_alias: str | None = None) -> LoggedArtifact:
         """A version of an artifact by `ref`, a version or an alias (`latest` by default); `name` may
         be `name@ref`. (`version_or_alias=` is the deprecated name of `ref`.)"""
-        name, ref = split_ref(name, renamed("version_or_alias", "ref", version_or_alias, ref))
-        return self._bind(self._call("GET", self._version(name, ref)))
+        reg, name, ref, _ = self._target(name, renamed("version_or_alias", "ref", version_or_alias, ref))
+        with reg._explained(name, ref):
+            return reg._bind(reg._call("GET", reg._version(name, ref)))
 
     def files(
         self, name: str, ref: str | None = None, *, page_size: int | None = None
     ) -> Iterator[FileEntry | RemoteEntry]:
         """A version's file and remote entries in path order, every page."""
-        name, ref = split_ref(name, ref)
-        for page in self._pages(FilePage, f"{self._version(name, ref)}/files", (), page_size):
-            yield from page.items
+        reg, name, ref, _ = self._target(name, ref)
+        with reg._explained(name, ref):
+            for page in reg._pages(FilePage, f"{reg._version(name, ref)}/files", (), page_size):
+                yield from page.items
 
     def alias_history(self, name: str, alias: str, *, page_size: int | None = None) -> Iterator[AliasMove]:
         """Every move of an alias, newest first."""
@@ -254,31 +296,19 @@ class Registry:
         produced it and what that run used, and so on; downstream, the runs that used it and what they
         produced. `depth` counts runs away (3 by default, at most 10). Every page of the version's own
         neighbours is fetched; a deeper node with more neighbours than `limit` says `truncated`."""
-        name, ref = split_ref(name, renamed("version_or_alias", "ref", version_or_alias, ref))
+        reg, name, ref, _ = self._target(name, renamed("version_or_alias", "ref", version_or_alias, ref))
+        if reg is not self:
+            return reg.lineage(name, ref, direction=direction, depth=depth, limit=limit)
         query: list[tuple[str, str]] = [("direction", direction)]
         query += [("depth", str(depth))] if depth is not None else []
         query += [("limit", str(limit))] if limit is not None else []
-        nodes: dict[str, GraphNode] = {}
-        edges: dict[tuple[str, str, str], GraphEdge] = {}
-        root = ""
-        cursor: str | None = None
-        while True:
-            page = LineageGraph.model_validate(
-                self._call(
-                    "GET", f"{self._version(name, ref)}/lineage", query=query + ([("cursor", cursor)] if cursor else [])
-                )
-            )
-            root = page.root
-            for node in page.nodes:
-                nodes[node.id] = node if node.truncated or node.id not in nodes else nodes[node.id]
-            edges.update(((e.from_, e.to, e.kind), e) for e in page.edges)
-            if not page.next_cursor:
-                break
-            cursor = page.next_cursor
-            ref = root.rpartition("@")[2]  # the later pages of the version the first resolved to
-        if cursor:  # every neighbour of the root is in now
-            nodes[root] = nodes[root].model_copy(update={"truncated": False})
-        return LineageGraph(root=root, nodes=list(nodes.values()), edges=list(edges.values()))
+
+        def page(at: str, cursor: str | None) -> LineageGraph:
+            paged = query + ([("cursor", cursor)] if cursor else [])
+            return LineageGraph.model_validate(self._call("GET", f"{self._version(name, at)}/lineage", query=paged))
+
+        with self._explained(name, ref):
+            return lineage.merged(page, ref)
 
     def run(self, run_id: str, *, page_size: int | None = None) -> RunLineage:
         """What a run produced and used (`name@version` refs), every page."""
@@ -317,11 +347,11 @@ class Registry:
         tags_remove: Iterable[str] = (),
     ) -> LoggedArtifact:
         """One PATCH: merges `metadata` (a key set to None is removed), adds and removes tags."""
-        name, ref = split_ref(name, ref)
+        reg, name, ref, _ = self._target(name, ref)
         fields: dict[str, Any] = {"tags_add": list(tags_add), "tags_remove": list(tags_remove)}
         if metadata is not None:
             fields["metadata"] = dict(metadata)
-        return self._bind(self._call("PATCH", self._version(name, ref), wire(PatchVersion, **fields)))
+        return reg._bind(reg._call("PATCH", reg._version(name, ref), wire(PatchVersion, **fields)))
 
     def tag(self, name: str, ref: str | None, *tags: str) -> LoggedArtifact:
         return self.update(name, ref, tags_add=tags)
@@ -332,11 +362,18 @@ class Registry:
     def update_metadata(self, name: str, ref: str | None, metadata: Mapping[str, Any]) -> LoggedArtifact:
         return self.update(name, ref, metadata=metadata)
 
-    def delete_version(self, name: str, version: str, force: bool = False) -> LoggedArtifact:
-        """Marks a version deleted; `Conflict` while an alias other than `latest` holds it, unless
-        `force` (which removes those aliases)."""
+    def delete_version(self, name: str, version: str | None = None, force: bool = False) -> LoggedArtifact:
+        """Marks a version deleted (`name, version`, or an `artreg://` URI that names the version);
+        `Conflict` while an alias other than `latest` holds it, unless `force` (which removes those aliases)."""
+        reg, at = self, version
+        if is_uri(name) and "@" in name:
+            reg, name, at, _ = self._target(name, version)
+        if at is None:
+            raise Invalid(
+                "delete_version needs the version (in an artreg:// URI: @VERSION)", details={"field": "version"}
+            )
         query = [("force", "true")] if force else None
-        return self._bind(self._call("DELETE", self._version(name, version), query=query))
+        return reg._bind(reg._call("DELETE", reg._version(name, at), query=query))
 
     def use_artifact(
         self,
@@ -350,14 +387,17 @@ class Registry:
     ) -> LoggedArtifact:
         """Resolves `name@ref` and records that the run used that version (lineage). `run_id`
         defaults to the `run_id` setting (ARTREG_RUN_ID)."""
-        name, ref = split_ref(name, renamed("version_or_alias", "ref", version_or_alias, ref))
+        reg, name, ref, _ = self._target(name, renamed("version_or_alias", "ref", version_or_alias, ref))
         run_id = run_id or self.settings.run_id
         if not run_id:
             raise Invalid("use_artifact needs a run_id (or ARTREG_RUN_ID)", details={"field": "run_id"})
-        usage = wire(Usage, **given(run_id=run_id, pipeline=pipeline, step=step))
-        logged = self.get_artifact(name, ref)
-        self._call("POST", f"{self._version(name, logged.version)}/usages", usage)
+        logged = reg.get_artifact(name, ref)
+        reg._record_use(name, logged.version, run_id, pipeline, step)
         return logged
+
+    def _record_use(self, name: str, version: str, run_id: str, pipeline: str | None, step: str | None) -> None:
+        usage = wire(Usage, **given(run_id=run_id, pipeline=pipeline, step=step))
+        self._call("POST", f"{self._version(name, version)}/usages", usage)
 
     # ------------------------------------------------------------ logging
 
@@ -377,7 +417,14 @@ class Registry:
         """Logs a new version: hashes the files, offers them in batches of 1,000, uploads the blobs
         the registry lacks (each distinct content once), commits. Content the registry already holds
         logs in one request with no bytes sent. `run_id` defaults to the `run_id` setting; `inputs` are
-        the `name@version` refs the run consumed."""
+        the `name@version` refs the run consumed. `version` defaults to `artifact.version`. The answer's
+        `created` is False when `if_changed` found the content unchanged and logged nothing."""
+        if version is not None and artifact.version is not None and version != artifact.version:
+            raise Invalid(
+                f"version={version!r} differs from the artifact's version {artifact.version!r}: give one",
+                details={"field": "version"},
+            )
+        version = version or artifact.version
         shown = self.progress if progress is None else progress
         run_id = run_id or self.settings.run_id
         used = [item.qualified_name if isinstance(item, LoggedArtifact) else str(item) for item in inputs]
@@ -391,8 +438,18 @@ class Registry:
 
         local = artifact.local_files()
         hashed = self._hash(local, shown)
-        entries = [wire(FileEntry, path=f.path, size=f.size, sha256=f.sha256) for f in hashed]
-        parts = batches(entries, artifact.remote)
+        own = artifact.file_metadata()
+        entries = [
+            wire(
+                FileEntry,
+                path=f.path,
+                size=f.size,
+                sha256=f.sha256,
+                **({"metadata": own[f.path]} if f.path in own else {}),
+            )
+            for f in hashed
+        ]
+        parts = batches(entries, artifact.remote, weigh=lambda e: len(e.model_dump_json()))
         if if_changed and len(parts) > 1 and not artifact.remote:
             # over one request of files, ask first: one GET instead of a batch a thousand files
             unchanged = self._latest_if_digest(artifact.name, manifest.digest(entries))
@@ -414,9 +471,9 @@ class Registry:
             if_changed=if_changed,
         )
         base = f"{self._artifact(artifact.name)}/uploads"
-        answer = self._call("POST", base, start)
+        status, answer = self._call_status("POST", base, start)
         if isinstance(answer, dict) and answer.get("state") == "committed":
-            return self._bind(answer)
+            return self._bind(answer, created=status == 201)
         started = UploadStarted.model_validate(answer)
         upload = f"{base}/{segment(started.upload_id)}"
         # the last target of a blob wins: a later batch may have opened a new multipart upload for it
@@ -451,7 +508,15 @@ class Registry:
                 )
             finally:
                 bar.close()
-        return self._bind(self._call("POST", f"{upload}/commit"))
+        status, answer = self._call_status("POST", f"{upload}/commit")
+        return self._bind(answer, created=status == 201)
+
+    def _call_status(self, method: str, path: str, body: BaseModel | None = None) -> tuple[int, Any]:
+        """An API call's status (201 made something, 200 found it made) and its JSON."""
+        data = None if body is None else _dump(body)
+        encoded = None if data is None else json.dumps(data, separators=(",", ":")).encode()
+        answer = self.transport.api(method, path, body=encoded)
+        return answer.status, answer.json()
 
     def _latest_if_digest(self, name: str, digest: str) -> LoggedArtifact | None:
         """`latest` if its manifest digest is `digest`, as the server answers `if_changed`. Only for
@@ -460,7 +525,10 @@ class Registry:
             latest = self.get_artifact(name, "latest")
         except NotFound:
             return None
-        return latest if latest.digest == digest else None
+        if latest.digest != digest:
+            return None
+        latest._created = False
+        return latest
 
     def _hash(self, files: Sequence[LocalFile], shown: bool | None) -> list[HashedFile]:
         if not bars.enabled(shown):
@@ -469,11 +537,8 @@ class Registry:
         for file in files:
             with contextlib.suppress(OSError):
                 total += os.path.getsize(file.source)
-        bar = bars.bar(total, "hash", shown)
-        try:
+        with contextlib.closing(bars.bar(total, "hash", shown)) as bar:
             return hash_files(files, workers=self.workers, on_bytes=bar.update)
-        finally:
-            bar.close()
 
     # ------------------------------------------------------------ downloading
 
@@ -483,60 +548,50 @@ class Registry:
         ref: str | None = None,
         root: str | os.PathLike[str] = ".",
         *,
+        run_id: str | None = None,
+        pipeline: str | None = None,
+        step: str | None = None,
         workers: int | None = None,
         cache: bool | None = None,
         progress: bool | None = None,
     ) -> DownloadResult:
         """Downloads a version's stored files into the folder `root` (remote entries are listed in
-        the result, not fetched). Pages of up to 1,000 files (one API call each), all checked before
-        a byte is written; files fetched in parallel, verified, through the local cache."""
-        name, ref = split_ref(name, ref)
-        page_size = [("limit", str(MAX_FILES_PER_REQUEST))]
-        first = DownloadPage.model_validate(self._call("GET", f"{self._version(name, ref)}/download", query=page_size))
-        # the later pages of the version the first resolved to, should the alias move meanwhile
-        path = f"{self._version(name, first.version)}/download"
-        pages: list[tuple[str | None, DownloadPage]] = [(None, first)]
-        cursor = first.next_cursor
-        while cursor:
-            page = DownloadPage.model_validate(self._call("GET", path, query=[*page_size, ("cursor", cursor)]))
-            if page.digest != first.digest:
-                raise Invalid(f"{name}@{first.version} changed while it was listed", code="version_changed")
-            pages.append((cursor, page))
-            cursor = page.next_cursor
+        the result, not fetched); an `artreg://` URI of a file downloads that file alone. Pages of up
+        to 1,000 files (one API call each), all checked before a byte is written; files fetched in
+        parallel, verified, through the local cache. With a `run_id` (by default the `run_id`
+        setting, ARTREG_RUN_ID) the download is recorded as that run's use of the version."""
+        reg, name, ref, only = self._target(name, ref, file=True)
+        with reg._explained(name, ref):
+            result = fetch.download(reg, name, ref, root, only=only, workers=workers, cache=cache, progress=progress)
+        run_id = run_id or self.settings.run_id
+        if run_id:
+            reg._record_use(name, result.version, run_id, pipeline, step)
+        elif pipeline or step:
+            raise Invalid("pipeline and step describe a run: give run_id too", details={"field": "run_id"})
+        return result
 
-        use_cache = self.cache is not None if cache is None else cache
-        downloader = Downloader(
-            self.transport.get_blob,
-            cache=(self.cache or BlobCache(self.settings.cache_dir)) if use_cache else None,
-            workers=workers or self.workers,
-            retry=self.transport.retry,
-        )
-        for _, page in pages:
-            downloader.plan(root, page.files)  # every path checked before anything is written
-        total = sum(f.size for _, page in pages for f in page.files)
-        stats = DownloadStats()
-        bar = bars.bar(total, f"download {name}@{first.version}", self.progress if progress is None else progress)
-        try:
-            for page_cursor, page in pages:
-                expires = page.expires_at if page.expires_at.tzinfo else page.expires_at.replace(tzinfo=UTC)
-                if expires - datetime.now(UTC) < _RENEW_BEFORE:
-                    query = [*page_size, *([("cursor", page_cursor)] if page_cursor else [])]
-                    page = DownloadPage.model_validate(self._call("GET", path, query=query))
-                    downloader.plan(root, page.files)
-                done = downloader.download(root, page.files, bar)
-                stats.downloaded += done.downloaded
-                stats.from_cache += done.from_cache
-                stats.skipped += done.skipped
-                stats.bytes += done.bytes
-        finally:
-            bar.close()
-        return DownloadResult(
-            path=Path(os.path.realpath(root)),
-            version=first.version,
-            digest=first.digest,
-            downloaded=stats.downloaded,
-            from_cache=stats.from_cache,
-            skipped=stats.skipped,
-            bytes=stats.bytes,
-            remote=[entry for _, page in pages for entry in page.remote],
-        )
+    def open(self, uri: str, path: str | None = None, *, ref: str | None = None) -> IO[bytes]:
+        """A file of a version, open for reading, its bytes checked against the manifest's SHA-256
+        before any is handed out (served from the local cache when it holds them): `uri` is
+        `artreg://PROJECT/NAME@REF/PATH`, or a name (`name@ref`) with `path`."""
+        reg, name, ref, in_uri = self._target(uri, ref, file=True)
+        path = path or in_uri
+        if not path:
+            raise Invalid("open needs a file: artreg://PROJECT/NAME@REF/PATH, or path=", details={"field": "path"})
+        with reg._explained(name, ref):
+            return fetch.open_file(reg, name, ref, path)
+
+    # ------------------------------------------------------------ Python objects
+
+    def save(self, obj: Any, name: str, **options: Any) -> LoggedArtifact:
+        """Logs a Python object as a new version of `name`, written by the materializer of its type
+        (recorded in the version's metadata, so that `load` needs no hint); the options are
+        `log_artifact`'s and `Artifact`'s, plus `materializer=` (a name, to choose one) and
+        `allow_pickle=True` (to store an object no other materializer takes, as a pickle). See
+        `artreg.client.materializers`."""
+        return objects.save(self, obj, name, **options)
+
+    def load(self, name: str, ref: str | None = None, *, allow_pickle: bool = False, **options: Any) -> Any:
+        """The object a version holds (`name@ref` or `artreg://...`), read back by the materializer
+        that wrote it. A pickle is loaded only with `allow_pickle=True`: unpickling runs code."""
+        return self.get_artifact(name, ref).load(allow_pickle=allow_pickle, **options)

@@ -33,7 +33,10 @@ def sort_entries(entries: Iterable[Entry]) -> list[Entry]:
 
 def _canonical(entry: Entry) -> dict[str, Any]:
     if isinstance(entry, FileEntry):
-        return {"path": entry.path, "sha256": entry.sha256, "size": entry.size}
+        canonical: dict[str, Any] = {"path": entry.path, "sha256": entry.sha256, "size": entry.size}
+        if entry.metadata:  # only when set: a file without metadata keeps the digest it always had
+            canonical["metadata"] = entry.metadata
+        return canonical
     # what is pinned of a remote object is part of its identity; whether we could read it is not
     return {
         "path": entry.path,

@@ -27,6 +27,7 @@ MAX_TAGS = 64
 MAX_PATH_BYTES = 1024
 MAX_METADATA_BYTES = 64 * 1024
 MAX_METADATA_DEPTH = 8
+MAX_FILE_METADATA_BYTES = 4 * 1024  # a file entry's own metadata (API.md)
 MAX_URI_LENGTH = 4096
 
 
@@ -154,14 +155,14 @@ def _depth(value: Any) -> int:
     return 0
 
 
-def check_metadata(value: dict[str, Any], field: str = "metadata") -> dict[str, Any]:
+def check_metadata(value: dict[str, Any], field: str = "metadata", limit: int = MAX_METADATA_BYTES) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise Invalid(f"{field} must be a JSON object", details={"field": field})
     size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
-    if size > MAX_METADATA_BYTES:
+    if size > limit:
         raise TooLarge(
-            f"{field} is {size} bytes serialised, over the limit of {MAX_METADATA_BYTES}",
-            details={"field": field, "size": size, "limit": MAX_METADATA_BYTES},
+            f"{field} is {size} bytes serialised, over the limit of {limit}",
+            details={"field": field, "size": size, "limit": limit},
         )
     if _depth(value) > MAX_METADATA_DEPTH:
         raise Invalid(f"{field} nests deeper than {MAX_METADATA_DEPTH} levels", details={"field": field})

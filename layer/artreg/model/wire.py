@@ -19,6 +19,9 @@ ArtifactType = Annotated[str, AfterValidator(names.check_type)]
 RunId = Annotated[str, AfterValidator(names.check_run_id)]
 Uri = Annotated[str, AfterValidator(names.check_uri)]
 Metadata = Annotated[dict[str, Any], AfterValidator(names.check_metadata)]
+FileMetadata = Annotated[
+    dict[str, Any], AfterValidator(lambda v: names.check_metadata(v, "file metadata", names.MAX_FILE_METADATA_BYTES))
+]
 Version = Annotated[str, AfterValidator(lambda v: str(parse(v)) and v)]
 Label = Annotated[str, Field(min_length=1, max_length=256)]
 
@@ -42,6 +45,7 @@ class FileEntry(Wire):
     path: Path
     size: Annotated[int, Field(ge=0, le=5 * 1024**4)]
     sha256: Sha256
+    metadata: FileMetadata = Field(default_factory=dict)  # the file's own (API.md: at most 4 KiB)
 
 
 class RemoteSpec(Wire):

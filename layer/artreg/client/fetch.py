@@ -1,0 +1,139 @@
+"""Reading a version's stored files: `download` (a version, or one file of it, into a folder) and
+`open_file` (one file as a read-only binary file, verified before it is handed out). Both go
+through `Downloader` (artreg.client.transfer): every byte is checked against the manifest's size
+and SHA-256, and the local cache is asked first and filled after a fetch."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
+from urllib.parse import quote
+
+from artreg.client import progress as bars
+from artreg.client.errors import Invalid, NotFound
+from artreg.client.logged import DownloadResult
+from artreg.client.transfer import BlobCache, Downloader, DownloadStats
+from artreg.client.version import Version
+from artreg.model.wire import MAX_FILES_PER_REQUEST, DownloadFile, DownloadPage, FileEntry, RemoteEntry
+
+if TYPE_CHECKING:
+    from artreg.client.registry import Registry
+
+_RENEW_BEFORE = timedelta(seconds=60)  # refetch a download page whose URLs expire sooner than this
+
+
+def _downloader(reg: Registry, cache: bool | None, workers: int | None = None) -> Downloader:
+    use_cache = reg.cache is not None if cache is None else cache
+    return Downloader(
+        reg.transport.get_blob,
+        cache=(reg.cache or BlobCache(reg.settings.cache_dir)) if use_cache else None,
+        workers=workers or reg.workers,
+        retry=reg.transport.retry,
+    )
+
+
+def download(
+    reg: Registry,
+    name: str,
+    ref: str,
+    root: str | os.PathLike[str],
+    *,
+    only: str | None = None,
+    workers: int | None = None,
+    cache: bool | None = None,
+    progress: bool | None = None,
+) -> DownloadResult:
+    """What `Registry.download` does (see there); `only`: that file alone (NotFound if the version
+    does not store it)."""
+    page_size = [("limit", str(MAX_FILES_PER_REQUEST))]
+    first = DownloadPage.model_validate(reg._call("GET", f"{reg._version(name, ref)}/download", query=page_size))
+    # the later pages of the version the first resolved to, should the alias move meanwhile
+    path = f"{reg._version(name, first.version)}/download"
+    pages: list[tuple[str | None, DownloadPage]] = [(None, first)]
+    cursor = first.next_cursor
+    while cursor:
+        page = DownloadPage.model_validate(reg._call("GET", path, query=[*page_size, ("cursor", cursor)]))
+        if page.digest != first.digest:
+            raise Invalid(f"{name}@{first.version} changed while it was listed", code="version_changed")
+        pages.append((cursor, page))
+        cursor = page.next_cursor
+
+    def chosen(page: DownloadPage) -> list[DownloadFile]:
+        return [f for f in page.files if only is None or f.path == only]
+
+    if only is not None and not any(chosen(page) for _, page in pages):
+        raise NotFound(f"file {only!r} is not stored in {name}@{first.version}", details={"path": only})
+    downloader = _downloader(reg, cache, workers)
+    for _, page in pages:
+        downloader.plan(root, chosen(page))  # every path checked before anything is written
+    total = sum(f.size for _, page in pages for f in chosen(page))
+    stats = DownloadStats()
+    bar = bars.bar(total, f"download {name}@{first.version}", reg.progress if progress is None else progress)
+    try:
+        for page_cursor, page in pages:
+            expires = page.expires_at if page.expires_at.tzinfo else page.expires_at.replace(tzinfo=UTC)
+            if expires - datetime.now(UTC) < _RENEW_BEFORE:
+                query = [*page_size, *([("cursor", page_cursor)] if page_cursor else [])]
+                page = DownloadPage.model_validate(reg._call("GET", path, query=query))
+                downloader.plan(root, chosen(page))
+            done = downloader.download(root, chosen(page), bar)
+            stats.downloaded += done.downloaded
+            stats.from_cache += done.from_cache
+            stats.skipped += done.skipped
+            stats.bytes += done.bytes
+    finally:
+        bar.close()
+    remote = [entry for _, page in pages for entry in page.remote if only is None or entry.path == only]
+    return DownloadResult(
+        path=Path(os.path.realpath(root)),
+        version=Version(first.version),
+        digest=first.digest,
+        downloaded=stats.downloaded,
+        from_cache=stats.from_cache,
+        skipped=stats.skipped,
+        bytes=stats.bytes,
+        remote=remote,
+    )
+
+
+def entry_of(reg: Registry, name: str, ref: str, path: str) -> tuple[str, FileEntry | RemoteEntry]:
+    """(the version `ref` resolves to, the entry of `path` in it); NotFound when it has none."""
+    record = reg.get_artifact(name, ref)
+    entries: Iterable[FileEntry | RemoteEntry] = (
+        [*record.files, *record.remote] if not record.files_truncated else record.iter_files()
+    )
+    for entry in entries:
+        if entry.path == path:
+            return record.version, entry
+    raise NotFound(f"file {path!r} is not in {name}@{record.version}", details={"path": path})
+
+
+def open_file(reg: Registry, name: str, ref: str, path: str) -> IO[bytes]:
+    """`Registry.open`: the file `path` of `name@ref`, fetched whole into the cache (or a temporary
+    file when the cache is off) and verified before it is opened."""
+    version, entry = entry_of(reg, name, ref, path)
+    if isinstance(entry, RemoteEntry):
+        raise Invalid(
+            f"{name}@{version}/{path} is a reference to {entry.uri}, not stored in the registry: open that URI",
+            details={"path": path, "uri": entry.uri},
+        )
+    cached = reg.cache.get(entry.sha256, entry.size) if reg.cache else None  # re-hashed: verified
+    if cached is not None:
+        return open(cached, "rb")
+    answer = reg.transport.api("GET", f"{reg._version(name, version)}/files/{quote(path, safe='/')}")
+    url = answer.header("Location")
+    if answer.status not in (301, 302, 303, 307, 308) or not url:
+        raise Invalid(f"the registry answered {answer.status} without a URL for {name}@{version}/{path}")
+    folder = tempfile.mkdtemp(prefix="artreg-open-")
+    try:
+        blob = DownloadFile(path="blob", size=entry.size, sha256=entry.sha256, url=url)
+        _downloader(reg, None, workers=1).download(folder, [blob])
+        # open, then remove: on POSIX the open file outlives its name
+        return open(os.path.join(folder, "blob"), "rb")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
