@@ -228,13 +228,13 @@ def test_versions_are_semver_and_artifact_version_is_honoured(reg: Registry, tmp
 def test_uris_name_versions_of_any_project_and_files_in_them(reg: Registry, tmp_path: Path) -> None:
     (tmp_path / "train.csv").write_bytes(b"a,b\n1,2\n")
     other = Registry(reg.url, project="iris", cache_dir=tmp_path / "cache", progress=False)
-    logged = other.log_artifact(Artifact("train", aliases={"production"}).add(tmp_path / "train.csv"))
+    logged = other.log_artifact(Artifact("train", aliases={"stable"}).add(tmp_path / "train.csv"))
     # Given a client of project "vision": URIs of project "iris" resolve there
-    got = reg.get_artifact("artreg://iris/train@production")
+    got = reg.get_artifact("artreg://iris/train@stable")
     assert (got.project, got.version) == ("iris", logged.version)
     assert got.uri == "artreg://iris/train@1.0.0"
-    assert reg.open("artreg://iris/train@production/train.csv").read() == b"a,b\n1,2\n"
-    result = reg.download("artreg://iris/train@production/train.csv", root=tmp_path / "one")
+    assert reg.open("artreg://iris/train@stable/train.csv").read() == b"a,b\n1,2\n"
+    result = reg.download("artreg://iris/train@stable/train.csv", root=tmp_path / "one")
     assert (tmp_path / "one" / "train.csv").read_bytes() == b"a,b\n1,2\n"
     assert result.from_cache == 1
     with pytest.raises(NotFound, match="does not exist"):
@@ -247,25 +247,25 @@ def test_fsspec_reads_a_file_checked_against_the_manifest(
     fsspec = pytest.importorskip("fsspec")
     data = b"sepal,petal\n5.1,1.4\n4.9,1.3\n"
     (tmp_path / "train.csv").write_bytes(data)
-    reg.log_artifact(Artifact("iris", aliases={"production"}).add(tmp_path / "train.csv", "csv/train.csv"))
+    reg.log_artifact(Artifact("iris", aliases={"stable"}).add(tmp_path / "train.csv", "csv/train.csv"))
     monkeypatch.setenv("ARTREG_URL", server.url)
     monkeypatch.setenv("ARTREG_CACHE_DIR", str(tmp_path / "fs-cache"))
     # When fsspec opens the file by URI (the registry's URL from ARTREG_URL)
-    with fsspec.open("artreg://vision/iris@production/csv/train.csv", "rb") as f:
+    with fsspec.open("artreg://vision/iris@stable/csv/train.csv", "rb") as f:
         assert f.read() == data
     fs = fsspec.filesystem("artreg")
-    assert fs.ls("artreg://vision/iris@production", detail=False) == ["vision/iris@production/csv"]
-    assert fs.info("artreg://vision/iris@production/csv/train.csv")["size"] == len(data)
+    assert fs.ls("artreg://vision/iris@stable", detail=False) == ["vision/iris@stable/csv"]
+    assert fs.info("artreg://vision/iris@stable/csv/train.csv")["size"] == len(data)
     # pandas reads through it too
     pd = pytest.importorskip("pandas")
-    assert pd.read_csv("artreg://vision/iris@production/csv/train.csv")["petal"].tolist() == [1.4, 1.3]
+    assert pd.read_csv("artreg://vision/iris@stable/csv/train.csv")["petal"].tolist() == [1.4, 1.3]
     # Then a cached blob whose bytes were changed is not served: it is fetched again and checked
     cached = tmp_path / "fs-cache" / "blobs" / "sha256"
     blob = next(p for p in cached.rglob("*") if p.is_file())
     assert blob.name == hashlib.sha256(data).hexdigest()
     blob.chmod(0o644)
     blob.write_bytes(b"X" * len(data))
-    with fsspec.open("artreg://vision/iris@production/csv/train.csv", "rb") as f:
+    with fsspec.open("artreg://vision/iris@stable/csv/train.csv", "rb") as f:
         assert f.read() == data
     with pytest.raises(FileNotFoundError):
-        fsspec.open("artreg://vision/iris@production/csv/nope.csv", "rb").open()
+        fsspec.open("artreg://vision/iris@stable/csv/nope.csv", "rb").open()
