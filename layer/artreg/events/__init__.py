@@ -1,5 +1,6 @@
-"""The events of API.md (Events): the one place that turns the registry's records into them, for both
-back ends (the DynamoDB stream publisher and the SQLite outbox), so that they emit the same events.
+"""The events of API.md (Events): the one place that decides which writes make an event (`emitted`)
+and turns the registry's records into them, for both back ends (the DynamoDB stream publisher and
+the SQLite outbox), so that they emit the same events.
 
 A detail is small (no manifest, no metadata: an automation reads the version record when it needs
 more) and carries an `event_id` derived from what it is about, so that a redelivery, or the same

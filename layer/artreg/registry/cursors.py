@@ -13,12 +13,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from artreg.model import names
 from artreg.model.errors import Invalid
+from artreg.registry import keys
 
 M = TypeVar("M", bound="Position")
 
 _SORT_KEY = r"^[0-9A-Za-z,!~-]{1,1024}$"  # model.versions.sort_key's characters
-_EDGE = r"^[PU]#[^\x00-\x1f]{1,1024}$"  # keys.run_position / keys.version_position
-_MOVE = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z#\d{12}$"  # keys.MovePosition.text
 
 
 class Position(BaseModel):
@@ -46,20 +45,21 @@ class AtOffset(Position):
 class BeforeMove(Position):
     """An alias's moves, newest first."""
 
-    before: Annotated[str, Field(pattern=_MOVE)] | None = None
+    before: Annotated[str, Field(pattern=keys.MOVE_PATTERN)] | None = None
 
 
 class AfterEdge(Position):
     """A run's edges."""
 
-    after: Annotated[str, Field(pattern=_EDGE)] | None = None
+    after: Annotated[str, Field(pattern=keys.ANY_EDGE_PATTERN)] | None = None
 
 
 class LineageWays(Position):
     """The root's neighbours each way, for the ways that have more; a way absent has ended."""
 
-    upstream: Annotated[str, Field(pattern=r"^P#[^\x00-\x1f]{1,1024}$")] | None = None
-    downstream: Annotated[str, Field(pattern=r"^U#[^\x00-\x1f]{1,1024}$")] | None = None
+    # upstream walks the runs that produced the version, downstream those that used it
+    upstream: Annotated[str, Field(pattern=keys.EDGE_PATTERN["produced"])] | None = None
+    downstream: Annotated[str, Field(pattern=keys.EDGE_PATTERN["used"])] | None = None
 
 
 def encode(position: dict[str, Any]) -> str:

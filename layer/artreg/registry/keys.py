@@ -14,6 +14,11 @@ from artreg.registry.records import EdgeKind, LineageEdge
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 _MOVE = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z)#(\d{12})")
 EDGE_PREFIX: dict[EdgeKind, str] = {"produced": "P#", "used": "U#"}
+# what a position of each kind looks like, for the cursors that carry them
+MOVE_PATTERN = f"^{_MOVE.pattern}$"
+_REST = r"[^\x00-\x1f]{1,1024}$"  # a name and sort key, or a run id: printable, under a key's size
+EDGE_PATTERN = {kind: f"^{prefix}{_REST}" for kind, prefix in EDGE_PREFIX.items()}
+ANY_EDGE_PATTERN = f"^[{''.join(p[0] for p in EDGE_PREFIX.values())}]#{_REST}"
 
 
 def time_key(at: datetime) -> str:

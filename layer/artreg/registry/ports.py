@@ -46,7 +46,7 @@ class UploadNotPending(Exception):
 
 
 class MetadataStore(Protocol):
-    limits: StoreLimits
+    limits: StoreLimits  # what the store can hold: the registry refuses more before writing anything
 
     def projects(self) -> Iterator[str]:
         """Every project that has held an artifact."""
