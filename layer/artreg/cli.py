@@ -117,7 +117,7 @@ def cmd_janitor(args: argparse.Namespace, base: ClientSettings | None = None) ->
     from artreg.local.scrub import STALE_TEMPORARY, scrub
     from artreg.local.sqlite_store import SqliteStore
     from artreg.registry.janitor import Janitor
-    from artreg.registry.service import Policy
+    from artreg.registry.policy import Policy
 
     data = client_settings(args, base).data
     if not (data / "registry.db").exists():

@@ -12,6 +12,7 @@ from urllib.parse import quote
 from pydantic import BaseModel, ValidationError
 
 from artreg.client.errors import Invalid
+from artreg.model import names
 from artreg.model.names import check_name
 
 LATEST = "latest"
@@ -28,8 +29,8 @@ UNSET = _Unset.UNSET
 def split_ref(name: str, ref: str | None = None) -> tuple[str, str]:
     """`("resnet@production", None)` and `("resnet", "production")` both give ("resnet", "production").
     A ref is a version or an alias (API.md); no ref means `latest`."""
-    if ref is None and "@" in name:
-        name, _, ref = name.partition("@")
+    if ref is None:
+        name, ref = names.split_ref(name)
     return check_name(name), ref or LATEST
 
 
