@@ -36,8 +36,6 @@ BIN = str(Path(sys.executable).parent)
 SAM = shutil.which("sam", path=os.pathsep.join([BIN, os.environ.get("PATH", "")]))
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(SAM is None, reason="aws-sam-cli is not installed (pip install aws-sam-cli)")
 def _python312() -> bool:
     """A python3.12 that runs (a pyenv shim of a version not selected does not), as the Makefile asks."""
     try:
@@ -46,6 +44,8 @@ def _python312() -> bool:
         return False
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(SAM is None, reason="aws-sam-cli is not installed (pip install aws-sam-cli)")
 def test_sam_build_makes_an_arm64_cpython312_layer(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # Given the template, and no Docker (the build must not ask for a container)
     build_dir = tmp_path / "build"
