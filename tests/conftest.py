@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 
 import pytest
 import requests
+from hypothesis import HealthCheck, settings
 
 from artreg.model.wire import FileEntry, MissingBlob, StartUpload
 from artreg.registry import Policy, Registry
@@ -26,6 +27,24 @@ FAST = Policy(backoff_base_s=0.001, backoff_cap_s=0.02)
 
 # no real AWS account is ever reached from a test
 os.environ.update(FAKE_CREDENTIALS)
+
+# Hypothesis profiles. "ci" (HYPOTHESIS_PROFILE=ci, or CI=true) runs the same fixed, bounded examples on
+# every run, with no per-example deadline or slowness check: a loaded runner must not fail a correct
+# test, and a failure must reproduce. "dev", the default, searches afresh each run, also without the
+# deadline (this machine is shared by many jobs). A test's own @settings (more examples) still wins.
+settings.register_profile(
+    "ci",
+    max_examples=100,
+    derandomize=True,
+    database=None,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile("dev", deadline=None)
+settings.load_profile(
+    os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI", "").lower() == "true" else "dev")
+)
 
 
 @dataclass
