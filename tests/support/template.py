@@ -6,6 +6,7 @@ to the template changes what the tests run against: the two cannot drift apart.
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,10 +24,17 @@ TEMPLATE_PATH = REPO_ROOT / "template.yaml"
 
 
 def load_template() -> dict[str, Any]:
-    """The template with its intrinsic tags as long form (`!Ref X` -> `{"Ref": "X"}`), as plain dicts."""
+    """The template with its intrinsic tags as long form (`!Ref X` -> `{"Ref": "X"}`), as plain dicts
+    (a fresh copy each time: a caller may change it)."""
+    loaded: dict[str, Any] = json.loads(_template_json())
+    return loaded
+
+
+@functools.cache
+def _template_json() -> str:
+    """Decoded once per run: every moto fixture builds its resources from it."""
     # cfn-lint's decoder handles every short-form tag; the JSON round trip drops its node classes.
-    decoded = cfn_yaml.load(str(TEMPLATE_PATH))
-    return json.loads(json.dumps(decoded))
+    return json.dumps(cfn_yaml.load(str(TEMPLATE_PATH)))
 
 
 def _properties(logical_id: str) -> dict[str, Any]:
