@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 
 import pytest
 import requests
+from hypothesis import HealthCheck, settings
 
 from artreg.model.wire import FileEntry, MissingBlob, StartUpload
 from artreg.registry.policy import Policy
@@ -27,6 +28,34 @@ FAST = Policy(backoff_base_s=0.001, backoff_cap_s=0.02)
 # no real AWS account is ever reached from a test
 os.environ.update(FAKE_CREDENTIALS)
 
+# Hypothesis profiles. "ci" (HYPOTHESIS_PROFILE=ci, or CI=true) runs the same fixed, bounded examples on
+# every run, with no per-example deadline or slowness check: a loaded runner must not fail a correct
+# test, and a failure must reproduce. "dev", the default, searches afresh each run, also without the
+# deadline (this machine is shared by many jobs). A test's own @settings (more examples) still wins.
+settings.register_profile(
+    "ci",
+    max_examples=100,
+    derandomize=True,
+    database=None,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile("dev", deadline=None)
+settings.load_profile(
+    os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI", "").lower() in {"true", "1"} else "dev")
+)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_fsync_in_this_process() -> Iterator[None]:
+    """The folder blob store fsyncs each blob it installs: durable across a power loss, which no test
+    can cause, and on a shared disk a few ms each (half the time of a test of 5,000 files). Off in
+    this process only: `artreg server`, which the end-to-end tests run as a subprocess, still syncs."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(os, "fsync", lambda fd: None)
+        yield
+
 
 @dataclass
 class Backend:
@@ -35,6 +64,14 @@ class Backend:
     put_blob: Callable[[MissingBlob, bytes], None]
     fetch: Callable[[str], bytes]  # the bytes behind a download URL
     blob_keys: Callable[[], list[str]]  # every stored object/file, to check nothing escaped
+    # stores a blob as its PUT would, for tests whose subject is not the upload (None: put_blob)
+    seed_blob: Callable[[str, MissingBlob, bytes], None] | None = None
+
+    def store(self, project: str, target: MissingBlob, data: bytes) -> None:
+        if self.seed_blob and not target.multipart:
+            self.seed_blob(project, target, data)
+        else:
+            self.put_blob(target, data)
 
     def log(
         self, project: str, name: str, files: dict[str, bytes], *, caller: str = "tester", **request: Any
@@ -54,14 +91,14 @@ class Backend:
 @pytest.fixture
 def aws() -> Iterator[dict[str, Any]]:
     """moto with the table, bucket and bus built from template.yaml's own properties."""
-    with registry_resources(TABLE, BUCKET) as resources:
+    with registry_resources(TABLE, BUCKET, shared_clients=True) as resources:
         yield resources
 
 
 @pytest.fixture
 def aws_load() -> Iterator[dict[str, Any]]:
     """The same, for tests of hundreds of commits (see registry_resources)."""
-    with registry_resources(TABLE, BUCKET, load=True) as resources:
+    with registry_resources(TABLE, BUCKET, load=True, shared_clients=True) as resources:
         yield resources
 
 
@@ -95,7 +132,17 @@ def aws_backend(aws: dict[str, Any], *, conflict_rate: float = 0.0, policy: Poli
         pages = s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET)
         return [o["Key"] for page in pages for o in page.get("Contents", [])]
 
-    return Backend("aws", registry, put_blob, fetch, blob_keys)
+    def seed_blob(project: str, target: MissingBlob, data: bytes) -> None:
+        """The object a presigned PUT leaves in moto (which keeps no checksum of it), put by moto's S3
+        back end itself: a PUT over HTTP takes ~10 ms on moto, most of a test of thousands of blobs."""
+        from moto.core import DEFAULT_ACCOUNT_ID
+        from moto.s3.models import s3_backends
+
+        from artreg.aws.s3 import blob_key
+
+        s3_backends[DEFAULT_ACCOUNT_ID]["aws"].put_object(BUCKET, blob_key(project, target.sha256), data)
+
+    return Backend("aws", registry, put_blob, fetch, blob_keys, seed_blob)
 
 
 def local_backend(root: Path, policy: Policy = FAST, *, file_roots: Sequence[Path] | None = None) -> Backend:

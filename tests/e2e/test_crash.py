@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -17,7 +18,9 @@ import requests
 from artreg.client import Artifact, LoggedArtifact, RetryPolicy
 from tests.e2e.counting import counted_registry
 from tests.support.files import sha256_of, write_random
+from tests.support.paused_cleanup import MARKER
 from tests.support.server import RunningServer
+from tests.support.template import REPO_ROOT
 
 MiB = 1024**2
 # enough tries, and time, to wait out a restart (the server takes a second or so to start)
@@ -117,40 +120,45 @@ def test_a_kill_during_an_upload_loses_nothing_and_the_retry_completes_the_log(
 def test_a_kill_while_the_server_finishes_a_multipart_upload_does_not_fail_the_log(
     server: RunningServer, tmp_path: Path
 ) -> None:
+    # Given a server that takes files over 64 MiB in parts, and that stops half-way through removing
+    # the parts once it has joined them into the blob (so that the kill lands there, not by chance)
+    marker = tmp_path / "paused-in-cleanup"
+    server.stop()
+    path = os.pathsep.join(p for p in (str(REPO_ROOT), server.env.get("PYTHONPATH")) if p)
+    server.env.update({"ARTREG_MULTIPART_THRESHOLD": str(64 * MiB), MARKER: str(marker), "PYTHONPATH": path})
+    server.command = [sys.executable, "-m", "tests.support.paused_cleanup"]
+    server.start()
     reg, _ = counted_registry(server.url, tmp_path / "cache", retry=PATIENT)
-    # a kill can land just before or just after the server's clean-up of the parts: try (a bounded number
-    # of times) until one lands inside it; every log must complete either way
-    for attempt in range(1, 6):
-        # Given a 200 MiB file (4 parts) being logged
-        source = tmp_path / "model.bin"
-        expected = write_random(source, 200 * MiB)
-        outcome: dict[str, LoggedArtifact | BaseException] = {}
+    # and a 200 MiB file (4 parts) being logged
+    source = tmp_path / "model.bin"
+    expected = write_random(source, 200 * MiB)
+    outcome: dict[str, LoggedArtifact | BaseException] = {}
 
-        def log(source: Path = source, outcome: dict[str, LoggedArtifact | BaseException] = outcome) -> None:
-            try:
-                outcome["logged"] = reg.log_artifact(Artifact("resnet", type="model").add(source))
-            except BaseException as error:
-                outcome["error"] = error
+    def log() -> None:
+        try:
+            outcome["logged"] = reg.log_artifact(Artifact("resnet", type="model").add(source))
+        except BaseException as error:
+            outcome["error"] = error
 
-        uploading = threading.Thread(target=log, daemon=True)
-        uploading.start()
+    uploading = threading.Thread(target=log, daemon=True)
+    uploading.start()
 
-        # When the server is killed the moment the joined blob is in place, and started again
-        wait_for(stored_blob(server.data, expected).exists, 120, "the parts to be joined", interval=0.0005)
-        server.kill()
-        interrupted = half_cleaned_multipart(server.data, parts=4)
-        server.start()
+    # When the server is killed inside that clean-up, and started again
+    wait_for(marker.exists, 120, "the server to reach the clean-up of the parts")
+    assert stored_blob(server.data, expected).exists()
+    server.kill()
+    assert half_cleaned_multipart(server.data, parts=4), "the kill did not land inside the clean-up"
+    assert uploading.is_alive(), "the log finished before the kill: nothing was tested"
+    server.start()
 
-        # Then the log completes, with the file's bytes
-        uploading.join(timeout=180)
-        assert not uploading.is_alive(), "the log did not complete"
-        assert "error" not in outcome, f"attempt {attempt}: the log failed: {outcome.get('error')!r}"
-        logged = outcome["logged"]
-        assert isinstance(logged, LoggedArtifact)
-        assert (logged.version, logged.files[0].sha256) == (f"{attempt}.0.0", expected)
-        source.unlink()
-        if interrupted:
-            break
+    # Then the log completes, with the file's bytes
+    uploading.join(timeout=180)
+    assert not uploading.is_alive(), "the log did not complete"
+    assert "error" not in outcome, f"the log failed: {outcome.get('error')!r}"
+    logged = outcome["logged"]
+    assert isinstance(logged, LoggedArtifact)
+    assert (logged.version, logged.files[0].sha256) == ("1.0.0", expected)
+    assert versions_over_http(server, "resnet") == ["1.0.0"]
 
 
 @pytest.mark.parametrize("restarts", [1, 3])

@@ -49,11 +49,11 @@ def call(aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Iterator[Call]
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "artreg")
     for module in ("functions.api.app", "artreg.api.lambda_entry"):
         sys.modules.pop(module, None)
-    from artreg.aws import clients
     from artreg.settings import settings
 
-    for cached in (clients.dynamodb_client, clients.s3_client, settings):
-        cached.cache_clear()
+    # the settings are read again; the boto3 clients (artreg.aws.clients) stay made once per process,
+    # as in a Lambda: moto answers them in each test's mock, with that test's state
+    settings.cache_clear()
     handler = importlib.import_module("functions.api.app").lambda_handler
 
     def invoke(method: str, path: str, **kwargs: Any) -> Answer:

@@ -108,11 +108,11 @@ def lambdas(aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Iterator[La
     modules = ("functions.publisher.app", "functions.lineage.app", "functions.api.app", "artreg.api.lambda_entry")
     for module in modules:
         sys.modules.pop(module, None)
-    from artreg.aws import clients
     from artreg.settings import settings
 
-    for cached in (clients.dynamodb_client, clients.s3_client, clients.events_client, settings):
-        cached.cache_clear()
+    # the settings are read again; the boto3 clients (artreg.aws.clients) stay made once per process,
+    # as in a Lambda: moto answers them in each test's mock, with that test's state
+    settings.cache_clear()
     events = boto3.client("events", region_name=REGION)
     sqs = boto3.client("sqs", region_name=REGION)
     capture_url = sqs.create_queue(QueueName="capture")["QueueUrl"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -10,7 +11,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from tests.support.moto_serial import one_backup_per_transaction
+from tests.support.moto_serial import backups_of_transaction_items
 from tests.support.s3_checksums import s3_checks_sha256
 from tests.support.template import create_bucket, create_event_bus, create_table
 
@@ -34,22 +35,33 @@ def s3_client() -> Any:
     )
 
 
+@functools.cache
+def _shared_clients() -> tuple[Any, Any, Any]:
+    """Clients made once per process (a client takes most of a second to make, and moto answers any
+    client made after it is imported, in whichever mock is active): for the tests' fixtures."""
+    return boto3.client("dynamodb", region_name=REGION), s3_client(), boto3.client("events", region_name=REGION)
+
+
 @contextmanager
-def registry_resources(table: str, bucket: str, *, load: bool = False) -> Iterator[dict[str, Any]]:
-    """moto with the table, bucket and bus of template.yaml. `load=True` is for runs of hundreds of
-    commits: the table's stream off and one backup per transaction (moto would otherwise deep-copy
-    the table, stream records included, once per item of every transaction: quadratic)."""
+def registry_resources(
+    table: str, bucket: str, *, load: bool = False, shared_clients: bool = False
+) -> Iterator[dict[str, Any]]:
+    """moto with the table, bucket and bus of template.yaml, and a backup of only the items of each
+    transaction (moto would otherwise deep-copy the table once per item of every transaction: a run
+    of commits grows quadratic). `load=True` is for runs of hundreds of commits: the table's stream
+    off. `shared_clients` reuses clients made once (for callers that register nothing on them), not
+    new ones; moto's state is new either way."""
     from moto import mock_aws
 
     os.environ.update(FAKE_CREDENTIALS)  # no real AWS account is ever reached
     with mock_aws(), s3_checks_sha256():  # S3's checksums, which moto lacks
-        dynamodb = boto3.client("dynamodb", region_name=REGION)
-        s3 = s3_client()
+        if shared_clients:
+            dynamodb, s3, events = _shared_clients()
+        else:
+            dynamodb, s3 = boto3.client("dynamodb", region_name=REGION), s3_client()
+            events = boto3.client("events", region_name=REGION)
         create_table(dynamodb, table, stream=not load)
         create_bucket(s3, bucket)
-        bus = create_event_bus(boto3.client("events", region_name=REGION), "artreg-test")
-        if load:
-            with one_backup_per_transaction():
-                yield {"dynamodb": dynamodb, "s3": s3, "bus": bus}
-        else:
+        bus = create_event_bus(events, "artreg-test")
+        with backups_of_transaction_items():
             yield {"dynamodb": dynamodb, "s3": s3, "bus": bus}

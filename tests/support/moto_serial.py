@@ -46,32 +46,57 @@ class SerialisedClient:
 
 
 @contextmanager
-def one_backup_per_transaction() -> Iterator[None]:
-    """moto backs a transaction up by deep-copying the whole table once per item of the transaction
-    (the same table, N times, in a loop), so hundreds of commits grow quadratic. This makes it copy each
-    table once per transaction: the same backup, the same rollback. Safe only with calls serialised,
-    as SerialisedClient does."""
+def backups_of_transaction_items() -> Iterator[None]:
+    """moto backs a transaction up by deep-copying the whole table, stream records included, once per
+    item of the transaction (the same table, N times, in a loop), so a run of commits grows quadratic.
+    This backs up only the items the transaction names (a transaction writes nothing else) and the
+    length of the table's stream, and puts them back if it fails: the same rollback, at the cost of the
+    transaction's own items. Safe only with calls serialised (SerialisedClient, or one thread)."""
     import moto.dynamodb.models as backend_module
+    from moto.dynamodb.models.dynamo_type import DynamoType
     from moto.dynamodb.models.table import Table
 
     original = backend_module.DynamoDBBackend.transact_write_items
-    real_copy = copy.deepcopy
 
-    class _OncePerTable:
-        def __init__(self) -> None:
-            self.copies: dict[int, Any] = {}
-
-        def deepcopy(self, value: Any, memo: Any = None) -> Any:
-            if isinstance(value, Table):
-                if id(value) not in self.copies:
-                    self.copies[id(value)] = real_copy(value)
-                return self.copies[id(value)]
-            return real_copy(value, memo)
+    class _TablesUncopied:
+        @staticmethod
+        def deepcopy(value: Any, memo: Any = None) -> Any:
+            return value if isinstance(value, Table) else copy.deepcopy(value, memo)
 
     def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
-        backend_module.copy = _OncePerTable()  # type: ignore[assignment]
+        saved: list[tuple[Table, DynamoType, DynamoType | None, Any]] = []
+        streams: dict[int, tuple[Any, int]] = {}
+        for item in transact_items:
+            _, op = next(iter(item.items()))
+            table = self.tables.get(op.get("TableName"))
+            if table is None:
+                continue
+            if table.lambda_event_source_mappings:  # a stream read by moto's Lambda: moto's own backup
+                return original(self, transact_items)
+            key = op.get("Item") or op.get("Key") or {}
+            if table.hash_key_attr not in key or (table.range_key_attr and table.range_key_attr not in key):
+                continue  # moto refuses it before writing anything
+            hash_value = DynamoType(key[table.hash_key_attr])
+            range_value = DynamoType(key[table.range_key_attr]) if table.range_key_attr else None
+            saved.append((table, hash_value, range_value, copy.deepcopy(table.get_item(hash_value, range_value))))
+            if table.stream_shard is not None:
+                streams[id(table)] = (table.stream_shard, len(table.stream_shard.items))
+        backend_module.copy = _TablesUncopied()  # type: ignore[assignment]
         try:
             return original(self, transact_items)
+        except Exception:
+            for table, hash_value, range_value, before in reversed(saved):
+                if range_value is None:
+                    table.items.pop(hash_value, None)
+                    if before is not None:
+                        table.items[hash_value] = before
+                else:
+                    table.items[hash_value].pop(range_value, None)
+                    if before is not None:
+                        table.items[hash_value][range_value] = before
+            for shard, length in streams.values():
+                del shard.items[length:]  # the failed writes' records
+            raise
         finally:
             backend_module.copy = copy
 

@@ -6,6 +6,7 @@ to the template changes what the tests run against: the two cannot drift apart.
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,10 +25,16 @@ TEMPLATE_PATH = REPO_ROOT / "template.yaml"
 
 def load_template(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
     """The template (template.yaml, or another) with its intrinsic tags as long form (`!Ref X` ->
-    `{"Ref": "X"}`), as plain dicts."""
+    `{"Ref": "X"}`), as plain dicts (a fresh copy each time: a caller may change it)."""
+    loaded: dict[str, Any] = json.loads(_template_json(path))
+    return loaded
+
+
+@functools.cache
+def _template_json(path: Path) -> str:
+    """Decoded once per run: every moto fixture builds its resources from it."""
     # cfn-lint's decoder handles every short-form tag; the JSON round trip drops its node classes.
-    decoded = cfn_yaml.load(str(path))
-    return json.loads(json.dumps(decoded))
+    return json.dumps(cfn_yaml.load(str(path)))
 
 
 _NO_VALUE = object()
