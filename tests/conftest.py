@@ -133,14 +133,22 @@ def aws_backend(aws: dict[str, Any], *, conflict_rate: float = 0.0, policy: Poli
         return [o["Key"] for page in pages for o in page.get("Contents", [])]
 
     def seed_blob(project: str, target: MissingBlob, data: bytes) -> None:
-        """The object a presigned PUT leaves in moto (which keeps no checksum of it), put by moto's S3
-        back end itself: a PUT over HTTP takes ~10 ms on moto, most of a test of thousands of blobs."""
+        """The object a presigned PUT leaves (with the SHA-256 checksum S3 checked and keeps, as the
+        checksum fixture does), put by moto's S3 back end itself: a PUT over HTTP takes ~10 ms on moto,
+        most of a test of thousands of blobs."""
+        import base64
+        import hashlib
+
         from moto.core import DEFAULT_ACCOUNT_ID
         from moto.s3.models import s3_backends
 
         from artreg.aws.s3 import blob_key
 
-        s3_backends[DEFAULT_ACCOUNT_ID]["aws"].put_object(BUCKET, blob_key(project, target.sha256), data)
+        checksum = base64.b64encode(hashlib.sha256(data).digest()).decode()
+        key = s3_backends[DEFAULT_ACCOUNT_ID]["aws"].put_object(
+            BUCKET, blob_key(project, target.sha256), data, checksum_value=checksum
+        )
+        key.checksum_algorithm = "SHA256"
 
     return Backend("aws", registry, put_blob, fetch, blob_keys, seed_blob)
 
