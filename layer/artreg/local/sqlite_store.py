@@ -31,15 +31,17 @@ from artreg.model.manifest import Entry
 from artreg.model.wire import AliasMove, UsageRecord
 from artreg.registry import keys
 from artreg.registry.keys import MovePosition, time_key, time_of
-from artreg.registry.ports import HeadMoved, UploadNotPending, VersionTaken
+from artreg.registry.ports import HeadMoved, TargetGone, UploadNotPending, VersionTaken
 from artreg.registry.records import (
     ArtifactChange,
     EdgeKind,
     Head,
     LineageEdge,
     RemoteChange,
+    StoredLink,
     StoredVersion,
     StoreLimits,
+    Unlink,
     Upload,
     UploadBatch,
     VersionDelta,
@@ -201,7 +203,44 @@ class SqliteStore:
                     (project, name, move.alias, time_key(move.at), head.revision, move.model_dump_json()),
                 )
                 writes.append(events.MoveWritten(project, name, move, head.revision, change.digest_after(move)))
+            writes += [self._set_link(db, link) for link in change.links_set]
+            writes += [self._remove_link(db, unlink) for unlink in change.links_removed]
             schema.write_events(db, events.all_emitted(writes))
+
+    @staticmethod
+    def _set_link(db: sqlite3.Connection, link: StoredLink) -> events.LinkWritten:
+        """Links (or re-points) a role; the target must be committed, as DynamoDB's condition says."""
+        state = db.execute(
+            "SELECT state FROM versions WHERE project = ? AND name = ? AND sort_key = ?",
+            (link.project, link.target.name, link.target_sort_key),
+        ).fetchone()
+        if state is None or state[0] != "committed":
+            raise TargetGone(link)
+        db.execute(
+            "INSERT INTO links (project, name, sort_key, role, target_name, target_sort_key, holder_position, json)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (project, name, sort_key, role) DO UPDATE SET"
+            " target_name = excluded.target_name, target_sort_key = excluded.target_sort_key, json = excluded.json",
+            (
+                link.project,
+                link.name,
+                link.sort_key,
+                link.role,
+                link.target.name,
+                link.target_sort_key,
+                keys.linked_by_position(link),
+                link.model_dump_json(),
+            ),
+        )
+        return events.LinkWritten(link)
+
+    @staticmethod
+    def _remove_link(db: sqlite3.Connection, unlink: Unlink) -> events.UnlinkWritten:
+        link = unlink.link
+        db.execute(
+            "DELETE FROM links WHERE project = ? AND name = ? AND sort_key = ? AND role = ?",
+            (link.project, link.name, link.sort_key, link.role),
+        )
+        return events.UnlinkWritten(unlink)
 
     @staticmethod
     def _insert_version(db: sqlite3.Connection, version: StoredVersion) -> None:
@@ -231,6 +270,14 @@ class SqliteStore:
         ).fetchone()
         if row is None:  # as DynamoDB's attribute_exists condition: the artifact is not what was read
             raise HeadMoved(current)
+        if (
+            delta.require_unlinked
+            and db.execute(
+                "SELECT 1 FROM links WHERE project = ? AND target_name = ? AND target_sort_key = ? LIMIT 1",
+                (project, name, key),
+            ).fetchone()
+        ):  # linked meanwhile: as DynamoDB's condition on its counter
+            raise HeadMoved(current)
         version = StoredVersion.model_validate_json(row[0])
         update: dict[str, Any] = {"aliases": sorted((set(version.aliases) | delta.aliases_add) - delta.aliases_remove)}
         if delta.tags is not None:
@@ -239,12 +286,49 @@ class SqliteStore:
             update["metadata"] = dict(delta.metadata)
         if delta.deleted_at is not None:
             update |= {"state": "deleted", "deleted_at": delta.deleted_at}
+        if delta.links is not None:
+            update |= {
+                "links": list(delta.links),
+                "link_count": delta.link_count,
+                "links_truncated": delta.links_truncated,
+            }
         changed = version.model_copy(update=update)
         db.execute(
             "UPDATE versions SET state = ?, json = ? WHERE project = ? AND name = ? AND sort_key = ?",
             (changed.state, changed.model_dump_json(), project, name, key),
         )
         return events.VersionWritten(changed, version.state)
+
+    # ------------------------------------------------------------ links
+
+    def get_link(self, project: str, name: str, version: str, role: str) -> StoredLink | None:
+        with self._read() as db:
+            row = db.execute(
+                "SELECT json FROM links WHERE project = ? AND name = ? AND sort_key = ? AND role = ?",
+                (project, name, versions.sort_key(version), role),
+            ).fetchone()
+        return StoredLink.model_validate_json(row[0]) if row else None
+
+    def list_links(self, project: str, name: str, version: str, after_role: str | None, limit: int) -> list[StoredLink]:
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT json FROM links WHERE project = ? AND name = ? AND sort_key = ? AND role > ?"
+                " ORDER BY role LIMIT ?",
+                (project, name, versions.sort_key(version), after_role or "", limit),
+            ).fetchall()
+        return [StoredLink.model_validate_json(r[0]) for r in rows]
+
+    def linked_by(
+        self, project: str, name: str, version: str, after: str | None, limit: int
+    ) -> tuple[list[StoredLink], str | None]:
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT holder_position, json FROM links WHERE project = ? AND target_name = ?"
+                " AND target_sort_key = ? AND holder_position > ? ORDER BY holder_position LIMIT ?",
+                (project, name, versions.sort_key(version), after or "", limit + 1),
+            ).fetchall()
+        found = [StoredLink.model_validate_json(text) for _, text in rows[:limit]]
+        return found, (rows[limit - 1][0] if len(rows) > limit else None)
 
     # ------------------------------------------------------------ alias history
 

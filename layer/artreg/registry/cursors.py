@@ -55,6 +55,20 @@ class AfterEdge(Position):
     after: Annotated[str, Field(pattern=_EDGE)] | None = None
 
 
+class AfterRole(Position):
+    """A version's links, by role."""
+
+    after: Annotated[str, Field(pattern=f"^{names.ROLE_RE.pattern}$")] | None = None
+
+
+class AfterHolder(Position):
+    """The links to a version, by holder (keys.linked_by_position)."""
+
+    after: (
+        Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,128}#[0-9A-Za-z,!~-]{1,1024}#[a-z0-9_./-]{1,324}$")] | None
+    ) = None
+
+
 class LineageWays(Position):
     """The root's neighbours each way, for the ways that have more; a way absent has ended."""
 

@@ -17,6 +17,7 @@ from artreg.model.wire import (
     CompleteBlob,
     FileEntry,
     FilesAdded,
+    LinkTarget,
     MissingBlob,
     Producer,
     RemoteEntry,
@@ -27,11 +28,13 @@ from artreg.model.wire import (
 )
 from artreg.registry.changes import Retrier
 from artreg.registry.context import Context, not_found
-from artreg.registry.ports import UploadNotPending, VersionTaken
+from artreg.registry.links import Links, check_links, target_gone
+from artreg.registry.ports import TargetGone, UploadNotPending, VersionTaken
 from artreg.registry.records import (
     ArtifactChange,
     Head,
     ManifestRef,
+    StoredLink,
     StoredVersion,
     Upload,
     VersionDelta,
@@ -48,9 +51,10 @@ class Committed:
 
 
 class Uploads:
-    def __init__(self, context: Context, retrier: Retrier):
+    def __init__(self, context: Context, retrier: Retrier, links: Links):
         self.c = context
         self.retrier = retrier
+        self.links = links
 
     def start_upload(
         self, project: str, name: str, request: StartUpload, caller: str | None = None
@@ -59,6 +63,9 @@ class Uploads:
         names.check_name(name)
         for ref in request.producer.inputs if request.producer else []:
             _input_ref(ref)
+        check_links(request.links)
+        for ref in request.links.values():  # 404 before anything is written; pinned again at commit
+            self.links.pin(project, ref)
         entries = self._entries_of(request.files, request.remote)
         manifest.sort_entries(entries)  # a path listed twice is refused before anything is written
         if request.commit and request.if_changed:  # unchanged content: answer the version we have, one read
@@ -82,6 +89,7 @@ class Uploads:
             version=request.version,
             bump=request.bump,
             producer=request.producer,
+            links=dict(request.links),
             if_changed=request.if_changed,
             entries=entries,
             missing=[sha for sha, _ in missing],
@@ -140,15 +148,18 @@ class Uploads:
             )
         digest = manifest.digest(entries)
         draft = self._draft_version(upload, entries, digest, caller)
+        targets = {role: self.links.pin(project, ref) for role, ref in sorted(upload.links.items())}
 
         def attempt(head: Head | None) -> Committed:
             if upload.if_changed and head and head.latest_digest == digest:
                 unchanged = self._unchanged(project, name, digest)
                 if unchanged:
                     return Committed(unchanged, created=False)
-            change = self._commit_change(head, upload, draft)
+            change = self._commit_change(head, upload, draft, targets)
             try:
                 self.c.store.apply(change)
+            except TargetGone as gone:
+                raise target_gone(gone) from None
             except VersionTaken:
                 raise Conflict(
                     f"version {change.new_version and change.new_version.version} of {name} exists already",
@@ -164,7 +175,9 @@ class Uploads:
 
     # ------------------------------------------------------------ helpers
 
-    def _commit_change(self, head: Head | None, upload: Upload, draft: StoredVersion) -> ArtifactChange:
+    def _commit_change(
+        self, head: Head | None, upload: Upload, draft: StoredVersion, targets: dict[str, LinkTarget]
+    ) -> ArtifactChange:
         now = draft.created_at
         max_aliases = self.c.limits.max_aliases
         if head is None:
@@ -193,7 +206,28 @@ class Uploads:
             previous = head.aliases.get(alias)
             if previous and previous != number:
                 deltas.setdefault(previous, VersionDelta(previous)).aliases_remove.add(alias)
-        new_version = draft.model_copy(update={"version": number, "aliases": sorted(moving)})
+        links = [
+            StoredLink(
+                project=upload.project,
+                name=upload.name,
+                version=number,
+                digest=draft.digest,
+                role=role,
+                target=target,
+                at=now,
+                by=draft.created_by,
+                revision=head.revision + 1,
+            )
+            for role, target in targets.items()
+        ]
+        new_version = draft.model_copy(
+            update={
+                "version": number,
+                "aliases": sorted(moving),
+                "links": [link.to_wire() for link in links],  # a few (MAX_COMMIT_LINKS): all inline
+                "link_count": len(links),
+            }
+        )
         highest = versions.higher(head.highest_release, number) if versions.is_release(number) else head.highest_release
         return ArtifactChange(
             head=head.next(
@@ -219,6 +253,7 @@ class Uploads:
                 for a in moving
             ],
             commit_upload=upload.upload_id,
+            links_set=links,
         )
 
     def _draft_version(self, upload: Upload, entries: list[Entry], digest: str, caller: str | None) -> StoredVersion:
