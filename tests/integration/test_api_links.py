@@ -100,3 +100,11 @@ def test_the_openapi_document_has_the_link_routes(call: Call) -> None:  # noqa: 
     assert "get" in paths[f"{version}/linked-by"]
     (role_route,) = [p for p in paths if p.startswith(f"{version}/links/")]
     assert {"put", "delete"} <= set(paths[role_route])
+
+
+def test_the_runs_route_lists_runs_most_recent_first(call: Call) -> None:  # noqa: F811 - the imported fixture
+    # Given a project with no run recorded yet, the list is empty (the listing itself: test_runs.py)
+    assert call("GET", f"/v1/projects/{P}/runs").body == {"items": [], "next_cursor": None}
+    # Then a page is asked for as any other, and a cursor of another listing is refused
+    assert_error(call("GET", f"/v1/projects/{P}/runs", query={"cursor": "eyJhZnRlciI6IDF9"}), 400, "invalid_request")
+    assert_error(call("GET", f"/v1/projects/{P}/runs", query={"limit": "0"}), 400, "invalid_request")

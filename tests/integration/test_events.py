@@ -360,6 +360,7 @@ def test_the_lineage_routes_answer_from_what_was_recorded(lambdas: Lambdas, reco
         ("run:train-1", "produced", "resnet@1.0.0"),
         ("run:eval-1", "used", "resnet@1.0.0"),
         ("run:eval-1", "produced", "scores@1.0.0"),
+        ("resnet@1.0.0", "linked", "iris@1.0.0"),  # the model's training_data link
     }
     train = next(n for n in graph["nodes"] if n["id"] == "run:train-1")
     assert (train["kind"], train["run_id"], train["pipeline"], train["step"]) == ("run", "train-1", "train", "fit")

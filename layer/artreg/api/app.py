@@ -38,6 +38,7 @@ from artreg.model.wire import (
     PatchVersion,
     RemoteEntry,
     RunLineage,
+    RunPage,
     SetLink,
     StartUpload,
     UploadStarted,
@@ -360,6 +361,14 @@ def build_app(
     ) -> Response[Any]:
         graph = registry.lineage(project, name, ref, direction=direction, depth=depth, limit=limit, cursor=cursor)
         return _answer(graph)
+
+    @app.get(
+        "/v1/projects/<project>/runs",
+        summary="The runs the registry has heard of, most recently seen first",
+        responses=_doc(RunPage, 200),
+    )
+    def runs(project: str, limit: Limit = None, cursor: Cursor = None) -> Response[Any]:
+        return _answer(registry.runs(project, limit=limit, cursor=cursor))
 
     @app.get(
         "/v1/projects/<project>/runs/<run_id>",

@@ -16,6 +16,7 @@
 | unlink record   | A#{project}#{name}     | J#{sort key}#{role}#{revision}   (its INSERT is the Unlinked event) |
 | version's edge  | G#{project}#{name}#{sort key} | P#{run_id} (produced by), U#{run_id} (used by) |
 | project index   | PROJECTS               | {project}   (put with an artifact's first commit: the janitor's list) |
+| runs            | S#{project}            | R#{run_id}, T#{last seen}#{run_id}   (see `dynamodb_runs`) |
 | remote change   | C#{project}#{name}     | {sort key}#{sha256 of path}  (a remote reference last seen so) |
 
 A version and its alias copies hold the same attributes: `rec` (the immutable part of the record,
@@ -42,6 +43,7 @@ from botocore.exceptions import ClientError
 
 from artreg.aws import dynamodb_codec as codec
 from artreg.aws import dynamodb_links as links
+from artreg.aws import dynamodb_runs as runs
 from artreg.aws.dynamodb_codec import Item
 from artreg.aws.errors import translate
 from artreg.model import versions
@@ -56,6 +58,7 @@ from artreg.registry.records import (
     Head,
     LineageEdge,
     RemoteChange,
+    RunSeen,
     StoredLink,
     StoredVersion,
     StoreLimits,
@@ -468,8 +471,9 @@ class DynamoStore:
                 "edge": body,
             },
         ]
-        new = False
-        for item in items:  # one at a time: a retry after a failure between them writes the other one
+        # one at a time: a retry after a failure between them writes the other one
+        new = runs.put_run_edge(self.client, self.table, items[0], edge)
+        for item in items[1:]:
             try:
                 self.client.put_item(TableName=self.table, Item=item, ConditionExpression="attribute_not_exists(PK)")
                 new = True
@@ -477,6 +481,13 @@ class DynamoStore:
                 if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                     raise translate(error) from error
         return new
+
+    def list_runs(self, project: str, before: str | None, limit: int) -> tuple[list[RunSeen], str | None]:
+        pk = runs.runs_pk(project)
+        start = {"PK": pk, "SK": codec.s(f"T#{before}")} if before else None
+        items = self._query(pk, "T#", start, limit + 1, forward=False)  # one more: is there a next page?
+        found = [RunSeen.model_validate_json(i["run"]["S"]) for i in items[:limit]]
+        return found, (items[limit - 1]["SK"]["S"].removeprefix("T#") if len(items) > limit else None)
 
     def run_edges(
         self, project: str, run_id: str, kind: EdgeKind | None, after: str | None, limit: int

@@ -24,6 +24,7 @@ from typing import Any
 
 from artreg import events
 from artreg.events import Event
+from artreg.local import sqlite_rows as rows
 from artreg.local import sqlite_schema as schema
 from artreg.model import manifest, versions
 from artreg.model.errors import Conflict, Retryable
@@ -31,17 +32,17 @@ from artreg.model.manifest import Entry
 from artreg.model.wire import AliasMove, UsageRecord
 from artreg.registry import keys
 from artreg.registry.keys import MovePosition, time_key, time_of
-from artreg.registry.ports import HeadMoved, TargetGone, UploadNotPending, VersionTaken
+from artreg.registry.ports import HeadMoved, UploadNotPending, VersionTaken
 from artreg.registry.records import (
     ArtifactChange,
     EdgeKind,
     Head,
     LineageEdge,
     RemoteChange,
+    RunSeen,
     StoredLink,
     StoredVersion,
     StoreLimits,
-    Unlink,
     Upload,
     UploadBatch,
     VersionDelta,
@@ -203,44 +204,9 @@ class SqliteStore:
                     (project, name, move.alias, time_key(move.at), head.revision, move.model_dump_json()),
                 )
                 writes.append(events.MoveWritten(project, name, move, head.revision, change.digest_after(move)))
-            writes += [self._set_link(db, link) for link in change.links_set]
-            writes += [self._remove_link(db, unlink) for unlink in change.links_removed]
+            writes += [rows.set_link(db, link) for link in change.links_set]
+            writes += [rows.remove_link(db, unlink) for unlink in change.links_removed]
             schema.write_events(db, events.all_emitted(writes))
-
-    @staticmethod
-    def _set_link(db: sqlite3.Connection, link: StoredLink) -> events.LinkWritten:
-        """Links (or re-points) a role; the target must be committed, as DynamoDB's condition says."""
-        state = db.execute(
-            "SELECT state FROM versions WHERE project = ? AND name = ? AND sort_key = ?",
-            (link.project, link.target.name, link.target_sort_key),
-        ).fetchone()
-        if state is None or state[0] != "committed":
-            raise TargetGone(link)
-        db.execute(
-            "INSERT INTO links (project, name, sort_key, role, target_name, target_sort_key, holder_position, json)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (project, name, sort_key, role) DO UPDATE SET"
-            " target_name = excluded.target_name, target_sort_key = excluded.target_sort_key, json = excluded.json",
-            (
-                link.project,
-                link.name,
-                link.sort_key,
-                link.role,
-                link.target.name,
-                link.target_sort_key,
-                keys.linked_by_position(link),
-                link.model_dump_json(),
-            ),
-        )
-        return events.LinkWritten(link)
-
-    @staticmethod
-    def _remove_link(db: sqlite3.Connection, unlink: Unlink) -> events.UnlinkWritten:
-        link = unlink.link
-        db.execute(
-            "DELETE FROM links WHERE project = ? AND name = ? AND sort_key = ? AND role = ?",
-            (link.project, link.name, link.sort_key, link.role),
-        )
-        return events.UnlinkWritten(unlink)
 
     @staticmethod
     def _insert_version(db: sqlite3.Connection, version: StoredVersion) -> None:
@@ -488,20 +454,14 @@ class SqliteStore:
 
     def put_edge(self, edge: LineageEdge) -> bool:
         with self._write() as db:
-            inserted = db.execute(
-                "INSERT OR IGNORE INTO lineage"
-                " (project, run_id, run_position, name, sort_key, version_position, json) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    edge.project,
-                    edge.run_id,
-                    keys.run_position(edge),
-                    edge.name,
-                    versions.sort_key(edge.version),
-                    keys.version_position(edge),
-                    edge.model_dump_json(),
-                ),
-            )
-        return inserted.rowcount == 1
+            inserted = rows.insert_edge(db, edge)
+            if inserted:
+                rows.see_run(db, edge)
+        return inserted
+
+    def list_runs(self, project: str, before: str | None, limit: int) -> tuple[list[RunSeen], str | None]:
+        with self._read() as db:
+            return rows.list_runs(db, project, before, limit)
 
     def run_edges(
         self, project: str, run_id: str, kind: EdgeKind | None, after: str | None, limit: int

@@ -69,6 +69,12 @@ class AfterHolder(Position):
     ) = None
 
 
+class BeforeRun(Position):
+    """A project's runs, most recently seen first (keys.run_seen_position)."""
+
+    before: Annotated[str, Field(pattern=r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z#[^\x00-\x1f]{1,256}$")] | None = None
+
+
 class LineageWays(Position):
     """The root's neighbours each way, for the ways that have more; a way absent has ended."""
 

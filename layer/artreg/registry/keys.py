@@ -59,3 +59,8 @@ def version_position(edge: LineageEdge) -> str:
 def linked_by_position(link: StoredLink) -> str:
     """Where a link sits among the links to its target: by holder name, precedence, then role."""
     return f"{link.name}#{link.sort_key}#{link.role}"
+
+
+def run_seen_position(last_seen: datetime, run_id: str) -> str:
+    """Where a run sits among its project's runs, most recently seen last: its last time seen, then id."""
+    return f"{time_key(last_seen)}#{run_id}"

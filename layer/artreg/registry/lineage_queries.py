@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from artreg.model import names
 from artreg.model.errors import Invalid
-from artreg.model.wire import GraphEdge, GraphNode, LineageGraph, RunLineage
+from artreg.model.wire import GraphEdge, GraphNode, LineageGraph, RunLineage, RunPage, RunSummary
 from artreg.registry import cursors, paging
 from artreg.registry.context import Context, not_found
 from artreg.registry.ports import MetadataStore
@@ -82,6 +82,18 @@ class LineageQueries:
             produced=[version_id(e.name, e.version) for e in edges if e.kind == "produced"],
             used=[version_id(e.name, e.version) for e in edges if e.kind == "used"],
             next_cursor=cursors.encode({"after": more}) if more else None,
+        )
+
+    def runs(self, project: str, *, limit: int | None = None, cursor: str | None = None) -> RunPage:
+        """The runs the registry has heard of (as producers or users), most recently seen first."""
+        names.check_project(project)
+        before = cursors.decode(cursor, cursors.BeforeRun).before
+        if self._catch_up:
+            self._catch_up()
+        found, more = self.c.store.list_runs(project, before, paging.limit(self.c.policy, limit))
+        return RunPage(
+            items=[RunSummary.model_validate(run.model_dump(exclude={"project"})) for run in found],
+            next_cursor=cursors.encode({"before": more}) if more else None,
         )
 
 

@@ -17,6 +17,7 @@ from artreg.registry.records import (
     Head,
     LineageEdge,
     RemoteChange,
+    RunSeen,
     StoredBlob,
     StoredLink,
     StoredVersion,
@@ -134,7 +135,13 @@ class MetadataStore(Protocol):
     def put_usage(self, usage: UsageRecord) -> None: ...
 
     def put_edge(self, edge: LineageEdge) -> bool:
-        """Records a lineage edge unless it is recorded already (the first one stays); True if it was new."""
+        """Records a lineage edge unless it is recorded already (the first one stays), and counts a new one
+        in its run's summary in the same write (`RunSeen.seeing`); True if it was new."""
+        ...
+
+    def list_runs(self, project: str, before: str | None, limit: int) -> tuple[list[RunSeen], str | None]:
+        """A project's runs, most recently seen first (by `keys.run_seen_position`), from below `before`;
+        the position of the last one when more follow."""
         ...
 
     def run_edges(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -21,6 +21,7 @@ from artreg.model.wire import AliasMove, LinkedBy, LinkTarget, Producer, RemoteE
 UploadState = Literal["pending", "committed", "expired"]
 EdgeKind = Literal["produced", "used"]  # a run produced a version, or used it
 MAX_LINKS = 10_000  # per version (API.md, Links)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class Head(BaseModel):
@@ -205,6 +206,39 @@ class Unlink(BaseModel):
     at: datetime
     by: str | None = None
     revision: int
+
+
+class RunSeen(BaseModel):
+    """What the registry has heard of a run: when first and last, and how many versions it produced and
+    used (its lineage edges, each counted once)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    project: str
+    run_id: str
+    first_seen: datetime
+    last_seen: datetime
+    produced: int = 0
+    used: int = 0
+
+    @classmethod
+    def first(cls, edge: LineageEdge) -> RunSeen:
+        """A run not seen before, before its first edge is counted (`seeing`)."""
+        at = edge.at or _EPOCH
+        return cls(project=edge.project, run_id=edge.run_id, first_seen=at, last_seen=at)
+
+    def seeing(self, edge: LineageEdge) -> RunSeen:
+        """The run after one more edge of it was recorded (an edge of an older event without a time
+        leaves its times as they are)."""
+        at = edge.at or self.last_seen
+        return self.model_copy(
+            update={
+                "first_seen": min(self.first_seen, at),
+                "last_seen": max(self.last_seen, at),
+                "produced": self.produced + (edge.kind == "produced"),
+                "used": self.used + (edge.kind == "used"),
+            }
+        )
 
 
 @dataclass(frozen=True)

@@ -70,6 +70,7 @@ class RegistryService:
 
         self.lineage = self.lineage_queries.lineage
         self.run = self.lineage_queries.run
+        self.runs = self.lineage_queries.runs
 
     @property
     def store(self) -> MetadataStore:
