@@ -141,10 +141,19 @@ class Transport:
     def url(self, path: str, query: Query | None = None) -> str:
         return self.base_url + path + (f"?{urlencode(query)}" if query else "")
 
-    def api(self, method: str, path: str, *, body: bytes | None = None, query: Query | None = None) -> Response:
-        """One API call; raises the error class of an answer >= 400 (after retries for the retryable)."""
+    def api(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: bytes | None = None,
+        query: Query | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Response:
+        """One API call; raises the error class of an answer >= 400 (after retries for the retryable).
+        `headers` are sent besides the usual ones (`If-Match`)."""
         url = self.url(path, query)
-        base = {"Accept": "application/json", "User-Agent": USER_AGENT}
+        base = {"Accept": "application/json", "User-Agent": USER_AGENT, **(headers or {})}
         if body is not None:
             base["Content-Type"] = "application/json"
 
@@ -170,9 +179,17 @@ class Transport:
 
         return self.attempts(send, what=self.host)
 
-    def json(self, method: str, path: str, *, body: Any = None, query: Query | None = None) -> Any:
+    def json(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        query: Query | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Any:
         data = None if body is None else json.dumps(body, separators=(",", ":")).encode()
-        return self.api(method, path, body=data, query=query).json()
+        return self.api(method, path, body=data, query=query, headers=headers).json()
 
     # ------------------------------------------------------------ blobs, straight to storage
 
