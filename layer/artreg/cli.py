@@ -10,6 +10,7 @@
     artreg tag NAME[@REF] --add T --remove T
     artreg rm NAME@VERSION [--force]
     artreg lineage NAME[@REF] [--upstream|--downstream] [--depth N] [--format tree|mermaid|dot|json]
+    artreg link NAME@REF ROLE TARGET@REF | unlink NAME@REF ROLE | runs     (cli_links)
     artreg server [--host H] [--port P] [--data DIR] [--webhook URL]
     artreg janitor [--data DIR] [--verify]      expire uploads, reclaim (and re-hash) blobs, re-check remote refs
     artreg ui --url URL [--port P] [--region R] [--sigv4|--no-sigv4]   the web UI of a deployed stack
@@ -33,6 +34,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from artreg import __version__
+from artreg.cli_links import add_link_commands
 from artreg.cli_text import describe, size_text, table, when
 from artreg.model.errors import (
     ArtregError,
@@ -498,6 +500,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     janitor.add_argument("--verify-minutes", type=float, default=10, help="how long --verify may hash for (default 10)")
     janitor.set_defaults(local=cmd_janitor)
+    add_link_commands(command)
     add_ui_command(commands)
     return parser
 
