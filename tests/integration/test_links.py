@@ -271,7 +271,49 @@ def _concurrent_link_changes(backend: Backend) -> None:
 
 def test_concurrent_link_changes_on_dynamodb_lose_nothing(aws: dict[str, Any]) -> None:
     # moto serialised (as DynamoDB makes each request atomic), with TransactionConflict cancellations
-    _concurrent_link_changes(aws_backend(aws, conflict_rate=0.2, policy=replace(FAST, commit_deadline_s=120)))
+    backend = aws_backend(aws, conflict_rate=0.2, policy=replace(FAST, commit_deadline_s=120))
+    _concurrent_link_changes(backend)
+    assert backend.registry.store.client.injected_conflicts > 0  # type: ignore[attr-defined]
+
+
+def test_the_events_of_links_are_the_same_on_both_back_ends(aws: dict[str, Any], tmp_path: Path) -> None:
+    # Given links made at commit, after, re-pointed and removed, at the same time on DynamoDB and SQLite
+    from artreg.aws.dynamodb_stream import event_of_stream_record
+    from tests.integration.test_events import FixedClock
+    from tests.support.streams import TableStream
+
+    dynamo, sqlite = aws_backend(aws), local_backend(tmp_path)
+
+    def links(backend: Backend, step: Any) -> None:
+        backend.registry.clock = FixedClock()
+        log(backend, "iris", b"iris v1", type="dataset")
+        step()  # each write seen on its own by the stream, as DynamoDB's stream records each
+        backend.registry.move_alias(P, "iris", "production", MoveAlias(version="1.0.0"))
+        step()
+        log(backend, "iris", b"iris v2", type="dataset")
+        step()
+        log(backend, "fraud", b"weights", type="model")
+        step()
+        log(backend, "fraud", b"w2", type="model", links={"training_data": "iris@production", "base": "fraud@1.0.0"})
+        step()
+        backend.registry.link(P, "fraud", "2.0.0", "training_data", "iris@2.0.0", caller="trainer")
+        step()
+        backend.registry.unlink(P, "fraud", "2.0.0", "base", caller="trainer")
+        step()
+
+    table = TableStream(aws["dynamodb"], "artreg-test")
+    with table.capture() as stream:
+        links(dynamo, table.step)
+    links(sqlite, lambda: None)
+    # When the stream's records are turned into events, and the SQLite outbox is read
+    from_stream = [e for e in (event_of_stream_record(r) for r in stream) if e is not None]
+    from_outbox = [e for _, e in sqlite.registry.store.outbox_pending("test", 1000)]  # type: ignore[attr-defined]
+    # Then they are the same events (ids and details), the link events among them
+    assert sorted(e.detail_type + e.detail_json() for e in from_stream) == sorted(
+        e.detail_type + e.detail_json() for e in from_outbox
+    )
+    kinds = [e.detail_type for e in from_outbox]
+    assert (kinds.count("ArtifactVersionLinked"), kinds.count("ArtifactVersionUnlinked")) == (3, 1)
 
 
 def test_concurrent_link_changes_on_sqlite_lose_nothing(tmp_path: Path) -> None:
@@ -297,3 +339,15 @@ def test_links_are_linked_edges_in_lineage(backend: Backend) -> None:
         ("fraud@1.0.0", "linked", "iris@1.0.0", "training_data")
     }
     assert {n.id for n in down.nodes} == {"iris@1.0.0", "fraud@1.0.0"}
+
+
+def test_a_commit_may_link_the_version_whose_latest_it_takes(backend: Backend) -> None:
+    # Given fraud 1.0.0 at latest, and 2.0.0 committed linking it (one write moves latest off it too)
+    dataset_and_model(backend)
+    log(backend, "fraud", b"weights v2", type="model", links={"base": "fraud@latest"})
+    assert link_rows(backend, ref="2.0.0") == [("base", "fraud", "1.0.0")]
+    # Then 1.0.0 is linked: its deletion is refused until the link is removed
+    with pytest.raises(Conflict):
+        backend.registry.delete_version(P, "fraud", "1.0.0")
+    backend.registry.unlink(P, "fraud", "2.0.0", "base")
+    assert backend.registry.delete_version(P, "fraud", "1.0.0").state == "deleted"
