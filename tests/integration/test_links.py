@@ -210,6 +210,9 @@ def test_links_page_in_role_order_and_the_record_inlines_what_fits(backend: Back
         if cursor is None:
             break
     assert holders == roles
+    # And re-pointing a link the record does not hold inline counts it once still
+    backend.registry.link(P, "fraud", "1.0.0", roles[0], "iris@2.0.0")  # linked last: not inline
+    assert backend.registry.resolve(P, "fraud", "1.0.0").link_count == 25
     with pytest.raises(Invalid):
         backend.registry.list_links(P, "fraud", "1.0.0", cursor="bm90LWEtY3Vyc29y")
 

@@ -57,11 +57,12 @@ def target_gone(gone: TargetGone) -> NotFound:
 
 
 def with_links(
-    version: StoredVersion, set_: list[VersionLink], removed: set[str], limit_bytes: int
+    version: StoredVersion, set_: list[VersionLink], removed: set[str], limit_bytes: int, existing: set[str]
 ) -> tuple[list[VersionLink], int, bool]:
     """The version's inline links, link count and truncation after setting and removing roles. A role
     already inline stays inline; a new one goes inline while there is room (count and bytes), so that
-    the record holds as many links as fit, and says `links_truncated` when some are only listed."""
+    the record holds as many links as fit, and says `links_truncated` when some are only listed.
+    `existing`: the roles of `set_` that the version has already (re-pointed, not counted again)."""
     inline = {link.role: link for link in version.links if link.role not in removed}
     count = version.link_count - len(removed)
     size = sum(len(link.model_dump_json()) for link in inline.values())
@@ -71,7 +72,7 @@ def with_links(
             inline[link.role] = link
             size += len(link.model_dump_json())
             continue
-        count += 1
+        count += link.role not in existing
         if len(inline) < INLINE_LINKS and size + len(link.model_dump_json()) <= limit_bytes:
             inline[link.role] = link
             size += len(link.model_dump_json())
@@ -134,7 +135,8 @@ class Links:
                 revision=head.revision + 1,
                 previous=current.target if current else None,
             )
-            links, count, truncated = with_links(holder, [made.to_wire()], set(), self.c.limits.link_bytes)
+            known = {role} if current else set()
+            links, count, truncated = with_links(holder, [made.to_wire()], set(), self.c.limits.link_bytes, known)
             self._apply(head, holder, links, count, truncated, links_set=[made])
             return made.to_wire()
 
@@ -153,7 +155,7 @@ class Links:
                 raise not_found(f"link {role!r} of version {holder.version} of {project}/{name}", role=role)
             self._check_match(role, current, if_match)
             gone = Unlink(link=current, at=self.c.clock.now(), by=caller, revision=head.revision + 1)
-            links, count, truncated = with_links(holder, [], {role}, self.c.limits.link_bytes)
+            links, count, truncated = with_links(holder, [], {role}, self.c.limits.link_bytes, set())
             self._apply(head, holder, links, count, truncated, links_removed=[gone])
 
         self.retrier.run(lambda: self.c.store.get_head(project, name), attempt)
