@@ -12,6 +12,7 @@
     artreg tag NAME[@REF] --add T --remove T
     artreg rm NAME@VERSION [--force]
     artreg lineage NAME[@REF] [--upstream|--downstream] [--depth N] [--format tree|mermaid|dot|json]
+    artreg link NAME@REF ROLE TARGET@REF | unlink NAME@REF ROLE | runs     (cli_links)
     artreg server [--host H] [--port P] [--data DIR] [--webhook URL] [--protected-alias A] [--allow-file-root DIR]
     artreg janitor [--data DIR] [--verify]      expire uploads, reclaim (and re-hash) blobs, re-check remote refs
     artreg ui --url URL [--port P] [--region R] [--sigv4|--no-sigv4]   the web UI of a deployed stack
@@ -62,6 +63,7 @@ from artreg.cli_commands import (
     ref_project,
     split_remote,
 )
+from artreg.cli_links import add_link_commands
 from artreg.model.errors import ArtregError
 from artreg.ui.command import add_ui_command
 
@@ -310,6 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     janitor.add_argument("--verify-minutes", type=float, default=10, help="how long --verify may hash for (default 10)")
     janitor.set_defaults(local=cmd_janitor)
+    add_link_commands(command)
     add_ui_command(commands)
     return parser
 

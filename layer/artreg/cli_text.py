@@ -48,6 +48,11 @@ def describe(v: LoggedArtifact, max_files: int = 20) -> str:
         lines.append(f"  run        {v.producer.run_id}" + (f" ({v.producer.pipeline})" if v.producer.pipeline else ""))
     if v.metadata:
         lines.append(f"  metadata   {json.dumps(v.metadata, ensure_ascii=False)}")
+    if v.links:
+        rows = [[x.role, f"{x.target.name}@{x.target.version}", x.target.digest[:12]] for x in v.links]
+        lines += ["", table(["LINK ROLE", "TARGET", "DIGEST"], rows)]
+        if v.links_truncated:
+            lines.append("... and more links (GET .../versions/{ref}/links lists them all)")
     entries = file_rows([*v.files[:max_files], *v.remote[: max(0, max_files - len(v.files))]])
     if entries:
         with_metadata = any(row[3] for row in entries)

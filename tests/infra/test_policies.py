@@ -107,8 +107,11 @@ def test_the_training_role_logs_and_reads_in_its_project_only() -> None:
     assert ("GET", "/v1/resolve/vision/resnet@production") in allowed
     # But touches no other project
     assert not any("/other/" in p or p.endswith("/other") for _, p in allowed)
-    # And neither deletes versions nor moves aliases through their routes
-    assert not {m for m, _ in allowed} & {"DELETE", "PUT"}
+    # And may link and unlink versions of its project (a model version gathering its checkpoints)
+    link = "/v1/projects/vision/artifacts/resnet/versions/1.2.0/links/model/weights.pt"
+    assert {("PUT", link), ("DELETE", link)} <= allowed
+    # But neither deletes versions nor moves aliases: its only PUT and DELETE routes are the links'
+    assert all("/links/" in p for m, p in allowed if m in ("DELETE", "PUT")), allowed
     assert ("PUT", "/v1/projects/vision/artifacts/resnet/aliases/production") not in allowed
 
 

@@ -332,7 +332,7 @@ def test_the_stream_mapping_filters_retries_bisects_and_keeps_failures(translate
     # And its filters are JSON patterns on the keys (what they let through is tested against real records
     # in tests/integration/test_events.py)
     patterns = [json.loads(f["Pattern"]) for f in mapping["FilterCriteria"]["Filters"]]
-    assert [p["eventName"] for p in patterns] == [["INSERT"], ["MODIFY"], ["INSERT", "MODIFY"]]
+    assert [p["eventName"] for p in patterns] == [["INSERT"], ["MODIFY"], ["MODIFY"], ["INSERT", "MODIFY"]]
 
 
 def test_the_lineage_rule_feeds_a_queue_with_a_dead_letter_queue(translated: dict[str, Any]) -> None:

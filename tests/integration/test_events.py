@@ -176,6 +176,15 @@ def chain(backend: Backend, step: Callable[[], None] = lambda: None) -> None:
     step()
     registry.remove_alias(P, "scores", "candidate", caller="tester")
     step()
+    # the model links the dataset (by alias: pinned), is re-pointed, and one link removed
+    registry.link(P, "resnet", "production", "training_data", "iris@latest", caller="trainer")
+    step()
+    registry.link(P, "resnet", "1.0.0", "training_data", "iris@1.0.0", caller="trainer")
+    step()
+    registry.link(P, "resnet", "1.0.0", "eval_scores", "scores@1.0.0", caller="trainer")
+    step()
+    registry.unlink(P, "resnet", "1.0.0", "eval_scores", caller="trainer")
+    step()
     registry.delete_version(P, "iris", "2.0.0", caller="tester")
     step()
     # the janitor's re-check found a remote reference changed, and a later run saw the same: one event
@@ -217,6 +226,8 @@ def test_events_reach_a_rule_on_the_bus_and_follow_their_schemas(lambdas: Lambda
         "ArtifactVersionUsed": 1,
         "ArtifactVersionDeleted": 1,
         "RemoteReferenceChanged": 1,  # noted twice, the same observation
+        "ArtifactVersionLinked": 3,  # made, re-pointed, made
+        "ArtifactVersionUnlinked": 1,
     }
     # And the commit of the model says which version of the dataset its run used
     (model,) = [e["detail"] for e in delivered if e["detail"].get("name") == "resnet" and "producer" in e["detail"]]
@@ -224,6 +235,15 @@ def test_events_reach_a_rule_on_the_bus_and_follow_their_schemas(lambdas: Lambda
     (moved,) = [e["detail"] for e in delivered if e["detail"].get("alias") == "production"]
     assert (moved["version"], moved["previous_version"], moved["by"]) == ("1.0.0", None, "deployer")
     assert moved["digest"] == model["digest"]
+    # And the links say what the model holds: the dataset pinned by alias, then re-pointed
+    linked = [e["detail"] for e in delivered if e["detail-type"] == "ArtifactVersionLinked"]
+    assert [(d["role"], d["target"]["version"], (d["previous_target"] or {}).get("version")) for d in linked] == [
+        ("training_data", "2.0.0", None),
+        ("training_data", "1.0.0", "2.0.0"),
+        ("eval_scores", "1.0.0", None),
+    ]
+    (unlinked,) = [e["detail"] for e in delivered if e["detail-type"] == "ArtifactVersionUnlinked"]
+    assert (unlinked["role"], unlinked["target"]["name"], unlinked["by"]) == ("eval_scores", "scores", "trainer")
 
 
 def test_the_same_stream_batch_twice_publishes_the_same_event_ids(lambdas: Lambdas, records: list[Any]) -> None:
@@ -234,7 +254,7 @@ def test_the_same_stream_batch_twice_publishes_the_same_event_ids(lambdas: Lambd
     second = [json.loads(m["Body"])["detail"]["event_id"] for m in lambdas.drain(lambdas.capture_url)]
     # Then the second delivery carries exactly the same event ids
     assert sorted(first) == sorted(second)
-    assert len(set(first)) == len(first) == 15
+    assert len(set(first)) == len(first) == 19
 
 
 def test_the_stream_filters_let_through_exactly_the_records_that_are_events(records: list[Any]) -> None:
@@ -242,6 +262,7 @@ def test_the_stream_filters_let_through_exactly_the_records_that_are_events(reco
     filters = [EventPattern.load(json.dumps(f)) for f in publisher_filters()]
     kinds = {(r["eventName"], r["dynamodb"]["Keys"]["SK"]["S"][:2]) for r in records}
     assert {("INSERT", "L#"), ("MODIFY", "L#"), ("REMOVE", "L#"), ("MODIFY", "V#"), ("INSERT", "U")} <= kinds
+    assert {("INSERT", "K#"), ("MODIFY", "K#"), ("REMOVE", "K#"), ("INSERT", "B#"), ("INSERT", "J#")} <= kinds
     for record in records:
         # Then a record reaches the function if and only if the publisher makes an event of it
         passes = any(f.matches_event(record) for f in filters)
@@ -257,10 +278,10 @@ def test_a_bus_that_keeps_refusing_fails_the_batch_and_a_blip_does_not(
     flaky = FakeEvents(fail=lambda call, event_id: call == 0 and event_id in victims)
     monkeypatch.setattr(lambdas.publisher.publisher, "client", flaky)
     monkeypatch.setattr(lambdas.publisher.publisher, "_sleep", lambda _: None)
-    # When the publisher gets the batch (15 events)
+    # When the publisher gets the batch (19 events)
     # Then those two entries went again, alone, and the batch succeeded
     assert lambdas.publish(records) == {"batchItemFailures": []}
-    assert [len(c) for c in flaky.calls] == [10, 2, 5]
+    assert [len(c) for c in flaky.calls] == [10, 2, 9]
     assert flaky.ids(1) == victims
     # Given a bus that never takes them
     monkeypatch.setattr(lambdas.publisher.publisher, "client", FakeEvents(fail=lambda call, event_id: True))
@@ -280,7 +301,7 @@ def test_a_record_that_cannot_be_read_is_a_partial_failure_and_the_rest_is_publi
     answer = lambdas.publish(broken)
     # Then that record is reported (the stream retries from it) and the others' events are on the bus
     assert answer == {"batchItemFailures": [{"itemIdentifier": victim["dynamodb"]["SequenceNumber"]}]}
-    assert len(lambdas.drain(lambdas.capture_url)) == 14
+    assert len(lambdas.drain(lambdas.capture_url)) == 18
 
 
 # ---------------------------------------------------------------- lineage
@@ -339,6 +360,7 @@ def test_the_lineage_routes_answer_from_what_was_recorded(lambdas: Lambdas, reco
         ("run:train-1", "produced", "resnet@1.0.0"),
         ("run:eval-1", "used", "resnet@1.0.0"),
         ("run:eval-1", "produced", "scores@1.0.0"),
+        ("resnet@1.0.0", "linked", "iris@1.0.0"),  # the model's training_data link
     }
     train = next(n for n in graph["nodes"] if n["id"] == "run:train-1")
     assert (train["kind"], train["run_id"], train["pipeline"], train["step"]) == ("run", "train-1", "train", "fit")

@@ -72,6 +72,7 @@ def test_flags_pick_the_direction_depth_and_format(capsys: pytest.CaptureFixture
         "from": "run:train-1",
         "to": "resnet@2.0.0",
         "kind": "produced",
+        "role": None,  # only a linked edge has a role
     }
     assert run(["resnet", "--downstream"])[1].calls[0][2]["direction"] == "downstream"
     assert run(["resnet", "--upstream", "--downstream"])[0] == cli.EXIT_USAGE
@@ -102,3 +103,32 @@ def test_dot_is_a_graphviz_digraph() -> None:
     assert '"run:train-1" -> "resnet@2.0.0" [label="produced"];' in text
     assert '"resnet@2.0.0" [shape=box, label="resnet@2.0.0", penwidth=3];' in text
     assert text.endswith("}")
+
+
+LINKED = LineageGraph.model_validate(
+    {
+        "root": "fraud@1.2.42",
+        "nodes": [
+            {"id": "fraud@1.2.42", "kind": "version", "name": "fraud", "version": "1.2.42"},
+            {"id": "iris@1.0.0", "kind": "version", "name": "iris", "version": "1.0.0"},
+            {"id": "ckpt@3.0.0", "kind": "version", "name": "ckpt", "version": "3.0.0"},
+        ],
+        "edges": [
+            {"from": "fraud@1.2.42", "to": "iris@1.0.0", "kind": "linked", "role": "training_data"},
+            {"from": "fraud@1.2.42", "to": "ckpt@3.0.0", "kind": "linked", "role": "checkpoints/epoch-3"},
+        ],
+    }
+)
+
+
+def test_linked_versions_are_drawn_upstream_of_the_version_holding_them() -> None:
+    # When a model version that links a dataset and a checkpoint is drawn
+    assert lineage.tree(LINKED).splitlines() == [
+        "fraud@1.2.42",
+        "└── upstream",
+        "    ├── links checkpoints/epoch-3: ckpt@3.0.0",
+        "    └── links training_data: iris@1.0.0",
+    ]
+    # Then in the pictures each target flows into the model, labelled with its role
+    assert "n2 -->|linked as checkpoints/epoch-3| n0" in lineage.mermaid(LINKED)
+    assert '"iris@1.0.0" -> "fraud@1.2.42" [label="linked as training_data"];' in lineage.dot(LINKED)

@@ -11,8 +11,8 @@ import jsonschema
 import pytest
 
 from artreg import events
-from artreg.model.wire import AliasMove, FileEntry, RemoteEntry, UsageRecord
-from artreg.registry.records import RemoteChange, StoredVersion
+from artreg.model.wire import AliasMove, FileEntry, LinkTarget, RemoteEntry, UsageRecord
+from artreg.registry.records import RemoteChange, StoredLink, StoredVersion, Unlink
 
 T0 = datetime(2026, 11, 22, 10, 0, 0, 123456, tzinfo=UTC)
 SHA = "a" * 64
@@ -63,7 +63,27 @@ def built() -> list[events.Event]:
         events.deleted(version(state="deleted", deleted_at=T0)),
         events.remote_changed(remote_change("changed")),
         events.remote_changed(remote_change("vanished")),
+        events.linked(link()),
+        events.linked(link(previous=LinkTarget(name="iris", version="1.0.0", digest=SHA), by=None)),
+        events.unlinked(Unlink(link=link(), at=T0, by="trainer", revision=9)),
+        events.unlinked(Unlink(link=link(), at=T0, revision=10)),
     ]
+
+
+def link(**fields: Any) -> StoredLink:
+    values: dict[str, Any] = {
+        "project": "vision",
+        "name": "fraud",
+        "version": "1.2.42",
+        "digest": "d" * 64,
+        "role": "checkpoints/epoch-3",
+        "target": LinkTarget(name="ckpt", version="3.0.0", digest=SHA),
+        "at": T0,
+        "by": "trainer",
+        "revision": 8,
+        **fields,
+    }
+    return StoredLink.model_validate(values)
 
 
 def remote_change(state: str) -> RemoteChange:

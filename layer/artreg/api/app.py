@@ -32,14 +32,19 @@ from artreg.model.wire import (
     FilePage,
     FilesAdded,
     LineageGraph,
+    LinkedByPage,
+    LinkPage,
     MoveAlias,
     PatchVersion,
     RemoteEntry,
     RunLineage,
+    RunPage,
+    SetLink,
     StartUpload,
     UploadStarted,
     Usage,
     UsageRecord,
+    VersionLink,
     VersionPage,
     VersionRecord,
 )
@@ -295,7 +300,7 @@ def build_app(
 
     @app.delete(
         VERSION,
-        summary="Soft-delete a version; ?force=true also removes the aliases that hold it",
+        summary="Soft-delete a version; 409 while an alias or a link holds it, unless ?force=true",
         responses=_doc(VersionRecord, 200),
     )
     def delete_version(project: str, name: str, ref: str, force: Annotated[bool, Query()] = False) -> Response[Any]:
@@ -306,6 +311,37 @@ def build_app(
     )
     def record_usage(project: str, name: str, ref: str, request: Annotated[Usage, Body()]) -> Response[Any]:
         return _answer(registry.record_usage(project, name, ref, request), 201)
+
+    # ------------------------------------------------------------ links
+
+    def role_of(project: str, name: str, ref: str) -> str:
+        """The role at the end of a links path: it may hold `/` (`checkpoints/epoch-3`)."""
+        prefix = f"/v1/projects/{project}/artifacts/{name}/versions/{ref}/links/"
+        return unquote(app.current_event.path.removeprefix(prefix))
+
+    @app.put(
+        VERSION + "/links/.+",
+        summary="Link this version under a role to NAME@REF, pinned; If-Match: the current target's digest",
+        responses=_doc(VersionLink, 200),
+    )
+    def link(project: str, name: str, ref: str, request: Annotated[SetLink, Body()]) -> Response[Any]:
+        if_match = app.current_event.headers.get("if-match")
+        role = role_of(project, name, ref)
+        return _answer(registry.link(project, name, ref, role, request.target, if_match=if_match, caller=who()))
+
+    @app.delete(VERSION + "/links/.+", summary="Remove the link under a role")
+    def unlink(project: str, name: str, ref: str) -> Response[Any]:
+        if_match = app.current_event.headers.get("if-match")
+        registry.unlink(project, name, ref, role_of(project, name, ref), if_match=if_match, caller=who())
+        return Response(status_code=204)
+
+    @app.get(VERSION + "/links", summary="A version's links, in role order", responses=_doc(LinkPage, 200))
+    def list_links(project: str, name: str, ref: str, limit: Limit = None, cursor: Cursor = None) -> Response[Any]:
+        return _answer(registry.list_links(project, name, ref, limit=limit, cursor=cursor))
+
+    @app.get(VERSION + "/linked-by", summary="The versions that link to this one", responses=_doc(LinkedByPage, 200))
+    def linked_by(project: str, name: str, ref: str, limit: Limit = None, cursor: Cursor = None) -> Response[Any]:
+        return _answer(registry.linked_by(project, name, ref, limit=limit, cursor=cursor))
 
     # ------------------------------------------------------------ lineage
 
@@ -325,6 +361,14 @@ def build_app(
     ) -> Response[Any]:
         graph = registry.lineage(project, name, ref, direction=direction, depth=depth, limit=limit, cursor=cursor)
         return _answer(graph)
+
+    @app.get(
+        "/v1/projects/<project>/runs",
+        summary="The runs the registry has heard of, most recently seen first",
+        responses=_doc(RunPage, 200),
+    )
+    def runs(project: str, limit: Limit = None, cursor: Cursor = None) -> Response[Any]:
+        return _answer(registry.runs(project, limit=limit, cursor=cursor))
 
     @app.get(
         "/v1/projects/<project>/runs/<run_id>",

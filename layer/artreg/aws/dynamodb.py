@@ -11,13 +11,21 @@
 | upload expiry   | X#{hour of expiry}     | {project}#{upload_id}   (the janitor's index of pending uploads) |
 | janitor cursor  | X#cursor               | X   (the oldest expiry hour that may still hold entries) |
 | run's edge      | R#{project}#{run_id}   | P#{name}#{sort key} (produced), U#{name}#{sort key} (used) |
+| link            | A#{project}#{name}     | K#{sort key}#{role}   (a version's links, in role order) |
+| reverse link    | A#{project}#{target}   | B#{target sort key}#{name}#{sort key}#{role}   (who links to a version) |
+| unlink record   | A#{project}#{name}     | J#{sort key}#{role}#{revision}   (its INSERT is the Unlinked event) |
 | version's edge  | G#{project}#{name}#{sort key} | P#{run_id} (produced by), U#{run_id} (used by) |
 | project index   | PROJECTS               | {project}   (put with an artifact's first commit: the janitor's list) |
+| runs            | S#{project}            | R#{run_id}, T#{last seen}#{run_id}   (see `dynamodb_runs`) |
 | remote change   | C#{project}#{name}     | {sort key}#{sha256 of path}  (a remote reference last seen so) |
 
 A version and its alias copies hold the same attributes: `rec` (the immutable part of the record,
 JSON), `tags` and `meta` (JSON), `state`, `deleted_at` and `aliases` (a string set), so that a
 change to a version is the same update expression on each of them, without reading them first.
+A version's inline links are its `links` attribute (set whole by a link change, on the version and
+its copies); the version item alone counts the links to it (`linked_by`), which a link adds to in its
+transaction, conditioned on the target being committed, and a deletion checks, so that the two never
+cross.
 
 The items are made and read by `dynamodb_codec`. The table's stream is the source of the registry's
 events: `dynamodb_stream` turns a stream record into its event with the same conversions. The lineage
@@ -34,6 +42,8 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from artreg.aws import dynamodb_codec as codec
+from artreg.aws import dynamodb_links as links
+from artreg.aws import dynamodb_runs as runs
 from artreg.aws.dynamodb_codec import Item
 from artreg.aws.errors import translate
 from artreg.model import versions
@@ -41,13 +51,15 @@ from artreg.model.manifest import Entry
 from artreg.model.wire import AliasMove, UsageRecord
 from artreg.registry import keys
 from artreg.registry.keys import MovePosition
-from artreg.registry.ports import HeadMoved, UploadNotPending, VersionTaken
+from artreg.registry.ports import HeadMoved, TargetGone, UploadNotPending, VersionTaken
 from artreg.registry.records import (
     ArtifactChange,
     EdgeKind,
     Head,
     LineageEdge,
     RemoteChange,
+    RunSeen,
+    StoredLink,
     StoredVersion,
     StoreLimits,
     Upload,
@@ -134,25 +146,21 @@ class DynamoStore:
                     }
                 }
             )
+        counts = links.target_counts(change)  # a version this change updates anyway counts in that update
+        targets_at: dict[int, StoredLink] = {}  # item index -> the link whose target it checks
         for delta in change.deltas:
-            expression, values, attr_names = codec.delta_update(delta)
+            net, needs = counts.pop((name, delta.version), (0, None))
+            if needs is not None:
+                targets_at[len(items)] = needs
+            items.append(links.version_update(self.table, project, name, delta, net, needs is not None))
             copies = [a for a, v in head.aliases.items() if v == delta.version and a not in change.alias_puts]
-            keys = [codec.version_key(project, name, delta.version)] + [
-                codec.alias_key(project, name, a) for a in copies
-            ]
-            items += [
-                {
-                    "Update": {
-                        "TableName": self.table,
-                        "Key": key,
-                        "UpdateExpression": expression,
-                        "ConditionExpression": "attribute_exists(PK)",
-                        **({"ExpressionAttributeNames": attr_names} if attr_names else {}),
-                        **({"ExpressionAttributeValues": values} if values else {}),
-                    }
-                }
-                for key in keys
-            ]
+            items += [links.copy_update(self.table, codec.alias_key(project, name, a), delta) for a in copies]
+        for (target, target_version), (net, needs) in counts.items():
+            if needs is not None:
+                targets_at[len(items)] = needs
+            if net or needs:
+                items.append(links.target_update(self.table, project, target, target_version, net, needs is not None))
+        items += links.link_writes(self.table, change)
         for alias, version in change.alias_puts.items():
             item = {**codec.alias_key(project, name, alias), **codec.version_attrs(version), "alias": codec.s(alias)}
             items.append({"Put": {"TableName": self.table, "Item": item}})
@@ -201,11 +209,36 @@ class DynamoStore:
                 raise UploadNotPending() from None
             if version_at is not None and codes[version_at] == "ConditionalCheckFailed":
                 raise VersionTaken() from None
+            for at, link in targets_at.items():
+                if codes[at] == "ConditionalCheckFailed":
+                    raise TargetGone(link) from None
             if "TransactionConflict" in codes or "ConditionalCheckFailed" in codes:
                 # another transaction held one of the items, or an alias copy moved under us: both
                 # mean the head is moving; start again from it
                 raise HeadMoved(self.get_head(project, name)) from None
             raise translate(error) from error
+
+    # ------------------------------------------------------------ links
+
+    def get_link(self, project: str, name: str, version: str, role: str) -> StoredLink | None:
+        item = self._get(codec.link_key(project, name, version, role))
+        return StoredLink.model_validate_json(item["link"]["S"]) if item else None
+
+    def list_links(self, project: str, name: str, version: str, after_role: str | None, limit: int) -> list[StoredLink]:
+        pk = codec.artifact_pk(project, name)
+        start = codec.link_key(project, name, version, after_role) if after_role else None
+        items = self._query(pk, codec.links_prefix(version), start, limit, forward=True)
+        return [StoredLink.model_validate_json(i["link"]["S"]) for i in items]
+
+    def linked_by(
+        self, project: str, name: str, version: str, after: str | None, limit: int
+    ) -> tuple[list[StoredLink], str | None]:
+        pk = codec.artifact_pk(project, name)
+        prefix = codec.linked_by_prefix(version)
+        start = {"PK": pk, "SK": codec.s(prefix + after)} if after else None
+        items = self._query(pk, prefix, start, limit + 1, forward=True)  # one more: is there a next page?
+        found = [StoredLink.model_validate_json(i["link"]["S"]) for i in items[:limit]]
+        return found, (items[limit - 1]["SK"]["S"].removeprefix(prefix) if len(items) > limit else None)
 
     # ------------------------------------------------------------ alias history
 
@@ -438,8 +471,9 @@ class DynamoStore:
                 "edge": body,
             },
         ]
-        new = False
-        for item in items:  # one at a time: a retry after a failure between them writes the other one
+        # one at a time: a retry after a failure between them writes the other one
+        new = runs.put_run_edge(self.client, self.table, items[0], edge)
+        for item in items[1:]:
             try:
                 self.client.put_item(TableName=self.table, Item=item, ConditionExpression="attribute_not_exists(PK)")
                 new = True
@@ -447,6 +481,13 @@ class DynamoStore:
                 if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                     raise translate(error) from error
         return new
+
+    def list_runs(self, project: str, before: str | None, limit: int) -> tuple[list[RunSeen], str | None]:
+        pk = runs.runs_pk(project)
+        start = {"PK": pk, "SK": codec.s(f"T#{before}")} if before else None
+        items = self._query(pk, "T#", start, limit + 1, forward=False)  # one more: is there a next page?
+        found = [RunSeen.model_validate_json(i["run"]["S"]) for i in items[:limit]]
+        return found, (items[limit - 1]["SK"]["S"].removeprefix("T#") if len(items) > limit else None)
 
     def run_edges(
         self, project: str, run_id: str, kind: EdgeKind | None, after: str | None, limit: int

@@ -10,7 +10,7 @@ from artreg import events
 from artreg.aws import dynamodb_codec as codec
 from artreg.events import Event
 from artreg.model.wire import AliasMove, UsageRecord
-from artreg.registry.records import RemoteChange
+from artreg.registry.records import RemoteChange, StoredLink, Unlink
 
 
 def written_of_stream_record(record: Mapping[str, Any]) -> events.Written | None:
@@ -32,6 +32,10 @@ def written_of_stream_record(record: Mapping[str, Any]) -> events.Written | None
         if name == "MODIFY" and before not in ("committed", "deleted"):
             return None
         return events.VersionWritten(codec.version_of(new), before)
+    if sk.startswith("K#"):  # a link made (INSERT) or re-pointed (MODIFY)
+        return events.LinkWritten(StoredLink.model_validate_json(new["link"]["S"]))
+    if sk.startswith("J#") and name == "INSERT":
+        return events.UnlinkWritten(Unlink.model_validate_json(new["unlink"]["S"]))
     if sk.startswith("U#"):
         return events.UsageWritten(UsageRecord.model_validate_json(new["usage"]["S"]), first=name == "INSERT")
     if sk.startswith("H#") and name == "INSERT":

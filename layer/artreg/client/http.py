@@ -158,11 +158,13 @@ class Transport:
         body: bytes | None = None,
         query: Query | None = None,
         idempotency_key: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Response:
         """One API call; raises the error class of an answer >= 400 (after retries for the retryable).
-        A POST carries `idempotency_key`, a new one when not given, the same on every retry."""
+        A POST carries `idempotency_key`, a new one when not given, the same on every retry; `headers` are
+        sent besides the usual ones (`If-Match`)."""
         url = self.url(path, query)
-        base = {"Accept": "application/json", "User-Agent": USER_AGENT}
+        base = {"Accept": "application/json", "User-Agent": USER_AGENT, **(headers or {})}
         if body is not None:
             base["Content-Type"] = "application/json"
         if method == "POST":
@@ -190,9 +192,17 @@ class Transport:
 
         return self.attempts(send, what=self.host)
 
-    def json(self, method: str, path: str, *, body: Any = None, query: Query | None = None) -> Any:
+    def json(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        query: Query | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Any:
         data = None if body is None else json.dumps(body, separators=(",", ":")).encode()
-        return self.api(method, path, body=data, query=query).json()
+        return self.api(method, path, body=data, query=query, headers=headers).json()
 
     # ------------------------------------------------------------ blobs, straight to storage
 

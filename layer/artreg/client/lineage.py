@@ -1,7 +1,8 @@
 """A lineage graph (API.md, Lineage) as text: a tree for the terminal, Mermaid or Graphviz for a picture.
 
-An edge of the graph always goes from a run to a version (the run produced it, or used it); the
-pictures draw the data flowing instead: a used version points at the run, the run at what it produced.
+An edge of the graph goes from a run to a version (the run produced it, or used it), or from a
+version to one it links (`linked`, with its role); the pictures draw the data flowing instead: a used
+version points at the run, the run at what it produced, a linked version at the version holding it.
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ def _flow(edge: GraphEdge) -> tuple[str, str, str]:
     """An edge as data flows: (from, to, label)."""
     if edge.kind == "used":
         return edge.to, edge.from_, "used by"
+    if edge.kind == "linked":
+        return edge.to, edge.from_, f"linked as {edge.role}"
     return edge.from_, edge.to, "produced"
 
 
@@ -57,6 +60,9 @@ def tree(graph: LineageGraph) -> str:
         if edge.kind == "produced":  # upstream of the version is its run; downstream of the run, the version
             up.setdefault(edge.to, []).append((edge.from_, "produced by"))
             down.setdefault(edge.from_, []).append((edge.to, "produced"))
+        elif edge.kind == "linked":  # upstream of the holder is what it links; downstream of that, the holder
+            up.setdefault(edge.from_, []).append((edge.to, f"links {edge.role}:"))
+            down.setdefault(edge.to, []).append((edge.from_, f"linked as {edge.role} by"))
         else:  # upstream of the run is the version; downstream of the version, the run
             up.setdefault(edge.from_, []).append((edge.to, "used"))
             down.setdefault(edge.to, []).append((edge.from_, "used by"))

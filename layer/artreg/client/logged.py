@@ -12,10 +12,11 @@ from typing import IO, TYPE_CHECKING, Any
 
 from pydantic import PrivateAttr
 
+from artreg.client import links as links_api
 from artreg.client.common import UNSET, _Unset
 from artreg.client.errors import Invalid
 from artreg.client.version import Version
-from artreg.model.wire import FileEntry, RemoteEntry, VersionRecord
+from artreg.model.wire import FileEntry, LinkedBy, RemoteEntry, VersionLink, VersionRecord
 
 if TYPE_CHECKING:
     from artreg.client.registry import Registry
@@ -131,3 +132,26 @@ class LoggedArtifact(VersionRecord):
 
     def refresh(self) -> LoggedArtifact:
         return self.registry.get_artifact(self.name, self.version)
+
+    # links (API.md, Links): `links` holds what the record carries inline; `iter_links()` pages them all
+
+    def link(self, role: str, target: str | LoggedArtifact, *, if_match: str | None = None) -> VersionLink:
+        """Links this version under `role` to the version `target` (`name@ref`) names now, pinned.
+        With `if_match` (the digest of the role's current target): compare-and-swap."""
+        made = links_api.link(self.registry, self.name, self.version, role, target, if_match=if_match)
+        self.links = sorted([*(x for x in self.links if x.role != role), made], key=lambda x: x.role)
+        return made
+
+    def unlink(self, role: str, *, if_match: str | None = None) -> None:
+        links_api.unlink(self.registry, self.name, self.version, role, if_match=if_match)
+        self.links = [x for x in self.links if x.role != role]
+
+    def iter_links(self, *, page_size: int | None = None) -> Iterator[VersionLink]:
+        if not self.links_truncated:
+            yield from self.links
+        else:
+            yield from links_api.links(self.registry, self.name, self.version, page_size=page_size)
+
+    def linked_by(self, *, page_size: int | None = None) -> list[LinkedBy]:
+        """The versions that link to this one (`.role`, `.source` with `.name`, `.version`, `.digest`)."""
+        return list(links_api.linked_by(self.registry, self.name, self.version, page_size=page_size))

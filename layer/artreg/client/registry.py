@@ -25,13 +25,16 @@ from urllib.parse import quote
 from pydantic import BaseModel
 
 from artreg.client import fetch, lineage, objects
+from artreg.client import links as links_api
 from artreg.client import progress as bars
 from artreg.client.artifact import Artifact
 from artreg.client.common import UNSET, _Unset, given, renamed, segment, split_ref, wire
 from artreg.client.errors import Invalid, NotFound
 from artreg.client.files import HashedFile, LocalFile, batches, default_workers, hash_files
 from artreg.client.http import RetryPolicy, Transport
+from artreg.client.links import RunSummary, split_links
 from artreg.client.logged import DownloadResult, LoggedArtifact
+from artreg.client.model_version import ModelVersion, for_role, model_version
 from artreg.client.settings import ClientSettings, load_settings
 from artreg.client.sigv4 import SigV4Signer, region_of, wants_sigv4
 from artreg.client.transfer import BlobCache, upload_blobs
@@ -39,6 +42,7 @@ from artreg.client.uris import is_uri, parse_uri
 from artreg.model import manifest
 from artreg.model.names import check_name, check_project, metadata_scalar
 from artreg.model.wire import (
+    MAX_COMMIT_LINKS,
     AddFiles,
     AliasHistory,
     AliasMove,
@@ -50,6 +54,8 @@ from artreg.model.wire import (
     FilePage,
     FilesAdded,
     LineageGraph,
+    LinkedByPage,
+    LinkPage,
     MissingBlob,
     MoveAlias,
     Part,
@@ -57,6 +63,7 @@ from artreg.model.wire import (
     Producer,
     RemoteEntry,
     RunLineage,
+    RunPage,
     StartUpload,
     UploadStarted,
     Usage,
@@ -64,7 +71,9 @@ from artreg.model.wire import (
 )
 
 log = logging.getLogger("artreg")
-P = TypeVar("P", ArtifactPage, VersionPage, FilePage, AliasHistory, DownloadPage, RunLineage)
+P = TypeVar(
+    "P", ArtifactPage, VersionPage, FilePage, AliasHistory, DownloadPage, RunLineage, LinkPage, LinkedByPage, RunPage
+)
 Bump = Literal["major", "minor", "patch"]
 
 
@@ -320,6 +329,16 @@ class Registry:
             used += page.used
         return RunLineage(run_id=run_id, produced=produced, used=used)
 
+    def runs(self, *, page_size: int | None = None) -> Iterator[RunSummary]:
+        """The runs the registry has heard of (`run_id`, `first_seen`, `last_seen`, `produced`, `used`),
+        most recently seen first, every page."""
+        return links_api.runs(self, page_size=page_size)
+
+    def model_version(self, name: str, **options: Any) -> contextlib.AbstractContextManager[ModelVersion]:
+        """A model version gathered while training, committed at the end of the block with the links
+        made in it: see `artreg.client.model_version`."""
+        return model_version(self, name, **options)
+
     # ------------------------------------------------------------ changing
 
     def set_alias(
@@ -413,18 +432,46 @@ class Registry:
         inputs: Iterable[str | LoggedArtifact] = (),
         if_changed: bool = False,
         progress: bool | None = None,
+        links: Mapping[str, str | LoggedArtifact] | None = None,
+        role: str | None = None,
     ) -> LoggedArtifact:
         """Logs a new version: hashes the files, offers them in batches of 1,000, uploads the blobs
         the registry lacks (each distinct content once), commits. Content the registry already holds
         logs in one request with no bytes sent. `run_id` defaults to the `run_id` setting; `inputs` are
         the `name@version` refs the run consumed. `version` defaults to `artifact.version`. The answer's
-        `created` is False when `if_changed` found the content unchanged and logged nothing."""
+        `created` is False when `if_changed` found the content unchanged and logged nothing. `links`
+        (role -> `name@ref`) link the new version to others, pinned at commit (beyond 8, right after it);
+        `role` links it to the model version open on this registry (`model_version`) under that role."""
         if version is not None and artifact.version is not None and version != artifact.version:
             raise Invalid(
                 f"version={version!r} differs from the artifact's version {artifact.version!r}: give one",
                 details={"field": "version"},
             )
         version = version or artifact.version
+        at_commit, after = split_links(links or {}, MAX_COMMIT_LINKS)
+        gathering = for_role(self, role)
+        logged = self._log(artifact, version, bump, run_id, pipeline, step, inputs, if_changed, progress, at_commit)
+        for link_role, target in after.items():
+            links_api.link(self, logged.name, logged.version, link_role, target)
+        if after:
+            logged = logged.refresh()
+        if gathering is not None and role is not None:
+            gathering.links[role] = logged.qualified_name
+        return logged
+
+    def _log(
+        self,
+        artifact: Artifact,
+        version: str | None,
+        bump: Bump | None,
+        run_id: str | None,
+        pipeline: str | None,
+        step: str | None,
+        inputs: Iterable[str | LoggedArtifact],
+        if_changed: bool,
+        progress: bool | None,
+        links: dict[str, str],
+    ) -> LoggedArtifact:
         shown = self.progress if progress is None else progress
         run_id = run_id or self.settings.run_id
         used = [item.qualified_name if isinstance(item, LoggedArtifact) else str(item) for item in inputs]
@@ -467,6 +514,7 @@ class Registry:
             version=version,
             bump=bump,
             producer=producer,
+            **({"links": links} if links else {}),
             commit=len(parts) == 1,
             if_changed=if_changed,
         )

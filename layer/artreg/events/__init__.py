@@ -17,14 +17,16 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from artreg.model.wire import AliasMove, RemoteEntry, UsageRecord
-from artreg.registry.records import RemoteChange, StoredVersion
+from artreg.registry.records import RemoteChange, StoredLink, StoredVersion, Unlink
 
 COMMITTED = "ArtifactVersionCommitted"
 USED = "ArtifactVersionUsed"
 ALIAS_MOVED = "AliasMoved"
 DELETED = "ArtifactVersionDeleted"
 REMOTE_CHANGED = "RemoteReferenceChanged"
-DETAIL_TYPES = (COMMITTED, USED, ALIAS_MOVED, DELETED, REMOTE_CHANGED)
+LINKED = "ArtifactVersionLinked"
+UNLINKED = "ArtifactVersionUnlinked"
+DETAIL_TYPES = (COMMITTED, USED, ALIAS_MOVED, DELETED, REMOTE_CHANGED, LINKED, UNLINKED)
 DEFAULT_SOURCE = "artreg"
 
 
@@ -99,14 +101,28 @@ class RemoteChangeWritten:
     change: RemoteChange  # only written when it is a new observation
 
 
-Written = VersionWritten | MoveWritten | UsageWritten | RemoteChangeWritten
+@dataclass(frozen=True)
+class LinkWritten:
+    link: StoredLink  # made, or re-pointed (its `previous` set)
+
+
+@dataclass(frozen=True)
+class UnlinkWritten:
+    unlink: Unlink
+
+
+Written = VersionWritten | MoveWritten | UsageWritten | RemoteChangeWritten | LinkWritten | UnlinkWritten
 
 
 def emitted(written: Written) -> Event | None:
     """The event a write makes, if any: a new version is committed, a committed one that turned
     deleted is deleted, every alias move is one, a run's first use of a version is one (a repeat
     is not), and every new observation of a remote reference is one. A change of tags or metadata
-    makes none."""
+    makes none. Every link made, re-pointed or removed is one."""
+    if isinstance(written, LinkWritten):
+        return linked(written.link)
+    if isinstance(written, UnlinkWritten):
+        return unlinked(written.unlink)
     if isinstance(written, VersionWritten):
         if written.before is None:
             return committed(written.version)
@@ -213,6 +229,50 @@ def used(usage: UsageRecord) -> Event:
             "at": rfc3339(usage.at),
         },
         usage.at,
+    )
+
+
+def _target(target: Any) -> dict[str, Any] | None:
+    return None if target is None else {"name": target.name, "version": target.version, "digest": target.digest}
+
+
+def linked(link: StoredLink) -> Event:
+    """A version linked another under a role (or re-pointed the role: `previous_target` is what it
+    pointed at); `revision` of the artifact head names the change."""
+    return Event(
+        LINKED,
+        {
+            "event_id": event_id(LINKED, link.project, link.name, link.version, link.role, str(link.revision)),
+            "project": link.project,
+            "name": link.name,
+            "version": link.version,
+            "digest": link.digest,
+            "role": link.role,
+            "target": _target(link.target),
+            "previous_target": _target(link.previous),
+            "at": rfc3339(link.at),
+            "by": link.by,
+        },
+        link.at,
+    )
+
+
+def unlinked(unlink: Unlink) -> Event:
+    link = unlink.link
+    return Event(
+        UNLINKED,
+        {
+            "event_id": event_id(UNLINKED, link.project, link.name, link.version, link.role, str(unlink.revision)),
+            "project": link.project,
+            "name": link.name,
+            "version": link.version,
+            "digest": link.digest,
+            "role": link.role,
+            "target": _target(link.target),
+            "at": rfc3339(unlink.at),
+            "by": unlink.by,
+        },
+        unlink.at,
     )
 
 

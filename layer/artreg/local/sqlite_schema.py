@@ -60,6 +60,17 @@ CREATE TABLE IF NOT EXISTS lineage (
     PRIMARY KEY (project, run_id, run_position)
 );
 CREATE UNIQUE INDEX IF NOT EXISTS lineage_by_version ON lineage (project, name, sort_key, version_position);
+CREATE TABLE IF NOT EXISTS links (
+    project TEXT NOT NULL, name TEXT NOT NULL, sort_key TEXT NOT NULL, role TEXT NOT NULL,
+    target_name TEXT NOT NULL, target_sort_key TEXT NOT NULL, holder_position TEXT NOT NULL, json TEXT NOT NULL,
+    PRIMARY KEY (project, name, sort_key, role)
+);
+CREATE TABLE IF NOT EXISTS runs (
+    project TEXT NOT NULL, run_id TEXT NOT NULL, position TEXT NOT NULL, json TEXT NOT NULL,
+    PRIMARY KEY (project, run_id)
+);
+CREATE INDEX IF NOT EXISTS runs_by_last_seen ON runs (project, position);
+CREATE UNIQUE INDEX IF NOT EXISTS links_by_target ON links (project, target_name, target_sort_key, holder_position);
 """
 
 

@@ -24,6 +24,7 @@ from typing import Any
 
 from artreg import events
 from artreg.events import Event
+from artreg.local import sqlite_rows as rows
 from artreg.local import sqlite_schema as schema
 from artreg.model import manifest, versions
 from artreg.model.errors import Conflict, Retryable
@@ -38,6 +39,8 @@ from artreg.registry.records import (
     Head,
     LineageEdge,
     RemoteChange,
+    RunSeen,
+    StoredLink,
     StoredVersion,
     StoreLimits,
     Upload,
@@ -201,6 +204,8 @@ class SqliteStore:
                     (project, name, move.alias, time_key(move.at), head.revision, move.model_dump_json()),
                 )
                 writes.append(events.MoveWritten(project, name, move, head.revision, change.digest_after(move)))
+            writes += [rows.set_link(db, link) for link in change.links_set]
+            writes += [rows.remove_link(db, unlink) for unlink in change.links_removed]
             schema.write_events(db, events.all_emitted(writes))
 
     @staticmethod
@@ -231,6 +236,14 @@ class SqliteStore:
         ).fetchone()
         if row is None:  # as DynamoDB's attribute_exists condition: the artifact is not what was read
             raise HeadMoved(current)
+        if (
+            delta.require_unlinked
+            and db.execute(
+                "SELECT 1 FROM links WHERE project = ? AND target_name = ? AND target_sort_key = ? LIMIT 1",
+                (project, name, key),
+            ).fetchone()
+        ):  # linked meanwhile: as DynamoDB's condition on its counter
+            raise HeadMoved(current)
         version = StoredVersion.model_validate_json(row[0])
         update: dict[str, Any] = {"aliases": sorted((set(version.aliases) | delta.aliases_add) - delta.aliases_remove)}
         if delta.tags is not None:
@@ -239,12 +252,49 @@ class SqliteStore:
             update["metadata"] = dict(delta.metadata)
         if delta.deleted_at is not None:
             update |= {"state": "deleted", "deleted_at": delta.deleted_at}
+        if delta.links is not None:
+            update |= {
+                "links": list(delta.links),
+                "link_count": delta.link_count,
+                "links_truncated": delta.links_truncated,
+            }
         changed = version.model_copy(update=update)
         db.execute(
             "UPDATE versions SET state = ?, json = ? WHERE project = ? AND name = ? AND sort_key = ?",
             (changed.state, changed.model_dump_json(), project, name, key),
         )
         return events.VersionWritten(changed, version.state)
+
+    # ------------------------------------------------------------ links
+
+    def get_link(self, project: str, name: str, version: str, role: str) -> StoredLink | None:
+        with self._read() as db:
+            row = db.execute(
+                "SELECT json FROM links WHERE project = ? AND name = ? AND sort_key = ? AND role = ?",
+                (project, name, versions.sort_key(version), role),
+            ).fetchone()
+        return StoredLink.model_validate_json(row[0]) if row else None
+
+    def list_links(self, project: str, name: str, version: str, after_role: str | None, limit: int) -> list[StoredLink]:
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT json FROM links WHERE project = ? AND name = ? AND sort_key = ? AND role > ?"
+                " ORDER BY role LIMIT ?",
+                (project, name, versions.sort_key(version), after_role or "", limit),
+            ).fetchall()
+        return [StoredLink.model_validate_json(r[0]) for r in rows]
+
+    def linked_by(
+        self, project: str, name: str, version: str, after: str | None, limit: int
+    ) -> tuple[list[StoredLink], str | None]:
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT holder_position, json FROM links WHERE project = ? AND target_name = ?"
+                " AND target_sort_key = ? AND holder_position > ? ORDER BY holder_position LIMIT ?",
+                (project, name, versions.sort_key(version), after or "", limit + 1),
+            ).fetchall()
+        found = [StoredLink.model_validate_json(text) for _, text in rows[:limit]]
+        return found, (rows[limit - 1][0] if len(rows) > limit else None)
 
     # ------------------------------------------------------------ alias history
 
@@ -404,20 +454,14 @@ class SqliteStore:
 
     def put_edge(self, edge: LineageEdge) -> bool:
         with self._write() as db:
-            inserted = db.execute(
-                "INSERT OR IGNORE INTO lineage"
-                " (project, run_id, run_position, name, sort_key, version_position, json) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    edge.project,
-                    edge.run_id,
-                    keys.run_position(edge),
-                    edge.name,
-                    versions.sort_key(edge.version),
-                    keys.version_position(edge),
-                    edge.model_dump_json(),
-                ),
-            )
-        return inserted.rowcount == 1
+            inserted = rows.insert_edge(db, edge)
+            if inserted:
+                rows.see_run(db, edge)
+        return inserted
+
+    def list_runs(self, project: str, before: str | None, limit: int) -> tuple[list[RunSeen], str | None]:
+        with self._read() as db:
+            return rows.list_runs(db, project, before, limit)
 
     def run_edges(
         self, project: str, run_id: str, kind: EdgeKind | None, after: str | None, limit: int

@@ -13,6 +13,7 @@ PROJECT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 TYPE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 ALIAS_RE = re.compile(r"[a-z][a-z0-9_-]{0,63}")
+ROLE_RE = re.compile(r"[a-z][a-z0-9_.-]{0,63}(/[a-z0-9_.-]{1,64}){0,3}")
 RUN_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@+=-]{0,255}")
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -71,6 +72,16 @@ def check_type(value: str) -> str:
 def check_alias(value: str) -> str:
     """An alias never parses as a version: it starts with a lower-case letter, a version with a digit."""
     return _match("alias", ALIAS_RE, value, "1-64 of a-z 0-9 _ -, starting with a lower-case letter")
+
+
+def check_role(value: str) -> str:
+    """A link's role: `training_data`, `checkpoints/epoch-3` (up to four segments)."""
+    return _match(
+        "role",
+        ROLE_RE,
+        value,
+        "1-64 of a-z 0-9 _ . -, starting with a lower-case letter, then up to 3 /segments of 1-64 of them",
+    )
 
 
 def check_run_id(value: str) -> str:

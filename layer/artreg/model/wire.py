@@ -26,6 +26,7 @@ Version = Annotated[str, AfterValidator(lambda v: str(parse(v)) and v)]
 Label = Annotated[str, Field(min_length=1, max_length=256)]
 
 MAX_FILES_PER_REQUEST = 1000
+MAX_COMMIT_LINKS = 8  # links an upload may make at commit: they share its one transaction (StoreLimits)
 
 
 class Wire(BaseModel):
@@ -84,6 +85,8 @@ class StartUpload(Wire):
     version: Version | None = None
     bump: Bump | None = None
     producer: Producer | None = None
+    # role -> NAME@REF of this project, resolved and pinned at commit
+    links: Annotated[dict[str, Label], Field(max_length=MAX_COMMIT_LINKS)] = Field(default_factory=dict)
     commit: bool = False
     if_changed: bool = False
 
@@ -120,6 +123,10 @@ class PatchVersion(Wire):
     metadata: dict[str, Any] | None = None
     tags_add: Annotated[list[Tag], Field(max_length=names.MAX_TAGS)] = Field(default_factory=list)
     tags_remove: Annotated[list[Tag], Field(max_length=names.MAX_TAGS)] = Field(default_factory=list)
+
+
+class SetLink(Wire):
+    target: Annotated[str, Field(min_length=1, max_length=300, description="NAME@REF of this project")]
 
 
 class Usage(Wire):
@@ -169,6 +176,61 @@ class ProducerRecord(Answer):
     inputs: list[str] = Field(default_factory=list)
 
 
+class LinkTarget(Answer):
+    """A version as a link pins it: its name, version and digest when the link was made."""
+
+    name: str
+    version: str
+    digest: str
+
+
+class VersionLink(Answer):
+    """A version's link under a role to another version of the project."""
+
+    role: str
+    target: LinkTarget
+    at: datetime
+    by: str | None = None
+
+
+class LinkPage(Answer):
+    """A version's links in role order."""
+
+    items: list[VersionLink]
+    next_cursor: str | None = None
+
+
+class LinkedBy(Answer):
+    """A version that links to this one, and under which role."""
+
+    role: str
+    source: LinkTarget
+    at: datetime
+    by: str | None = None
+
+
+class LinkedByPage(Answer):
+    """The versions that link to a version, by name, version and role."""
+
+    items: list[LinkedBy]
+    next_cursor: str | None = None
+
+
+class RunSummary(Answer):
+    run_id: str
+    first_seen: datetime
+    last_seen: datetime
+    produced: int
+    used: int
+
+
+class RunPage(Answer):
+    """The runs the registry has heard of, most recently seen first."""
+
+    items: list[RunSummary]
+    next_cursor: str | None = None
+
+
 class VersionRecord(Answer):
     project: str
     name: str
@@ -184,6 +246,8 @@ class VersionRecord(Answer):
     files: list[FileEntry] = Field(default_factory=list)
     remote: list[RemoteEntry] = Field(default_factory=list)
     files_truncated: bool = False
+    links: list[VersionLink] = Field(default_factory=list)
+    links_truncated: bool = False
     size: int
     file_count: int
     digest: str
@@ -273,13 +337,15 @@ class GraphNode(Answer):
 
 
 class GraphEdge(Answer):
-    """An edge of a lineage graph, always `from` a run `to` a version: the run produced it, or used it."""
+    """An edge of a lineage graph: `from` a run `to` a version it produced or used, or `linked` `from`
+    the version holding a link `to` its target, under `role`."""
 
     model_config = ConfigDict(extra="ignore", validate_by_name=True, validate_by_alias=True, serialize_by_alias=True)
 
     from_: str = Field(alias="from")
     to: str
-    kind: Literal["produced", "used"]
+    kind: Literal["produced", "used", "linked"]
+    role: str | None = None
 
 
 class LineageGraph(Answer):

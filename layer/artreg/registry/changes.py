@@ -17,7 +17,7 @@ from artreg.registry.context import Context, existing, not_found
 from artreg.registry.policy import Policy
 from artreg.registry.ports import HeadMoved
 from artreg.registry.queries import Queries
-from artreg.registry.records import ArtifactChange, Head, StoredVersion, VersionDelta
+from artreg.registry.records import ArtifactChange, Head, StoredLink, StoredVersion, VersionDelta
 
 LATEST = names.LATEST
 T = TypeVar("T")
@@ -165,6 +165,14 @@ class Changes:
             head = existing(head, project, name)
             version = self.queries.resolve(project, name, ref)
             held_by = sorted(a for a, v in head.aliases.items() if v == version.version and a != LATEST)
+            linked, _ = self.c.store.linked_by(project, name, version.version, None, 10)
+            if linked and not force:  # a link pins this version: refused like an alias (README, Links)
+                raise Conflict(
+                    f"version {version.version} is linked by {', '.join(_holders(linked))}; "
+                    "unlink it first or delete with ?force=true",
+                    code="linked",
+                    details={"linked_by": _holders(linked)},
+                )
             if held_by and not force:
                 raise Conflict(
                     f"version {version.version} is held by alias(es) {', '.join(held_by)}; "
@@ -178,7 +186,10 @@ class Changes:
             history = [
                 AliasMove(alias=a, version=None, previous_version=version.version, at=now, by=caller) for a in removed
             ]
-            deltas = [VersionDelta(version.version, aliases_remove=set(removed), deleted_at=now)]
+            # the store re-checks in the write that no link was made meanwhile (unless forced)
+            deltas = [
+                VersionDelta(version.version, aliases_remove=set(removed), deleted_at=now, require_unlinked=not force)
+            ]
             alias_puts: dict[str, StoredVersion] = {}
             latest, latest_digest = head.latest, head.latest_digest
             if head.latest == version.version:
@@ -230,6 +241,10 @@ class Changes:
         )
         self.c.store.put_usage(usage)
         return usage
+
+
+def _holders(links: list[StoredLink]) -> list[str]:
+    return [f"{link.name}@{link.version} ({link.role})" for link in links]
 
 
 def _same_version(a: str | None, b: str | None) -> bool:

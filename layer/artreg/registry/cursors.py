@@ -54,6 +54,26 @@ class AfterEdge(Position):
     after: Annotated[str, Field(pattern=keys.ANY_EDGE_PATTERN)] | None = None
 
 
+class AfterRole(Position):
+    """A version's links, by role."""
+
+    after: Annotated[str, Field(pattern=f"^{names.ROLE_RE.pattern}$")] | None = None
+
+
+class AfterHolder(Position):
+    """The links to a version, by holder (keys.linked_by_position)."""
+
+    after: (
+        Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,128}#[0-9A-Za-z,!~-]{1,1024}#[a-z0-9_./-]{1,324}$")] | None
+    ) = None
+
+
+class BeforeRun(Position):
+    """A project's runs, most recently seen first (keys.run_seen_position)."""
+
+    before: Annotated[str, Field(pattern=r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z#[^\x00-\x1f]{1,256}$")] | None = None
+
+
 class LineageWays(Position):
     """The root's neighbours each way, for the ways that have more; a way absent has ended."""
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from artreg.model import versions
-from artreg.registry.records import EdgeKind, LineageEdge
+from artreg.registry.records import EdgeKind, LineageEdge, StoredLink
 
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 _MOVE = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z)#(\d{12})")
@@ -59,3 +59,13 @@ def run_position(edge: LineageEdge) -> str:
 def version_position(edge: LineageEdge) -> str:
     """Where an edge sits among its version's edges: by kind, then run id."""
     return f"{EDGE_PREFIX[edge.kind]}{edge.run_id}"
+
+
+def linked_by_position(link: StoredLink) -> str:
+    """Where a link sits among the links to its target: by holder name, precedence, then role."""
+    return f"{link.name}#{link.sort_key}#{link.role}"
+
+
+def run_seen_position(last_seen: datetime, run_id: str) -> str:
+    """Where a run sits among its project's runs, most recently seen last: its last time seen, then id."""
+    return f"{time_key(last_seen)}#{run_id}"

@@ -7,12 +7,12 @@ from collections.abc import Callable
 
 from artreg.model import names
 from artreg.model.errors import Invalid
-from artreg.model.wire import GraphEdge, GraphNode, LineageGraph, RunLineage
+from artreg.model.wire import GraphEdge, GraphNode, LineageGraph, RunLineage, RunPage, RunSummary
 from artreg.registry import cursors, paging
 from artreg.registry.context import Context, not_found
 from artreg.registry.ports import MetadataStore
 from artreg.registry.queries import Queries
-from artreg.registry.records import EdgeKind, LineageEdge, version_id
+from artreg.registry.records import EdgeKind, LineageEdge, StoredLink, version_id
 
 
 class LineageQueries:
@@ -35,7 +35,8 @@ class LineageQueries:
         cursor: str | None = None,
     ) -> LineageGraph:
         """The runs and versions around a version: upstream, the run that produced it and the versions
-        that run used, and so on; downstream, the runs that used it and the versions they produced.
+        that run used, and the versions it links to, and so on; downstream, the runs that used it and
+        the versions they produced, and the versions that link to it. A link is one step, as a run is.
         `depth` counts runs away from the version; `limit` bounds the neighbours taken of each node (a
         node with more is `truncated`); `cursor` pages through the neighbours of the version itself."""
         if direction not in ("upstream", "downstream", "both"):
@@ -83,6 +84,18 @@ class LineageQueries:
             next_cursor=cursors.encode({"after": more}) if more else None,
         )
 
+    def runs(self, project: str, *, limit: int | None = None, cursor: str | None = None) -> RunPage:
+        """The runs the registry has heard of (as producers or users), most recently seen first."""
+        names.check_project(project)
+        before = cursors.decode(cursor, cursors.BeforeRun).before
+        if self._catch_up:
+            self._catch_up()
+        found, more = self.c.store.list_runs(project, before, paging.limit(self.c.policy, limit))
+        return RunPage(
+            items=[RunSummary.model_validate(run.model_dump(exclude={"project"})) for run in found],
+            next_cursor=cursors.encode({"before": more}) if more else None,
+        )
+
 
 def _run_id(run_id: str) -> str:
     return f"run:{run_id}"
@@ -97,7 +110,7 @@ class _Graph:
         self.fan_out = fan_out
         self.max_nodes = max_nodes
         self.nodes: dict[str, GraphNode] = {}
-        self.edges: dict[tuple[str, str, str], GraphEdge] = {}
+        self.edges: dict[tuple[str, str, str, str | None], GraphEdge] = {}
 
     def version(self, name: str, version: str) -> str:
         node_id = version_id(name, version)
@@ -116,8 +129,33 @@ class _Graph:
 
     def link(self, edge: LineageEdge) -> tuple[str, str]:
         run, version = self.run(edge), self.version(edge.name, edge.version)
-        self.edges.setdefault((run, version, edge.kind), GraphEdge(from_=run, to=version, kind=edge.kind))
+        self.edges.setdefault((run, version, edge.kind, None), GraphEdge(from_=run, to=version, kind=edge.kind))
         return run, version
+
+    def linked(self, link: StoredLink) -> tuple[str, str]:
+        """A `linked` edge from the version holding a link to its target."""
+        holder, target = self.version(link.name, link.version), self.version(link.target.name, link.target.version)
+        key = (holder, target, "linked", link.role)
+        self.edges.setdefault(key, GraphEdge(from_=holder, to=target, kind="linked", role=link.role))
+        return holder, target
+
+    def links(self, name: str, version: str, way: str) -> list[tuple[str, str]]:
+        """The versions a version links to (upstream: what it holds) or that link to it (downstream),
+        with their edges; the version is truncated when it has more than the fan-out."""
+        if way == "upstream":
+            found = self.store.list_links(self.project, name, version, None, self.fan_out + 1)
+            more = len(found) > self.fan_out
+            found = found[: self.fan_out]
+        else:
+            found, position = self.store.linked_by(self.project, name, version, None, self.fan_out)
+            more = position is not None
+        if more:
+            self.truncate(version_id(name, version))
+        reached = []
+        for link in found:
+            self.linked(link)
+            reached.append((link.target.name, link.target.version) if way == "upstream" else (link.name, link.version))
+        return reached
 
     def truncate(self, node_id: str) -> None:
         self.nodes[node_id] = self.nodes[node_id].model_copy(update={"truncated": True})
@@ -146,6 +184,10 @@ class _Graph:
                 if more:
                     self.truncate(at_id)
                     root_more = more if at_id == root else root_more
+                for linked in self.links(at_name, at_version, way):
+                    if version_id(*linked) not in seen:
+                        seen.add(version_id(*linked))
+                        reached.append(linked)
                 for run_edge in runs:
                     run_id, _ = self.link(run_edge)
                     if run_edge.run_id in walked_runs:

@@ -17,7 +17,9 @@ from artreg.registry.records import (
     Head,
     LineageEdge,
     RemoteChange,
+    RunSeen,
     StoredBlob,
+    StoredLink,
     StoredVersion,
     StoreLimits,
     Upload,
@@ -42,6 +44,14 @@ class UploadNotPending(Exception):
     """The upload to commit is no longer pending (committed by a concurrent request)."""
 
 
+class TargetGone(Exception):
+    """A link's target is not a committed version (deleted meanwhile, or never there)."""
+
+    def __init__(self, link: StoredLink):
+        super().__init__(f"{link.target.name}@{link.target.version} is not a committed version")
+        self.link = link
+
+
 # ---------------------------------------------------------------- ports
 
 
@@ -61,7 +71,19 @@ class MetadataStore(Protocol):
         ...
 
     def apply(self, change: ArtifactChange) -> None:
-        """All of `change` or nothing; raises HeadMoved, VersionTaken or UploadNotPending."""
+        """All of `change` or nothing; raises HeadMoved, VersionTaken, UploadNotPending or TargetGone."""
+        ...
+
+    def get_link(self, project: str, name: str, version: str, role: str) -> StoredLink | None: ...
+    def list_links(self, project: str, name: str, version: str, after_role: str | None, limit: int) -> list[StoredLink]:
+        """A version's links in role order, after `after_role`."""
+        ...
+
+    def linked_by(
+        self, project: str, name: str, version: str, after: str | None, limit: int
+    ) -> tuple[list[StoredLink], str | None]:
+        """The links whose target is this version, by holder name, precedence and role, from after the
+        position `after`; the position of the last one when more follow."""
         ...
 
     def alias_history(
@@ -113,7 +135,13 @@ class MetadataStore(Protocol):
     def put_usage(self, usage: UsageRecord) -> None: ...
 
     def put_edge(self, edge: LineageEdge) -> bool:
-        """Records a lineage edge unless it is recorded already (the first one stays); True if it was new."""
+        """Records a lineage edge unless it is recorded already (the first one stays), and counts a new one
+        in its run's summary in the same write (`RunSeen.seeing`); True if it was new."""
+        ...
+
+    def list_runs(self, project: str, before: str | None, limit: int) -> tuple[list[RunSeen], str | None]:
+        """A project's runs, most recently seen first (by `keys.run_seen_position`), from below `before`;
+        the position of the last one when more follow."""
         ...
 
     def run_edges(

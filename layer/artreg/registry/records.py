@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -14,12 +14,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from artreg.model import versions
 from artreg.model.manifest import Entry
 from artreg.model.names import LATEST
-from artreg.model.wire import AliasMove, Producer, RemoteEntry, VersionRecord
+from artreg.model.wire import AliasMove, LinkedBy, LinkTarget, Producer, RemoteEntry, VersionLink, VersionRecord
 
 # pending until committed; expired by the janitor once past `expires_at` (the registry refuses to
 # commit an upload past it even before)
 UploadState = Literal["pending", "committed", "expired"]
 EdgeKind = Literal["produced", "used"]  # a run produced a version, or used it
+MAX_LINKS = 10_000  # per version (API.md, Links)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class Head(BaseModel):
@@ -64,8 +66,12 @@ class StoreLimits:
     # of one upload request's entries, compressed (`manifest.pack`): under the 400 KB item limit
     batch_bytes: int = 350_000
     # per artifact, `latest` included. It bounds the items one change writes: a forced delete writes
-    # 5 + 2 * max_aliases at most, a commit 36 + max_aliases, under DynamoDB's 100 per transaction
+    # 5 + 2 * max_aliases at most, a commit 36 + max_aliases + 3 a link (at most
+    # wire.MAX_COMMIT_LINKS of them), a link change 8 + max_aliases, under DynamoDB's 100 per transaction
     max_aliases: int = 40
+    # of a version record's inline links: what is left of the item beside the inline manifest, the
+    # metadata (64 KiB) and the tags; a record inlines at most 1,000 links and at most this many bytes
+    link_bytes: int = 48 * 1024
 
 
 def latest_first(aliases: Iterable[str]) -> list[str]:
@@ -78,13 +84,17 @@ class StoredVersion(VersionRecord):
     plus where the whole manifest lives when it is not all inline."""
 
     manifest: ManifestRef | None = None
+    link_count: int = 0  # every link of the version; `links` holds the inline ones
 
     @property
     def sort_key(self) -> str:
         return versions.sort_key(self.version)
 
     def to_record(self) -> VersionRecord:
-        return VersionRecord.model_validate(self.model_dump(exclude={"manifest"}))
+        return VersionRecord.model_validate(self.model_dump(exclude={"manifest", "link_count"}))
+
+    def as_target(self) -> LinkTarget:
+        return LinkTarget(name=self.name, version=self.version, digest=self.digest)
 
 
 class Upload(BaseModel):
@@ -104,6 +114,7 @@ class Upload(BaseModel):
     version: str | None = None  # the explicit version asked for; once committed, the version it became
     bump: versions.Bump | None = None
     producer: Producer | None = None
+    links: dict[str, str] = Field(default_factory=dict)  # role -> NAME@REF, pinned at commit
     if_changed: bool = False
     entries: list[Entry] = Field(default_factory=list)
     missing: list[str] = Field(default_factory=list)  # sha256 of blobs to verify at commit
@@ -151,6 +162,83 @@ class LineageEdge(BaseModel):
     pipeline: str | None = None
     step: str | None = None
     at: datetime | None = None
+
+
+class StoredLink(BaseModel):
+    """A link as stored: the version holding it (with its digest, for events), the role, the target as
+    pinned, and the head revision of the change that made it (which names its event)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    project: str
+    name: str
+    version: str
+    digest: str
+    role: str
+    target: LinkTarget
+    at: datetime
+    by: str | None = None
+    revision: int
+    previous: LinkTarget | None = None  # the target this link replaced, if any
+
+    @property
+    def sort_key(self) -> str:
+        return versions.sort_key(self.version)
+
+    @property
+    def target_sort_key(self) -> str:
+        return versions.sort_key(self.target.version)
+
+    def to_wire(self) -> VersionLink:
+        return VersionLink(role=self.role, target=self.target, at=self.at, by=self.by)
+
+    def as_linked_by(self) -> LinkedBy:
+        source = LinkTarget(name=self.name, version=self.version, digest=self.digest)
+        return LinkedBy(role=self.role, source=source, at=self.at, by=self.by)
+
+
+class Unlink(BaseModel):
+    """A link removed: the link as it was, when, by whom, and the head revision of the change."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    link: StoredLink
+    at: datetime
+    by: str | None = None
+    revision: int
+
+
+class RunSeen(BaseModel):
+    """What the registry has heard of a run: when first and last, and how many versions it produced and
+    used (its lineage edges, each counted once)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    project: str
+    run_id: str
+    first_seen: datetime
+    last_seen: datetime
+    produced: int = 0
+    used: int = 0
+
+    @classmethod
+    def first(cls, edge: LineageEdge) -> RunSeen:
+        """A run not seen before, before its first edge is counted (`seeing`)."""
+        at = edge.at or _EPOCH
+        return cls(project=edge.project, run_id=edge.run_id, first_seen=at, last_seen=at)
+
+    def seeing(self, edge: LineageEdge) -> RunSeen:
+        """The run after one more edge of it was recorded (an edge of an older event without a time
+        leaves its times as they are)."""
+        at = edge.at or self.last_seen
+        return self.model_copy(
+            update={
+                "first_seen": min(self.first_seen, at),
+                "last_seen": max(self.last_seen, at),
+                "produced": self.produced + (edge.kind == "produced"),
+                "used": self.used + (edge.kind == "used"),
+            }
+        )
 
 
 @dataclass(frozen=True)
@@ -207,6 +295,11 @@ class VersionDelta:
     tags: list[str] | None = None
     metadata: dict[str, Any] | None = None
     deleted_at: datetime | None = None
+    links: list[VersionLink] | None = None  # the inline links, all of them, as they are after
+    link_count: int | None = None
+    links_truncated: bool | None = None
+    # the store refuses the change (as a moved head) if any version links to this one meanwhile
+    require_unlinked: bool = False
 
 
 @dataclass
@@ -223,6 +316,9 @@ class ArtifactChange:
     alias_deletes: list[str] = field(default_factory=list)
     history: list[AliasMove] = field(default_factory=list)
     commit_upload: str | None = None  # upload id that becomes new_version (must be pending)
+    # links made (or re-pointed: `previous` set) and removed; each target must be a committed version
+    links_set: list[StoredLink] = field(default_factory=list)
+    links_removed: list[Unlink] = field(default_factory=list)
 
     def digest_after(self, move: AliasMove) -> str | None:
         """The digest of the version an alias moved to (None when it was removed), for its event."""

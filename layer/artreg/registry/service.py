@@ -11,6 +11,7 @@ from collections.abc import Callable
 from artreg.registry.changes import Changes, Retrier
 from artreg.registry.context import Context
 from artreg.registry.lineage_queries import LineageQueries
+from artreg.registry.links import Links
 from artreg.registry.policy import Policy, RandomIds, SystemClock
 from artreg.registry.ports import BlobStore, Clock, IdSource, MetadataStore
 from artreg.registry.queries import Queries
@@ -37,7 +38,8 @@ class RegistryService:
         self.context = Context(store, blobs, policy or Policy(), clock or SystemClock(), ids or RandomIds())
         retrier = Retrier(self.context.policy, sleep, on_retry)
         self.queries = Queries(self.context)
-        self.uploads = Uploads(self.context, retrier)
+        self.links = Links(self.context, self.queries, retrier)
+        self.uploads = Uploads(self.context, retrier, self.links)
         self.changes = Changes(self.context, self.queries, retrier)
         self.lineage_queries = LineageQueries(self.context, self.queries, lineage_catch_up)
 
@@ -61,8 +63,14 @@ class RegistryService:
         self.delete_version = self.changes.delete_version
         self.record_usage = self.changes.record_usage
 
+        self.link = self.links.link
+        self.unlink = self.links.unlink
+        self.list_links = self.links.list_links
+        self.linked_by = self.links.linked_by
+
         self.lineage = self.lineage_queries.lineage
         self.run = self.lineage_queries.run
+        self.runs = self.lineage_queries.runs
 
     @property
     def store(self) -> MetadataStore:

@@ -17,6 +17,7 @@ from artreg.model.wire import (
     CompleteBlob,
     FileEntry,
     FilesAdded,
+    LinkTarget,
     MissingBlob,
     Producer,
     RemoteEntry,
@@ -27,11 +28,13 @@ from artreg.model.wire import (
 )
 from artreg.registry.changes import Retrier
 from artreg.registry.context import Context, not_found
-from artreg.registry.ports import UploadNotPending, VersionTaken
+from artreg.registry.links import Links, check_links, target_gone
+from artreg.registry.ports import TargetGone, UploadNotPending, VersionTaken
 from artreg.registry.records import (
     ArtifactChange,
     Head,
     ManifestRef,
+    StoredLink,
     StoredVersion,
     Upload,
     VersionDelta,
@@ -48,9 +51,10 @@ class Committed:
 
 
 class Uploads:
-    def __init__(self, context: Context, retrier: Retrier):
+    def __init__(self, context: Context, retrier: Retrier, links: Links):
         self.c = context
         self.retrier = retrier
+        self.links = links
 
     def start_upload(
         self, project: str, name: str, request: StartUpload, caller: str | None = None
@@ -62,6 +66,9 @@ class Uploads:
         self._check_protected(request.aliases)
         if request.version is not None:  # before any byte is sent
             self._check_version_free(project, name, request.version)
+        check_links(request.links)
+        for ref in request.links.values():  # 404 before anything is written; pinned again at commit
+            self.links.pin(project, ref)
         entries = self._entries_of(request.files, request.remote)
         manifest.sort_entries(entries)  # a path listed twice is refused before anything is written
         if request.commit and request.if_changed:  # unchanged content: answer the version we have, one read
@@ -85,6 +92,7 @@ class Uploads:
             version=request.version,
             bump=request.bump,
             producer=request.producer,
+            links=dict(request.links),
             if_changed=request.if_changed,
             entries=entries,
             missing=[sha for sha, _ in missing],
@@ -146,15 +154,18 @@ class Uploads:
             )
         digest = manifest.digest(entries)
         draft = self._draft_version(upload, entries, digest, caller)
+        targets = {role: self.links.pin(project, ref) for role, ref in sorted(upload.links.items())}
 
         def attempt(head: Head | None) -> Committed:
             if upload.if_changed and head and head.latest_digest == digest:
                 unchanged = self._unchanged(project, name, digest)
                 if unchanged:
                     return Committed(unchanged, created=False)
-            change = self._commit_change(head, upload, draft)
+            change = self._commit_change(head, upload, draft, targets)
             try:
                 self.c.store.apply(change)
+            except TargetGone as gone:
+                raise target_gone(gone) from None
             except VersionTaken:
                 raise _version_exists(name, change.new_version.version if change.new_version else None) from None
             except UploadNotPending:  # a concurrent retry of this same commit won
@@ -181,7 +192,9 @@ class Uploads:
         if self.c.store.get_version(project, name, version) is not None:
             raise _version_exists(name, version)
 
-    def _commit_change(self, head: Head | None, upload: Upload, draft: StoredVersion) -> ArtifactChange:
+    def _commit_change(
+        self, head: Head | None, upload: Upload, draft: StoredVersion, targets: dict[str, LinkTarget]
+    ) -> ArtifactChange:
         now = draft.created_at
         max_aliases = self.c.limits.max_aliases
         if head is None:
@@ -210,7 +223,28 @@ class Uploads:
             previous = head.aliases.get(alias)
             if previous and previous != number:
                 deltas.setdefault(previous, VersionDelta(previous)).aliases_remove.add(alias)
-        new_version = draft.model_copy(update={"version": number, "aliases": sorted(moving)})
+        links = [
+            StoredLink(
+                project=upload.project,
+                name=upload.name,
+                version=number,
+                digest=draft.digest,
+                role=role,
+                target=target,
+                at=now,
+                by=draft.created_by,
+                revision=head.revision + 1,
+            )
+            for role, target in targets.items()
+        ]
+        new_version = draft.model_copy(
+            update={
+                "version": number,
+                "aliases": sorted(moving),
+                "links": [link.to_wire() for link in links],  # a few (MAX_COMMIT_LINKS): all inline
+                "link_count": len(links),
+            }
+        )
         highest = versions.higher(head.highest_release, number) if versions.is_release(number) else head.highest_release
         return ArtifactChange(
             head=head.next(
@@ -236,6 +270,7 @@ class Uploads:
                 for a in moving
             ],
             commit_upload=upload.upload_id,
+            links_set=links,
         )
 
     def _draft_version(self, upload: Upload, entries: list[Entry], digest: str, caller: str | None) -> StoredVersion:
