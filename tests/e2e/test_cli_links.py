@@ -8,13 +8,13 @@ from tests.e2e.test_cli import Cli, cli  # noqa: F401 - `cli` is a fixture
 
 
 def test_link_get_unlink_and_runs(cli: Cli, tmp_path: Path) -> None:  # noqa: F811 - the imported fixture
-    # Given a dataset at production and a model logged by a run that used it
+    # Given a dataset at stable and a model logged by a run that used it
     (tmp_path / "iris.csv").write_text("a,b\n1,2\n")
     (tmp_path / "model.pkl").write_bytes(b"weights")
-    cli.ok("log", "iris", tmp_path / "iris.csv", "--type", "dataset", "--alias", "production", "--run-id", "prep-1")
+    cli.ok("log", "iris", tmp_path / "iris.csv", "--type", "dataset", "--alias", "stable", "--run-id", "prep-1")
     cli.ok("log", "fraud", tmp_path / "model.pkl", "--type", "model", "--run-id", "train-1", "--input", "iris@1.0.0")
     # When the model links the dataset by alias
-    made = cli.json("link", "fraud@1.0.0", "training_data", "iris@production")
+    made = cli.json("link", "fraud@1.0.0", "training_data", "iris@stable")
     # Then it is pinned to the version the alias names, and `get` shows it
     assert (made["role"], made["target"]["name"], made["target"]["version"]) == ("training_data", "iris", "1.0.0")
     shown = cli.ok("get", "fraud@1.0.0")

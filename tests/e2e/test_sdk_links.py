@@ -24,11 +24,11 @@ def artifact(tmp_path: Path, name: str, content: bytes, type: str = "dataset", *
 
 
 def test_a_model_logged_with_links_keeps_the_dataset_version_it_was_trained_on(reg: Registry, tmp_path: Path) -> None:
-    # Given a dataset at production
-    iris1 = reg.log_artifact(artifact(tmp_path, "iris", b"v1", aliases={"production"}))
+    # Given a dataset at stable
+    iris1 = reg.log_artifact(artifact(tmp_path, "iris", b"v1", aliases={"stable"}))
     # When a model is logged linking it by alias, and the alias then moves on
-    model = reg.log_artifact(artifact(tmp_path, "fraud", b"w", "model"), links={"training_data": "iris@production"})
-    reg.log_artifact(artifact(tmp_path, "iris", b"v2", aliases={"production"}))
+    model = reg.log_artifact(artifact(tmp_path, "fraud", b"w", "model"), links={"training_data": "iris@stable"})
+    reg.log_artifact(artifact(tmp_path, "iris", b"v2", aliases={"stable"}))
     # Then the model's link names the version it was trained on, with its digest
     (link,) = reg.get_artifact("fraud@latest").links
     assert (link.role, link.target.name, link.target.version, link.target.digest) == (
@@ -64,10 +64,10 @@ def test_link_and_unlink_a_logged_version(reg: Registry, tmp_path: Path) -> None
 
 def test_checkpoints_per_epoch_gathered_into_one_model_version(reg: Registry, tmp_path: Path) -> None:
     # Given a dataset, and a model trained for 10 epochs, a checkpoint logged each epoch
-    reg.log_artifact(artifact(tmp_path, "iris", b"v1", aliases={"production"}))
+    reg.log_artifact(artifact(tmp_path, "iris", b"v1", aliases={"stable"}))
     reg.log_artifact(artifact(tmp_path, "fraud", b"first", "model"))
     with reg.model_version("fraud", bump="minor", metadata={"framework": "sklearn"}) as mv:
-        mv.link("training_data", "iris@production")
+        mv.link("training_data", "iris@stable")
         for epoch in range(10):
             mv.log_artifact(
                 artifact(tmp_path, "fraud-ckpt", f"e{epoch}".encode(), "checkpoint"), role=f"checkpoints/epoch-{epoch}"

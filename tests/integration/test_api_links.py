@@ -29,12 +29,12 @@ def log(call: Call, name: str, content: bytes, **request: Any) -> dict[str, Any]
 
 
 def test_link_routes_pin_list_compare_and_swap_and_unlink(call: Call) -> None:  # noqa: F811 - the imported fixture
-    # Given a dataset at production and a model version
-    iris = log(call, "iris", b"iris v1", type="dataset", aliases=["production"])
+    # Given a dataset at stable and a model version
+    iris = log(call, "iris", b"iris v1", type="dataset", aliases=["stable"])
     log(call, "iris", b"iris v2", type="dataset")
     log(call, "fraud", b"weights", type="model")
     # When the model links the dataset by alias, under a role with segments
-    made = call("PUT", f"{FRAUD}/links/data/training", body={"target": "iris@production"})
+    made = call("PUT", f"{FRAUD}/links/data/training", body={"target": "iris@stable"})
     # Then the link is pinned to the version the alias named, by the caller
     assert made.status == 200, made.body
     assert made.body["role"] == "data/training"
@@ -46,7 +46,7 @@ def test_link_routes_pin_list_compare_and_swap_and_unlink(call: Call) -> None:  
     assert record["links_truncated"] is False
     links = call("GET", f"{FRAUD}/links").body
     assert ([x["target"]["version"] for x in links["items"]], links["next_cursor"]) == (["1.0.0"], None)
-    by = call("GET", f"{ARTIFACTS}/iris/versions/production/linked-by").body["items"]
+    by = call("GET", f"{ARTIFACTS}/iris/versions/stable/linked-by").body["items"]
     assert [(x["role"], x["source"]["name"], x["source"]["version"]) for x in by] == [
         ("data/training", "fraud", "1.0.0")
     ]
@@ -88,8 +88,8 @@ def test_a_bad_role_is_400_and_a_missing_target_404_and_neither_writes(call: Cal
 
 
 def test_an_upload_links_at_commit(call: Call) -> None:  # noqa: F811 - the imported fixture
-    log(call, "iris", b"iris v1", type="dataset", aliases=["production"])
-    record = log(call, "fraud", b"weights", type="model", links={"training_data": "iris@production"})
+    log(call, "iris", b"iris v1", type="dataset", aliases=["stable"])
+    record = log(call, "fraud", b"weights", type="model", links={"training_data": "iris@stable"})
     assert [(x["role"], x["target"]["version"]) for x in record["links"]] == [("training_data", "1.0.0")]
 
 
