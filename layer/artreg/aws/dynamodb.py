@@ -524,6 +524,10 @@ class DynamoStore:
         for item in self._query_all(_s("PROJECTS")):
             yield item["SK"]["S"]
 
+    def list_projects(self, after: str | None, limit: int) -> list[str]:
+        start = {"PK": _s("PROJECTS"), "SK": _s(after)} if after else None
+        return [item["SK"]["S"] for item in self._query(_s("PROJECTS"), None, start, limit, forward=True)]
+
     def expire_upload(self, project: str, upload_id: str) -> bool:
         upload = self.get_upload(project, upload_id, with_entries=False)
         if upload is None:

@@ -42,6 +42,13 @@ class Conflict(ArtregError):
     default_code = "conflict"
 
 
+class MethodNotAllowed(ArtregError):
+    """A method the route does not have; `details["allow"]` lists those it has (the `Allow` header)."""
+
+    status = 405
+    default_code = "method_not_allowed"
+
+
 class PreconditionFailed(ArtregError):
     status = 412
     default_code = "precondition_failed"
@@ -50,6 +57,11 @@ class PreconditionFailed(ArtregError):
 class TooLarge(ArtregError):
     status = 413
     default_code = "too_large"
+
+
+class UnsupportedMediaType(ArtregError):
+    status = 415
+    default_code = "unsupported_media_type"
 
 
 class Retryable(ArtregError):
@@ -70,9 +82,11 @@ ERRORS_BY_STATUS: dict[int, type[ArtregError]] = {
         Invalid,
         Forbidden,
         NotFound,
+        MethodNotAllowed,
         Conflict,
         PreconditionFailed,
         TooLarge,
+        UnsupportedMediaType,
         Throttled,
         Retryable,
     )

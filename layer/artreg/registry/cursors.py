@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from typing import Any
 
 from artreg.model.errors import Invalid
+
+_ALPHABET = re.compile(r"[A-Za-z0-9_-]+")
 
 
 def encode(position: dict[str, Any]) -> str:
@@ -17,6 +20,8 @@ def decode(cursor: str | None) -> dict[str, Any]:
     if not cursor:
         return {}
     try:
+        if len(cursor) > 2048 or not _ALPHABET.fullmatch(cursor):
+            raise ValueError(cursor)
         value = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except ValueError:
         value = None
