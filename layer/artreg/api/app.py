@@ -182,8 +182,16 @@ def build_app(
         summary="Start an upload (and commit it at once with commit: true)",
         responses=responses(
             {
-                201: ok(UploadStarted | VersionRecord, "the upload (or, with commit: true, the version record)"),
-                200: ok(VersionRecord, "with if_changed: true, the latest version, whose digest is the same"),
+                201: ok(
+                    UploadStarted | VersionRecord,
+                    "the upload, or with commit: true the version record (with the X-Artifact headers)",
+                    VERSION_HEADERS,
+                ),
+                200: ok(
+                    VersionRecord,
+                    "with if_changed: true, the latest version, whose digest is the same",
+                    VERSION_HEADERS,
+                ),
             },
             (*POST, 403),
         ),
