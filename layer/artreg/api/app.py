@@ -18,7 +18,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import BaseModel
 
-from artreg.api.contract import BODY, CHANGE, ETAG, POST, READ, VERSION_HEADERS, finish, ok, responses
+from artreg.api.contract import BODY, CHANGE, ETAG, POST, READ, VERSION_HEADERS, finish, link, ok, responses
 from artreg.api.gate import ArtregResolver
 from artreg.model import names
 from artreg.model.errors import ArtregError, Invalid, Retryable
@@ -186,6 +186,10 @@ def build_app(
                     UploadStarted | VersionRecord,
                     "the upload, or with commit: true the version record (with the X-Artifact headers)",
                     VERSION_HEADERS,
+                    {
+                        "AddFiles": link(UPLOAD + "/files", "post", upload_id="$response.body#/upload_id"),
+                        "Commit": link(UPLOAD + "/commit", "post", upload_id="$response.body#/upload_id"),
+                    },
                 ),
                 200: ok(
                     VersionRecord,
@@ -233,7 +237,16 @@ def build_app(
         summary="Commit an upload: verify its blobs, take a version number",
         responses=responses(
             {
-                201: ok(VersionRecord, "the new version", VERSION_HEADERS),
+                201: ok(
+                    VersionRecord,
+                    "the new version",
+                    VERSION_HEADERS,
+                    {
+                        "GetVersion": link(VERSION, "get", ref="$response.body#/version"),
+                        "MoveAlias": link(ARTIFACT + "/aliases/<alias>", "put", alias="staging"),
+                        "Resolve": link("/v1/resolve/<project>/<name_ref>", "get", name_ref="$response.body#/name"),
+                    },
+                ),
                 200: ok(VersionRecord, "the version this upload made already (a retry)", VERSION_HEADERS),
             },
             POST,

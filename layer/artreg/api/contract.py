@@ -51,13 +51,29 @@ CHANGE = (*READ, *BODY, 409)
 POST = (*CHANGE, 422)
 
 
-def ok(model: Any, description: str, headers: dict[str, OpenAPIResponseHeader] | None = None) -> OpenAPIResponse:
+def ok(
+    model: Any,
+    description: str,
+    headers: dict[str, OpenAPIResponseHeader] | None = None,
+    links: dict[str, Any] | None = None,
+) -> OpenAPIResponse:
     answer: OpenAPIResponse = {"description": description}
+    if links:
+        answer["links"] = links
     if model is not None:
         answer["content"] = {JSON: {"model": model}}
     if headers:
         answer["headers"] = headers
     return answer
+
+
+def link(path: str, method: str, **parameters: str) -> dict[str, Any]:
+    """An OpenAPI link to the operation at `path` (a route of app.py, `<param>` style), for readers and
+    for the fuzzer's stateful runs: the answer's values that the next call takes."""
+    template = path.replace("<", "{").replace(">", "}")
+    pointer = template.replace("~", "~0").replace("/", "~1")
+    same = {p: f"$request.path.{p}" for p in ("project", "name") if "{" + p + "}" in template}
+    return {"operationRef": f"#/paths/{pointer}/{method}", "parameters": {**same, **parameters}}
 
 
 def responses(answers: dict[int, OpenAPIResponse], errors: tuple[int, ...] = READ) -> dict[int, OpenAPIResponse]:
