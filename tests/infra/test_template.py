@@ -513,3 +513,24 @@ def test_the_layer_is_built_by_its_makefile_for_arm64() -> None:
     assert "build-ArtifactsLayer:" in makefile
     assert "--platform manylinux2014_aarch64" in makefile
     assert "--python-version 3.12" in makefile
+
+
+def test_the_projects_listing_is_a_route_of_its_own_with_iam_auth(translated: dict[str, Any]) -> None:
+    # GET /v1/projects (beyond API.md) is named apart, so a caller's policy can allow or leave it out
+    (api,) = _resources(translated, "AWS::ApiGatewayV2::Api").values()
+    assert api["Properties"]["Body"]["paths"]["/v1/projects"]["get"]["security"] == [{"AWS_IAM": []}]
+    # and the API function may Query the table (the PROJECTS partition) but never Scan it
+    (role,) = [r for n, r in _resources(translated, "AWS::IAM::Role").items() if n.startswith("ApiFunction")]
+    actions = {
+        a
+        for p in role["Properties"]["Policies"]
+        for s in p["PolicyDocument"]["Statement"]
+        if isinstance(s, dict)
+        for a in _list(s.get("Action", []))
+    }
+    assert "dynamodb:Query" in actions
+    assert "dynamodb:Scan" not in actions
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]

@@ -4,27 +4,30 @@ API Gateway) and the local server (which hands it the same proxy events)."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import unquote
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from aws_lambda_powertools.event_handler.openapi.params import Body, Query
-from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import BaseModel
 
+from artreg.api.contract import BODY, CHANGE, ETAG, POST, READ, VERSION_HEADERS, finish, link, ok, responses
+from artreg.api.gate import ArtregResolver
 from artreg.model import names
-from artreg.model.errors import ArtregError, Invalid, NotFound, Retryable
+from artreg.model.errors import ArtregError, Invalid, Retryable
 from artreg.model.wire import (
     AddFiles,
     AliasHistory,
     ArtifactPage,
     ArtifactSummary,
+    BlobCompleted,
     CompleteBlob,
     DownloadPage,
     ErrorBody,
@@ -36,6 +39,7 @@ from artreg.model.wire import (
     LinkPage,
     MoveAlias,
     PatchVersion,
+    ProjectPage,
     RemoteEntry,
     RunLineage,
     RunPage,
@@ -57,7 +61,20 @@ ARTIFACT = "/v1/projects/<project>/artifacts/<name>"
 VERSION = ARTIFACT + "/versions/<ref>"
 UPLOAD = ARTIFACT + "/uploads/<upload_id>"
 Limit = Annotated[int | None, Query(ge=1, le=1000, description="items a page, at most 1,000")]
-Cursor = Annotated[str | None, Query(max_length=2048, description="the next_cursor of the previous page")]
+# opaque: only a cursor this API handed out is one (checked by `cursors.decode`)
+Cursor = Annotated[
+    str | None,
+    Query(description="the next_cursor of the previous page", json_schema_extra={"format": "artreg-cursor"}),
+]
+# the naming rules of API.md on path and query parameters, from the same expressions `names` checks
+Project = Annotated[str, Path(pattern=names.anchored(names.PROJECT_RE))]
+Name = Annotated[str, Path(pattern=names.anchored(names.NAME_RE))]
+Ref = Annotated[str, Path(pattern=f"^{names.REF}$", max_length=256, description="a version or an alias")]
+AliasName = Annotated[str, Path(pattern=names.anchored(names.ALIAS_RE))]
+Sha256 = Annotated[str, Path(pattern="^[0-9a-f]{64}$")]
+UploadId = Annotated[str, Path(max_length=64)]
+RunId = Annotated[str, Path(pattern=names.anchored(names.RUN_ID_RE))]
+NameRef = Annotated[str, Path(description="name or name@ref", pattern=f"^{names.NAME_RE.pattern}(?:@{names.REF})?$")]
 
 logger = Logger(service="artreg")
 metrics = registry_metrics()
@@ -73,11 +90,26 @@ def _error(error: ArtregError) -> Response[Any]:
     return _answer(body, error.status, headers)
 
 
-def _doc(model: type[BaseModel], status: int = 200) -> dict[int, OpenAPIResponse]:
-    """The answer's model for the OpenAPI document. Routes return a `Response` of JSON they made with
-    pydantic already, so the answer is not validated a second time on the way out."""
-    errors: OpenAPIResponse = {"description": "the error body of API.md", "content": {JSON: {"model": ErrorBody}}}
-    return {status: {"description": model.__doc__ or model.__name__, "content": {JSON: {"model": model}}}, 400: errors}
+DESCRIPTION = (
+    "The HTTP contract of artreg (docs/api.md in the project). Every 4xx/5xx answer has the body "
+    '{"error": {"code", "message", "details"}}.'
+)
+RESOLVED = responses(
+    {
+        200: ok(VersionRecord, "the version record; its ETag is its digest", {**VERSION_HEADERS, **ETAG}),
+        304: ok(None, "If-None-Match named this version's ETag", {**VERSION_HEADERS, **ETAG}),
+    }
+)
+FILE = responses(
+    {
+        302: ok(
+            None,
+            "to a short-lived URL of the bytes (a remote http(s) entry: its URI)",
+            {**VERSION_HEADERS, "Location": {"description": "where the bytes are", "schema": {"type": "string"}}},
+        ),
+        200: ok(RemoteEntry, "a remote entry that is not http(s), as JSON", VERSION_HEADERS),
+    }
+)
 
 
 def _version_headers(version: StoredVersion) -> dict[str, str]:
@@ -85,11 +117,13 @@ def _version_headers(version: StoredVersion) -> dict[str, str]:
 
 
 def build_app(
-    registry: RegistryService, *, caller: Callable[[APIGatewayHttpResolver], str | None] | None = None
-) -> APIGatewayHttpResolver:
+    registry: RegistryService, *, caller: Callable[[ArtregResolver], str | None] | None = None
+) -> ArtregResolver:
     """A resolver bound to `registry`. A resolver keeps the request it handles on itself, so one
-    resolver must handle one request at a time (as Lambda does)."""
-    app = APIGatewayHttpResolver(enable_validation=True)
+    resolver must handle one request at a time (as Lambda does). Without `caller`, the caller is the
+    IAM identity API Gateway checked the request's SigV4 signature against (and the document says so)."""
+    app = ArtregResolver(enable_validation=True)
+    document: list[str] = []  # made at the first GET /v1/openapi.json, then kept
 
     def who() -> str | None:
         if caller:
@@ -129,9 +163,6 @@ def build_app(
         first = problems[0] if problems else {}
         field = ".".join(str(part) for part in first.get("loc", ()) if part != "body") or "body"
         message = str(first.get("msg", "the request is not valid")).removeprefix("Value error, ")
-        content_type = app.current_event.headers.get("content-type", "")
-        if app.current_event.body and not content_type.startswith(JSON):
-            field, message = "content-type", f"send the body as JSON with Content-Type: {JSON}, not {content_type!r}"
         return _error(
             Invalid(
                 f"{field}: {message}",
@@ -142,18 +173,40 @@ def build_app(
             )
         )
 
-    @app.not_found
-    def no_route(_: Exception) -> Response[Any]:
-        return _error(NotFound(f"no route {app.current_event.http_method} {app.current_event.path}"))
+    @app.exception_handler(Exception)
+    def fault(error: Exception) -> Response[Any]:
+        # a fault of the registry itself (ArtregResolver refuses bad input before it gets this far),
+        # still in API.md's shape; the log has the trace, the answer only its request id
+        logger.exception("request failed")
+        request = app.current_event.request_context.request_id
+        return _error(ArtregError("the registry failed; its log has the details", details={"request_id": request}))
 
     # ------------------------------------------------------------ logging a version
 
     @app.post(
         ARTIFACT + "/uploads",
         summary="Start an upload (and commit it at once with commit: true)",
-        responses=_doc(UploadStarted, 201),
+        responses=responses(
+            {
+                201: ok(
+                    UploadStarted | VersionRecord,
+                    "the upload, or with commit: true the version record (with the X-Artifact headers)",
+                    VERSION_HEADERS,
+                    {
+                        "AddFiles": link(UPLOAD + "/files", "post", upload_id="$response.body#/upload_id"),
+                        "Commit": link(UPLOAD + "/commit", "post", upload_id="$response.body#/upload_id"),
+                    },
+                ),
+                200: ok(
+                    VersionRecord,
+                    "with if_changed: true, the latest version, whose digest is the same",
+                    VERSION_HEADERS,
+                ),
+            },
+            (*POST, 403),
+        ),
     )
-    def start_upload(project: str, name: str, request: Annotated[StartUpload, Body()]) -> Response[Any]:
+    def start_upload(project: Project, name: Name, request: Annotated[StartUpload, Body()]) -> Response[Any]:
         result = registry.start_upload(project, name, request, who())
         offered = sum(f.size for f in request.files)
         metrics.add_metric(name="BytesOffered", unit=MetricUnit.Bytes, value=offered)
@@ -167,52 +220,90 @@ def build_app(
     @app.post(
         UPLOAD + "/files",
         summary="Add a batch of up to 1,000 files to a pending upload",
-        responses=_doc(FilesAdded, 200),
+        responses=responses({200: ok(FilesAdded, "what the store lacks of this batch")}, POST),
     )
-    def add_files(project: str, name: str, upload_id: str, request: Annotated[AddFiles, Body()]) -> Response[Any]:
+    def add_files(
+        project: Project, name: Name, upload_id: UploadId, request: Annotated[AddFiles, Body()]
+    ) -> Response[Any]:
         return _answer(registry.add_files(project, name, upload_id, request))
 
-    @app.post(UPLOAD + "/blobs/<sha256>/complete", summary="Complete a multipart blob upload")
+    @app.post(
+        UPLOAD + "/blobs/<sha256>/complete",
+        summary="Complete a multipart blob upload",
+        responses=responses({200: ok(BlobCompleted, "the blob is stored and verified")}, POST),
+    )
     def complete_blob(
-        project: str, name: str, upload_id: str, sha256: str, request: Annotated[CompleteBlob, Body()]
+        project: Project, name: Name, upload_id: UploadId, sha256: Sha256, request: Annotated[CompleteBlob, Body()]
     ) -> Response[Any]:
         registry.complete_blob(project, name, upload_id, sha256, request)
-        return Response(status_code=200, content_type=JSON, body={"sha256": sha256, "completed": True})
+        return _answer(BlobCompleted(sha256=sha256, completed=True))
 
     @app.post(
         UPLOAD + "/commit",
         summary="Commit an upload: verify its blobs, take a version number",
-        responses=_doc(VersionRecord, 201),
+        responses=responses(
+            {
+                201: ok(
+                    VersionRecord,
+                    "the new version",
+                    VERSION_HEADERS,
+                    {
+                        "GetVersion": link(VERSION, "get", ref="$response.body#/version"),
+                        "MoveAlias": link(ARTIFACT + "/aliases/<alias>", "put", alias="staging"),
+                        "Resolve": link("/v1/resolve/<project>/<name_ref>", "get", name_ref="$response.body#/name"),
+                    },
+                ),
+                200: ok(VersionRecord, "the version this upload made already (a retry)", VERSION_HEADERS),
+            },
+            POST,
+        ),
     )
-    def commit(project: str, name: str, upload_id: str) -> Response[Any]:
+    def commit(project: Project, name: Name, upload_id: UploadId) -> Response[Any]:
         return committed(registry.commit(project, name, upload_id, who()))
 
     # ------------------------------------------------------------ reading
 
     @app.get(
-        "/v1/projects/<project>/artifacts", summary="List the artifacts of a project", responses=_doc(ArtifactPage, 200)
+        "/v1/projects",
+        summary="List the projects that hold an artifact (an addition to API.md, for the web UI)",
+        responses=responses({200: ok(ProjectPage, "a page of projects, in name order")}, (400, 429, 503)),
+    )
+    def list_projects(limit: Limit = None, cursor: Cursor = None) -> Response[Any]:
+        return _answer(registry.list_projects(limit=limit, cursor=cursor))
+
+    @app.get(
+        "/v1/projects/<project>/artifacts",
+        summary="List the artifacts of a project",
+        responses=responses({200: ok(ArtifactPage, "a page of artifacts, in name order")}),
     )
     def list_artifacts(
-        project: str, type: Annotated[str | None, Query()] = None, limit: Limit = None, cursor: Cursor = None
+        project: Project,
+        type: Annotated[str | None, Query(pattern=names.anchored(names.TYPE_RE))] = None,
+        limit: Limit = None,
+        cursor: Cursor = None,
     ) -> Response[Any]:
         return _answer(registry.list_artifacts(project, type=type, limit=limit, cursor=cursor))
 
-    @app.get(ARTIFACT, summary="An artifact: type, latest version, aliases", responses=_doc(ArtifactSummary, 200))
-    def get_artifact(project: str, name: str) -> Response[Any]:
+    @app.get(
+        ARTIFACT,
+        summary="An artifact: type, latest version, aliases",
+        responses=responses({200: ok(ArtifactSummary, "the artifact")}),
+    )
+    def get_artifact(project: Project, name: Name) -> Response[Any]:
         return _answer(registry.get_artifact(project, name))
 
     @app.get(
         ARTIFACT + "/versions",
         summary="Versions, highest precedence first; filter with metadata.KEY=VALUE too",
-        responses=_doc(VersionPage, 200),
+        responses=responses({200: ok(VersionPage, "a page of version records")}),
     )
     def list_versions(
-        project: str,
-        name: str,
+        project: Project,
+        name: Name,
         limit: Limit = None,
         cursor: Cursor = None,
-        tag: Annotated[str | None, Query()] = None,
-        alias: Annotated[str | None, Query()] = None,
+        tag: Annotated[str | None, Query(pattern=names.TAG_PATTERN)] = None,
+        alias: Annotated[str | None, Query(pattern=names.anchored(names.ALIAS_RE))] = None,
     ) -> Response[Any]:
         query = app.current_event.query_string_parameters or {}
         metadata = {k.removeprefix("metadata."): v for k, v in query.items() if k.startswith("metadata.")}
@@ -221,8 +312,8 @@ def build_app(
         )
         return _answer(page)
 
-    @app.get(VERSION, summary="A version record, by version or alias", responses=_doc(VersionRecord, 200))
-    def get_version(project: str, name: str, ref: str) -> Response[Any]:
+    @app.get(VERSION, summary="A version record, by version or alias", responses=RESOLVED)
+    def get_version(project: Project, name: Name, ref: Ref) -> Response[Any]:
         started = time.perf_counter()
         version = registry.resolve(project, name, ref)
         metrics.add_metric(
@@ -233,38 +324,40 @@ def build_app(
     @app.get(
         VERSION + "/files",
         summary="The version's file and remote entries, paged, in path order",
-        responses=_doc(FilePage, 200),
+        responses=responses({200: ok(FilePage, "a page of file and remote entries")}),
     )
-    def list_files(project: str, name: str, ref: str, limit: Limit = None, cursor: Cursor = None) -> Response[Any]:
+    def list_files(project: Project, name: Name, ref: Ref, limit: Limit = None, cursor: Cursor = None) -> Response[Any]:
         return _answer(registry.list_files(project, name, ref, limit=limit, cursor=cursor))
 
-    @app.get(
-        VERSION + "/files/.+", summary="302 to a short-lived URL of the file's bytes", responses=_doc(RemoteEntry, 200)
-    )
-    def get_file(project: str, name: str, ref: str) -> Response[Any]:
-        prefix = f"/v1/projects/{project}/artifacts/{name}/versions/{ref}/files/"
-        return file_answer(project, name, ref, unquote(app.current_event.path.removeprefix(prefix)))
+    @app.get(VERSION + "/files/.+", summary="302 to a short-lived URL of the file's bytes", responses=FILE)
+    def get_file(project: Project, name: Name, ref: Ref) -> Response[Any]:
+        # /v1/projects/{project}/artifacts/{name}/versions/{ref}/files/{path}: the path is the rest, slashes and all
+        return file_answer(project, name, ref, unquote(app.current_event.path.split("/", 9)[9]))
 
     @app.get(
         VERSION + "/download",
         summary="The stored files with a presigned URL each, 1,000 a page",
-        responses=_doc(DownloadPage, 200),
+        responses=responses({200: ok(DownloadPage, "a page of stored files, each with a presigned URL")}),
     )
-    def download(project: str, name: str, ref: str, limit: Limit = None, cursor: Cursor = None) -> Response[Any]:
+    def download(project: Project, name: Name, ref: Ref, limit: Limit = None, cursor: Cursor = None) -> Response[Any]:
         return _answer(registry.download(project, name, ref, limit=limit, cursor=cursor))
 
     @app.get(
         "/v1/resolve/<project>/<name_ref>",
         summary="Resolve name@ref; ?file= for a file, ?at= for then",
-        responses=_doc(VersionRecord, 200),
+        responses={
+            **RESOLVED,
+            **FILE,
+            200: RESOLVED[200] | {"content": {JSON: {"model": VersionRecord | RemoteEntry}}},
+        },
     )
     def resolve(
-        project: str,
-        name_ref: str,
-        file: Annotated[str | None, Query(max_length=1024)] = None,
+        project: Project,
+        name_ref: NameRef,
+        file: Annotated[str | None, Query(pattern=names.PATH_PATTERN, max_length=names.MAX_PATH_BYTES)] = None,
         at: Annotated[datetime | None, Query(description="RFC 3339 time: the alias as it stood then")] = None,
     ) -> Response[Any]:
-        name, ref = names.split_ref(unquote(name_ref))
+        name, ref = names.split_ref(name_ref)
         if file is not None:
             return file_answer(project, name, ref, file)
         return version_answer(registry.resolve(project, name, ref, at))
@@ -272,9 +365,11 @@ def build_app(
     @app.get(
         ARTIFACT + "/aliases/<alias>/history",
         summary="Every move of an alias, newest first",
-        responses=_doc(AliasHistory, 200),
+        responses=responses({200: ok(AliasHistory, "a page of moves, newest first")}),
     )
-    def alias_history(project: str, name: str, alias: str, limit: Limit = None, cursor: Cursor = None) -> Response[Any]:
+    def alias_history(
+        project: Project, name: Name, alias: AliasName, limit: Limit = None, cursor: Cursor = None
+    ) -> Response[Any]:
         return _answer(registry.alias_history(project, name, alias, limit=limit, cursor=cursor))
 
     # ------------------------------------------------------------ changing
@@ -282,34 +377,48 @@ def build_app(
     @app.put(
         ARTIFACT + "/aliases/<alias>",
         summary="Point an alias at a version (compare-and-swap with expected_version)",
-        responses=_doc(VersionRecord, 200),
+        responses=responses({200: ok(VersionRecord, "the version the alias now points at")}, (*CHANGE, 403, 412)),
     )
-    def move_alias(project: str, name: str, alias: str, request: Annotated[MoveAlias, Body()]) -> Response[Any]:
+    def move_alias(
+        project: Project, name: Name, alias: AliasName, request: Annotated[MoveAlias, Body()]
+    ) -> Response[Any]:
         return _answer(registry.move_alias(project, name, alias, request, who()))
 
-    @app.delete(ARTIFACT + "/aliases/<alias>", summary="Remove an alias")
-    def remove_alias(project: str, name: str, alias: str) -> Response[Any]:
+    @app.delete(
+        ARTIFACT + "/aliases/<alias>",
+        summary="Remove an alias",
+        responses=responses({204: ok(None, "removed")}, (*READ, 403, 409)),
+    )
+    def remove_alias(project: Project, name: Name, alias: AliasName) -> Response[Any]:
         registry.remove_alias(project, name, alias, who())
         return Response(status_code=204)
 
     @app.patch(
-        VERSION, summary="Merge metadata (null removes a key), add and remove tags", responses=_doc(VersionRecord, 200)
+        VERSION,
+        summary="Merge metadata (null removes a key), add and remove tags",
+        responses=responses({200: ok(VersionRecord, "the version record")}, (*READ, *BODY)),
     )
-    def patch_version(project: str, name: str, ref: str, request: Annotated[PatchVersion, Body()]) -> Response[Any]:
+    def patch_version(
+        project: Project, name: Name, ref: Ref, request: Annotated[PatchVersion, Body()]
+    ) -> Response[Any]:
         return _answer(registry.patch_version(project, name, ref, request))
 
     @app.delete(
         VERSION,
         summary="Soft-delete a version; 409 while an alias or a link holds it, unless ?force=true",
-        responses=_doc(VersionRecord, 200),
+        responses=responses({200: ok(VersionRecord, "the deleted version's record")}, (*READ, 409)),
     )
-    def delete_version(project: str, name: str, ref: str, force: Annotated[bool, Query()] = False) -> Response[Any]:
+    def delete_version(
+        project: Project, name: Name, ref: Ref, force: Annotated[bool, Query()] = False
+    ) -> Response[Any]:
         return _answer(registry.delete_version(project, name, ref, force=force, caller=who()))
 
     @app.post(
-        VERSION + "/usages", summary="Record that a run used this version (lineage)", responses=_doc(UsageRecord, 201)
+        VERSION + "/usages",
+        summary="Record that a run used this version (lineage)",
+        responses=responses({201: ok(UsageRecord, "the usage")}, POST),
     )
-    def record_usage(project: str, name: str, ref: str, request: Annotated[Usage, Body()]) -> Response[Any]:
+    def record_usage(project: Project, name: Name, ref: Ref, request: Annotated[Usage, Body()]) -> Response[Any]:
         return _answer(registry.record_usage(project, name, ref, request), 201)
 
     # ------------------------------------------------------------ links
@@ -322,25 +431,37 @@ def build_app(
     @app.put(
         VERSION + "/links/.+",
         summary="Link this version under a role to NAME@REF, pinned; If-Match: the current target's digest",
-        responses=_doc(VersionLink, 200),
+        responses=responses({200: ok(VersionLink, "the link as it now stands")}, (*CHANGE, 412, 422)),
     )
-    def link(project: str, name: str, ref: str, request: Annotated[SetLink, Body()]) -> Response[Any]:
+    def set_link(project: Project, name: Name, ref: Ref, request: Annotated[SetLink, Body()]) -> Response[Any]:
         if_match = app.current_event.headers.get("if-match")
         role = role_of(project, name, ref)
         return _answer(registry.link(project, name, ref, role, request.target, if_match=if_match, caller=who()))
 
-    @app.delete(VERSION + "/links/.+", summary="Remove the link under a role")
-    def unlink(project: str, name: str, ref: str) -> Response[Any]:
+    @app.delete(
+        VERSION + "/links/.+",
+        summary="Remove the link under a role; If-Match: the current target's digest",
+        responses=responses({204: {"description": "removed"}}, (*READ, 409, 412)),
+    )
+    def remove_link(project: Project, name: Name, ref: Ref) -> Response[Any]:
         if_match = app.current_event.headers.get("if-match")
         registry.unlink(project, name, ref, role_of(project, name, ref), if_match=if_match, caller=who())
         return Response(status_code=204)
 
-    @app.get(VERSION + "/links", summary="A version's links, in role order", responses=_doc(LinkPage, 200))
-    def list_links(project: str, name: str, ref: str, limit: Limit = None, cursor: Cursor = None) -> Response[Any]:
+    @app.get(
+        VERSION + "/links",
+        summary="A version's links, in role order",
+        responses=responses({200: ok(LinkPage, "a page of links")}),
+    )
+    def list_links(project: Project, name: Name, ref: Ref, limit: Limit = None, cursor: Cursor = None) -> Response[Any]:
         return _answer(registry.list_links(project, name, ref, limit=limit, cursor=cursor))
 
-    @app.get(VERSION + "/linked-by", summary="The versions that link to this one", responses=_doc(LinkedByPage, 200))
-    def linked_by(project: str, name: str, ref: str, limit: Limit = None, cursor: Cursor = None) -> Response[Any]:
+    @app.get(
+        VERSION + "/linked-by",
+        summary="The versions that link to this one",
+        responses=responses({200: ok(LinkedByPage, "a page of the versions linking here")}),
+    )
+    def linked_by(project: Project, name: Name, ref: Ref, limit: Limit = None, cursor: Cursor = None) -> Response[Any]:
         return _answer(registry.linked_by(project, name, ref, limit=limit, cursor=cursor))
 
     # ------------------------------------------------------------ lineage
@@ -348,15 +469,17 @@ def build_app(
     @app.get(
         VERSION + "/lineage",
         summary="The runs and versions around a version; each edge goes from a run to a version it produced or used",
-        responses=_doc(LineageGraph, 200),
+        responses=responses({200: ok(LineageGraph, "the graph")}),
     )
     def lineage(
-        project: str,
-        name: str,
-        ref: str,
-        direction: Annotated[str, Query(description="upstream, downstream or both (default)")] = "both",
-        depth: Annotated[int | None, Query(description="how many runs away to go: 3 by default, at most 10")] = None,
-        limit: Annotated[int | None, Query(description="neighbours taken of each node, at most 1,000")] = None,
+        project: Project,
+        name: Name,
+        ref: Ref,
+        direction: Annotated[
+            Literal["upstream", "downstream", "both"], Query(description="upstream, downstream or both (default)")
+        ] = "both",
+        depth: Annotated[int | None, Query(ge=1, le=10, description="how many runs away: 3 by default")] = None,
+        limit: Annotated[int | None, Query(ge=1, le=1000, description="neighbours taken of each node")] = None,
         cursor: Cursor = None,
     ) -> Response[Any]:
         graph = registry.lineage(project, name, ref, direction=direction, depth=depth, limit=limit, cursor=cursor)
@@ -365,23 +488,24 @@ def build_app(
     @app.get(
         "/v1/projects/<project>/runs",
         summary="The runs the registry has heard of, most recently seen first",
-        responses=_doc(RunPage, 200),
+        responses=responses({200: ok(RunPage, "a page of runs")}),
     )
-    def runs(project: str, limit: Limit = None, cursor: Cursor = None) -> Response[Any]:
+    def runs(project: Project, limit: Limit = None, cursor: Cursor = None) -> Response[Any]:
         return _answer(registry.runs(project, limit=limit, cursor=cursor))
 
     @app.get(
         "/v1/projects/<project>/runs/<run_id>",
         summary="What a run produced and used, as name@version refs",
-        responses=_doc(RunLineage, 200),
+        responses=responses({200: ok(RunLineage, "the run's versions")}),
     )
-    def run(project: str, run_id: str, limit: Limit = None, cursor: Cursor = None) -> Response[Any]:
-        return _answer(registry.run(project, unquote(run_id), limit=limit, cursor=cursor))
+    def run(project: Project, run_id: RunId, limit: Limit = None, cursor: Cursor = None) -> Response[Any]:
+        return _answer(registry.run(project, run_id, limit=limit, cursor=cursor))
 
     @app.get("/v1/openapi.json", summary="This document", include_in_schema=False)
     def openapi() -> Response[Any]:
-        return Response(
-            status_code=200, content_type=JSON, body=app.get_openapi_json_schema(title="artreg", version="1")
-        )
+        if not document:
+            made = app.get_openapi_json_schema(title="artreg", version="1.1", description=DESCRIPTION)
+            document.append(json.dumps(finish(json.loads(made), signed=caller is None)))
+        return Response(status_code=200, content_type=JSON, body=document[0])
 
     return app

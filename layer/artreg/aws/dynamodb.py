@@ -417,6 +417,10 @@ class DynamoStore:
         for item in self._query_all(codec.s("PROJECTS")):
             yield item["SK"]["S"]
 
+    def list_projects(self, after: str | None, limit: int) -> list[str]:
+        start = {"PK": codec.s("PROJECTS"), "SK": codec.s(after)} if after else None
+        return [item["SK"]["S"] for item in self._query(codec.s("PROJECTS"), None, start, limit, forward=True)]
+
     def expire_upload(self, project: str, upload_id: str) -> bool:
         upload = self.get_upload(project, upload_id, with_entries=False)
         if upload is None:

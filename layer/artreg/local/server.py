@@ -165,6 +165,13 @@ class Handler(BaseHTTPRequestHandler):
     def do_HEAD(self) -> None:
         self._dispatch()
 
+    def __getattr__(self, name: str) -> Any:
+        # any other method (OPTIONS, TRACE, ...) reaches the API too, whose 405 names those a route has;
+        # http.server would answer 501 with an HTML page
+        if name.startswith("do_"):
+            return self._dispatch
+        raise AttributeError(name)
+
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s " + format, self.address_string(), *args)
 

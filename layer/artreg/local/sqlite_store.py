@@ -425,6 +425,14 @@ class SqliteStore:
             rows = db.execute("SELECT DISTINCT project FROM heads ORDER BY project").fetchall()
         yield from (project for (project,) in rows)
 
+    def list_projects(self, after: str | None, limit: int) -> list[str]:
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT DISTINCT project FROM heads WHERE project > ? ORDER BY project LIMIT ?",
+                (after or "", limit),
+            ).fetchall()
+        return [project for (project,) in rows]
+
     def expire_upload(self, project: str, upload_id: str) -> bool:
         with self._write() as db:
             changed = db.execute(

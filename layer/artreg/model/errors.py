@@ -49,6 +49,13 @@ class KeyReused(ArtregError):
     default_code = "idempotency_key_reused"
 
 
+class MethodNotAllowed(ArtregError):
+    """A method the route does not have; `details["allow"]` lists those it has (the `Allow` header)."""
+
+    status = 405
+    default_code = "method_not_allowed"
+
+
 class PreconditionFailed(ArtregError):
     status = 412
     default_code = "precondition_failed"
@@ -57,6 +64,11 @@ class PreconditionFailed(ArtregError):
 class TooLarge(ArtregError):
     status = 413
     default_code = "too_large"
+
+
+class UnsupportedMediaType(ArtregError):
+    status = 415
+    default_code = "unsupported_media_type"
 
 
 class Retryable(ArtregError):
@@ -77,10 +89,12 @@ ERRORS_BY_STATUS: dict[int, type[ArtregError]] = {
         Invalid,
         Forbidden,
         NotFound,
+        MethodNotAllowed,
         Conflict,
         PreconditionFailed,
         KeyReused,
         TooLarge,
+        UnsupportedMediaType,
         Throttled,
         Retryable,
     )

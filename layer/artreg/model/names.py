@@ -8,6 +8,7 @@ import re
 from typing import Any
 
 from artreg.model.errors import Invalid, TooLarge
+from artreg.model.versions import VERSION_RE
 
 PROJECT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
@@ -15,6 +16,7 @@ TYPE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 ALIAS_RE = re.compile(r"[a-z][a-z0-9_-]{0,63}")
 ROLE_RE = re.compile(r"[a-z][a-z0-9_.-]{0,63}(/[a-z0-9_.-]{1,64}){0,3}")
 RUN_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@+=-]{0,255}")
+REF = f"(?:{VERSION_RE.pattern}|{ALIAS_RE.pattern})"  # a version or an alias
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # What Windows refuses or reads as something else in a file name: `:` alone makes `D:evil.dll` a
@@ -22,6 +24,12 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # their extension or case (`con.txt`, `Com1.tar.gz`); a trailing dot or space is silently dropped
 _WINDOWS_CHARS = re.compile(r'[<>:"|?*]')
 _WINDOWS_DEVICES = re.compile(r"(?i)(CON|PRN|AUX|NUL|COM[1-9¹²³]|LPT[1-9¹²³]) *(\..*)?")
+# the rules a regular expression can state, as the OpenAPI document states them (JSON Schema `pattern`)
+_SEGMENT = (
+    r"(?:[^/\\\x00-\x1f\x7f.][^/\\\x00-\x1f\x7f]*|\.[^/\\\x00-\x1f\x7f.][^/\\\x00-\x1f\x7f]*|\.\.[^/\\\x00-\x1f\x7f]+)"
+)
+PATH_PATTERN = rf"^{_SEGMENT}(?:/{_SEGMENT})*$"
+TAG_PATTERN = r"^[^\x00-\x1f\x7f]{1,128}$"
 
 LATEST = "latest"
 MAX_TAGS = 64
@@ -30,6 +38,11 @@ MAX_METADATA_BYTES = 64 * 1024
 MAX_METADATA_DEPTH = 8
 MAX_FILE_METADATA_BYTES = 4 * 1024  # a file entry's own metadata (API.md)
 MAX_URI_LENGTH = 4096
+
+
+def anchored(pattern: re.Pattern[str]) -> str:
+    """A rule's regular expression as a JSON Schema `pattern` (which matches anywhere unless anchored)."""
+    return f"^{pattern.pattern}$"
 
 
 def _match(kind: str, pattern: re.Pattern[str], value: str, rule: str) -> str:
@@ -98,8 +111,8 @@ def check_sha256(value: str) -> str:
 
 
 def check_tag(value: str) -> str:
-    if not isinstance(value, str) or not 1 <= len(value) <= 128 or _CONTROL.search(value) or not value.isprintable():
-        raise Invalid(f"tag {value!r} is not valid: 1-128 printable characters", details={"field": "tag"})
+    if not isinstance(value, str) or not 1 <= len(value) <= 128 or _CONTROL.search(value):
+        raise Invalid(f"tag {value!r} is not valid: 1-128 characters, no control character", details={"field": "tag"})
     return value
 
 

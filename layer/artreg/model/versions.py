@@ -4,6 +4,7 @@ in precedence order without a read-side sort."""
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 import semver
@@ -14,6 +15,13 @@ Bump = Literal["major", "minor", "patch"]
 FIRST_VERSION = "1.0.0"
 MAX_VERSION_LENGTH = 256
 _MAX_DIGITS = 99  # the sort key spends two characters on a number's length
+# SemVer 2.0.0's own regular expression, with ASCII digits and numbers of at most 99 of them: the rule
+# as the OpenAPI document states it, and the first check `parse` makes
+_NUMBER = r"(?:0|[1-9][0-9]{0,98})"
+_IDENTIFIER = rf"(?:{_NUMBER}|[0-9]*[A-Za-z-][0-9A-Za-z-]*)"
+VERSION_RE = re.compile(
+    rf"{_NUMBER}\.{_NUMBER}\.{_NUMBER}(?:-{_IDENTIFIER}(?:\.{_IDENTIFIER})*)?(?:\+[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?"
+)
 
 # Characters of the sort key, all below the identifier characters [-0-9A-Za-z] except RELEASE:
 _END = "!"  # ends a pre-release: a shorter list of identifiers sorts first
@@ -25,6 +33,8 @@ def parse(text: str) -> semver.Version:
     if not isinstance(text, str) or len(text) > MAX_VERSION_LENGTH:
         raise Invalid(f"version must be a string of at most {MAX_VERSION_LENGTH} characters")
     try:
+        if not VERSION_RE.fullmatch(text):
+            raise ValueError(text)
         version = semver.Version.parse(text)
     except (ValueError, TypeError):
         raise Invalid(

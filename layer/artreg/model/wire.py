@@ -6,24 +6,50 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, model_validator
 
 from artreg.model import names
-from artreg.model.versions import Bump, parse
+from artreg.model.versions import MAX_VERSION_LENGTH, VERSION_RE, Bump, parse
 
-Path = Annotated[str, AfterValidator(names.check_path)]
-Sha256 = Annotated[str, AfterValidator(names.check_sha256)]
-Tag = Annotated[str, AfterValidator(names.check_tag)]
-Alias = Annotated[str, AfterValidator(names.check_alias)]
-ArtifactType = Annotated[str, AfterValidator(names.check_type)]
-RunId = Annotated[str, AfterValidator(names.check_run_id)]
-Uri = Annotated[str, AfterValidator(names.check_uri)]
+# Each rule is checked by its function in `names`; `Field` only states it in the OpenAPI document
+Path = Annotated[
+    str,
+    AfterValidator(names.check_path),
+    Field(json_schema_extra={"pattern": names.PATH_PATTERN, "minLength": 1, "maxLength": names.MAX_PATH_BYTES}),
+]
+Sha256 = Annotated[str, AfterValidator(names.check_sha256), Field(json_schema_extra={"pattern": "^[0-9a-f]{64}$"})]
+Tag = Annotated[str, AfterValidator(names.check_tag), Field(json_schema_extra={"pattern": names.TAG_PATTERN})]
+Alias = Annotated[
+    str, AfterValidator(names.check_alias), Field(json_schema_extra={"pattern": names.anchored(names.ALIAS_RE)})
+]
+ArtifactType = Annotated[
+    str, AfterValidator(names.check_type), Field(json_schema_extra={"pattern": names.anchored(names.TYPE_RE)})
+]
+RunId = Annotated[
+    str, AfterValidator(names.check_run_id), Field(json_schema_extra={"pattern": names.anchored(names.RUN_ID_RE)})
+]
+Uri = Annotated[
+    str,
+    AfterValidator(names.check_uri),
+    Field(json_schema_extra={"pattern": "^[^\\x00-\\x1f\\x7f]+$", "maxLength": names.MAX_URI_LENGTH}),
+]
 Metadata = Annotated[dict[str, Any], AfterValidator(names.check_metadata)]
 FileMetadata = Annotated[
     dict[str, Any], AfterValidator(lambda v: names.check_metadata(v, "file metadata", names.MAX_FILE_METADATA_BYTES))
 ]
-Version = Annotated[str, AfterValidator(lambda v: str(parse(v)) and v)]
+Version = Annotated[
+    str,
+    AfterValidator(lambda v: str(parse(v)) and v),
+    Field(json_schema_extra={"pattern": f"^{VERSION_RE.pattern}$", "maxLength": MAX_VERSION_LENGTH}),
+]
 Label = Annotated[str, Field(min_length=1, max_length=256)]
+
+
+def _not_bool(value: Any) -> Any:
+    if isinstance(value, bool):  # JSON's true is no number, though Python's bool is an int
+        raise ValueError("a number is expected, not true or false")
+    return value
+
 
 MAX_FILES_PER_REQUEST = 1000
 MAX_COMMIT_LINKS = 8  # links an upload may make at commit: they share its one transaction (StoreLimits)
@@ -44,7 +70,7 @@ class Answer(BaseModel):
 
 class FileEntry(Wire):
     path: Path
-    size: Annotated[int, Field(ge=0, le=5 * 1024**4)]
+    size: Annotated[int, Field(ge=0, le=5 * 1024**4), BeforeValidator(_not_bool)]
     sha256: Sha256
     metadata: FileMetadata = Field(default_factory=dict)  # the file's own (API.md: at most 4 KiB)
 
@@ -72,23 +98,39 @@ class Producer(Wire):
     run_id: RunId
     pipeline: Label | None = None
     step: Label | None = None
-    inputs: Annotated[list[Label], Field(max_length=100)] = Field(default_factory=list)
+    # NAME, NAME@VERSION or NAME@ALIAS of the same project (checked at upload)
+    inputs: Annotated[
+        list[Annotated[Label, Field(json_schema_extra={"pattern": f"^{names.NAME_RE.pattern}(?:@{names.REF})?$"})]],
+        Field(max_length=100),
+    ] = Field(default_factory=list)
 
 
 class StartUpload(Wire):
+    # stated for the OpenAPI document: `version` and `bump` are exclusive
+    model_config = ConfigDict(
+        json_schema_extra={
+            "not": {
+                "required": ["version", "bump"],
+                "properties": {"version": {"type": "string"}, "bump": {"type": "string"}},
+            }
+        }
+    )
+
     type: ArtifactType = "artifact"
     files: Annotated[list[FileEntry], Field(max_length=MAX_FILES_PER_REQUEST)] = Field(default_factory=list)
     remote: Annotated[list[RemoteSpec], Field(max_length=MAX_FILES_PER_REQUEST)] = Field(default_factory=list)
     metadata: Metadata = Field(default_factory=dict)
     tags: Annotated[list[Tag], Field(max_length=names.MAX_TAGS)] = Field(default_factory=list)
-    aliases: Annotated[list[Alias], Field(max_length=10)] = Field(default_factory=list)
+    aliases: Annotated[
+        list[Annotated[Alias, Field(json_schema_extra={"not": {"const": names.LATEST}})]], Field(max_length=10)
+    ] = Field(default_factory=list)
     version: Version | None = None
     bump: Bump | None = None
     producer: Producer | None = None
     # role -> NAME@REF of this project, resolved and pinned at commit
     links: Annotated[dict[str, Label], Field(max_length=MAX_COMMIT_LINKS)] = Field(default_factory=dict)
-    commit: bool = False
-    if_changed: bool = False
+    commit: StrictBool = False
+    if_changed: StrictBool = False
 
     @model_validator(mode="after")
     def _version_or_bump(self) -> StartUpload:
@@ -105,7 +147,7 @@ class AddFiles(Wire):
 
 
 class Part(Wire):
-    part_number: Annotated[int, Field(ge=1, le=10000)]
+    part_number: Annotated[int, Field(ge=1, le=10000), BeforeValidator(_not_bool)]
     etag: Annotated[str, Field(min_length=1, max_length=256)]
 
 
@@ -265,6 +307,17 @@ class ArtifactSummary(Answer):
     updated_at: datetime
 
 
+class ProjectSummary(Answer):
+    project: str
+
+
+class ProjectPage(Answer):
+    """The projects that hold an artifact, in name order."""
+
+    items: list[ProjectSummary]
+    next_cursor: str | None = None
+
+
 class ArtifactPage(Answer):
     items: list[ArtifactSummary]
     next_cursor: str | None = None
@@ -366,6 +419,11 @@ class RunLineage(Answer):
     next_cursor: str | None = None
 
 
+class BlobCompleted(Answer):
+    sha256: str
+    completed: bool
+
+
 class ErrorDetail(Answer):
     code: str
     message: str
@@ -374,3 +432,9 @@ class ErrorDetail(Answer):
 
 class ErrorBody(Answer):
     error: ErrorDetail
+
+
+class GatewayMessage(Answer):
+    """What API Gateway answers by itself (an unsigned request, throttling), before the API runs."""
+
+    message: str

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -22,6 +23,12 @@ _SORT_KEY = r"^[0-9A-Za-z,!~-]{1,1024}$"  # model.versions.sort_key's characters
 
 class Position(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class AfterProject(Position):
+    """Projects, by name."""
+
+    after: Annotated[str, Field(pattern=f"^{names.PROJECT_RE.pattern}$")] | None = None
 
 
 class AfterName(Position):
@@ -82,6 +89,9 @@ class LineageWays(Position):
     downstream: Annotated[str, Field(pattern=keys.EDGE_PATTERN["used"])] | None = None
 
 
+_ALPHABET = re.compile(r"[A-Za-z0-9_-]+")
+
+
 def encode(position: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(position, separators=(",", ":")).encode()).decode().rstrip("=")
 
@@ -91,6 +101,8 @@ def decode(cursor: str | None, kind: type[M]) -> M:
     if not cursor:
         return kind()
     try:
+        if len(cursor) > 2048 or not _ALPHABET.fullmatch(cursor):  # only what encode() makes
+            raise ValueError(cursor)
         return kind.model_validate(json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))))
     except (ValueError, ValidationError):  # not base64, not JSON, not this listing's position
         raise Invalid(

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from artreg.model import names, versions
-from artreg.model.errors import NotFound
+from artreg.model.errors import Invalid, NotFound
 from artreg.model.wire import (
     AliasHistory,
     ArtifactPage,
@@ -15,6 +15,8 @@ from artreg.model.wire import (
     DownloadPage,
     FileEntry,
     FilePage,
+    ProjectPage,
+    ProjectSummary,
     RemoteEntry,
     VersionPage,
 )
@@ -57,6 +59,16 @@ class Queries:
 
     def get_artifact(self, project: str, name: str) -> ArtifactSummary:
         return _summary(self.head(project, name))
+
+    def list_projects(self, *, limit: int | None = None, cursor: str | None = None) -> ProjectPage:
+        """The projects that hold an artifact, in name order (beyond API.md: the web UI lists them)."""
+        after = cursors.decode(cursor, cursors.AfterProject).after
+        if after is not None and not isinstance(after, str):
+            raise Invalid("cursor is not one this API handed out; start again without it", details={"field": "cursor"})
+        limit = paging.limit(self.c.policy, limit)
+        projects = self.c.store.list_projects(after, limit)
+        next_cursor = cursors.encode({"after": projects[-1]}) if len(projects) == limit else None
+        return ProjectPage(items=[ProjectSummary(project=p) for p in projects], next_cursor=next_cursor)
 
     def list_artifacts(
         self,

@@ -50,6 +50,7 @@ class RegistryService:
 
         self.resolve = self.queries.resolve
         self.get_artifact = self.queries.get_artifact
+        self.list_projects = self.queries.list_projects
         self.list_artifacts = self.queries.list_artifacts
         self.list_versions = self.queries.list_versions
         self.list_files = self.queries.list_files

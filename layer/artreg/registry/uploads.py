@@ -141,7 +141,10 @@ class Uploads:
         self._check_protected(upload.aliases)  # the setting may have changed since the upload started
         if upload.version is not None:  # taken meanwhile: that, not the blobs, is what the caller must fix
             self._check_version_free(project, name, upload.version)
-        entries = manifest.sort_entries(upload.entries)
+        try:
+            entries = manifest.sort_entries(upload.entries)
+        except Invalid as error:  # two batches listed one path: the stored upload, not this request, is at fault
+            raise Conflict(f"{error.message} (in two batches); start a new upload", code="upload_state") from None
         sizes = {e.sha256: e.size for e in entries if isinstance(e, FileEntry)}
         absent = self.c.blobs.verify(
             project, [(sha, sizes[sha]) for sha in sorted(set(upload.missing)) if sha in sizes]
