@@ -431,7 +431,7 @@ def build_app(
     @app.put(
         VERSION + "/links/.+",
         summary="Link this version under a role to NAME@REF, pinned; If-Match: the current target's digest",
-        responses=responses({200: ok(VersionLink, "the link as it now stands")}, (*CHANGE, 412, 422)),
+        responses=responses({200: ok(VersionLink, "the link as it now stands")}, (*CHANGE, 412)),
     )
     def set_link(project: Project, name: Name, ref: Ref, request: Annotated[SetLink, Body()]) -> Response[Any]:
         if_match = app.current_event.headers.get("if-match")
