@@ -10,7 +10,7 @@
     artreg tag NAME[@REF] --add T --remove T
     artreg rm NAME@VERSION [--force]
     artreg lineage NAME[@REF] [--upstream|--downstream] [--depth N] [--format tree|mermaid|dot|json]
-    artreg server [--host H] [--port P] [--data DIR] [--webhook URL]
+    artreg server [--host H] [--port P] [--data DIR] [--webhook URL] [--trust-origin ORIGIN]
     artreg janitor [--data DIR] [--grace-days N]   expire uploads, reclaim blobs, re-check remote refs
 
 `--url` and `--project` come from the flags or ARTREG_URL / ARTREG_PROJECT (the URL defaults to the
@@ -372,7 +372,8 @@ def cmd_server(args: argparse.Namespace) -> int:
     """`artreg server`: the embedded registry (SQLite and a folder of blobs), imported only when it runs."""
     from artreg.local.server import serve
 
-    serve(args.host, args.port, args.data, public_url=args.public_url, webhook=args.webhook)
+    kwargs = {"trust_origins": tuple(args.trust_origin)} if args.trust_origin else {}
+    serve(args.host, args.port, args.data, public_url=args.public_url, webhook=args.webhook, **kwargs)
     return EXIT_OK
 
 
@@ -514,6 +515,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("ARTREG_WEBHOOK") or None,
         help="also POST each event (as EventBridge delivers it) to this URL, retried until it answers 2xx"
         " (ARTREG_WEBHOOK)",
+    )
+    server.add_argument(
+        "--trust-origin",
+        metavar="ORIGIN",
+        action="append",
+        default=[o.strip() for o in os.environ.get("ARTREG_TRUST_ORIGINS", "").split(",") if o.strip()],
+        help="also answer requests from web pages of this origin (scheme://host[:port]), repeatable;"
+        " the server's own origin always is (ARTREG_TRUST_ORIGINS, comma-separated)",
     )
     server.set_defaults(local=cmd_server)
 
