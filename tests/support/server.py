@@ -21,11 +21,12 @@ class RunningServer:
     url: str = ""
     port: int = 0
     env: dict[str, str] = field(default_factory=lambda: {**os.environ, "ARTREG_PROGRESS": "0"})
+    args: list[str] = field(default_factory=list)  # more options of `artreg server`
 
     def start(self) -> None:
         """Starts (or restarts, on the same port and data) and waits for its `serving` line."""
         self.process = subprocess.Popen(
-            [ARTREG, "server", "--host", "127.0.0.1", "--port", str(self.port), "--data", str(self.data)],
+            [ARTREG, "server", "--host", "127.0.0.1", "--port", str(self.port), "--data", str(self.data), *self.args],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,

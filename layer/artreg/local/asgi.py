@@ -266,9 +266,9 @@ class App:
             return
         from starlette.exceptions import HTTPException
 
-        sub = {**scope, "root_path": scope.get("root_path", "") + "/ui", "path": scope["path"][len("/ui") :]}
+        sub = {**scope, "root_path": scope.get("root_path", "") + "/ui"}  # what StaticFiles serves is under it
         try:
-            response = await self.ui.get_response(sub["path"], sub)
+            response = await self.ui.get_response(self.ui.get_path(sub), sub)
         except HTTPException as error:
             if error.status_code == 405:
                 raise MethodNotAllowed(request.method, _UI_METHODS) from None

@@ -212,18 +212,25 @@ class FolderBlobStore:
                 f"parts {absent[:20]} were not uploaded", code="invalid_part", details={"parts": absent[:100]}
             )
         data = staging / "data"
-        digest = hashlib.sha256()
-        with data.open("rb") as source:
-            while chunk := source.read(4 * _CHUNK):
-                digest.update(chunk)
-            stored = source.tell()
-        if stored != size:
-            raise Invalid(f"the parts are {stored} bytes, not the {size} signed for", code="bad_length")
-        if digest.hexdigest() != sha256:
-            raise Invalid("the parts' SHA-256 is not the blob's", code="bad_digest")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(data, target)  # each part was made durable as it was received
-        _condemnation(target).unlink(missing_ok=True)  # a new copy: no longer condemned
+        try:
+            source = data.open("rb")
+        except FileNotFoundError:
+            if not self._holds(target, size):
+                raise NotFound("the multipart upload does not exist (completed or aborted)") from None
+            source = None  # a completion killed after the rename: only the clean-up is left
+        if source is not None:
+            digest = hashlib.sha256()
+            with source:
+                while chunk := source.read(4 * _CHUNK):
+                    digest.update(chunk)
+                stored = source.tell()
+            if stored != size:
+                raise Invalid(f"the parts are {stored} bytes, not the {size} signed for", code="bad_length")
+            if digest.hexdigest() != sha256:
+                raise Invalid("the parts' SHA-256 is not the blob's", code="bad_digest")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(data, target)  # each part was made durable as it was received
+            _condemnation(target).unlink(missing_ok=True)  # a new copy: no longer condemned
         # the rest goes in one rename first: a kill during the removal must not leave a half-deleted upload;
         # a retry now finds no upload (404), as on S3
         finished = staging.with_name(f".{staging.name}.done")

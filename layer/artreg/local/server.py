@@ -66,7 +66,10 @@ class Local:
         self.blobs = FolderBlobStore(data_dir / "blobs", base_url=base_url)
         threshold = os.environ.get("ARTREG_MULTIPART_THRESHOLD")  # as the Lambda's; the folder's default else
         if threshold:
-            self.blobs.multipart_threshold = _threshold(threshold)
+            self.blobs.multipart_threshold = _threshold(threshold, "ARTREG_MULTIPART_THRESHOLD")
+        part_size = os.environ.get("ARTREG_PART_SIZE")
+        if part_size:
+            self.blobs.part_size = _threshold(part_size, "ARTREG_PART_SIZE")
         self.store = SqliteStore(data_dir / "registry.db")
         # the outbox feeds the same lineage consumer as the Lambda, and a webhook if asked for (from the
         # events made after it was first given: a new URL is a new consumer)
@@ -140,9 +143,9 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _threshold(value: str) -> int:
+def _threshold(value: str, name: str) -> int:
     if not value.isdigit() or int(value) < 5 * 1024**2:
-        raise SystemExit(f"ARTREG_MULTIPART_THRESHOLD must be a number of bytes, at least 5242880; not {value!r}")
+        raise SystemExit(f"{name} must be a number of bytes, at least 5242880; not {value!r}")
     return int(value)
 
 
@@ -173,7 +176,7 @@ def serve(
     except Invalid as error:
         raise SystemExit(error.message) from None
     local = Local(Path(data_dir), url, webhook=webhook, event_source=source)
-    app = App(local, guard, ui=UI_STATIC)
+    app = App(local, guard, ui=Path(os.environ.get("ARTREG_UI_DIR") or UI_STATIC))
     config = uvicorn.Config(
         app,
         http=protocol,
