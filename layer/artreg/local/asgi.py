@@ -141,7 +141,7 @@ class Request:
 class Pools:
     """The worker threads: API reads, API writes, and blob bytes, each its own bounded pool."""
 
-    def __init__(self, reads: int = 32, writes: int = 32, bytes_: int = 16) -> None:
+    def __init__(self, reads: int = 32, writes: int = 4, bytes_: int = 16) -> None:
         self.reads = ThreadPoolExecutor(reads, thread_name_prefix="artreg-read")
         self.writes = ThreadPoolExecutor(writes, thread_name_prefix="artreg-write")
         self.bytes = ThreadPoolExecutor(bytes_, thread_name_prefix="artreg-bytes")
