@@ -224,7 +224,9 @@ class App:
                 raise Invalid("a blob PUT must send Content-Length")
             if signed.size is not None and length != signed.size:
                 raise Invalid(f"the body is {length} bytes, not the {signed.size} signed for", code="bad_length")
-            stream = _BodyStream(request, loop)
+            # a small body is read here whole: one hand-over to a worker thread (which writes and fsyncs it)
+            # instead of one for each read; a large one streams through, never held in memory
+            stream: io.IOBase = io.BytesIO(await request.read(length)) if length <= _MiB else _BodyStream(request, loop)
             etag = await loop.run_in_executor(self.pools.bytes, blobs.receive, signed, stream, length)
             await request.answer(200, headers={"etag": etag})
             return
