@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import concurrent.futures
 import io
 import logging
 import time
@@ -281,28 +282,52 @@ class App:
 
 
 class _BodyStream(io.RawIOBase):
-    """A blob PUT's body for the blob store's synchronous reader in a worker thread: each `read`
-    takes the next pieces from the event loop, at least a MiB at a time so the hand-overs stay few."""
+    """A blob PUT's body for the blob store's synchronous reader in a worker thread. The event loop
+    gathers the next MiB while the thread hashes and writes the one before (two hand-overs a MiB,
+    and the socket never waits for the disk)."""
 
     def __init__(self, request: Request, loop: asyncio.AbstractEventLoop) -> None:
         self.request = request
         self.loop = loop
-        self.buffer = bytearray()
+        self.buffer = bytearray()  # the worker thread's alone
+        self.ahead: concurrent.futures.Future[bytes] | None = None
+        self.ended = False
 
     def readable(self) -> bool:
         return True
 
-    async def _fill(self, size: int) -> None:
-        while len(self.buffer) < size and (piece := await self.request.chunk()) is not None:
-            self.buffer += piece
+    async def _gather(self, size: int) -> bytes:
+        """At least `size` bytes of the body, or what is left of it (on the loop)."""
+        pieces: list[bytes] = []
+        total = 0
+        while total < size and (piece := await self.request.chunk()) is not None:
+            pieces.append(piece)
+            total += len(piece)
+        return b"".join(pieces)
+
+    def _take_ahead(self) -> None:
+        if self.ahead is None:
+            self.ahead = asyncio.run_coroutine_threadsafe(self._gather(_MiB), self.loop)
+        gathered = self.ahead.result()
+        self.ahead = None
+        if not gathered:
+            self.ended = True
+        self.buffer += gathered
 
     def read(self, size: int | None = -1) -> bytes:
         want = _MiB if size is None or size < 0 else size
-        if len(self.buffer) < want:
-            asyncio.run_coroutine_threadsafe(self._fill(max(want, _MiB)), self.loop).result()
+        while len(self.buffer) < want and not self.ended:
+            self._take_ahead()
         data = bytes(self.buffer[:want])
         del self.buffer[:want]
+        if not self.ended and self.ahead is None:
+            self.ahead = asyncio.run_coroutine_threadsafe(self._gather(_MiB), self.loop)
         return data
+
+    def close(self) -> None:
+        if self.ahead is not None:
+            self.ahead.cancel()
+        super().close()
 
 
 def _allow(request: Request, methods: tuple[str, ...]) -> None:
