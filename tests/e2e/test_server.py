@@ -102,6 +102,25 @@ def test_a_malformed_length_is_refused_in_the_error_body_and_the_connection_clos
     assert _closed(sock)
 
 
+def test_a_request_head_that_never_ends_is_refused(server: RunningServer) -> None:
+    # Given a request whose one header goes on for 8 MiB
+    sock = _connect(server)
+    sock.sendall(f"GET /v1/projects/p/artifacts HTTP/1.1\r\nHost: {_host(server)}\r\nX-Long: ".encode())
+    sent = 0
+    with contextlib.suppress(OSError):
+        while sent < 8 * MiB and not select.select([sock], [], [], 0)[0]:
+            sock.sendall(b"a" * 65536)
+            sent += 65536
+    # When the answer is read
+    answer = _response(sock)
+    # Then it is a 400 in API.md's error body (or a clean close) long before the header's end
+    if answer is not None:
+        assert answer[0] == 400
+        assert answer[2]["error"]["code"] == "invalid_request"
+    assert sent < 4 * MiB
+    assert _closed(sock)
+
+
 def test_a_chunked_body_is_read_as_the_body_and_the_connection_goes_on(server: RunningServer) -> None:
     # Given an API request whose (malformed JSON) body comes chunked, then a second request behind it
     sock = _connect(server)

@@ -31,6 +31,7 @@ from artreg.model.wire import ErrorBody, ErrorDetail
 from artreg.registry import Registry
 
 log = logging.getLogger("artreg.server")
+MAX_HEAD = 64 * 1024  # a request's line and headers, at most (h11's own bound is 16 KiB)
 UI_STATIC = Path(__file__).resolve().parent.parent / "ui" / "static"  # the web UI's files, when installed
 __all__ = ["Local", "is_loopback", "serve"]
 
@@ -114,9 +115,41 @@ class _JsonErrors:
         self.transport.close()
 
 
+class _HeadLimit:
+    """A bound on a request's head (request line and headers) for httptools, which has none (h11's is
+    `h11_max_incomplete_event_size`): past MAX_HEAD bytes still in the head, 400 and close. The chunk
+    in which a head begins may also end the request before it, so counting starts with the next."""
+
+    transport: asyncio.Transport
+    _in_head = False
+    _first = False
+    _head_bytes = 0
+
+    def send_400_response(self, msg: str) -> None: ...  # (from _JsonErrors)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()  # type: ignore[misc]
+        self._in_head, self._first, self._head_bytes = True, True, 0
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        super().on_headers_complete()  # type: ignore[misc]
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)  # type: ignore[misc]
+        if not self._in_head or self.transport.is_closing():
+            return
+        if self._first:
+            self._first = False
+        else:
+            self._head_bytes += len(data)
+        if self._head_bytes > MAX_HEAD:
+            self.send_400_response(f"the request's head is over {MAX_HEAD} bytes")
+
+
 def _protocol(name: str) -> type[asyncio.Protocol]:
     """uvicorn's HTTP/1.1 protocol with API.md's 400: httptools (llhttp, in C: the default, faster
-    with bytes) or h11 (pure Python), by `ARTREG_HTTP`."""
+    with bytes; measured in benchmarks/RESULTS.md) or h11 (pure Python), by `ARTREG_HTTP`."""
     if name == "h11":
         from uvicorn.protocols.http.h11_impl import H11Protocol
 
@@ -124,7 +157,7 @@ def _protocol(name: str) -> type[asyncio.Protocol]:
     if name == "httptools":
         from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-        return type("ArtregHttpTools", (_JsonErrors, HttpToolsProtocol), {})
+        return type("ArtregHttpTools", (_JsonErrors, _HeadLimit, HttpToolsProtocol), {})
     raise SystemExit(f"ARTREG_HTTP must be httptools or h11, not {name!r}")
 
 
@@ -189,6 +222,7 @@ def serve(
         server_header=False,
         timeout_keep_alive=15,  # an idle kept-alive connection is closed after this many seconds
         timeout_graceful_shutdown=10,
+        h11_max_incomplete_event_size=MAX_HEAD,
     )
     if not is_loopback(host):
         log.warning(
