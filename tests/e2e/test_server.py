@@ -411,3 +411,25 @@ def test_a_client_killed_mid_log_resumes_without_resending_finished_parts(
     out = tmp_path / "out"
     reg.download("big", logged.version, out)
     assert sha256_of(out / "big.bin") == sha
+
+
+def test_idle_kept_alive_connections_hold_no_threads(server: RunningServer) -> None:
+    # Given 400 connections that each made one request and then stay open, idle
+    assert server.process is not None
+    idle = []
+    for _ in range(400):
+        sock = _connect(server)
+        sock.sendall(f"GET /v1/projects/p/artifacts HTTP/1.1\r\nHost: {_host(server)}\r\n\r\n".encode())
+        answer = _response(sock)
+        assert answer is not None
+        assert answer[0] == 200
+        idle.append(sock)
+    # When a new client asks something
+    answered = requests.get(f"{server.url}/v1/projects/p/artifacts", timeout=10)
+    # Then it is answered, and the server runs no thread for each idle connection
+    status = Path(f"/proc/{server.process.pid}/status").read_text()
+    threads = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("Threads:"))
+    assert answered.status_code == 200
+    assert threads < 100
+    for sock in idle:
+        sock.close()
