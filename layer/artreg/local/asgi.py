@@ -121,7 +121,8 @@ class Request:
         ]
         if content_type:
             out.append((b"content-type", content_type.encode()))
-        out.append((b"content-length", str(len(body)).encode()))
+        if status not in (204, 304):  # which carry no body, and no Content-Length (RFC 9110 8.6)
+            out.append((b"content-length", str(len(body)).encode()))
         if self.cors_origin:
             out += [(b"access-control-allow-origin", self.cors_origin.encode("latin-1")), (b"vary", b"origin")]
         if not self.body_done:
@@ -129,13 +130,11 @@ class Request:
             out.append((b"connection", b"close"))
         self.started = True
         await self.send({"type": "http.response.start", "status": status, "headers": out})
-        await self.send({"type": "http.response.body", "body": b"" if self.method == "HEAD" else body})
+        await self.send({"type": "http.response.body", "body": body})  # uvicorn sends none for a HEAD
 
     async def error(self, error: ArtregError) -> None:
         detail = ErrorDetail(code=error.code, message=error.message, details=error.details)
         headers = {"allow": ", ".join(error.allow)} if isinstance(error, MethodNotAllowed) else None
-        if self.method == "HEAD":
-            self.method = "GET"  # a HEAD's error still says why, in the body a GET would have
         await self.answer(error.status, ErrorBody(error=detail).model_dump_json().encode(), headers, content_type=JSON)
 
 
