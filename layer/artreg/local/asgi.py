@@ -304,23 +304,29 @@ class _BodyStream(io.RawIOBase):
             total += len(piece)
         return b"".join(pieces)
 
-    def _take_ahead(self) -> None:
+    def _next(self) -> bytes:
+        """The MiB gathered ahead (or gathered now), and the next one asked for at once."""
         if self.ahead is None:
             self.ahead = asyncio.run_coroutine_threadsafe(self._gather(_MiB), self.loop)
         gathered = self.ahead.result()
         self.ahead = None
-        if not gathered:
+        if gathered:
+            self.ahead = asyncio.run_coroutine_threadsafe(self._gather(_MiB), self.loop)
+        else:
             self.ended = True
-        self.buffer += gathered
+        return gathered
 
     def read(self, size: int | None = -1) -> bytes:
+        """At most `size` bytes (fewer at times, as a raw stream may answer), b"" at the end; what was
+        gathered is handed on as it is, not copied again, unless it is more than asked for."""
         want = _MiB if size is None or size < 0 else size
-        while len(self.buffer) < want and not self.ended:
-            self._take_ahead()
+        if not self.buffer and not self.ended:
+            gathered = self._next()
+            if len(gathered) <= want:
+                return gathered
+            self.buffer += gathered
         data = bytes(self.buffer[:want])
         del self.buffer[:want]
-        if not self.ended and self.ahead is None:
-            self.ahead = asyncio.run_coroutine_threadsafe(self._gather(_MiB), self.loop)
         return data
 
     def close(self) -> None:

@@ -44,7 +44,7 @@ from artreg.registry.service import SystemClock
 _ENTRIES = TypeAdapter(list[Entry])
 _MiB = 1024**2
 _MAX_PARTS = 10_000
-_CHUNK = _MiB
+_CHUNK = 4 * _MiB  # a stream may answer less: the server hands on each MiB it gathers as it came
 _MULTIPART_ID = re.compile(r"[0-9a-f]{32}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
@@ -221,7 +221,7 @@ class FolderBlobStore:
         if source is not None:
             digest = hashlib.sha256()
             with source:
-                while chunk := source.read(4 * _CHUNK):
+                while chunk := source.read(_CHUNK):
                     digest.update(chunk)
                 stored = source.tell()
             if stored != size:
