@@ -3,12 +3,17 @@
     <root>/.secret                                       the HMAC key of this folder's URLs (0600)
     <root>/<project>/blobs/sha256/<2 hex>/<hex>          content-addressed blobs
     <root>/<project>/manifests/<digest>/<index>.json     manifests too large for a version record
-    <root>/<project>/multipart/<id>/                     parts of a multipart upload until completed
+    <root>/<project>/multipart/<id>/data                 a multipart upload's parts, each written at its offset
+    <root>/<project>/multipart/<id>/<part>.md5           the record that a part is stored (its ETag)
 
 Clients PUT and GET blobs through URLs that the local server answers, signed with HMAC-SHA256 and
 expiring, as S3's presigned ones are. A blob becomes visible at its address only by `os.replace` of
 a temporary file in the same folder after its size and SHA-256 were checked: a half-written or
 wrong upload never becomes a blob. Every path is built from a checked project and digest only.
+
+A multipart upload's id is derived from the content (HMAC of project, SHA-256, size and part size):
+the next upload of the same content finds the parts a killed client stored, and is asked only for
+the others. Completing it is one read of the data file, to check its SHA-256, and a rename.
 """
 
 from __future__ import annotations
