@@ -113,6 +113,12 @@ class Request:
             parts.append(piece)
         return b"".join(parts)
 
+    def cors_headers(self) -> list[tuple[bytes, bytes]]:
+        """For a trusted foreign origin (`--trust-origin`), the headers that let its page read the answer."""
+        if not self.cors_origin:
+            return []
+        return [(b"access-control-allow-origin", self.cors_origin.encode("latin-1")), (b"vary", b"origin")]
+
     async def answer(
         self, status: int, body: bytes = b"", headers: dict[str, str] | None = None, *, content_type: str | None = None
     ) -> None:
@@ -123,8 +129,7 @@ class Request:
             out.append((b"content-type", content_type.encode()))
         if status not in (204, 304):  # which carry no body, and no Content-Length (RFC 9110 8.6)
             out.append((b"content-length", str(len(body)).encode()))
-        if self.cors_origin:
-            out += [(b"access-control-allow-origin", self.cors_origin.encode("latin-1")), (b"vary", b"origin")]
+        out += self.cors_headers()
         if not self.body_done:
             # what is left of the body is not read: the connection cannot carry another request
             out.append((b"connection", b"close"))
@@ -141,7 +146,9 @@ class Request:
 class Pools:
     """The worker threads: API reads, API writes, and blob bytes, each its own bounded pool."""
 
-    def __init__(self, reads: int = 32, writes: int = 4, bytes_: int = 16) -> None:
+    # writes take SQLite's one write lock in turn, but a multipart completion (hashing a blob) is a write
+    # too: enough threads that commits still go on beside a few of those
+    def __init__(self, reads: int = 32, writes: int = 16, bytes_: int = 16) -> None:
         self.reads = ThreadPoolExecutor(reads, thread_name_prefix="artreg-read")
         self.writes = ThreadPoolExecutor(writes, thread_name_prefix="artreg-write")
         self.bytes = ThreadPoolExecutor(bytes_, thread_name_prefix="artreg-bytes")
@@ -239,6 +246,11 @@ class App:
                 (b"content-length", str(size).encode()),
                 (b"etag", f'"{signed.sha256}"'.encode()),
             ]
+            if request.cors_origin:
+                headers += [
+                    (b"access-control-allow-origin", request.cors_origin.encode("latin-1")),
+                    (b"vary", b"origin"),
+                ]
             if signed.filename:
                 disposition = f"attachment; filename*=UTF-8''{quote(signed.filename, safe='')}"
                 headers.append((b"content-disposition", disposition.encode()))
