@@ -146,9 +146,9 @@ class Request:
 class Pools:
     """The worker threads: API reads, API writes, and blob bytes, each its own bounded pool."""
 
-    # writes take SQLite's one write lock in turn, but a multipart completion (hashing a blob) is a write
-    # too: enough threads that commits still go on beside a few of those
-    def __init__(self, reads: int = 32, writes: int = 16, bytes_: int = 16) -> None:
+    # writes take SQLite's one write lock in turn: more threads would not commit faster, only take the GIL
+    # from resolves more often (a multipart completion, which hashes a whole blob, goes to `bytes`)
+    def __init__(self, reads: int = 32, writes: int = 4, bytes_: int = 16) -> None:
         self.reads = ThreadPoolExecutor(reads, thread_name_prefix="artreg-read")
         self.writes = ThreadPoolExecutor(writes, thread_name_prefix="artreg-write")
         self.bytes = ThreadPoolExecutor(bytes_, thread_name_prefix="artreg-bytes")
@@ -208,6 +208,8 @@ class App:
     async def _api(self, request: Request) -> None:
         raw = await request.read(MAX_API_BODY)
         pool = self.pools.reads if request.method in ("GET", "HEAD") else self.pools.writes
+        if request.method == "POST" and request.path.endswith("/complete"):
+            pool = self.pools.bytes  # a multipart completion: reading a whole blob, no place in the write queue
         event = _event(request, raw)
         answer = await asyncio.get_running_loop().run_in_executor(pool, self.local.handle_api, event)
         text = answer.get("body") or ""
