@@ -14,6 +14,7 @@
     artreg lineage NAME[@REF] [--upstream|--downstream] [--depth N] [--format tree|mermaid|dot|json]
     artreg link NAME@REF ROLE TARGET@REF | unlink NAME@REF ROLE | runs     (cli_links)
     artreg server [--host H] [--port P] [--data DIR] [--webhook URL] [--protected-alias A] [--allow-file-root DIR]
+                  [--trust-origin ORIGIN]
     artreg janitor [--data DIR] [--verify]      expire uploads, reclaim (and re-hash) blobs, re-check remote refs
     artreg ui --url URL [--port P] [--region R] [--sigv4|--no-sigv4]   the web UI of a deployed stack
 
@@ -105,6 +106,7 @@ def cmd_server(args: argparse.Namespace, base: ClientSettings | None = None) -> 
         webhook=given.webhook,
         protected_aliases=args.protected_alias,  # None: ARTREG_PROTECTED_ALIASES, else production
         file_roots=[Path(root) for root in args.allow_file_root],
+        trust_origins=tuple(args.trust_origin),
     )
     return EXIT_OK
 
@@ -286,6 +288,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="pin file:// references (size, mtime) of files under this folder; repeatable. By default none"
         " is: a file:// reference is stored unverified",
+    )
+    server.add_argument(
+        "--trust-origin",
+        metavar="ORIGIN",
+        action="append",
+        default=[o.strip() for o in os.environ.get("ARTREG_TRUST_ORIGINS", "").split(",") if o.strip()],
+        help="also answer requests from web pages of this origin (scheme://host[:port]), repeatable;"
+        " the server's own origin always is (ARTREG_TRUST_ORIGINS, comma-separated)",
     )
     server.set_defaults(local=cmd_server)
 

@@ -36,11 +36,12 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str, interval:
 
 
 def partial_upload_bytes(data: Path) -> int:
-    """Bytes in the temporary files that the server writes a blob or a part into before it checks it."""
+    """Bytes in the files that the server writes a blob (a temporary file) or parts (a multipart
+    upload's data file, written in place) into before it checks them."""
     total = 0
-    for temp in (data / "blobs").rglob("*.tmp"):
+    for temp in [*(data / "blobs").rglob("*.tmp"), *(data / "blobs").glob("*/multipart/*/data")]:
         with contextlib.suppress(FileNotFoundError):  # installed or removed meanwhile
-            total += temp.stat().st_size
+            total += temp.stat().st_blocks * 512  # written bytes: the data file is sparse until whole
     return total
 
 
@@ -53,7 +54,7 @@ def half_cleaned_multipart(data: Path, parts: int) -> bool:
     """Whether a multipart upload's folder is left with some of its parts gone: the server was killed
     while it removed them after joining them into the blob."""
     folders = [f for f in (data / "blobs" / "vision" / "multipart").glob("*") if f.is_dir()]
-    return any(len(list(f.glob("*.part"))) < parts for f in folders)
+    return any(len(list(f.glob("*.md5"))) < parts for f in folders)
 
 
 def versions_over_http(server: RunningServer, name: str) -> list[str]:

@@ -22,11 +22,22 @@ class RunningServer:
     port: int = 0
     env: dict[str, str] = field(default_factory=lambda: {**os.environ, "ARTREG_PROGRESS": "0"})
     command: list[str] = field(default_factory=lambda: [ARTREG])  # what runs `artreg`
+    args: list[str] = field(default_factory=list)  # more options of `artreg server`
 
     def start(self) -> None:
         """Starts (or restarts, on the same port and data) and waits for its `serving` line."""
         self.process = subprocess.Popen(
-            [*self.command, "server", "--host", "127.0.0.1", "--port", str(self.port), "--data", str(self.data)],
+            [
+                *self.command,
+                "server",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--data",
+                str(self.data),
+                *self.args,
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,

@@ -273,7 +273,7 @@ def test_a_multipart_upload_completes_into_the_blob(store: FolderBlobStore) -> N
     assert target.multipart is not None
     assert [len(p.url) > 0 for p in target.multipart.parts] == [True, True, True]
     put_blob(store, target, BIG)
-    assert store.find_missing(P, [(BIG_SHA, len(BIG))]) == [(BIG_SHA, len(BIG))]
+    assert store.verify(P, [(BIG_SHA, len(BIG))]) == [(BIG_SHA, len(BIG))]
     # When it is completed with the ETags of its parts
     store.complete_multipart(P, BIG_SHA, target.multipart.upload_id, parts_of(target, BIG))
     # Then the blob is whole and verified, and its staging is gone
@@ -291,19 +291,62 @@ def test_a_multipart_completion_with_wrong_parts_installs_nothing(store: FolderB
     put_blob(store, target, BIG)
     parts = parts_of(target, BIG)
     upload_id = target.multipart.upload_id
-    # When it is completed with a wrong ETag, out of order, or without a part
+    # When it is completed with a wrong ETag, out of order, or with a part that was never sent
     for wrong, code in [
         ([*parts[:2], Part(part_number=3, etag='"' + "0" * 32 + '"')], "invalid_part"),
         ([parts[1], parts[0], parts[2]], "invalid_part_order"),
-        (parts[:2], "bad_length"),
+        ([*parts, Part(part_number=4, etag=parts[0].etag)], "invalid_part"),
     ]:
         with pytest.raises(Invalid) as error:
             store.complete_multipart(P, BIG_SHA, upload_id, wrong)
         # Then it is refused and no blob is made
         assert error.value.code == code
-        assert store.find_missing(P, [(BIG_SHA, len(BIG))]) == [(BIG_SHA, len(BIG))]
+        assert store.verify(P, [(BIG_SHA, len(BIG))]) == [(BIG_SHA, len(BIG))]
     # And the parts stay, so the right list still completes it
     store.complete_multipart(P, BIG_SHA, upload_id, parts)
+    assert store.verify(P, [(BIG_SHA, len(BIG))]) == []
+
+
+def test_a_completion_before_every_part_is_stored_is_refused(store: FolderBlobStore) -> None:
+    # Given a multipart upload whose last part was never sent
+    target = target_of(store, BIG)
+    assert target.multipart is not None
+    sent = target.multipart.model_copy(update={"parts": target.multipart.parts[:2]})
+    put_blob(store, target.model_copy(update={"multipart": sent}), BIG)
+    # When it is completed with the parts that were sent
+    with pytest.raises(Invalid) as error:
+        store.complete_multipart(P, BIG_SHA, sent.upload_id, parts_of(target, BIG)[:2])
+    # Then it is refused, naming the part missing, and no blob is made
+    assert (error.value.code, error.value.details) == ("invalid_part", {"parts": [3]})
+    assert store.find_missing(P, [(BIG_SHA, len(BIG))]) == [(BIG_SHA, len(BIG))]
+
+
+def test_the_next_upload_of_the_same_content_lists_only_the_parts_not_stored(store: FolderBlobStore) -> None:
+    # Given a multipart upload of which parts 1 and 3 were stored before its client was killed
+    first = target_of(store, BIG)
+    assert first.multipart is not None
+    stored = first.multipart.model_copy(update={"parts": [first.multipart.parts[0], first.multipart.parts[2]]})
+    put_blob(store, first.model_copy(update={"multipart": stored}), BIG)
+    # When the same content is uploaded again
+    again = target_of(store, BIG)
+    # Then only part 2 is asked for, in the same multipart upload
+    assert again.multipart is not None
+    assert again.multipart.upload_id == first.multipart.upload_id
+    assert [p.part_number for p in again.multipart.parts] == [2]
+    # And completing with the part sent now installs the whole blob
+    put_blob(store, again, BIG)
+    store.complete_multipart(P, BIG_SHA, again.multipart.upload_id, parts_of(again, BIG))
+    assert store.verify(P, [(BIG_SHA, len(BIG))]) == []
+
+
+def test_an_upload_whose_every_part_is_stored_completes_without_sending_anything(store: FolderBlobStore) -> None:
+    # Given a multipart upload whose parts were all stored, its client killed before completing it
+    target = target_of(store, BIG)
+    put_blob(store, target, BIG)
+    # When the same content is offered again
+    missing = store.find_missing(P, [(BIG_SHA, len(BIG))])
+    # Then nothing is missing: the stored parts became the blob
+    assert missing == []
     assert store.verify(P, [(BIG_SHA, len(BIG))]) == []
 
 

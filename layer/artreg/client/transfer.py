@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import ntpath
 import os
 import posixpath
@@ -106,7 +107,9 @@ def upload_blobs(
 ) -> None:
     """PUTs every missing blob, streamed from the first local file with its SHA-256: in one request
     with exactly the answer's headers, or part by part from each part's offset, then `complete(sha256,
-    parts)` with the ETag of each part. All PUTs of all blobs share one bounded pool."""
+    parts)` with the ETag of each part sent. All PUTs of all blobs share one bounded pool. A multipart
+    upload that a killed client began lists only the parts not stored yet: only those are sent, and
+    the completion names them (the store checks that it holds the others)."""
     progress = progress or NoProgress()
     tasks: list[Callable[[], None]] = []
     etags_of: dict[str, dict[int, str]] = {}
@@ -116,13 +119,11 @@ def upload_blobs(
             raise ArtregError(f"the registry asked for blob {blob.sha256[:12]}..., which this upload did not offer")
         target = blob.multipart
         if target is not None:
-            count = len(target.parts)
-            if (
-                target.part_size <= 0
-                or count == 0
-                or not (count - 1) * target.part_size < blob.size <= count * target.part_size
-            ):
-                raise ArtregError(f"the multipart target of blob {blob.sha256[:12]}... does not cover its size")
+            # a resumed upload lists only the parts the store lacks: each part stands on its own number
+            count = math.ceil(blob.size / target.part_size) if target.part_size > 0 else 0
+            numbers = [part.part_number for part in target.parts]
+            if not numbers or len(set(numbers)) != len(numbers) or not all(1 <= n <= count for n in numbers):
+                raise ArtregError(f"the multipart target of blob {blob.sha256[:12]}... does not fit its size")
             etags = etags_of[blob.sha256] = {}
             for part in target.parts:
                 offset = (part.part_number - 1) * target.part_size

@@ -3,13 +3,18 @@
     <root>/.secret                                       the HMAC key of this folder's URLs (0600)
     <root>/<project>/blobs/sha256/<2 hex>/<hex>          content-addressed blobs
     <root>/<project>/manifests/<digest>/<index>.json     manifests too large for a version record
-    <root>/<project>/multipart/<id>/                     parts of a multipart upload until completed
+    <root>/<project>/multipart/<id>/data                 a multipart upload's parts, each written at its offset
+    <root>/<project>/multipart/<id>/<part>.md5           the record that a part is stored (its ETag)
     <root>/<project>/quarantine/<hex>.<inode>            blobs whose bytes the janitor found corrupt
 
 Clients PUT and GET blobs through URLs that the local server answers, signed with HMAC-SHA256 and
 expiring, as S3's presigned ones are. A blob becomes visible at its address only by `os.replace` of
 a temporary file in the same folder after its size and SHA-256 were checked: a half-written or
 wrong upload never becomes a blob. Every path is built from a checked project and digest only.
+
+A multipart upload's id is derived from the content (HMAC of project, SHA-256, size and part size):
+the next upload of the same content finds the parts a killed client stored, and is asked only for
+the others. Completing it is one read of the data file, to check its SHA-256, and a rename.
 """
 
 from __future__ import annotations
@@ -24,7 +29,6 @@ import secrets
 import shutil
 import stat
 import tempfile
-import uuid
 from collections.abc import Container, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -46,7 +50,7 @@ from artreg.registry.records import StoredBlob
 
 _ENTRIES = TypeAdapter(list[Entry])
 _MiB = 1024**2
-_CHUNK = _MiB
+_CHUNK = 4 * _MiB  # a stream may answer less: the server hands on each MiB it gathers as it came
 _MULTIPART_ID = re.compile(r"[0-9a-f]{32}")
 
 
@@ -118,7 +122,11 @@ class FolderBlobStore:
     # ------------------------------------------------------------ uploads
 
     def find_missing(self, project: str, blobs: Sequence[tuple[str, int]]) -> list[tuple[str, int]]:
-        return [(sha, size) for sha, size in blobs if not self._holds(self._blob_path(project, sha), size)]
+        return [
+            (sha, size)
+            for sha, size in blobs
+            if not self._holds(self._blob_path(project, sha), size) and not self._finish_staged(project, sha, size)
+        ]
 
     @staticmethod
     def _holds(path: Path, size: int) -> bool:
@@ -135,16 +143,20 @@ class FolderBlobStore:
             # the signature binds the size and SHA-256: no header needs to carry them
             return MissingBlob(sha256=sha256, size=size, url=self._url("PUT", path, size), headers={})
         part_size = multipart.part_size(size, self.part_size)
-        multipart_id = uuid.uuid4().hex
+        multipart_id = self._multipart_id(project, sha256, size, part_size)
         staging = self._staging(project, multipart_id)
-        staging.mkdir(parents=True)
-        _write_atomically(staging / "meta.json", json.dumps({"sha256": sha256, "size": size}).encode())
+        staging.mkdir(parents=True, exist_ok=True)
+        meta = {"sha256": sha256, "size": size, "part_size": part_size}
+        if not (staging / "meta.json").exists():
+            _write_atomically(staging / "meta.json", json.dumps(meta).encode())
+        # a log of the same content after a killed one resumes: only the parts not stored yet are listed
         parts = [
             PresignedPart(
                 part_number=n,
                 url=self._url("PUT", f"{path}/parts/{multipart_id}/{n}", min(part_size, size - (n - 1) * part_size)),
             )
             for n in range(1, multipart.part_count(size, part_size) + 1)
+            if _recorded_etag(_part_mark(staging, n)) is None
         ]
         return MissingBlob(
             sha256=sha256,
@@ -152,30 +164,85 @@ class FolderBlobStore:
             multipart=MultipartTarget(upload_id=multipart_id, part_size=part_size, parts=parts),
         )
 
+    def _part_size(self, size: int) -> int:
+        return multipart.part_size(size, self.part_size)
+
+    def _multipart_id(self, project: str, sha256: str, size: int, part_size: int) -> str:
+        """One staging folder per content and part size, so that the next upload of the same content
+        finds the parts a killed one stored (signed: a name nobody can choose for other content)."""
+        text = json.dumps(["multipart", project, sha256, size, part_size])
+        return hmac.new(self._key, text.encode(), hashlib.sha256).hexdigest()[:32]
+
+    def _finish_staged(self, project: str, sha256: str, size: int) -> bool:
+        """Completes a multipart upload of this content whose every part is stored (its client was
+        killed before completing it), so that nothing is sent again; False if there is none."""
+        if size <= self.multipart_threshold:
+            return False
+        part_size = self._part_size(size)
+        staging = self._staging(project, self._multipart_id(project, sha256, size, part_size))
+        count = multipart.part_count(size, part_size)
+        if not (staging / "meta.json").exists() or any(
+            _recorded_etag(_part_mark(staging, n)) is None for n in range(1, count + 1)
+        ):
+            return False
+        try:
+            self._join(project, sha256, staging, [])
+        except (Invalid, NotFound):
+            shutil.rmtree(staging, ignore_errors=True)  # stored parts that are not this content: start over
+            return False
+        return True
+
     def complete_multipart(self, project: str, sha256: str, multipart_id: str, parts: Sequence[Part]) -> None:
-        """Joins the parts into the blob if their ETags are the ones listed and the whole has the
-        blob's size and SHA-256; the parts stay until then, so a failed completion can be retried."""
+        """Installs the blob if the ETags listed are those of the parts stored, every part is stored
+        (a client that resumed lists only the parts it sent) and the whole has the blob's size and
+        SHA-256; the parts stay until then, so a failed completion can be retried."""
+        self._join(project, sha256, self._staging(project, multipart_id), parts)
+
+    def _join(self, project: str, sha256: str, staging: Path, parts: Sequence[Part]) -> None:
+        """The parts were written in place into one file as they arrived: joining them is one read of
+        it to check its SHA-256, then a rename; no byte is copied."""
         target = self._blob_path(project, sha256)
-        staging = self._staging(project, multipart_id)
-        size = _multipart_size(staging, sha256)
+        size, part_size = _multipart_meta(staging, sha256, self.part_size)
         numbers = [p.part_number for p in parts]
-        if not numbers or numbers != sorted(set(numbers)):
+        if numbers != sorted(set(numbers)):
             raise Invalid("parts must be listed once each, in ascending order", code="invalid_part_order")
-        with _Receiver(target) as out:
-            for part in parts:
-                path = staging / f"{part.part_number:05d}.part"
-                try:
-                    source = path.open("rb")
-                except FileNotFoundError:
-                    raise Invalid(f"part {part.part_number} was not uploaded", code="invalid_part") from None
-                recorded = _recorded_etag(path)
-                with source:
-                    computed = out.copy(source, md5=recorded is None)
-                if (recorded or computed) != part.etag.strip('"'):
-                    raise Invalid(f"part {part.part_number} has another ETag", code="invalid_part")
-            out.install(size, sha256)
-        # the parts go in one rename first: a kill during the removal must not leave a half-deleted upload
-        # whose retried completion finds parts missing; a retry now finds no upload (404), as on S3
+        for part in parts:
+            recorded = _recorded_etag(_part_mark(staging, part.part_number))
+            if recorded is None:
+                raise Invalid(f"part {part.part_number} was not uploaded", code="invalid_part")
+            if recorded != part.etag.strip('"'):
+                raise Invalid(f"part {part.part_number} has another ETag", code="invalid_part")
+        absent = [
+            n
+            for n in range(1, multipart.part_count(size, part_size) + 1)
+            if _recorded_etag(_part_mark(staging, n)) is None
+        ]
+        if absent:
+            raise Invalid(
+                f"parts {absent[:20]} were not uploaded", code="invalid_part", details={"parts": absent[:100]}
+            )
+        data = staging / "data"
+        try:
+            source = data.open("rb")
+        except FileNotFoundError:
+            if not self._holds(target, size):
+                raise NotFound("the multipart upload does not exist (completed or aborted)") from None
+            source = None  # a completion killed after the rename: only the clean-up is left
+        if source is not None:
+            digest = hashlib.sha256()
+            with source:
+                while chunk := source.read(_CHUNK):
+                    digest.update(chunk)
+                stored = source.tell()
+            if stored != size:
+                raise Invalid(f"the parts are {stored} bytes, not the {size} signed for", code="bad_length")
+            if digest.hexdigest() != sha256:
+                raise Invalid("the parts' SHA-256 is not the blob's", code="bad_digest")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(data, target)  # each part was made durable as it was received
+            _condemnation(target).unlink(missing_ok=True)  # a new copy: no longer condemned
+        # the rest goes in one rename first: a kill during the removal must not leave a half-deleted upload;
+        # a retry now finds no upload (404), as on S3
         finished = staging.with_name(f".{staging.name}.done")
         os.replace(staging, finished)
         shutil.rmtree(finished, ignore_errors=True)
@@ -326,16 +393,36 @@ class FolderBlobStore:
     def accept_part(
         self, project: str, sha256: str, multipart_id: str, part_number: int, size: int, stream: BinaryIO, length: int
     ) -> str:
+        """Writes the part in place, at its offset in the upload's one data file (parts arrive in any
+        order, at once), durably, then records its ETag (the MD5 of its bytes, as S3's): a part is
+        stored once its record exists, and a resumed upload skips it."""
         staging = self._staging(project, multipart_id)
-        _multipart_size(staging, sha256)
+        whole, part_size = _multipart_meta(staging, sha256, self.part_size)
+        offset = (part_number - 1) * part_size
+        if offset >= whole or size != min(part_size, whole - offset):
+            raise Invalid(f"part {part_number} is not a part of this upload", code="invalid_part")
         _check_length(length, size)
-        part = staging / f"{part_number:05d}.part"
-        with _Receiver(part, sha256=False) as out:  # the whole is hashed at completion
-            etag = out.copy(stream, length, md5=True)
-            out.install(size, None)
-        assert etag is not None
-        # the completion checks the ETags listed against this, without reading the part again
-        _write_atomically(_etag_of(part), etag.encode())
+        mark = _part_mark(staging, part_number)
+        mark.unlink(missing_ok=True)  # sent again: stored only once it is whole again
+        md5 = hashlib.md5(usedforsecurity=False)
+        fd = os.open(staging / "data", os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            written = 0
+            while written < size:
+                chunk = stream.read(min(_CHUNK, size - written))
+                if not chunk:
+                    raise Invalid(f"the body ended {size - written} bytes short of its length", code="incomplete_body")
+                md5.update(chunk)
+                view = memoryview(chunk)
+                while view:
+                    done = os.pwrite(fd, view, offset + written)
+                    view = view[done:]
+                    written += done
+            os.fdatasync(fd)
+        finally:
+            os.close(fd)
+        etag = md5.hexdigest()
+        _write_atomically(mark, etag.encode())
         return f'"{etag}"'
 
     def abort_multipart(self, project: str, sha256: str, multipart_id: str) -> None:
@@ -412,14 +499,14 @@ class _Receiver:
     """A temporary file beside `target` that becomes `target` only through `install`, after the
     checks; it is removed when the block ends otherwise (a killed process leaves only a `.tmp`)."""
 
-    def __init__(self, target: Path, *, sha256: bool = True) -> None:
+    def __init__(self, target: Path) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
         self.target = target
         self.temp = Path(name)
         self.file = os.fdopen(fd, "wb")
         self.size = 0
-        self.sha256 = hashlib.sha256() if sha256 else None
+        self.sha256 = hashlib.sha256()
 
     def __enter__(self) -> _Receiver:
         return self
@@ -428,31 +515,23 @@ class _Receiver:
         self.file.close()
         self.temp.unlink(missing_ok=True)
 
-    def copy(self, source: BinaryIO, length: int | None = None, *, md5: bool = False) -> str | None:
-        """Appends `length` bytes of `source` (all of it when None), adding them to the SHA-256 that
-        `install` checks; answers their MD5 hex if asked (a part's ETag), as each pass costs time."""
-        part_md5 = hashlib.md5(usedforsecurity=False) if md5 else None
+    def copy(self, source: BinaryIO, length: int) -> None:
+        """Appends `length` bytes of `source`, hashed as they are written (the SHA-256 that `install`
+        checks): the bytes are read once, from the socket."""
         remaining = length
-        while remaining is None or remaining > 0:
-            chunk = source.read(_CHUNK if remaining is None else min(_CHUNK, remaining))
+        while remaining > 0:
+            chunk = source.read(min(_CHUNK, remaining))
             if not chunk:
-                if remaining is None:
-                    break
                 raise Invalid(f"the body ended {remaining} bytes short of its length", code="incomplete_body")
-            if part_md5 is not None:
-                part_md5.update(chunk)
-            if self.sha256 is not None:
-                self.sha256.update(chunk)
+            self.sha256.update(chunk)
             self.file.write(chunk)
             self.size += len(chunk)
-            if remaining is not None:
-                remaining -= len(chunk)
-        return part_md5.hexdigest() if part_md5 is not None else None
+            remaining -= len(chunk)
 
-    def install(self, size: int, sha256: str | None) -> None:
+    def install(self, size: int, sha256: str) -> None:
         if self.size != size:
             raise Invalid(f"the body is {self.size} bytes, not the {size} signed for", code="bad_length")
-        if sha256 is not None and (self.sha256 is None or self.sha256.hexdigest() != sha256):
+        if self.sha256.hexdigest() != sha256:
             raise Invalid("the body's SHA-256 is not the one signed for", code="bad_digest")
         self.file.flush()
         os.fsync(self.file.fileno())
@@ -496,15 +575,15 @@ def _write_atomically(path: Path, data: bytes) -> None:
         raise
 
 
-def _multipart_size(staging: Path, sha256: str) -> int:
-    """The size of the blob that a multipart upload in progress is for."""
+def _multipart_meta(staging: Path, sha256: str, default_part_size: int) -> tuple[int, int]:
+    """The size of the blob that a multipart upload in progress is for, and its part size."""
     try:
         meta = json.loads((staging / "meta.json").read_text())
     except FileNotFoundError:
         raise NotFound("the multipart upload does not exist (completed or aborted)") from None
     if meta["sha256"] != sha256:
         raise NotFound(f"the multipart upload is not one of blob {sha256}")
-    return int(meta["size"])
+    return int(meta["size"]), int(meta.get("part_size") or default_part_size)
 
 
 def _check_length(length: int, size: int) -> None:
@@ -517,14 +596,14 @@ def _condemnation(blob: Path) -> Path:
     return blob.with_name(f"{blob.name}.condemned")
 
 
-def _etag_of(part: Path) -> Path:
-    return part.with_name(f"{part.name}.md5")
+def _part_mark(staging: Path, part_number: int) -> Path:
+    """The record that a part is stored, whole and durable: its ETag."""
+    return staging / f"{part_number:05d}.md5"
 
 
-def _recorded_etag(part: Path) -> str | None:
-    """The MD5 recorded when the part was received; None if a crash lost it (then it is computed)."""
+def _recorded_etag(mark: Path) -> str | None:
     try:
-        return _etag_of(part).read_text() or None
+        return mark.read_text() or None
     except FileNotFoundError:
         return None
 

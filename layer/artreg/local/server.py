@@ -1,36 +1,42 @@
-"""`artreg server`: the embedded default. API requests become API Gateway (HTTP API, payload 2.0)
-proxy events for the very resolver the Lambda runs; blob PUT/GET go to the folder blob store through
-its HMAC-signed, expiring URLs (in place of S3's presigned ones)."""
+"""`artreg server`: the embedded default, served by uvicorn. API requests become API Gateway (HTTP
+API, payload 2.0) proxy events for the very resolver the Lambda runs, one resolver per worker thread
+(`local.resolver`); blob PUT/GET go to the folder blob store through its HMAC-signed, expiring URLs
+(in place of S3's presigned ones); the web UI's files are served at /ui/ (`local.asgi`).
+
+uvicorn does the HTTP/1.1 framing (Content-Length, chunked bodies, keep-alive, the idle timeout) with
+httptools' C parser; the application never blocks its event loop: the resolver, SQLite, hashing and
+file writes run in worker threads.
+"""
 
 from __future__ import annotations
 
-import base64
-import io
-import ipaddress
+import asyncio
 import json
 import logging
 import os
-import shutil
+import socket
 import sys
-import threading
-import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, BinaryIO, cast
-from urllib.parse import parse_qsl, quote, urlsplit
+from typing import Any, cast
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from artreg.events import DEFAULT_SOURCE
-from artreg.model.errors import ArtregError, Invalid, NotFound, TooLarge
+from artreg.local.asgi import App
+from artreg.local.guard import Guard, is_loopback
+from artreg.local.resolver import PerThread
+from artreg.model.errors import Invalid
 from artreg.model.wire import ErrorBody, ErrorDetail
-from artreg.registry.service import Policy, RegistryService
+from artreg.registry.policy import Policy
+from artreg.registry.service import RegistryService
 from artreg.settings import RegistrySettings
 
 log = logging.getLogger("artreg.server")
-MAX_API_BODY = 6 * 1024**2  # what API Gateway and Lambda take; blobs never pass through the API
+MAX_HEAD = 64 * 1024  # a request's line and headers, at most (h11's own bound is 16 KiB)
+UI_STATIC = Path(__file__).resolve().parent.parent / "ui" / "static"  # the web UI's files, when installed
+__all__ = ["Local", "is_loopback", "serve"]
 
 
 @dataclass
@@ -75,7 +81,10 @@ class Local:
         self.blobs = FolderBlobStore(data_dir / "blobs", base_url=base_url, file_roots=file_roots)
         threshold = os.environ.get("ARTREG_MULTIPART_THRESHOLD")  # as the Lambda's; the folder's default else
         if threshold:
-            self.blobs.multipart_threshold = _threshold(threshold)
+            self.blobs.multipart_threshold = _threshold(threshold, "ARTREG_MULTIPART_THRESHOLD")
+        part_size = os.environ.get("ARTREG_PART_SIZE")
+        if part_size:
+            self.blobs.part_size = _threshold(part_size, "ARTREG_PART_SIZE")
         self.store = SqliteStore(data_dir / "registry.db")
         # the outbox feeds the same lineage consumer as the Lambda, and a webhook if asked for (from the
         # events made after it was first given: a new URL is a new consumer)
@@ -93,281 +102,111 @@ class Local:
             policy=Policy(protected_aliases=rules.protected_aliases),
             lineage_catch_up=lambda: self.outbox.catch_up("lineage"),
         )
-        # Powertools keeps the request being handled on its router *class* (BaseRouter.current_event), so
-        # two resolvers in one process share it too: one request at a time goes through the resolver.
-        # Blob bytes never do, and a request spends ~1 ms in it.
-        self._app = build_app(self.registry, caller=lambda _: None)
+        # a resolver for each worker thread: Powertools keeps the request it handles on itself
+        self._resolvers = PerThread(lambda: build_app(self.registry, caller=lambda _: None))
         keys = SqlitePersistenceLayer(data_dir / "idempotency.db")
-        keys.start_over()
+        keys.start_over()  # a request in flight when a server died is not waited for
         self.idempotency = IdempotentPosts(keys)
-        self._resolving = threading.Lock()
 
     def handle_api(self, event: dict[str, Any]) -> dict[str, Any]:
+        """Resolves one API Gateway event, on the calling worker thread's own resolver."""
         from artreg.api.app import metrics
 
-        with self._resolving:
-            context = cast(LambdaContext, _Context(aws_request_id=event["requestContext"]["requestId"]))
-            answer: dict[str, Any] = self.idempotency.resolve(self._app.resolve, event, context)
-            # Lambda flushes the EMF metrics after each invocation; here nothing reads them, and left alone
-            # Powertools would print them to stdout every 100 values, until a pipe nobody reads is full
-            metrics.clear_metrics()
+        context = cast(LambdaContext, _Context(aws_request_id=event["requestContext"]["requestId"]))
+        answer: dict[str, Any] = self.idempotency.resolve(self._resolvers.get().resolve, event, context)
+        # Lambda flushes the EMF metrics after each invocation; here nothing reads them, and left alone
+        # Powertools would print them to stdout every 100 values, until a pipe nobody reads is full
+        metrics.clear_metrics()
         if event["requestContext"]["http"]["method"] not in ("GET", "HEAD"):
             self.outbox.wake()  # it may have written events
         return answer
 
 
-class _Body(io.RawIOBase):
-    """A request body of `length` bytes; counts what was read, so a refused request can be drained
-    without reading into the next request on the connection."""
+class _JsonErrors:
+    """uvicorn answers a request its parser refuses (a malformed or negative Content-Length, two of
+    them, a bad chunk, a header too large) with a plain-text 400 and closes the connection; this
+    answers the same in API.md's error body."""
 
-    def __init__(self, stream: BinaryIO, length: int):
-        self.stream = stream
-        self.remaining = length
+    transport: asyncio.Transport
 
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int | None = -1) -> bytes:
-        size = self.remaining if size is None or size < 0 else min(size, self.remaining)
-        data = self.stream.read(size) if size else b""
-        self.remaining -= len(data)
-        return data
-
-    def drain(self) -> None:
-        while self.remaining and self.read(1024**2):
-            pass
+    def send_400_response(self, msg: str) -> None:
+        body = ErrorBody(error=ErrorDetail(code="invalid_request", message=f"malformed HTTP request: {msg}"))
+        data = body.model_dump_json().encode()
+        head = (
+            "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\n"
+            f"content-length: {len(data)}\r\nconnection: close\r\n\r\n"
+        )
+        self.transport.write(head.encode() + data)
+        self.transport.close()
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive
-    server_version = "artreg"
-    # headers and body leave in one write: two small writes on a kept-alive connection meet Nagle's
-    # algorithm and the client's delayed ACK, and every answer waits ~40 ms
-    wbufsize = 256 * 1024
-    disable_nagle_algorithm = True
-    local: Local  # set on the class made by `make_server`
+class _HeadLimit:
+    """A bound on a request's head (request line and headers) for httptools, which has none (h11's is
+    `h11_max_incomplete_event_size`): past MAX_HEAD bytes still in the head, 400 and close. The chunk
+    in which a head begins may also end the request before it, so counting starts with the next."""
 
-    def do_GET(self) -> None:
-        self._dispatch()
+    transport: asyncio.Transport
+    _in_head = False
+    _first = False
+    _head_bytes = 0
 
-    def do_PUT(self) -> None:
-        self._dispatch()
+    def send_400_response(self, msg: str) -> None: ...  # (from _JsonErrors)
 
-    def do_POST(self) -> None:
-        self._dispatch()
+    def on_message_begin(self) -> None:
+        super().on_message_begin()  # type: ignore[misc]
+        self._in_head, self._first, self._head_bytes = True, True, 0
 
-    def do_PATCH(self) -> None:
-        self._dispatch()
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        super().on_headers_complete()  # type: ignore[misc]
 
-    def do_DELETE(self) -> None:
-        self._dispatch()
-
-    def do_HEAD(self) -> None:
-        self._dispatch()
-
-    def __getattr__(self, name: str) -> Any:
-        # any other method (OPTIONS, TRACE, ...) reaches the API too, whose 405 names those a route has;
-        # http.server would answer 501 with an HTML page
-        if name.startswith("do_"):
-            return self._dispatch
-        raise AttributeError(name)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s " + format, self.address_string(), *args)
-
-    def _dispatch(self) -> None:
-        path = urlsplit(self.path).path
-        body = _Body(self.rfile, int(self.headers.get("content-length") or 0))  # type: ignore[arg-type]
-        try:
-            if path.startswith("/blobs/"):
-                self._blob(body)
-            elif path in ("/", "/ui") or path.startswith("/ui/"):
-                self._ui(path, body)
-            else:
-                self._api(body)
-        except ArtregError as error:
-            self._refuse(body, error.status, ErrorDetail(code=error.code, message=error.message, details=error.details))
-        except (BrokenPipeError, ConnectionResetError):
-            self.close_connection = True
-        except Exception:
-            log.exception("request failed: %s %s", self.command, path)
-            self._refuse(body, 500, ErrorDetail(code="internal", message="the server failed; see its log"))
-
-    # ------------------------------------------------------------ API: the Lambda's handler code
-
-    def _api(self, body: _Body) -> None:
-        split = urlsplit(self.path)
-        if body.remaining > MAX_API_BODY:
-            raise TooLarge(f"a request body of {body.remaining} bytes is over the API's limit of {MAX_API_BODY}")
-        raw = body.read()
-        answer = self.local.handle_api(self._event(split.path, split.query, raw))
-        text = answer.get("body") or ""
-        data = base64.b64decode(text) if answer.get("isBase64Encoded") else text.encode()
-        self.send_response(answer["statusCode"])
-        headers = {k.lower(): v for k, v in (answer.get("headers") or {}).items()}
-        for name, value in headers.items():
-            self.send_header(name, value)
-        for cookie in answer.get("cookies") or []:
-            self.send_header("set-cookie", cookie)
-        self.send_header("content-length", str(len(data)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(data)
-
-    def _event(self, path: str, query: str, raw: bytes) -> dict[str, Any]:
-        """The event API Gateway would send for this request (duplicate query keys joined by commas, as it does)."""
-        params: dict[str, str] = {}
-        for key, value in parse_qsl(query, keep_blank_values=True):
-            params[key] = f"{params[key]},{value}" if key in params else value
-        try:
-            body, encoded = raw.decode(), False
-        except UnicodeDecodeError:
-            body, encoded = base64.b64encode(raw).decode(), True
-        request_id = f"{time.time_ns():x}"
-        return {
-            "version": "2.0",
-            "routeKey": "$default",
-            "rawPath": path,
-            "rawQueryString": query,
-            "headers": {k.lower(): v for k, v in self.headers.items()},
-            "queryStringParameters": params or None,
-            "requestContext": {
-                "http": {
-                    "method": self.command,
-                    "path": path,
-                    "protocol": self.request_version,
-                    "sourceIp": self.client_address[0],
-                    "userAgent": self.headers.get("user-agent", ""),
-                },
-                "requestId": request_id,
-                "routeKey": "$default",
-                "stage": "$default",
-                "timeEpoch": int(time.time() * 1000),
-            },
-            "body": body or None,
-            "isBase64Encoded": encoded,
-        }
-
-    # ------------------------------------------------------------ blobs: signed URLs of the folder store
-
-    def _blob(self, body: _Body) -> None:
-        split = urlsplit(self.path)
-        method = "GET" if self.command == "HEAD" else self.command
-        request = self.local.blobs.verify_url(method, split.path, split.query)
-        if method == "PUT":
-            if self.headers.get("content-length") is None:
-                self.close_connection = True  # a chunked body is not read: the connection cannot go on
-                raise Invalid("a blob PUT must send Content-Length")
-            etag = self.local.blobs.receive(request, body, body.remaining)  # type: ignore[arg-type]
-            self.send_response(200)
-            self.send_header("etag", etag)
-            self.send_header("content-length", "0")
-            self.end_headers()
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)  # type: ignore[misc]
+        if not self._in_head or self.transport.is_closing():
             return
-        if method != "GET":
-            raise NotFound(f"no blob route for {method}")
-        with self.local.blobs.open_blob(request.project, request.sha256) as source:
-            size = source.seek(0, 2)
-            source.seek(0)
-            self.send_response(200)
-            self.send_header("content-type", "application/octet-stream")
-            self.send_header("content-length", str(size))
-            self.send_header("etag", f'"{request.sha256}"')
-            if request.filename:
-                self.send_header(
-                    "content-disposition", f"attachment; filename*=UTF-8''{quote(request.filename, safe='')}"
-                )
-            self.end_headers()
-            if self.command == "GET":
-                shutil.copyfileobj(source, self.wfile, 1024**2)
-
-    # ------------------------------------------------------------ the web UI's static files
-
-    def _ui(self, path: str, body: _Body) -> None:
-        from artreg.ui import PREFIX, SECURITY_HEADERS, static_file
-
-        if self.command not in ("GET", "HEAD"):
-            detail = ErrorDetail(code="method_not_allowed", message="the UI answers GET and HEAD only")
-            self._refuse(body, 405, detail, {"allow": "GET, HEAD"})
-            return
-        if not path.startswith(PREFIX):  # `/` and `/ui` lead to the UI
-            self.send_response(302)
-            self.send_header("location", PREFIX)
-            self.send_header("content-length", "0")
-            self.end_headers()
-            return
-        found = static_file(path)
-        if found is None:
-            raise NotFound(f"no UI file at {path}")
-        data, content_type = found
-        self.send_response(200)
-        for name, value in {**SECURITY_HEADERS, "content-type": content_type, "cache-control": "no-cache"}.items():
-            self.send_header(name, value)
-        self.send_header("content-length", str(len(data)))
-        self.end_headers()
-        if self.command == "GET":
-            self.wfile.write(data)
-
-    # ------------------------------------------------------------ plumbing
-
-    def _refuse(self, body: _Body, status: int, error: ErrorDetail, headers: dict[str, str] | None = None) -> None:
-        """The error body of API.md, after what is left of the request body (unless that is too much)."""
-        if body.remaining > MAX_API_BODY:
-            self.close_connection = True
+        if self._first:
+            self._first = False
         else:
-            body.drain()
-        self._send_json(status, ErrorBody(error=error).model_dump_json(), headers)
-
-    def _send_json(self, status: int, body: str, headers: dict[str, str] | None = None) -> None:
-        data = body.encode()
-        self.send_response(status)
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+            self._head_bytes += len(data)
+        if self._head_bytes > MAX_HEAD:
+            self.send_400_response(f"the request's head is over {MAX_HEAD} bytes")
 
 
-class Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128
-    local: Local
+def _protocol(name: str) -> type[asyncio.Protocol]:
+    """uvicorn's HTTP/1.1 protocol with API.md's 400: httptools (llhttp, in C: the default, faster
+    with bytes; measured in benchmarks/RESULTS.md) or h11 (pure Python), by `ARTREG_HTTP`."""
+    if name == "h11":
+        from uvicorn.protocols.http.h11_impl import H11Protocol
+
+        return type("ArtregH11", (_JsonErrors, H11Protocol), {})
+    if name == "httptools":
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+        return type("ArtregHttpTools", (_JsonErrors, _HeadLimit, HttpToolsProtocol), {})
+    raise SystemExit(f"ARTREG_HTTP must be httptools or h11, not {name!r}")
 
 
-def make_server(
-    host: str,
-    port: int,
-    data_dir: Path,
-    public_url: str | None = None,
-    *,
-    webhook: str | None = None,
-    event_source: str = DEFAULT_SOURCE,
-    protected_aliases: Iterable[str] | None = None,
-    file_roots: Sequence[Path] = (),
-) -> tuple[Server, str]:
-    """Binds first (port 0 picks a free one), then builds the registry with the URL clients will use,
-    and starts draining its outbox (`server.local.outbox`)."""
-    handler = type("BoundHandler", (Handler,), {})
-    server = Server((host, port), handler)
-    url = public_url or f"http://{_url_host(host)}:{server.server_address[1]}"
-    local = Local(
-        data_dir,
-        url,
-        webhook=webhook,
-        event_source=event_source,
-        protected_aliases=protected_aliases,
-        file_roots=file_roots,
-    )
-    handler.local = local  # type: ignore[attr-defined]
-    server.local = local
-    local.outbox.start()
-    return server, url
+def bind(host: str, port: int) -> socket.socket:
+    """The listening socket, made before the registry so that port 0 has picked its port."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # proto named outright: asyncio turns Nagle's algorithm off (TCP_NODELAY) only on sockets whose proto
+    # says TCP, and uvicorn writes an answer's head and body apart: with Nagle, each answer waited ~40 ms
+    # for the client's delayed ACK
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as error:
+        sock.close()
+        raise SystemExit(f"cannot listen on {host}:{port}: {error.strerror}") from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
 
 
-def _threshold(value: str) -> int:
+def _threshold(value: str, name: str) -> int:
     if not value.isdigit() or int(value) < 5 * 1024**2:
-        raise SystemExit(f"ARTREG_MULTIPART_THRESHOLD must be a number of bytes, at least 5242880; not {value!r}")
+        raise SystemExit(f"{name} must be a number of bytes, at least 5242880; not {value!r}")
     return int(value)
 
 
@@ -377,36 +216,47 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def serve(
     host: str,
     port: int,
     data_dir: str | Path,
     public_url: str | None = None,
-    ready: Callable[[str], None] | None = None,
     webhook: str | None = None,
+    trust_origins: tuple[str, ...] = (),
     protected_aliases: Iterable[str] | None = None,
     file_roots: Sequence[Path] = (),
 ) -> None:
+    import uvicorn
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     source = os.environ.get("ARTREG_EVENT_SOURCE") or DEFAULT_SOURCE
-    server, url = make_server(
-        host,
-        port,
+    protocol = _protocol(os.environ.get("ARTREG_HTTP") or "httptools")
+    sock = bind(host, port)
+    bound = sock.getsockname()[1]
+    url = public_url or f"http://{_url_host(host)}:{bound}"
+    try:
+        guard = Guard.for_server(host, bound, public_url, trust_origins)
+    except Invalid as error:
+        raise SystemExit(error.message) from None
+    local = Local(
         Path(data_dir),
-        public_url,
+        url,
         webhook=webhook,
         event_source=source,
         protected_aliases=protected_aliases,
         file_roots=file_roots,
+    )
+    app = App(local, guard, ui=Path(os.environ.get("ARTREG_UI_DIR") or UI_STATIC))
+    config = uvicorn.Config(
+        app,
+        http=protocol,
+        lifespan="off",
+        access_log=False,
+        log_level="warning",
+        server_header=False,
+        timeout_keep_alive=15,  # an idle kept-alive connection is closed after this many seconds
+        timeout_graceful_shutdown=10,
+        h11_max_incomplete_event_size=MAX_HEAD,
     )
     if not is_loopback(host):
         log.warning(
@@ -414,13 +264,14 @@ def serve(
             "anyone who can reach it can read and write every artifact",
             host,
         )
+    # a resolve needs the GIL for a few short moments; with writers and byte movers holding it in turns,
+    # each of those waits up to the switch interval (5 ms by default): a shorter one bounds its latency
+    sys.setswitchinterval(0.001)
+    local.outbox.start()
     print(json.dumps({"artreg": "serving", "url": url, "data": str(Path(data_dir).resolve())}), flush=True)
-    if ready:
-        ready(url)
     try:
-        server.serve_forever(poll_interval=0.5)
-    except KeyboardInterrupt:
-        pass
+        uvicorn.Server(config).run(sockets=[sock])
     finally:
-        server.server_close()
-        server.local.outbox.stop()
+        sock.close()
+        app.pools.shutdown()
+        local.outbox.stop()
