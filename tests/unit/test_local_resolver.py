@@ -111,11 +111,33 @@ def test_resolve_still_hands_the_event_over_where_the_thread_resolver_catches_it
     assert "BaseRouter.lambda_context = context" in source
 
 
-def test_a_resolver_of_another_class_is_refused() -> None:
-    # Given a build that makes something other than a plain APIGatewayHttpResolver
-    class Other(APIGatewayHttpResolver):
-        pass
+def test_the_apis_own_resolver_keeps_its_checks_and_gets_its_own_request_per_thread() -> None:
+    # Given a resolver class of its own that checks a request before Powertools sees it (as api.gate's)
+    checked: list[str] = []
 
-    # When it is asked for / Then it is refused rather than silently shared
+    class Checking(APIGatewayHttpResolver):
+        def resolve(self, event: Any, context: Any) -> dict[str, Any]:
+            checked.append(event["rawPath"])
+            return super().resolve(event, context)
+
+    def per_thread(build: Any) -> Any:
+        return PerThread(lambda: _as(Checking, build())).get
+
+    # When /b is resolved on another thread while /a is inside its route
+    answers = _two_overlapping_requests(per_thread)
+
+    # Then each route saw its own request, and both went through the class's own check
+    assert answers == {"/a": '{"path":"/a","request":"/a"}', "/b": '{"path":"/b","request":"/b"}'}
+    assert sorted(checked) == ["/a", "/b"]
+
+
+def _as(cls: type[APIGatewayHttpResolver], app: APIGatewayHttpResolver) -> APIGatewayHttpResolver:
+    app.__class__ = cls
+    return app
+
+
+def test_something_other_than_a_resolver_is_refused() -> None:
+    # Given a build that makes something other than an APIGatewayHttpResolver
+    # When it is asked for / Then it is refused rather than used
     with pytest.raises(TypeError):
-        PerThread(Other).get()
+        PerThread(object).get()  # type: ignore[arg-type]

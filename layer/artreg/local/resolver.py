@@ -13,6 +13,7 @@ tests/unit/test_local_resolver.py fails if a new version stores the request else
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any, cast
@@ -28,7 +29,8 @@ class _Current(threading.local):
 
 
 class ThreadResolver(APIGatewayHttpResolver):
-    """An `APIGatewayHttpResolver` whose current event and Lambda context are the calling thread's."""
+    """An `APIGatewayHttpResolver` whose current event and Lambda context are the calling thread's; put
+    in front of the resolver's own class (`_per_thread`), which may override `resolve` itself."""
 
     _current = _Current()
 
@@ -79,9 +81,18 @@ class PerThread:
         app: APIGatewayHttpResolver | None = getattr(self._mine, "app", None)
         if app is None:
             app = self._build()
-            if type(app) is not APIGatewayHttpResolver:
+            if not isinstance(app, APIGatewayHttpResolver):
                 raise TypeError(f"expected an APIGatewayHttpResolver, got {type(app).__name__}")
             # same layout, two properties and two overrides more: the routes stay bound as built
-            app.__class__ = ThreadResolver
+            app.__class__ = _per_thread(type(app))
             self._mine.app = app
         return app
+
+
+@functools.cache
+def _per_thread(resolver: type[APIGatewayHttpResolver]) -> type[APIGatewayHttpResolver]:
+    """`resolver` with `ThreadResolver`'s per-thread request in front of it (the API's own resolver
+    checks a request before Powertools sees it: that stays)."""
+    if issubclass(resolver, ThreadResolver):
+        return resolver
+    return type(f"Thread{resolver.__name__}", (ThreadResolver, resolver), {})
