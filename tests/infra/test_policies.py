@@ -77,6 +77,16 @@ def test_each_policy_parses_and_each_resource_names_existing_routes(name: str) -
             assert _allowed({"Statement": [{"Resource": resource}]}), resource
 
 
+@pytest.mark.parametrize("name", sorted(p.name for p in POLICIES.glob("*.json")))
+def test_each_policy_names_its_partition_as_a_placeholder(name: str) -> None:
+    # Given an example policy as written, before its placeholders are filled in
+    document = json.loads((POLICIES / name).read_text())
+    statements = document["Statement"]
+    resources = [r for s in statements for r in ([s["Resource"]] if isinstance(s["Resource"], str) else s["Resource"])]
+    # Then every resource takes its partition from ${Partition}, as the README says (aws-cn, aws-us-gov too)
+    assert all(r.startswith("arn:${Partition}:execute-api:") for r in resources), resources
+
+
 def test_the_api_is_served_on_the_default_stage() -> None:
     from tests.infra.test_template import _translate
 
