@@ -18,6 +18,7 @@ BENCHMARKS = {
     "cold-start": "benchmarks.cold_start",
     "transfers": "benchmarks.transfers",
     "scale": "benchmarks.scale",
+    "scale-files": "benchmarks.scale_files",
 }
 
 

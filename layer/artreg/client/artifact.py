@@ -111,7 +111,10 @@ class Artifact:
         the first file is given: with more than one source, a first pass over the paths alone."""
         if len(self.sources) + min(1, len(self.remote)) > 1:
             self._check_unique()
-        walks = [_with_metadata(iter_walk(source, path), meta or None) for source, path, meta in self.sources]
+        walks = [
+            _with_metadata(iter_walk(source, path), meta) if meta else iter_walk(source, path)
+            for source, path, meta in self.sources
+        ]
         if not walks:
             return
         yield from walks[0] if len(walks) == 1 else heapq.merge(*walks, key=lambda f: f.path)

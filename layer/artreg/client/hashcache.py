@@ -73,7 +73,7 @@ class HashCache:
 
     def lookup(self, stats: Sequence[Stat]) -> list[str | None]:
         """The cached SHA-256 of each file, or None where the stat does not match the entry."""
-        found: dict[str, tuple[Stat, str]] = {}
+        found: dict[str, tuple[object, ...]] = {}
         with self._lock:
             db = self._connect()
             if db is None:
@@ -86,15 +86,14 @@ class HashCache:
                         f"SELECT path, size, mtime_ns, ctime_ns, ino, dev, sha256 FROM hashes WHERE path IN ({marks})"  # noqa: S608
                     )
                     rows = db.execute(query, chunk)
-                    for row in rows:
-                        found[row[0]] = (Stat(*row[:6]), row[6])
+                    found.update((row[0], row) for row in rows)
             except sqlite3.Error as error:
                 log.debug("hash cache lookup failed: %s", error)
                 return [None] * len(stats)
         answers: list[str | None] = []
         for stat in stats:
-            hit = found.get(stat.path)
-            answers.append(hit[1] if hit is not None and hit[0] == stat else None)
+            row = found.get(stat.path)  # (path, size, mtime_ns, ctime_ns, ino, dev, sha256)
+            answers.append(str(row[6]) if row is not None and row[:6] == stat else None)
         return answers
 
     def store(self, entries: Sequence[tuple[Stat, str]], read_at_ns: int) -> None:

@@ -24,6 +24,7 @@ from artreg.client.progress import Progress
 from artreg.client.transfer import upload_blobs
 from artreg.model.manifest import Digest
 from artreg.model.wire import (
+    MAX_FILES_PER_REQUEST,
     AddFiles,
     CompleteBlob,
     FileEntry,
@@ -54,19 +55,17 @@ def log_files(
     if_changed: bool,
     shown: bool | None,
 ) -> LoggedArtifact:
+    if if_changed and not artifact.remote:
+        # over one request of files, ask first: one GET instead of a request per thousand files. The
+        # digest is taken on a walk of its own (the hash cache makes it read nothing), then another sends.
+        digest, count = _digest(reg, artifact)
+        if count > MAX_FILES_PER_REQUEST:
+            unchanged = _latest_if_digest(reg, artifact.name, digest)
+            if unchanged is not None:
+                return unchanged
     parts = _batches(reg, artifact, shown)
     first = next(parts)
     second = next(parts, None)
-    if if_changed and second is not None and not artifact.remote:
-        # over one request of files, ask first: one GET instead of a request per thousand files. The
-        # digest is taken on a second walk (the hash cache makes it read nothing), then a third sends.
-        parts.close()
-        unchanged = _latest_if_digest(reg, artifact.name, _digest(reg, artifact))
-        if unchanged is not None:
-            return unchanged
-        parts = _batches(reg, artifact, shown)
-        first = next(parts)
-        second = next(parts, None)
     start = wire(
         StartUpload,
         type=artifact.type,
@@ -124,11 +123,14 @@ def _weight(item: Pair | RemoteSpec) -> int:
     return len(entry.model_dump_json())
 
 
-def _digest(reg: Registry, artifact: Artifact) -> str:
+def _digest(reg: Registry, artifact: Artifact) -> tuple[str, int]:
+    """The manifest digest of the artifact's files, and their count."""
     digest = Digest()
+    count = 0
     for file in hash_stream(artifact.iter_files(), cache=reg.hashes, workers=reg.workers):
         digest.add(file.path, file.sha256, file.size, file.metadata)
-    return digest.hexdigest()
+        count += 1
+    return digest.hexdigest(), count
 
 
 def _latest_if_digest(reg: Registry, name: str, digest: str) -> LoggedArtifact | None:

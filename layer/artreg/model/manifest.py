@@ -56,6 +56,7 @@ class Digest:
     def __init__(self) -> None:
         self._hash = hashlib.sha256(b'{"files":[')
         self._last: str | None = None
+        self._pending: list[str] = []  # hashed a thousand entries at a time: one update, not one each
 
     def add(self, path: str, sha256: str, size: int, metadata: Mapping[str, Any] | None = None) -> None:
         if self._last is not None and path < self._last:
@@ -64,18 +65,25 @@ class Digest:
             text = _dumps({"path": path, "sha256": sha256, "size": size, "metadata": metadata})
         else:  # the common case, formatted directly: keys in sorted order
             text = f'{{"path":{_dumps(path)},"sha256":{_dumps(sha256)},"size":{int(size)}}}'
-        self._hash.update((text if self._last is None else "," + text).encode())
+        self._pending.append(text if self._last is None else "," + text)
         self._last = path
+        if len(self._pending) >= 1000:
+            self._flush()
+
+    def _flush(self) -> None:
+        self._hash.update("".join(self._pending).encode())
+        self._pending.clear()
 
     def hexdigest(self, remote: Iterable[RemoteEntry] = ()) -> str:
+        self._flush()
         closing = self._hash.copy()
         pinned = ",".join(_dumps(_canonical(e)) for e in sorted(remote, key=lambda e: e.path))
         closing.update(f'],"remote":[{pinned}]}}'.encode())
         return closing.hexdigest()
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+# one encoder: json.dumps with options other than the defaults builds a new one at every call
+_dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
 
 
 def digest(entries: Sequence[Entry]) -> str:
