@@ -71,6 +71,7 @@ def main(action: str, url: str, path: str, cache: str) -> dict[str, Any]:
     pool = CountingPool(maxsize=max(10, workers))
     reg = Registry(settings=settings, transport=Transport(url, pool=pool))
     started = time.monotonic()
+    cpu = time.process_time()
     outcome: dict[str, Any] = {"action": action}
     if action in ("log", "relog"):
         logged = reg.log_artifact(Artifact(NAME, type="dataset").add(path), if_changed=action == "relog")
@@ -80,6 +81,7 @@ def main(action: str, url: str, path: str, cache: str) -> dict[str, Any]:
         outcome.update(version=result.version, downloaded=result.downloaded, from_cache=result.from_cache)
         outcome.update(bytes_fetched=result.bytes)
     outcome["seconds"] = round(time.monotonic() - started, 3)
+    outcome["cpu_seconds"] = round(time.process_time() - cpu, 3)  # this process's, all threads
     outcome.update(api_calls=pool.api_calls, blob_requests=pool.blob_requests, blob_bytes_sent=pool.blob_bytes_sent)
     outcome["requests"] = pool.api_calls + pool.blob_requests
     outcome["peak_rss_mib"] = round(own_peak_rss_kib() / 1024, 1)
