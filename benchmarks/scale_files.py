@@ -108,6 +108,7 @@ def run(options: Options) -> str:
                 f"{r['download']['seconds']} s, {n / r['download']['seconds']:,.0f} files/s,"
                 f" {r['download']['peak_rss_mib']} MiB",
                 f"{r['server_rss']}",
+                f"{r['log']['cpu_seconds'] * 1e6 / n:,.0f} / {r['download']['cpu_seconds'] * 1e6 / n:,.0f}",
             ]
         )
     headers = [
@@ -118,5 +119,10 @@ def run(options: Options) -> str:
         "one file changed",
         "download, empty cache",
         "server peak RSS (MiB)",
+        "client CPU µs/file (log / download)",
     ]
-    return table(headers, rows) + "\n\nRSS: the client process's peak (VmHWM); the changed file is 80 bytes.\n"
+    notes = (
+        "RSS: the client process's peak (VmHWM); CPU: the client process's, all threads (what is left of"
+        " a file's time is the server's); the changed file is 80 bytes.\n"
+    )
+    return table(headers, rows) + "\n\n" + notes
