@@ -63,7 +63,7 @@ def log_files(
             unchanged = _latest_if_digest(reg, artifact.name, digest)
             if unchanged is not None:
                 return unchanged
-    parts = _batches(reg, artifact, shown)
+    parts = _batches(reg, artifact)
     first = next(parts)
     second = next(parts, None)
     start = wire(
@@ -97,7 +97,7 @@ def log_files(
     return reg._bind(answer, created=status == 201)
 
 
-def _batches(reg: Registry, artifact: Artifact, shown: bool | None) -> Generator[Batch]:
+def _batches(reg: Registry, artifact: Artifact) -> Generator[Batch]:
     hashed = hash_stream(artifact.iter_files(), cache=reg.hashes, workers=reg.workers)
     pairs = (
         (
