@@ -19,6 +19,7 @@ BENCHMARKS = {
     "transfers": "benchmarks.transfers",
     "scale": "benchmarks.scale",
     "server-load": "benchmarks.server_load",
+    "scale-files": "benchmarks.scale_files",
 }
 
 

@@ -209,7 +209,7 @@ def test_downloads_skip_what_is_in_place_and_come_from_the_cache(
     count = len(tree(model_dir))
     first = reg.download("resnet", root=tmp_path / "a")
     assert (first.downloaded, first.from_cache, first.skipped) == (count, 0, 0)
-    cached = [p for p in (tmp_path / "cache").rglob("*") if p.is_file()]
+    cached = [p for p in (tmp_path / "cache" / "blobs").rglob("*") if p.is_file()]
     assert len(cached) == len({b for b in tree(model_dir).values()})  # one cached blob per distinct content
 
     # When it is downloaded into the same folder again

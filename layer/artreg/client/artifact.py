@@ -3,15 +3,16 @@ metadata, aliases and tags."""
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import os
-from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
 from artreg.client.common import renamed, wire
 from artreg.client.errors import Invalid
-from artreg.client.files import LocalFile, walk
+from artreg.client.files import LocalFile, iter_walk, walk
 from artreg.client.version import Version
 from artreg.model.names import MAX_FILE_METADATA_BYTES, check_metadata, check_name, check_path, check_type, check_uri
 from artreg.model.wire import RemoteSpec
@@ -101,13 +102,39 @@ class Artifact:
         return {f.path: meta for source, path, meta in self.sources if meta for f in walk(source, path)}
 
     def local_files(self) -> list[LocalFile]:
-        """Every file that `add` named, walked now; a path given twice (file or remote) is refused."""
-        files = [file for source, path, _ in self.sources for file in walk(source, path)]
-        counts = Counter([f.path for f in files] + [r.path for r in self.remote])
-        twice = sorted(p for p, n in counts.items() if n > 1)
+        """`iter_files()` as a list."""
+        return list(self.iter_files())
+
+    def iter_files(self) -> Iterator[LocalFile]:
+        """Every file that `add` named, each with its own metadata, walked lazily in path order (one
+        folder's listing in memory at a time). A path given twice (file or remote) is refused before
+        the first file is given: with more than one source, a first pass over the paths alone."""
+        if len(self.sources) + min(1, len(self.remote)) > 1:
+            self._check_unique()
+        walks = [
+            _with_metadata(iter_walk(source, path), meta) if meta else iter_walk(source, path)
+            for source, path, meta in self.sources
+        ]
+        if not walks:
+            return
+        yield from walks[0] if len(walks) == 1 else heapq.merge(*walks, key=lambda f: f.path)
+
+    def _check_unique(self) -> None:
+        walks = [(f.path for f in iter_walk(source, path)) for source, path, _ in self.sources]
+        twice: list[str] = []
+        count = 0
+        for before, after in itertools.pairwise(heapq.merge(*walks, sorted(r.path for r in self.remote))):
+            if before == after and (not twice or twice[-1] != after):
+                count += 1
+                if len(twice) < 20:
+                    twice.append(after)
         if twice:
             raise Invalid(
-                f"path {twice[0][:200]!r} is added twice" + (f" (and {len(twice) - 1} more)" if len(twice) > 1 else ""),
-                details={"field": "path", "paths": twice[:20]},
+                f"path {twice[0][:200]!r} is added twice" + (f" (and {count - 1} more)" if count > 1 else ""),
+                details={"field": "path", "paths": twice},
             )
-        return files
+
+
+def _with_metadata(files: Iterator[LocalFile], metadata: Mapping[str, Any] | None) -> Iterator[LocalFile]:
+    for file in files:
+        yield LocalFile(file.path, file.source, metadata)

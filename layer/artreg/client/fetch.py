@@ -9,6 +9,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
@@ -54,41 +55,51 @@ def download(
     first = DownloadPage.model_validate(reg._call("GET", f"{reg._version(name, ref)}/download", query=page_size))
     # the later pages of the version the first resolved to, should the alias move meanwhile
     path = f"{reg._version(name, first.version)}/download"
-    pages: list[tuple[str | None, DownloadPage]] = [(None, first)]
-    cursor = first.next_cursor
-    while cursor:
-        page = DownloadPage.model_validate(reg._call("GET", path, query=[*page_size, ("cursor", cursor)]))
+
+    def fetch_page(cursor: str | None) -> DownloadPage:
+        query = [*page_size, *([("cursor", cursor)] if cursor else [])]
+        page = DownloadPage.model_validate(reg._call("GET", path, query=query))
         if page.digest != first.digest:
             raise Invalid(f"{name}@{first.version} changed while it was listed", code="version_changed")
-        pages.append((cursor, page))
-        cursor = page.next_cursor
+        return page
 
-    def chosen(page: DownloadPage) -> list[DownloadFile]:
-        return [f for f in page.files if only is None or f.path == only]
-
-    if only is not None and not any(chosen(page) for _, page in pages):
-        raise NotFound(f"file {only!r} is not stored in {name}@{first.version}", details={"path": only})
     downloader = _downloader(reg, cache, workers)
-    for _, page in pages:
-        downloader.plan(root, chosen(page))  # every path checked before anything is written
-    total = sum(f.size for _, page in pages for f in chosen(page))
     stats = DownloadStats()
-    bar = bars.bar(total, f"download {name}@{first.version}", reg.progress if progress is None else progress)
+    remote: list[RemoteEntry] = []
+    found = False
+    shown = reg.progress if progress is None else progress
+    desc = f"download {name}@{first.version}"
+    bar = (
+        bars.bar(reg.get_artifact(name, first.version).size, desc, shown)
+        if bars.enabled(shown) and not only
+        else bars.unsized(desc, shown)
+    )
+    # one page in hand and the next on its way: memory holds two pages whatever the version's size
+    ahead = ThreadPoolExecutor(max_workers=1, thread_name_prefix="artreg-pages")
     try:
-        for page_cursor, page in pages:
+        page, cursor = first, None
+        while True:
+            following = ahead.submit(fetch_page, page.next_cursor) if page.next_cursor else None
             expires = page.expires_at if page.expires_at.tzinfo else page.expires_at.replace(tzinfo=UTC)
             if expires - datetime.now(UTC) < _RENEW_BEFORE:
-                query = [*page_size, *([("cursor", page_cursor)] if page_cursor else [])]
-                page = DownloadPage.model_validate(reg._call("GET", path, query=query))
-                downloader.plan(root, chosen(page))
-            done = downloader.download(root, chosen(page), bar)
-            stats.downloaded += done.downloaded
-            stats.from_cache += done.from_cache
-            stats.skipped += done.skipped
-            stats.bytes += done.bytes
+                page = fetch_page(cursor)
+            chosen = [f for f in page.files if only is None or f.path == only]
+            if chosen:  # every path of the page is checked before any of its files is written
+                found = True
+                done = downloader.download(root, chosen, bar)
+                stats.downloaded += done.downloaded
+                stats.from_cache += done.from_cache
+                stats.skipped += done.skipped
+                stats.bytes += done.bytes
+            remote.extend(entry for entry in page.remote if only is None or entry.path == only)
+            if following is None or (only is not None and found):
+                break
+            cursor, page = page.next_cursor, following.result()
     finally:
+        ahead.shutdown(wait=True, cancel_futures=True)
         bar.close()
-    remote = [entry for _, page in pages for entry in page.remote if only is None or entry.path == only]
+    if only is not None and not found:
+        raise NotFound(f"file {only!r} is not stored in {name}@{first.version}", details={"path": only})
     return DownloadResult(
         path=Path(os.path.realpath(root)),
         version=Version(first.version),

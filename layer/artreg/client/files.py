@@ -5,15 +5,18 @@ parallel step of the SDK runs in."""
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import os
 import stat
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
 
+from artreg.client.hashcache import HashCache, Stat
 from artreg.model.errors import Invalid
 from artreg.model.names import check_path
 from artreg.model.wire import MAX_FILES_PER_REQUEST
@@ -30,18 +33,20 @@ def default_workers() -> int:
     return min(8, (os.cpu_count() or 1) * 2)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LocalFile:
     path: str  # the logical path in the artifact: relative POSIX, checked
     source: str  # the file on disk to read
+    metadata: Mapping[str, Any] | None = None  # the file's own, as given to Artifact.add
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class HashedFile:
     path: str
     source: str
     sha256: str
     size: int
+    metadata: Mapping[str, Any] | None = None
 
 
 # ---------------------------------------------------------------- walking
@@ -56,11 +61,17 @@ def _join(prefix: str | None, rel: str) -> str:
 
 
 def walk(source: str | os.PathLike[str], path: str | None = None) -> list[LocalFile]:
-    """The files under `source`, sorted by logical path. A file is logged as `path`, or as its own
-    name; a directory's files keep their paths relative to it, under `path` when given. Inside a
-    directory a symlink is followed only if its target stays inside that directory (a link that
-    leaves it, dangles, or loops back to an ancestor is skipped with a warning); special files are
-    skipped. `source` itself may be a link: it was named explicitly."""
+    """`iter_walk` as a list."""
+    return list(iter_walk(source, path))
+
+
+def iter_walk(source: str | os.PathLike[str], path: str | None = None) -> Iterator[LocalFile]:
+    """The files under `source`, lazily, in logical path order (one folder's listing in memory at a
+    time). A file is logged as `path`, or as its own name; a directory's files keep their paths
+    relative to it, under `path` when given. Inside a directory a symlink is followed only if its
+    target stays inside that directory (a link that leaves it, dangles, or loops back to an ancestor
+    is skipped with a warning); special files are skipped. `source` itself may be a link: it was
+    named explicitly."""
     source = os.fspath(source)
     prefix = path.strip("/") if path else None
     if prefix is not None:
@@ -70,41 +81,48 @@ def walk(source: str | os.PathLike[str], path: str | None = None) -> list[LocalF
     except FileNotFoundError:
         raise FileNotFoundError(f"{source}: no such file or directory") from None
     if stat.S_ISREG(info.st_mode):
-        return [LocalFile(prefix or check_path(os.path.basename(os.path.abspath(source))), os.path.abspath(source))]
+        yield LocalFile(prefix or check_path(os.path.basename(os.path.abspath(source))), os.path.abspath(source))
+        return
     if not stat.S_ISDIR(info.st_mode):
         raise Invalid(f"{source} is neither a file nor a directory", details={"path": source})
-
     root = os.path.realpath(source)
-    found: list[LocalFile] = []
-    # (folder on disk, its relative path, the real folders from root down to it: a link to one is a loop)
-    stack: list[tuple[str, str, frozenset[str]]] = [(os.path.abspath(source), "", frozenset({root}))]
-    while stack:
-        folder, rel, ancestors = stack.pop()
-        with os.scandir(folder) as entries:
-            listing = sorted(entries, key=lambda e: e.name)
-        for entry in listing:
+    yield from _walk_folder(source, root, prefix, os.path.abspath(source), "", frozenset({root}))
+
+
+def _walk_folder(
+    source: str, root: str, prefix: str | None, folder: str, rel: str, ancestors: frozenset[str]
+) -> Iterator[LocalFile]:
+    # (sort key, path on disk, relative path, the real folders down to it for a folder, None for a file):
+    # a folder sorts as `name/`, so that walking the sorted listing depth first gives path order
+    listing: list[tuple[str, str, str, frozenset[str] | None]] = []
+    with os.scandir(folder) as entries:
+        for entry in entries:
             child = f"{rel}/{entry.name}" if rel else entry.name
             if entry.is_symlink():
                 target = os.path.realpath(entry.path)
                 if not _inside(root, target):
                     log.warning("skipping %s: the link leads outside %s", entry.path, source)
-                    continue
-                if os.path.isdir(target):
+                elif os.path.isdir(target):
                     if target in ancestors:
                         log.warning("skipping %s: the link loops back to a folder above it", entry.path)
-                        continue
-                    stack.append((entry.path, child, ancestors | {target}))
+                    else:
+                        listing.append((entry.name + "/", entry.path, child, ancestors | {target}))
                 elif os.path.isfile(target):
-                    found.append(LocalFile(_join(prefix, child), entry.path))
+                    listing.append((entry.name, entry.path, child, None))
                 else:
                     log.warning("skipping %s: the link leads nowhere", entry.path)
             elif entry.is_dir(follow_symlinks=False):
-                stack.append((entry.path, child, ancestors | {os.path.realpath(entry.path)}))
+                listing.append((entry.name + "/", entry.path, child, ancestors | {os.path.realpath(entry.path)}))
             elif entry.is_file(follow_symlinks=False):
-                found.append(LocalFile(_join(prefix, child), entry.path))
+                listing.append((entry.name, entry.path, child, None))
             else:
                 log.warning("skipping %s: not a regular file", entry.path)
-    return sorted(found, key=lambda f: f.path)
+    listing.sort(key=lambda item: item[0])
+    for _, on_disk, child, below in listing:
+        if below is None:
+            yield LocalFile(_join(prefix, child), on_disk)
+        else:
+            yield from _walk_folder(source, root, prefix, on_disk, child, below)
 
 
 # ---------------------------------------------------------------- hashing
@@ -141,6 +159,46 @@ def hash_files(
     return run_parallel([partial(one, f) for f in files], workers or default_workers())
 
 
+def hash_stream(
+    files: Iterable[LocalFile],
+    *,
+    cache: HashCache | None = None,
+    workers: int | None = None,
+    on_bytes: Callable[[int], None] | None = None,
+    block: int = MAX_FILES_PER_REQUEST,
+) -> Iterator[HashedFile]:
+    """The files hashed, in input order, `block` at a time (memory: one block): each block is
+    stat'ed, the files whose stat the `cache` knows are not read, the others are hashed in a
+    bounded pool and remembered."""
+    pending = iter(files)
+    with ThreadPoolExecutor(max_workers=workers or default_workers(), thread_name_prefix="artreg-hash") as pool:
+        while chunk := list(itertools.islice(pending, block)):
+            yield from _hash_block(chunk, cache, pool, on_bytes)
+
+
+def _hash_block(
+    chunk: list[LocalFile], cache: HashCache | None, pool: ThreadPoolExecutor, on_bytes: Callable[[int], None] | None
+) -> Iterator[HashedFile]:
+    stats = [Stat.of(file.source) for file in chunk]  # follows links: a source may be a link kept inside
+    known: list[str | None] = cache.lookup(stats) if cache is not None else [None] * len(chunk)
+    sizes = [s.size for s in stats]
+    todo = [i for i, sha256 in enumerate(known) if sha256 is None]
+    read_at = time.time_ns()
+    if on_bytes is not None:
+        on_bytes(sum(size for size, sha256 in zip(sizes, known, strict=True) if sha256 is not None))
+    hashed = pool.map(lambda i: hash_file(chunk[i].source, on_bytes), todo)
+    fresh: list[tuple[Stat, str]] = []
+    for i, (digest, size) in zip(todo, hashed, strict=True):
+        known[i], sizes[i] = digest, size
+        if size == stats[i].size:  # else it changed between stat and read: not remembered
+            fresh.append((stats[i], digest))
+    if cache is not None:
+        cache.store(fresh, read_at)
+    for file, found, size in zip(chunk, known, sizes, strict=True):
+        assert found is not None
+        yield HashedFile(file.path, file.source, found, size, file.metadata)
+
+
 # ---------------------------------------------------------------- batching
 
 
@@ -160,6 +218,33 @@ def _cut(items: Sequence[T], size: int, budget: int, weigh: Callable[[T], int]) 
         cut[-1].append(item)
         used += weight
     return cut
+
+
+def stream_batches(
+    files: Iterable[T],
+    remote: Sequence[U],
+    size: int = MAX_FILES_PER_REQUEST,
+    *,
+    budget: int = BATCH_BYTES,
+    weigh: Callable[[Any], int] = lambda _: 0,
+) -> Generator[tuple[list[T], list[U]]]:
+    """`batches`, cutting `files` as they come: one batch of them in memory at a time."""
+    remote_cuts = iter(_cut(remote, size, budget, weigh))
+    count = 0
+    batch: list[T] = []
+    used = 0
+    for item in files:
+        weight = weigh(item)
+        if batch and (used + weight > budget or len(batch) >= size):
+            yield batch, next(remote_cuts, [])
+            count += 1
+            batch, used = [], 0
+        batch.append(item)
+        used += weight
+    if batch or count == 0:
+        yield batch, next(remote_cuts, [])
+    for rest in remote_cuts:
+        yield [], rest
 
 
 def batches(

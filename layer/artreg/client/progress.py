@@ -26,7 +26,7 @@ class NoProgress:
 class _Bar:
     """A tqdm bar that many worker threads update."""
 
-    def __init__(self, total: int, desc: str) -> None:
+    def __init__(self, total: int | None, desc: str) -> None:
         tqdm: Any = importlib.import_module("tqdm").tqdm
         self._lock = threading.Lock()
         self._bar = tqdm(
@@ -53,3 +53,8 @@ def enabled(requested: bool | None = None) -> bool:
 
 def bar(total: int, desc: str, requested: bool | None = None) -> Progress:
     return _Bar(total, desc) if total > 0 and enabled(requested) else NoProgress()
+
+
+def unsized(desc: str, requested: bool | None = None) -> Progress:
+    """A bar of bytes whose total is not known beforehand (files that are walked as they are sent)."""
+    return _Bar(None, desc) if enabled(requested) else NoProgress()

@@ -24,48 +24,40 @@ from urllib.parse import quote
 
 from pydantic import BaseModel
 
-from artreg.client import fetch, lineage, objects
+from artreg.client import fetch, lineage, objects, upload
 from artreg.client import links as links_api
-from artreg.client import progress as bars
 from artreg.client.artifact import Artifact
 from artreg.client.common import UNSET, _Unset, given, renamed, segment, split_ref, wire
 from artreg.client.errors import Invalid, NotFound
-from artreg.client.files import HashedFile, LocalFile, batches, default_workers, hash_files
+from artreg.client.files import default_workers
+from artreg.client.hashcache import HashCache
 from artreg.client.http import RetryPolicy, Transport
 from artreg.client.links import RunSummary, split_links
 from artreg.client.logged import DownloadResult, LoggedArtifact
 from artreg.client.model_version import ModelVersion, for_role, model_version
 from artreg.client.settings import ClientSettings, load_settings
 from artreg.client.sigv4 import SigV4Signer, region_of, wants_sigv4
-from artreg.client.transfer import BlobCache, upload_blobs
+from artreg.client.transfer import BlobCache
 from artreg.client.uris import is_uri, parse_uri
-from artreg.model import manifest
 from artreg.model.names import check_name, check_project, metadata_scalar
 from artreg.model.wire import (
     MAX_COMMIT_LINKS,
-    AddFiles,
     AliasHistory,
     AliasMove,
     ArtifactPage,
     ArtifactSummary,
-    CompleteBlob,
     DownloadPage,
     FileEntry,
     FilePage,
-    FilesAdded,
     LineageGraph,
     LinkedByPage,
     LinkPage,
-    MissingBlob,
     MoveAlias,
-    Part,
     PatchVersion,
     Producer,
     RemoteEntry,
     RunLineage,
     RunPage,
-    StartUpload,
-    UploadStarted,
     Usage,
     VersionPage,
 )
@@ -141,6 +133,8 @@ class Registry:
             )
         self.transport = transport
         self.cache = BlobCache(self.settings.cache_dir) if self.settings.cache else None
+        # beside the download cache, and on with it: the SHA-256 of local files by their stat
+        self.hashes = HashCache(self.settings.cache_dir) if self.settings.cache else None
         self._siblings: dict[str, Registry] = {self.project: self}
 
     def __repr__(self) -> str:
@@ -148,6 +142,8 @@ class Registry:
 
     def close(self) -> None:
         self.transport.close()
+        if self.hashes is not None:
+            self.hashes.close()
 
     def __enter__(self) -> Registry:
         return self
@@ -483,81 +479,16 @@ class Registry:
         if version is not None and bump is not None:
             raise Invalid("give either version or bump, not both", details={"field": "version"})
 
-        local = artifact.local_files()
-        hashed = self._hash(local, shown)
-        own = artifact.file_metadata()
-        entries = [
-            wire(
-                FileEntry,
-                path=f.path,
-                size=f.size,
-                sha256=f.sha256,
-                **({"metadata": own[f.path]} if f.path in own else {}),
-            )
-            for f in hashed
-        ]
-        parts = batches(entries, artifact.remote, weigh=lambda e: len(e.model_dump_json()))
-        if if_changed and len(parts) > 1 and not artifact.remote:
-            # over one request of files, ask first: one GET instead of a batch a thousand files
-            unchanged = self._latest_if_digest(artifact.name, manifest.digest(entries))
-            if unchanged is not None:
-                return unchanged
-        first_files, first_remote = parts[0]
-        start = wire(
-            StartUpload,
-            type=artifact.type,
-            files=first_files,
-            remote=first_remote,
-            metadata=artifact.metadata,
-            tags=sorted(artifact.tags),
-            aliases=sorted(artifact.aliases),
+        return upload.log_files(
+            self,
+            artifact,
             version=version,
             bump=bump,
             producer=producer,
-            **({"links": links} if links else {}),
-            commit=len(parts) == 1,
             if_changed=if_changed,
+            shown=shown,
+            links=links,
         )
-        base = f"{self._artifact(artifact.name)}/uploads"
-        status, answer = self._call_status("POST", base, start)
-        if isinstance(answer, dict) and answer.get("state") == "committed":
-            return self._bind(answer, created=status == 201)
-        started = UploadStarted.model_validate(answer)
-        upload = f"{base}/{segment(started.upload_id)}"
-        # the last target of a blob wins: a later batch may have opened a new multipart upload for it
-        missing: dict[str, MissingBlob] = {m.sha256: m for m in started.missing}
-        for files, remote in parts[1:]:
-            added = FilesAdded.model_validate(
-                self._call("POST", f"{upload}/files", wire(AddFiles, files=files, remote=remote))
-            )
-            missing.update((m.sha256, m) for m in added.missing)
-
-        if missing:
-            sources: dict[str, HashedFile] = {}
-            for file in hashed:
-                sources.setdefault(file.sha256, file)
-
-            def complete(sha256: str, blob_parts: list[Part]) -> None:
-                try:
-                    self._call("POST", f"{upload}/blobs/{sha256}/complete", wire(CompleteBlob, parts=blob_parts))
-                except NotFound:
-                    # a completion retried after it succeeded finds no multipart upload; commit checks the blob
-                    log.debug("multipart upload of %s is already completed", sha256)
-
-            bar = bars.bar(sum(m.size for m in missing.values()), f"upload {artifact.name}", shown)
-            try:
-                upload_blobs(
-                    self.transport,
-                    list(missing.values()),
-                    sources,
-                    complete=complete,
-                    workers=self.workers,
-                    progress=bar,
-                )
-            finally:
-                bar.close()
-        status, answer = self._call_status("POST", f"{upload}/commit")
-        return self._bind(answer, created=status == 201)
 
     def _call_status(self, method: str, path: str, body: BaseModel | None = None) -> tuple[int, Any]:
         """An API call's status (201 made something, 200 found it made) and its JSON."""
@@ -565,28 +496,6 @@ class Registry:
         encoded = None if data is None else json.dumps(data, separators=(",", ":")).encode()
         answer = self.transport.api(method, path, body=encoded)
         return answer.status, answer.json()
-
-    def _latest_if_digest(self, name: str, digest: str) -> LoggedArtifact | None:
-        """`latest` if its manifest digest is `digest`, as the server answers `if_changed`. Only for
-        stored files: the digest of a remote entry holds what the server pins of it."""
-        try:
-            latest = self.get_artifact(name, "latest")
-        except NotFound:
-            return None
-        if latest.digest != digest:
-            return None
-        latest._created = False
-        return latest
-
-    def _hash(self, files: Sequence[LocalFile], shown: bool | None) -> list[HashedFile]:
-        if not bars.enabled(shown):
-            return hash_files(files, workers=self.workers)
-        total = 0
-        for file in files:
-            with contextlib.suppress(OSError):
-                total += os.path.getsize(file.source)
-        with contextlib.closing(bars.bar(total, "hash", shown)) as bar:
-            return hash_files(files, workers=self.workers, on_bytes=bar.update)
 
     # ------------------------------------------------------------ downloading
 

@@ -7,7 +7,7 @@ import hashlib
 import itertools
 import json
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from pydantic import TypeAdapter
@@ -48,17 +48,52 @@ def _canonical(entry: Entry) -> dict[str, Any]:
     }
 
 
+class Digest:
+    """The manifest digest (see `digest`) fed one stored file at a time in path order, so that a
+    client can compute it over any number of files without holding them: the canonical JSON is
+    `{"files":[...],"remote":[...]}` with sorted keys and no spaces, written as it goes."""
+
+    def __init__(self) -> None:
+        self._hash = hashlib.sha256(b'{"files":[')
+        self._last: str | None = None
+        self._pending: list[str] = []  # hashed a thousand entries at a time: one update, not one each
+
+    def add(self, path: str, sha256: str, size: int, metadata: Mapping[str, Any] | None = None) -> None:
+        if self._last is not None and path < self._last:
+            raise ValueError(f"files must come in path order: {path!r} after {self._last!r}")
+        if metadata:
+            text = _dumps({"path": path, "sha256": sha256, "size": size, "metadata": metadata})
+        else:  # the common case, formatted directly: keys in sorted order
+            text = f'{{"path":{_dumps(path)},"sha256":{_dumps(sha256)},"size":{int(size)}}}'
+        self._pending.append(text if self._last is None else "," + text)
+        self._last = path
+        if len(self._pending) >= 1000:
+            self._flush()
+
+    def _flush(self) -> None:
+        self._hash.update("".join(self._pending).encode())
+        self._pending.clear()
+
+    def hexdigest(self, remote: Iterable[RemoteEntry] = ()) -> str:
+        self._flush()
+        closing = self._hash.copy()
+        pinned = ",".join(_dumps(_canonical(e)) for e in sorted(remote, key=lambda e: e.path))
+        closing.update(f'],"remote":[{pinned}]}}'.encode())
+        return closing.hexdigest()
+
+
+# one encoder: json.dumps with options other than the defaults builds a new one at every call
+_dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+
+
 def digest(entries: Sequence[Entry]) -> str:
+    """The SHA-256 of the canonical manifest: every entry by path, whatever order they are listed in."""
     ordered = sorted(entries, key=lambda e: e.path)
-    files = [_canonical(e) for e in ordered if isinstance(e, FileEntry)]
-    remote = [_canonical(e) for e in ordered if isinstance(e, RemoteEntry)]
-    text = json.dumps(
-        {"files": files, "remote": remote},
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-    )
-    return hashlib.sha256(text.encode()).hexdigest()
+    stream = Digest()
+    for entry in ordered:
+        if isinstance(entry, FileEntry):
+            stream.add(entry.path, entry.sha256, entry.size, entry.metadata)
+    return stream.hexdigest(e for e in ordered if isinstance(e, RemoteEntry))
 
 
 def pack(entries: Sequence[Entry]) -> bytes:

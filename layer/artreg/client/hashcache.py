@@ -1,0 +1,120 @@
+"""The hash cache: the SHA-256 of a local file, remembered by what the file system says of it (its
+absolute path, size, mtime, ctime, inode and device, as git's index and DVC's state do), so that
+logging files that did not change reads none of them. A file whose stat differs in any of these is
+hashed again. It is only ever a shortcut for reading: what is sent is still checked by the blob
+store against its SHA-256, so a stale entry fails a PUT, never stores wrong bytes.
+
+What it cannot see: a file rewritten in place with the same size whose mtime and ctime both come
+out as before (ctime cannot be set, only the clock), which is why a file is cached only once its
+mtime is at least `_RACY_NS` older than the moment it was read (git's "racily clean" files).
+
+Kept in SQLite (WAL, one transaction per batch) beside the download cache; a cache that cannot be
+opened or written is skipped, never failing a log."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+log = logging.getLogger("artreg")
+_RACY_NS = 2_000_000_000  # a file modified this close to its reading may change again within the same mtime
+_LOOKUP = 500  # paths per query: under SQLite's oldest limit of 999 variables
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS hashes (
+    path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, ctime_ns INTEGER NOT NULL,
+    ino INTEGER NOT NULL, dev INTEGER NOT NULL, sha256 TEXT NOT NULL
+) WITHOUT ROWID
+"""
+
+
+class Stat(NamedTuple):
+    """What the file system says of a file, all of which a cache hit must match."""
+
+    path: str  # absolute
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+    ino: int
+    dev: int
+
+    @classmethod
+    def of(cls, path: str) -> Stat:
+        info = os.stat(path)
+        return cls(path, info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino, info.st_dev)
+
+
+class HashCache:
+    """SHA-256 by file stat at `<root>/hashes.sqlite`. Thread-safe (one connection, one lock)."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.path = Path(root).expanduser() / "hashes.sqlite"
+        self._lock = threading.Lock()
+        self._db: sqlite3.Connection | None = None
+        self._broken = False
+
+    def _connect(self) -> sqlite3.Connection | None:
+        if self._db is None and not self._broken:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                db = sqlite3.connect(self.path, timeout=10, check_same_thread=False, isolation_level=None)
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=NORMAL")
+                db.execute(_SCHEMA)
+                self._db = db
+            except (sqlite3.Error, OSError) as error:
+                log.debug("hash cache %s unusable, hashing everything: %s", self.path, error)
+                self._broken = True
+        return self._db
+
+    def lookup(self, stats: Sequence[Stat]) -> list[str | None]:
+        """The cached SHA-256 of each file, or None where the stat does not match the entry."""
+        found: dict[str, tuple[object, ...]] = {}
+        with self._lock:
+            db = self._connect()
+            if db is None:
+                return [None] * len(stats)
+            try:
+                for start in range(0, len(stats), _LOOKUP):
+                    chunk = [s.path for s in stats[start : start + _LOOKUP]]
+                    marks = ",".join("?" * len(chunk))  # placeholders only: the paths are bound
+                    query = (
+                        f"SELECT path, size, mtime_ns, ctime_ns, ino, dev, sha256 FROM hashes WHERE path IN ({marks})"  # noqa: S608
+                    )
+                    rows = db.execute(query, chunk)
+                    found.update((row[0], row) for row in rows)
+            except sqlite3.Error as error:
+                log.debug("hash cache lookup failed: %s", error)
+                return [None] * len(stats)
+        answers: list[str | None] = []
+        for stat in stats:
+            row = found.get(stat.path)  # (path, size, mtime_ns, ctime_ns, ino, dev, sha256)
+            answers.append(str(row[6]) if row is not None and row[:6] == stat else None)
+        return answers
+
+    def store(self, entries: Sequence[tuple[Stat, str]], read_at_ns: int) -> None:
+        """Remembers the SHA-256 of files read at `read_at_ns` (time.time_ns() before reading), in one
+        transaction; a file modified too close to that moment is left out (see the module's note)."""
+        rows = [(*stat, sha256) for stat, sha256 in entries if stat.mtime_ns < read_at_ns - _RACY_NS]
+        if not rows:
+            return
+        with self._lock:
+            db = self._connect()
+            if db is None:
+                return
+            try:
+                with db:
+                    db.execute("BEGIN")
+                    db.executemany("INSERT OR REPLACE INTO hashes VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+            except sqlite3.Error as error:
+                log.debug("hash cache write failed: %s", error)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None

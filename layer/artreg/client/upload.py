@@ -1,0 +1,199 @@
+"""Logging a version's files (what `Registry.log_artifact` does once its arguments are checked): the
+files are walked, hashed and offered in batches as they come, and each batch's missing blobs are
+PUT while the next batch is hashed and offered, so that memory holds a batch or two whatever the
+number of files, and each batch's presigned answers are dropped once used.
+
+Per-file memory that remains: none; a folder's listing while it is walked, and the SQLite pages of
+the hash cache."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Generator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING
+
+from artreg.client import progress as bars
+from artreg.client.artifact import Artifact
+from artreg.client.common import segment, wire
+from artreg.client.errors import NotFound
+from artreg.client.files import HashedFile, hash_stream, stream_batches
+from artreg.client.logged import LoggedArtifact
+from artreg.client.progress import Progress
+from artreg.client.transfer import upload_blobs
+from artreg.model.manifest import Digest
+from artreg.model.wire import (
+    MAX_FILES_PER_REQUEST,
+    AddFiles,
+    CompleteBlob,
+    FileEntry,
+    FilesAdded,
+    MissingBlob,
+    Part,
+    Producer,
+    RemoteSpec,
+    StartUpload,
+    UploadStarted,
+)
+
+if TYPE_CHECKING:
+    from artreg.client.registry import Registry
+
+log = logging.getLogger("artreg")
+Pair = tuple[HashedFile, FileEntry]
+Batch = tuple[list[Pair], list[RemoteSpec]]
+
+
+def log_files(
+    reg: Registry,
+    artifact: Artifact,
+    *,
+    version: str | None,
+    bump: str | None,
+    producer: Producer | None,
+    if_changed: bool,
+    shown: bool | None,
+    links: dict[str, str] | None = None,
+) -> LoggedArtifact:
+    """Logs `artifact` as a new version, streaming: batches of files offered and their missing blobs
+    sent one after the other, then the commit. `links` (role -> `name@ref`) are made at commit."""
+    if if_changed and not artifact.remote:
+        # over one request of files, ask first: one GET instead of a request per thousand files. The
+        # digest is taken on a walk of its own (the hash cache makes it read nothing), then another sends.
+        digest, count = _digest(reg, artifact)
+        if count > MAX_FILES_PER_REQUEST:
+            unchanged = _latest_if_digest(reg, artifact.name, digest)
+            if unchanged is not None:
+                return unchanged
+    parts = _batches(reg, artifact)
+    first = next(parts)
+    second = next(parts, None)
+    start = wire(
+        StartUpload,
+        type=artifact.type,
+        files=[entry for _, entry in first[0]],
+        remote=first[1],
+        metadata=artifact.metadata,
+        tags=sorted(artifact.tags),
+        aliases=sorted(artifact.aliases),
+        version=version,
+        bump=bump,
+        producer=producer,
+        **({"links": links} if links else {}),
+        commit=second is None,
+        if_changed=if_changed,
+    )
+    base = f"{reg._artifact(artifact.name)}/uploads"
+    status, answer = reg._call_status("POST", base, start)
+    if isinstance(answer, dict) and answer.get("state") == "committed":
+        return reg._bind(answer, created=status == 201)
+    started = UploadStarted.model_validate(answer)
+    upload = f"{base}/{segment(started.upload_id)}"
+    with _Sender(reg, upload, f"upload {artifact.name}", shown) as sender:
+        sender.send(started.missing, first[0])
+        del first, answer, started
+        for files, remote in itertools.chain([second] if second is not None else [], parts):
+            body = wire(AddFiles, files=[entry for _, entry in files], remote=remote)
+            added = FilesAdded.model_validate(reg._call("POST", f"{upload}/files", body))
+            sender.send(added.missing, files)
+    status, answer = reg._call_status("POST", f"{upload}/commit")
+    return reg._bind(answer, created=status == 201)
+
+
+def _batches(reg: Registry, artifact: Artifact) -> Generator[Batch]:
+    hashed = hash_stream(artifact.iter_files(), cache=reg.hashes, workers=reg.workers)
+    pairs = (
+        (
+            file,
+            wire(
+                FileEntry,
+                path=file.path,
+                size=file.size,
+                sha256=file.sha256,
+                **({"metadata": dict(file.metadata)} if file.metadata else {}),
+            ),
+        )
+        for file in hashed
+    )
+    return stream_batches(pairs, artifact.remote, weigh=_weight)
+
+
+def _weight(item: Pair | RemoteSpec) -> int:
+    """An entry's serialised size; a plain file entry's is known without serialising it."""
+    entry = item[1] if isinstance(item, tuple) else item
+    if isinstance(entry, FileEntry) and not entry.metadata and entry.path.isascii() and '"' not in entry.path:
+        return len(entry.path) + len(entry.sha256) + 80
+    return len(entry.model_dump_json())
+
+
+def _digest(reg: Registry, artifact: Artifact) -> tuple[str, int]:
+    """The manifest digest of the artifact's files, and their count."""
+    digest = Digest()
+    count = 0
+    for file in hash_stream(artifact.iter_files(), cache=reg.hashes, workers=reg.workers):
+        digest.add(file.path, file.sha256, file.size, file.metadata)
+        count += 1
+    return digest.hexdigest(), count
+
+
+def _latest_if_digest(reg: Registry, name: str, digest: str) -> LoggedArtifact | None:
+    """`latest` if its manifest digest is `digest`, as the server answers `if_changed`. Only for
+    stored files: the digest of a remote entry holds what the server pins of it."""
+    try:
+        latest = reg.get_artifact(name, "latest")
+    except NotFound:
+        return None
+    if latest.digest != digest:
+        return None
+    latest._created = False
+    return latest
+
+
+class _Sender:
+    """PUTs each batch's missing blobs on a background thread, one batch behind the requests that
+    offer the next: at most two batches' answers are held. The first failure is raised at the next
+    `send` or on leaving."""
+
+    def __init__(self, reg: Registry, upload: str, desc: str, shown: bool | None) -> None:
+        self.reg = reg
+        self.upload = upload
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="artreg-send")
+        self.running: Future[None] | None = None
+        self.bar: Progress = bars.unsized(desc, shown)
+
+    def __enter__(self) -> _Sender:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            if self.running is not None and exc[0] is None:
+                self.running.result()
+        finally:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.bar.close()
+
+    def send(self, missing: list[MissingBlob], files: list[Pair]) -> None:
+        if self.running is not None:
+            self.running.result()
+            self.running = None
+        if not missing:
+            return
+        sources: dict[str, HashedFile] = {}
+        for file, _ in files:
+            sources.setdefault(file.sha256, file)
+        self.running = self.pool.submit(self._put, missing, sources)
+
+    def _put(self, missing: list[MissingBlob], sources: dict[str, HashedFile]) -> None:
+        # the last target of a blob wins: the answer may list it twice
+        targets = list({m.sha256: m for m in missing}.values())
+        upload_blobs(
+            self.reg.transport, targets, sources, complete=self._complete, workers=self.reg.workers, progress=self.bar
+        )
+
+    def _complete(self, sha256: str, blob_parts: list[Part]) -> None:
+        try:
+            self.reg._call("POST", f"{self.upload}/blobs/{sha256}/complete", wire(CompleteBlob, parts=blob_parts))
+        except NotFound:
+            # a completion retried after it succeeded finds no multipart upload; commit checks the blob
+            log.debug("multipart upload of %s is already completed", sha256)
