@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
 
+from artreg.model import multipart
 from artreg.model.errors import Invalid
 from artreg.model.names import check_path
 from artreg.model.wire import MAX_FILES_PER_REQUEST
@@ -149,16 +150,21 @@ def hash_files(
 BATCH_BYTES = 320_000
 
 
-def _cut(items: Sequence[T], size: int, budget: int, weigh: Callable[[T], int]) -> list[list[T]]:
+def _cut(items: Sequence[T], size: int, limits: Sequence[tuple[int, Callable[[T], int]]]) -> list[list[T]]:
+    """`items` in order, cut into lists of at most `size` items and at most each limit's budget by its weigh."""
     cut: list[list[T]] = []
-    used = budget + 1  # the first item opens a batch
+    used = [0] * len(limits)
     for item in items:
-        weight = weigh(item)
-        if used + weight > budget or len(cut[-1]) >= size:
+        weights = [weigh(item) for _, weigh in limits]
+        if (
+            not cut
+            or len(cut[-1]) >= size
+            or any(u + w > b for u, w, (b, _) in zip(used, weights, limits, strict=True))
+        ):
             cut.append([])
-            used = 0
+            used = [0] * len(limits)
         cut[-1].append(item)
-        used += weight
+        used = [u + w for u, w in zip(used, weights, strict=True)]
     return cut
 
 
@@ -169,11 +175,18 @@ def batches(
     *,
     budget: int = BATCH_BYTES,
     weigh: Callable[[Any], int] = lambda _: 0,
+    blob_size: Callable[[T], int] | None = None,
 ) -> list[tuple[list[T], list[U]]]:
     """Manifest entries cut into requests of at most `size` files and `size` remote entries each,
     and of at most `budget` bytes of each kind by `weigh` (an entry's serialised size); always at
-    least one batch (an upload may list nothing)."""
-    file_cuts, remote_cuts = _cut(files, size, budget, weigh), _cut(remote, size, budget, weigh)
+    least one batch (an upload may list nothing). Given each file's `blob_size`, a batch's files also
+    need at most `multipart.MAX_URLS` upload URLs in the answer, counted as if every blob were missing
+    and the store cut parts as small as any can (the client knows neither), so the registry never
+    refuses a batch as too large for one answer."""
+    file_limits: list[tuple[int, Callable[[T], int]]] = [(budget, weigh)]
+    if blob_size is not None:
+        file_limits.append((multipart.MAX_URLS, lambda f: multipart.most_urls(blob_size(f))))
+    file_cuts, remote_cuts = _cut(files, size, file_limits), _cut(remote, size, [(budget, weigh)])
     count = max(1, len(file_cuts), len(remote_cuts))
     return [
         (file_cuts[i] if i < len(file_cuts) else [], remote_cuts[i] if i < len(remote_cuts) else [])

@@ -496,7 +496,7 @@ class Registry:
             )
             for f in hashed
         ]
-        parts = batches(entries, artifact.remote, weigh=lambda e: len(e.model_dump_json()))
+        parts = batches(entries, artifact.remote, weigh=lambda e: len(e.model_dump_json()), blob_size=lambda e: e.size)
         if if_changed and len(parts) > 1 and not artifact.remote:
             # over one request of files, ask first: one GET instead of a batch a thousand files
             unchanged = self._latest_if_digest(artifact.name, manifest.digest(entries))
