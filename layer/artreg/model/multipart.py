@@ -9,8 +9,9 @@ MiB = 1024**2
 MAX_PARTS = 10_000
 # S3's smallest part, and the least threshold and part size a store is configured with
 MIN_PART_SIZE = 5 * MiB
-# presigned URLs one answer carries at most: every part of one blob of the largest size. With URLs of
-# about 530 bytes (signed without a session token) an answer stays under the 6 MB a Lambda returns
+# presigned URLs one answer carries at most: every part of one blob of the largest size. At about 560
+# bytes a URL (long-lived keys) an answer stays near 6 MB, what a Lambda returns; a Lambda's session
+# token makes a URL about 1.7 kB, so deployed only paging part URLs would bound the answer
 MAX_URLS = MAX_PARTS
 
 
