@@ -8,7 +8,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,8 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 
 from artreg.client import Artifact, ClientSettings, Invalid, LoggedArtifact, Registry, RetryPolicy, split_ref
+from artreg.client import registry as client_registry
+from artreg.client.files import HashedFile
 from artreg.client.http import Transport
 
 API = "http://registry.test"
@@ -226,6 +228,32 @@ def test_more_than_a_thousand_files_go_in_batches(tmp_path: Path) -> None:
     ]
     assert [len(c[2]["files"]) for c in api.calls[:3]] == [1000, 1000, 500]
     assert api.calls[0][2]["commit"] is False
+
+
+def test_large_files_go_in_batches_whose_part_urls_fit_one_answer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given three files of 5 TiB (as hashed), each needing about 10,000 part URLs if the registry lacks it
+    folder = _files(tmp_path / "huge", 3)
+    hash_files = client_registry.hash_files
+
+    def as_huge(files: Any, **options: Any) -> list[HashedFile]:
+        return [replace(f, size=5 * 1024**4 - 1) for f in hash_files(files, **options)]
+
+    monkeypatch.setattr(client_registry, "hash_files", as_huge)
+    api = FakeApi(stored={_sha(f"content {i}\n".encode()) for i in range(3)})
+
+    # When they are logged
+    registry(api).log_artifact(Artifact("resnet").add(folder))
+
+    # Then each is offered in a request of its own, so no answer could carry over 10,000 part URLs
+    assert api.api_calls() == [
+        ("POST", UPLOADS),
+        ("POST", f"{UPLOADS}/u1/files"),
+        ("POST", f"{UPLOADS}/u1/files"),
+        ("POST", f"{UPLOADS}/u1/commit"),
+    ]
+    assert [len(c[2]["files"]) for c in api.calls[:3]] == [1, 1, 1]
 
 
 def test_a_large_blob_is_put_in_parts_and_completed_with_their_etags(tmp_path: Path) -> None:

@@ -94,6 +94,9 @@ class S3BlobStore:
     def upload_targets(self, project: str, blobs: Sequence[tuple[str, int]]) -> list[MissingBlob]:
         return [self._target(project, sha, size) for sha, size in blobs]
 
+    def url_count(self, size: int) -> int:
+        return multipart.url_count(size, self.multipart_threshold, self.part_size)
+
     def _target(self, project: str, sha256: str, size: int) -> MissingBlob:
         key = blob_key(project, sha256)
         if size <= self.multipart_threshold:

@@ -17,6 +17,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 from artreg.client.hashcache import HashCache, Stat
+from artreg.model import multipart
 from artreg.model.errors import Invalid
 from artreg.model.names import check_path
 from artreg.model.wire import MAX_FILES_PER_REQUEST
@@ -207,16 +208,21 @@ def _hash_block(
 BATCH_BYTES = 320_000
 
 
-def _cut(items: Sequence[T], size: int, budget: int, weigh: Callable[[T], int]) -> list[list[T]]:
+def _cut(items: Sequence[T], size: int, limits: Sequence[tuple[int, Callable[[T], int]]]) -> list[list[T]]:
+    """`items` in order, cut into lists of at most `size` items and at most each limit's budget by its weigh."""
     cut: list[list[T]] = []
-    used = budget + 1  # the first item opens a batch
+    used = [0] * len(limits)
     for item in items:
-        weight = weigh(item)
-        if used + weight > budget or len(cut[-1]) >= size:
+        weights = [weigh(item) for _, weigh in limits]
+        if (
+            not cut
+            or len(cut[-1]) >= size
+            or any(u + w > b for u, w, (b, _) in zip(used, weights, limits, strict=True))
+        ):
             cut.append([])
-            used = 0
+            used = [0] * len(limits)
         cut[-1].append(item)
-        used += weight
+        used = [u + w for u, w in zip(used, weights, strict=True)]
     return cut
 
 
@@ -227,20 +233,30 @@ def stream_batches(
     *,
     budget: int = BATCH_BYTES,
     weigh: Callable[[Any], int] = lambda _: 0,
+    blob_size: Callable[[T], int] | None = None,
 ) -> Generator[tuple[list[T], list[U]]]:
-    """`batches`, cutting `files` as they come: one batch of them in memory at a time."""
-    remote_cuts = iter(_cut(remote, size, budget, weigh))
+    """Manifest entries cut into requests of at most `size` files and `size` remote entries each,
+    and of at most `budget` bytes of each kind by `weigh` (an entry's serialised size), cutting `files`
+    as they come (one batch of them in memory at a time); always at least one batch (an upload may
+    list nothing). Given each file's `blob_size`, a batch's files also need at most
+    `multipart.MAX_URLS` upload URLs in the answer, counted as if every blob were missing and the store
+    cut parts as small as any can (the client knows neither), so the registry never refuses a batch
+    as too large for one answer."""
+    limits: list[tuple[int, Callable[[T], int]]] = [(budget, weigh)]
+    if blob_size is not None:
+        limits.append((multipart.MAX_URLS, lambda f: multipart.most_urls(blob_size(f))))
+    remote_cuts = iter(_cut(remote, size, [(budget, weigh)]))
     count = 0
     batch: list[T] = []
-    used = 0
+    used = [0] * len(limits)
     for item in files:
-        weight = weigh(item)
-        if batch and (used + weight > budget or len(batch) >= size):
+        weights = [weigh_of(item) for _, weigh_of in limits]
+        if batch and (len(batch) >= size or any(u + w > b for u, w, (b, _) in zip(used, weights, limits, strict=True))):
             yield batch, next(remote_cuts, [])
             count += 1
-            batch, used = [], 0
+            batch, used = [], [0] * len(limits)
         batch.append(item)
-        used += weight
+        used = [u + w for u, w in zip(used, weights, strict=True)]
     if batch or count == 0:
         yield batch, next(remote_cuts, [])
     for rest in remote_cuts:
@@ -254,16 +270,10 @@ def batches(
     *,
     budget: int = BATCH_BYTES,
     weigh: Callable[[Any], int] = lambda _: 0,
+    blob_size: Callable[[T], int] | None = None,
 ) -> list[tuple[list[T], list[U]]]:
-    """Manifest entries cut into requests of at most `size` files and `size` remote entries each,
-    and of at most `budget` bytes of each kind by `weigh` (an entry's serialised size); always at
-    least one batch (an upload may list nothing)."""
-    file_cuts, remote_cuts = _cut(files, size, budget, weigh), _cut(remote, size, budget, weigh)
-    count = max(1, len(file_cuts), len(remote_cuts))
-    return [
-        (file_cuts[i] if i < len(file_cuts) else [], remote_cuts[i] if i < len(remote_cuts) else [])
-        for i in range(count)
-    ]
+    """`stream_batches`, all at once."""
+    return list(stream_batches(files, remote, size, budget=budget, weigh=weigh, blob_size=blob_size))
 
 
 # ---------------------------------------------------------------- a bounded pool

@@ -116,7 +116,8 @@ def _batches(reg: Registry, artifact: Artifact) -> Generator[Batch]:
         )
         for file in hashed
     )
-    return stream_batches(pairs, artifact.remote, weigh=_weight)
+    # each blob counted as missing: no batch needs more upload URLs than one answer may carry
+    return stream_batches(pairs, artifact.remote, weigh=_weight, blob_size=lambda pair: pair[0].size)
 
 
 def _weight(item: Pair | RemoteSpec) -> int:

@@ -136,6 +136,9 @@ class FolderBlobStore:
     def upload_targets(self, project: str, blobs: Sequence[tuple[str, int]]) -> list[MissingBlob]:
         return [self._target(project, sha, size) for sha, size in blobs]
 
+    def url_count(self, size: int) -> int:
+        return multipart.url_count(size, self.multipart_threshold, self.part_size)
+
     def _target(self, project: str, sha256: str, size: int) -> MissingBlob:
         self._blob_path(project, sha256)  # checks the names the URL is made of
         path = f"{self._prefix}/blobs/{project}/{sha256}"
@@ -164,9 +167,6 @@ class FolderBlobStore:
             multipart=MultipartTarget(upload_id=multipart_id, part_size=part_size, parts=parts),
         )
 
-    def _part_size(self, size: int) -> int:
-        return multipart.part_size(size, self.part_size)
-
     def _multipart_id(self, project: str, sha256: str, size: int, part_size: int) -> str:
         """One staging folder per content and part size, so that the next upload of the same content
         finds the parts a killed one stored (signed: a name nobody can choose for other content)."""
@@ -178,7 +178,7 @@ class FolderBlobStore:
         killed before completing it), so that nothing is sent again; False if there is none."""
         if size <= self.multipart_threshold:
             return False
-        part_size = self._part_size(size)
+        part_size = multipart.part_size(size, self.part_size)
         staging = self._staging(project, self._multipart_id(project, sha256, size, part_size))
         count = multipart.part_count(size, part_size)
         if not (staging / "meta.json").exists() or any(

@@ -171,6 +171,10 @@ class BlobStore(Protocol):
         """Where and how to PUT each blob: a presigned URL binding its checksum, or a multipart upload."""
         ...
 
+    def url_count(self, size: int) -> int:
+        """The presigned URLs `upload_targets` answers for a blob of this size (one, or one a part)."""
+        ...
+
     def complete_multipart(self, project: str, sha256: str, multipart_id: str, parts: Sequence[Part]) -> None: ...
 
     def verify(self, project: str, blobs: Sequence[tuple[str, int]]) -> list[tuple[str, int]]:

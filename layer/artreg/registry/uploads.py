@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from artreg.model import manifest, names, versions
+from artreg.model import manifest, multipart, names, versions
 from artreg.model.errors import Conflict, Forbidden, Invalid, Retryable, TooLarge
 from artreg.model.manifest import Entry
 from artreg.model.wire import (
@@ -358,7 +358,19 @@ class Uploads:
     ) -> tuple[list[tuple[str, int]], list[MissingBlob]]:
         blobs = sorted({(f.sha256, f.size) for f in files})
         missing = self.c.blobs.find_missing(project, blobs) if blobs else []
+        self._check_urls(missing)
         return missing, self.c.blobs.upload_targets(project, missing) if missing else []
+
+    def _check_urls(self, missing: Sequence[tuple[str, int]]) -> None:
+        """An answer lists every URL of every missing blob: past `MAX_URLS` it would not fit in what a
+        Lambda returns (a 5xx), so such a request is refused before a multipart upload is opened."""
+        count, limit = sum(self.c.blobs.url_count(size) for _, size in missing), multipart.MAX_URLS
+        if count > limit:
+            raise TooLarge(
+                f"the missing blobs of this request need {count} upload URLs, more than one answer carries "
+                f"({limit}); offer fewer large files per request",
+                details={"limit": limit, "count": count},
+            )
 
     def _upload(self, project: str, name: str, upload_id: str, with_entries: bool = True) -> Upload:
         names.check_project(project)
