@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable
+from functools import cached_property
 from typing import Any
 
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
@@ -113,8 +114,15 @@ class IdempotentPosts:
     straight through. One request at a time per instance, as a resolver is (the config holds the
     request's Lambda context, from which the in-progress record's expiry is taken)."""
 
-    def __init__(self, persistence: BasePersistenceLayer, *, ttl_seconds: int = TTL_SECONDS):
-        self.persistence = persistence
+    def __init__(
+        self,
+        persistence: BasePersistenceLayer | Callable[[], BasePersistenceLayer],
+        *,
+        ttl_seconds: int = TTL_SECONDS,
+    ):
+        # a factory is called at the first keyed POST: Powertools' DynamoDB layer makes its boto3
+        # client when built (~0.1 s), which a cold start that only reads should not pay at import
+        self._persistence = persistence
         self.config = IdempotencyConfig(
             event_key_jmespath="scope",
             payload_validation_jmespath="request",
@@ -122,6 +130,11 @@ class IdempotentPosts:
             hash_function="sha256",
             response_hook=_replayed,
         )
+
+    @cached_property
+    def persistence(self) -> BasePersistenceLayer:
+        made = self._persistence
+        return made if isinstance(made, BasePersistenceLayer) else made()
 
     def resolve(self, resolve: Resolve, event: dict[str, Any], context: LambdaContext) -> Answer:
         headers = event.get("headers") or {}

@@ -3,6 +3,8 @@ resolver and Powertools' logger, tracer and metrics."""
 
 from __future__ import annotations
 
+from functools import partial
+
 from aws_lambda_powertools import Tracer
 
 from artreg.api.app import build_app, logger, metrics
@@ -14,6 +16,6 @@ from artreg.settings import settings
 tracer = Tracer(service="artreg", patch_modules=["botocore"])
 registry = aws_registry(settings(), on_retry=lambda: metrics.add_metric(name="CommitRetries", unit="Count", value=1))
 app = build_app(registry)
-idempotency = IdempotentPosts(idempotency_store(settings()))
+idempotency = IdempotentPosts(partial(idempotency_store, settings()))  # made at the first keyed POST
 
 __all__ = ["app", "idempotency", "logger", "metrics", "tracer"]

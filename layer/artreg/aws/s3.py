@@ -23,12 +23,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote, unquote
 
 from botocore.exceptions import ClientError
-from pydantic import TypeAdapter
 
 from artreg.aws.errors import translate
 from artreg.model import multipart
 from artreg.model.errors import Invalid, NotFound, Retryable
-from artreg.model.manifest import Entry
+from artreg.model.manifest import ENTRIES, Entry
 from artreg.model.names import PROJECT_RE, SHA256_RE, check_project, check_sha256
 from artreg.model.wire import MissingBlob, MultipartTarget, Part, PresignedPart, RemoteEntry, RemoteSpec
 from artreg.registry.records import StoredBlob
@@ -36,7 +35,6 @@ from artreg.registry.records import StoredBlob
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-_ENTRIES = TypeAdapter(list[Entry])
 _PARALLEL = 16  # HEAD requests in flight while checking a batch of up to 1,000 blobs
 _MiB = 1024**2
 _REHASH_PIECE = 8 * _MiB
@@ -273,7 +271,7 @@ class S3BlobStore:
                 self.client.put_object,
                 Bucket=self.bucket,
                 Key=manifest_key(project, digest, index),
-                Body=_ENTRIES.dump_json(list(chunk)),
+                Body=ENTRIES.dump_json(list(chunk)),
                 ContentType="application/json",
             )
 
@@ -284,7 +282,7 @@ class S3BlobStore:
 
     def _read_chunk(self, project: str, digest: str, index: int) -> tuple[Entry, ...]:
         body = self._call(self.client.get_object, Bucket=self.bucket, Key=manifest_key(project, digest, index))
-        return tuple(_ENTRIES.validate_json(body["Body"].read()))
+        return tuple(ENTRIES.validate_json(body["Body"].read()))
 
     # ------------------------------------------------------------ plumbing
 

@@ -10,13 +10,14 @@ import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from pydantic import TypeAdapter
+from pydantic import ConfigDict, TypeAdapter
 
 from artreg.model.errors import Invalid
 from artreg.model.wire import FileEntry, RemoteEntry
 
 Entry = FileEntry | RemoteEntry
-ENTRIES: TypeAdapter[list[Entry]] = TypeAdapter(list[Entry])
+# built on first use, not at import (the API function's cold start)
+ENTRIES: TypeAdapter[list[Entry]] = TypeAdapter(list[Entry], config=ConfigDict(defer_build=True))
 
 
 def sort_entries(entries: Iterable[Entry]) -> list[Entry]:

@@ -55,14 +55,16 @@ MAX_FILES_PER_REQUEST = 1000
 MAX_COMMIT_LINKS = 8  # links an upload may make at commit: they share its one transaction (StoreLimits)
 
 
+# defer_build: a model builds its validator and serializer on first use, not at import, so a cold
+# start pays only for the models its request touches (the API function's import, benchmarks/cold_start.py)
 class Wire(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class Answer(BaseModel):
     """Answers ignore fields they do not know, so an older SDK reads a newer server."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
 
 # ---------------------------------------------------------------- manifest entries

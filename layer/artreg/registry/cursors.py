@@ -22,7 +22,7 @@ _SORT_KEY = r"^[0-9A-Za-z,!~-]{1,1024}$"  # model.versions.sort_key's characters
 
 
 class Position(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, defer_build=True)  # built on first use
 
 
 class AfterProject(Position):

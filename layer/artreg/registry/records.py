@@ -22,13 +22,14 @@ UploadState = Literal["pending", "committed", "expired"]
 EdgeKind = Literal["produced", "used"]  # a run produced a version, or used it
 MAX_LINKS = 10_000  # per version (API.md, Links)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# every model here is defer_build: it builds its validator on first use, not at import (cold start)
 
 
 class Head(BaseModel):
     """One per artifact: everything a commit needs to allocate a version, so that a commit reads
     one item (and a retry, handed the current head by the failed write, reads none)."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     project: str
     name: str
@@ -49,6 +50,8 @@ class Head(BaseModel):
 
 class ManifestRef(BaseModel):
     """Where a manifest too large for its version record lives: chunks in the blob store."""
+
+    model_config = ConfigDict(defer_build=True)
 
     chunk_size: int
     count: int  # entries, files and remote
@@ -98,7 +101,7 @@ class StoredVersion(VersionRecord):
 
 
 class Upload(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     project: str
     name: str
@@ -152,7 +155,7 @@ class LineageEdge(BaseModel):
     """A run produced or used a version (of the same project): kept so that what a run produced and
     used, and which runs produced and used a version, are each one read."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
 
     project: str
     run_id: str
@@ -168,7 +171,7 @@ class StoredLink(BaseModel):
     """A link as stored: the version holding it (with its digest, for events), the role, the target as
     pinned, and the head revision of the change that made it (which names its event)."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
 
     project: str
     name: str
@@ -200,7 +203,7 @@ class StoredLink(BaseModel):
 class Unlink(BaseModel):
     """A link removed: the link as it was, when, by whom, and the head revision of the change."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
 
     link: StoredLink
     at: datetime
@@ -212,7 +215,7 @@ class RunSeen(BaseModel):
     """What the registry has heard of a run: when first and last, and how many versions it produced and
     used (its lineage edges, each counted once)."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
 
     project: str
     run_id: str
@@ -257,7 +260,7 @@ class RemoteChange(BaseModel):
     """A pinned remote reference of a live version that no longer reads as it was pinned: `changed`
     (another size, ETag or version id) or `vanished` (no longer readable: deleted, or access withdrawn)."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     project: str
     name: str
