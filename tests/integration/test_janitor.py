@@ -284,6 +284,9 @@ class Context:
     invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:artreg-janitor"
     aws_request_id = "req-1"
 
+    def get_remaining_time_in_millis(self) -> int:
+        return 300_000
+
 
 def test_the_janitor_lambda_expires_uploads_on_its_schedule(
     aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
@@ -316,7 +319,14 @@ def test_the_janitor_lambda_expires_uploads_on_its_schedule(
     answer = janitor.lambda_handler(scheduled, Context())
     sys.modules.pop("functions.janitor.app", None)
     # Then the upload is expired and its multipart upload aborted
-    assert answer == {"expired": 1, "aborted": 1, "condemned": 0, "reclaimed": 0, "reclaimed_bytes": 0}
+    assert answer == {
+        "expired": 1,
+        "aborted": 1,
+        "condemned": 0,
+        "reclaimed": 0,
+        "reclaimed_bytes": 0,
+        "walk_age_s": 0.0,  # the walk finished within the run
+    }
     # And the daily schedule's event re-checks remote references instead
     assert janitor.lambda_handler({**scheduled, "task": "remote-refs"}, Context()) == {
         "checked": 0,

@@ -14,6 +14,7 @@
 | version's edge  | G#{project}#{name}#{sort key} | P#{run_id} (produced by), U#{run_id} (used by) |
 | project index   | PROJECTS               | {project}   (put with an artifact's first commit: the janitor's list) |
 | remote change   | C#{project}#{name}     | {sort key}#{sha256 of path}  (a remote reference last seen so) |
+| janitor's walks | J#{walk}               | C (its checkpoint), M#{index} (its mark set's chunks): `dynamodb_janitor` |
 
 A version and its alias copies hold the same attributes: `rec` (the immutable part of the record,
 JSON), `tags` and `meta` (JSON), `state`, `deleted_at` and `aliases` (a string set), so that a
@@ -35,6 +36,7 @@ from botocore.exceptions import ClientError
 
 from artreg.aws import dynamodb_codec as codec
 from artreg.aws.dynamodb_codec import Item
+from artreg.aws.dynamodb_janitor import JanitorItems
 from artreg.aws.errors import translate
 from artreg.model import versions
 from artreg.model.manifest import Entry
@@ -63,7 +65,7 @@ _EXPIRY_LOOKBACK = timedelta(days=8)  # where the janitor starts on a table it n
 _HOUR = timedelta(hours=1)
 
 
-class DynamoStore:
+class DynamoStore(JanitorItems):
     def __init__(self, client: DynamoDBClient, table_name: str):
         self.client = client
         self.table = table_name
