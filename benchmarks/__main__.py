@@ -18,6 +18,7 @@ BENCHMARKS = {
     "cold-start": "benchmarks.cold_start",
     "transfers": "benchmarks.transfers",
     "scale": "benchmarks.scale",
+    "janitor": "benchmarks.janitor",
 }
 
 

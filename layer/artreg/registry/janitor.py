@@ -264,20 +264,32 @@ class _BlobStep:
             self.listed = set().union(*map(walks.unpack, self.store.mark_chunks(walks.BLOBS, walk.chunks)))
             self.listed |= self._pending(project)
         while self._take():
-            page, walk.after_blob = self.blobs.unlisted_page(project, self.listed, walk.after_blob, self.janitor.page)
+            page, last = self.blobs.unlisted_page(project, self.listed, walk.after_blob, self.janitor.page)
+            acted = False  # the page's item pays for its first action; each further one is an item
             for blob in page:
-                self._act(project, blob, walk.mark_started)
-            if walk.after_blob is None:
+                due = self._due(blob, walk.mark_started)
+                if due and acted and not self._take():
+                    return False  # out of budget within the page: it goes on after the last blob handled
+                if due:
+                    self._act(project, blob)
+                    acted = True
+                walk.after_blob = blob.sha256
+            walk.after_blob = last
+            if last is None:
                 self.listed = None
                 return True
         return False
 
-    def _act(self, project: str, blob: StoredBlob, mark_started: datetime) -> None:
+    def _due(self, blob: StoredBlob, mark_started: datetime) -> bool:
         if blob.condemned_at is None:
-            if blob.modified <= mark_started - self.grace:
-                self.blobs.condemn(project, blob, self.clock.now())
-                self.sweep = replace(self.sweep, condemned=self.sweep.condemned + 1)
-        elif blob.condemned_at <= mark_started - self.fence and self.blobs.reclaim(project, blob):
+            return blob.modified <= mark_started - self.grace
+        return blob.condemned_at <= mark_started - self.fence
+
+    def _act(self, project: str, blob: StoredBlob) -> None:
+        if blob.condemned_at is None:
+            self.blobs.condemn(project, blob, self.clock.now())
+            self.sweep = replace(self.sweep, condemned=self.sweep.condemned + 1)
+        elif self.blobs.reclaim(project, blob):
             s = self.sweep
             self.sweep = replace(s, reclaimed=s.reclaimed + 1, reclaimed_bytes=s.reclaimed_bytes + blob.size)
 
