@@ -362,6 +362,12 @@ def test_artreg_janitor_runs_the_janitor_on_a_local_data_folder(
     answer = json.loads(capsys.readouterr().out)
     assert answer["blobs"] == {"condemned": 0, "reclaimed": 1, "reclaimed_bytes": len(OLD)}
     assert _stored(backend) == {_sha(NEW)}
+    assert answer["walk_age_s"] == {"blobs": 0, "remote": 0}  # both walks finished
+    # And with a budget spent at once, a run only begins the walks, which the next run goes on with
+    assert main(["janitor", "--data", str(tmp_path), "--grace-days", "0", "--budget", "0"]) == 0
+    begun = json.loads(capsys.readouterr().out)
+    assert begun["blobs"] == {"condemned": 0, "reclaimed": 0, "reclaimed_bytes": 0}
+    assert _walk_done(backend) is False
     # And a folder that holds no registry is a usage error
     assert main(["janitor", "--data", str(tmp_path / "nothing")]) == 2
 
