@@ -474,11 +474,12 @@ class Killed(Exception):
 
 
 class KilledAt:
-    """A store whose `method` raises on its `at`-th call: a step killed mid-way, with no cleanup."""
+    """A store whose `method` raises on its `at`-th call (of those `when` picks): a step killed mid-way,
+    with no cleanup."""
 
-    def __init__(self, inner: Any, method: str, at: int) -> None:
+    def __init__(self, inner: Any, method: str, at: int, when: Any = None, after: bool = False) -> None:
         self.inner, self.method, self.calls = inner, method, 0
-        self.at = at
+        self.at, self.when, self.after = at, when, after  # after: killed once the call is done
 
     def __getattr__(self, name: str) -> Any:
         attribute = getattr(self.inner, name)
@@ -486,10 +487,13 @@ class KilledAt:
             return attribute
 
         def counted(*args: Any, **kwargs: Any) -> Any:
-            self.calls += 1
+            self.calls += self.when is None or self.when(*args)
+            if self.calls == self.at and not self.after:
+                raise Killed(name)
+            answer = attribute(*args, **kwargs)
             if self.calls == self.at:
                 raise Killed(name)
-            return attribute(*args, **kwargs)
+            return answer
 
         return counted
 
@@ -514,8 +518,8 @@ def test_a_step_killed_mid_way_leaves_a_checkpoint_the_next_run_goes_on_from(
         store = KilledAt(store, method, at)
     else:
         blobs = KilledAt(blobs, method, at)
-    # When a step past the grace period, saving after every item, is killed mid-way
-    killed = Janitor(store, blobs, clock=Later(GRACE + timedelta(hours=1)), page=1, save_every=1)
+    # When a step past the grace period, saving after every third item, is killed mid-way
+    killed = Janitor(store, blobs, clock=Later(GRACE + timedelta(hours=1)), page=1, save_every=3)
     with pytest.raises(Killed):
         killed.reclaim_blobs(GRACE, TTL, budget=ItemBudget(1000))
     # Then the next runs go on from its checkpoint and finish the walk: the three blobs are condemned
@@ -523,6 +527,35 @@ def test_a_step_killed_mid_way_leaves_a_checkpoint_the_next_run_goes_on_from(
     # And the walk after the fence removes them, and only them
     reclaimed, _ = _walk(backend, GRACE + timedelta(hours=2), 2)
     assert reclaimed.reclaimed == 3
+    assert _all_stored(backend) == listed
+    assert _downloads(backend, "latest") == {"b.bin": SHARED, "c.bin": NEW}
+
+
+def _kill_after_the_next_projects_first_chunk(backend: Backend, at: timedelta) -> None:
+    """A walk at `at`, in steps that save only when they stop, up to where the first project ("audio") is
+    marked and its sweep begun; then a step that finishes that sweep, begins "vision", and is killed once
+    it has written the new mark's first chunk (in the place of the last mark's); then the walk's end."""
+    store, blobs = backend.registry.store, backend.registry.blobs
+    janitor = Janitor(store, blobs, clock=Later(at), page=100, save_every=1000)
+    while True:
+        janitor.reclaim_blobs(GRACE, TTL, budget=ItemBudget(1))
+        walk = walks.BlobCheckpoint.model_validate_json(store.get_checkpoint(walks.BLOBS)[0]).walk  # type: ignore[index]
+        if walk is not None and (walk.project, walk.sweeping) == ("audio", True):
+            break
+    killed = Janitor(KilledAt(store, "put_mark_chunk", 1, after=True), blobs, clock=Later(at), page=100)
+    with pytest.raises(Killed):
+        killed.reclaim_blobs(GRACE, TTL, budget=ItemBudget(1000))
+    _walk(backend, at, 2)
+
+
+def test_a_step_killed_after_the_next_projects_first_chunk_keeps_the_last_projects_mark(backend: Backend) -> None:
+    # Given a registry whose deleted versions alone list three blobs
+    listed = _registry_with_garbage(backend)
+    # When a walk past the grace period, and one after the fence, are each killed just after the next
+    # project's mark wrote its first chunk
+    _kill_after_the_next_projects_first_chunk(backend, GRACE + timedelta(hours=1))
+    _kill_after_the_next_projects_first_chunk(backend, GRACE + timedelta(hours=2))
+    # Then the blobs the first project's live versions list are kept; only what nothing lists is removed
     assert _all_stored(backend) == listed
     assert _downloads(backend, "latest") == {"b.bin": SHARED, "c.bin": NEW}
 

@@ -223,10 +223,10 @@ class _BlobStep:
     def run(self) -> BlobSweep:
         walk, projects = self.walk, sorted(self.blobs.projects())
         while (project := walk.project or walks.next_project(projects, walk.after_project)) is not None:
-            if walk.project is None:
+            if walk.project is None or (not walk.sweeping and walk.chunks == 0):
                 if not self.step.take():
                     break
-                self._begin_mark(project)
+                self._begin_mark(project)  # again, if a killed step left it half done
             if not walk.sweeping and not self._mark(project):
                 break
             if not self._sweep(project):
@@ -239,10 +239,14 @@ class _BlobStep:
         return self.sweep
 
     def _begin_mark(self, project: str) -> None:
-        """The pending uploads first: one that commits while the versions are read is seen here."""
+        """The pending uploads first: one that commits while the versions are read is seen here. The
+        checkpoint names the project before its chunk 0 replaces the last mark's (which a step resumed
+        from an older checkpoint would read), and counts that chunk once written."""
         walk = self.walk
         walk.project, walk.mark_started, walk.chunks, walk.versions = project, self.clock.now(), 0, walks.Cursor()
+        self.step.save()
         self.marked = self._pending(project)
+        self._save(chunk=True)
 
     def _mark(self, project: str) -> bool:
         def visit(versions: list[StoredVersion]) -> None:
@@ -303,10 +307,10 @@ class _BlobStep:
                 self.listed |= self._pending(self.walk.project)  # uploads begun since: read again before acting
         return True
 
-    def _save(self) -> None:
+    def _save(self, chunk: bool = False) -> None:
         """The digests gathered since the last save become a chunk of the mark set first, then the
         checkpoint that counts it: a step killed between the two leaves a chunk that is never read."""
-        if self.marked and self.walk.project is not None and not self.walk.sweeping:
+        if (self.marked or chunk) and self.walk.project is not None and not self.walk.sweeping:
             self.store.put_mark_chunk(walks.BLOBS, self.walk.chunks, walks.pack(self.marked))
             self.walk.chunks += 1
             self.marked = set()
