@@ -560,6 +560,25 @@ def test_a_step_killed_after_the_next_projects_first_chunk_keeps_the_last_projec
     assert _downloads(backend, "latest") == {"b.bin": SHARED, "c.bin": NEW}
 
 
+def test_a_mark_set_larger_than_a_chunk_is_saved_in_several(backend: Backend, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a registry whose deleted versions alone list three blobs, and chunks of one digest each
+    listed = _registry_with_garbage(backend)
+    monkeypatch.setattr(walks, "MARK_CHUNK", 1)
+    store, sizes = backend.registry.store, []
+    put = store.put_mark_chunk
+    monkeypatch.setattr(
+        store, "put_mark_chunk", lambda name, i, digests: (sizes.append(len(digests)), put(name, i, digests))[1]
+    )
+    # When a walk past the grace period and one after the fence go in steps of two items
+    condemned, _ = _walk(backend, GRACE + timedelta(hours=1), 2)
+    reclaimed, _ = _walk(backend, GRACE + timedelta(hours=2), 2)
+    # Then every chunk of each mark was read: only what nothing lists is condemned and removed
+    assert (condemned.condemned, reclaimed.reclaimed) == (3, 3)
+    assert _all_stored(backend) == listed
+    # And no chunk held more than one digest (on AWS, a chunk must fit in an item)
+    assert max(sizes) == 32
+
+
 def test_a_walk_that_goes_on_for_days_is_reported_as_falling_behind(backend: Backend) -> None:
     # Given a registry, and a janitor whose every run has a budget of one item
     _registry_with_garbage(backend)

@@ -308,11 +308,12 @@ class _BlobStep:
         return True
 
     def _save(self, chunk: bool = False) -> None:
-        """The digests gathered since the last save become a chunk of the mark set first, then the
-        checkpoint that counts it: a step killed between the two leaves a chunk that is never read."""
+        """The digests gathered since the last save become chunks of the mark set first, then the
+        checkpoint that counts them: a step killed between the two leaves chunks that are never read."""
         if (self.marked or chunk) and self.walk.project is not None and not self.walk.sweeping:
-            self.store.put_mark_chunk(walks.BLOBS, self.walk.chunks, walks.pack(self.marked))
-            self.walk.chunks += 1
+            for packed in walks.pack(self.marked):
+                self.store.put_mark_chunk(walks.BLOBS, self.walk.chunks, packed)
+                self.walk.chunks += 1
             self.marked = set()
         self.step.save()
 

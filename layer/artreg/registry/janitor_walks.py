@@ -130,8 +130,11 @@ def file_digests(blobs: BlobStore, versions: list[StoredVersion]) -> set[str]:
     return {e.sha256 for v in versions for e in manifests.entries(blobs, v) if isinstance(e, FileEntry)}
 
 
-def pack(digests: set[str]) -> bytes:
-    return b"".join(bytes.fromhex(d) for d in sorted(digests))
+def pack(digests: set[str]) -> list[bytes]:
+    """The digests, sorted, in chunks of at most `MARK_CHUNK` (one, empty, if there are none)."""
+    ordered = sorted(digests)
+    starts = range(0, len(ordered), MARK_CHUNK) if ordered else [0]
+    return [b"".join(bytes.fromhex(d) for d in ordered[i : i + MARK_CHUNK]) for i in starts]
 
 
 def unpack(chunk: bytes) -> set[str]:
