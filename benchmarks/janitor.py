@@ -51,6 +51,7 @@ def run(options: Options) -> str:
                 janitor.expire_uploads(budget=budget)  # as the handler does first: it moves the expiry cursor
                 swept = janitor.reclaim_blobs(grace, timedelta(hours=24), budget=budget)
                 runs.append((time.perf_counter() - start, swept.condemned, swept.reclaimed))
+                print(f"janitor: run {len(runs)}: {runs[-1][0]:.1f} s, {swept}", file=sys.stderr, flush=True)
                 saved = store.get_checkpoint(walks.BLOBS)
                 if saved and walks.BlobCheckpoint.model_validate_json(saved[0]).walk is None:
                     return runs
