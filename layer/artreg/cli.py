@@ -11,7 +11,7 @@
     artreg rm NAME@VERSION [--force]
     artreg lineage NAME[@REF] [--upstream|--downstream] [--depth N] [--format tree|mermaid|dot|json]
     artreg server [--host H] [--port P] [--data DIR] [--webhook URL]
-    artreg janitor [--data DIR] [--verify]      expire uploads, reclaim (and re-hash) blobs, re-check remote refs
+    artreg janitor [--data DIR] [--verify] [--budget S]   expire uploads, reclaim (and re-hash) blobs, re-check refs
     artreg ui --url URL [--port P] [--region R] [--sigv4|--no-sigv4]   the web UI of a deployed stack
 
 `--url` and `--project` come from the flags, else the SDK's settings (ARTREG_URL / ARTREG_PROJECT, or
@@ -346,6 +346,7 @@ def cmd_janitor(args: argparse.Namespace, base: ClientSettings | None = None) ->
     from artreg.local.sqlite_store import SqliteStore
     from artreg.registry.budget import TimeBudget
     from artreg.registry.janitor import Janitor
+    from artreg.registry.ports import CheckpointMoved
     from artreg.registry.service import Policy
 
     data = client_settings(args, base).data
@@ -363,6 +364,9 @@ def cmd_janitor(args: argparse.Namespace, base: ClientSettings | None = None) ->
         )
         report["remote"] = asdict(janitor.recheck_remote_refs(budget))
         report["walk_age_s"] = {name: age.total_seconds() for name, age in janitor.walk_ages().items()}
+    except CheckpointMoved:
+        print("artreg: conflict: another `artreg janitor` saved its walk meanwhile: run one at a time", file=sys.stderr)
+        return EXIT_CONFLICT
     finally:
         store.close()
     report["temporary_removed"] = folder.remove_stale_temporary(STALE_TEMPORARY.total_seconds())

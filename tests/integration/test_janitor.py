@@ -17,6 +17,7 @@ from artreg.model.wire import FileEntry, RemoteSpec, StartUpload, UploadStarted
 from artreg.registry import janitor_walks as walks
 from artreg.registry.budget import ItemBudget
 from artreg.registry.janitor import BlobSweep, Janitor, RemoteSweep, UploadSweep
+from artreg.registry.ports import CheckpointMoved
 from artreg.registry.service import Committed
 from tests.conftest import Backend
 
@@ -368,6 +369,21 @@ def test_artreg_janitor_runs_the_janitor_on_a_local_data_folder(
     begun = json.loads(capsys.readouterr().out)
     assert begun["blobs"] == {"condemned": 0, "reclaimed": 0, "reclaimed_bytes": 0}
     assert _walk_done(backend) is False
+    # And a run whose checkpoint another run saved meanwhile stops, and says so
+    saved = backend.registry.store.get_checkpoint(walks.BLOBS)
+    assert saved is not None
+
+    def another_run_meanwhile(store: object, name: str, state: str, revision: int) -> None:
+        raise CheckpointMoved(name)
+
+    store_class = type(backend.registry.store)
+    original = store_class.save_checkpoint
+    store_class.save_checkpoint = another_run_meanwhile  # type: ignore[method-assign, assignment]
+    try:
+        assert main(["janitor", "--data", str(tmp_path), "--budget", "0"]) == 4
+    finally:
+        store_class.save_checkpoint = original  # type: ignore[method-assign]
+    assert "run one at a time" in capsys.readouterr().err
     # And a folder that holds no registry is a usage error
     assert main(["janitor", "--data", str(tmp_path / "nothing")]) == 2
 
