@@ -58,7 +58,8 @@ def run(options: Options) -> str:
 
         condemning = walk(grace + timedelta(days=1))
         removing = walk(grace + timedelta(days=1, hours=1))
-        left = sum(1 for _ in s3.unlisted_blobs(PROJECT, ()))
+        pages = aws["s3"].get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=f"{PROJECT}/blobs/")
+        left = sum(len(page.get("Contents", [])) for page in pages)  # a listing, not a HEAD per blob
     unlisted = blobs - listed
     rows = [
         [kind, len(runs), f"{max(r[0] for r in runs):.2f}", f"{sum(r[0] for r in runs):.1f}", *totals(runs)]
