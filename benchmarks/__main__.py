@@ -20,6 +20,7 @@ BENCHMARKS = {
     "scale": "benchmarks.scale",
     "server-load": "benchmarks.server_load",
     "scale-files": "benchmarks.scale_files",
+    "janitor": "benchmarks.janitor",
 }
 
 

@@ -15,7 +15,7 @@
     artreg link NAME@REF ROLE TARGET@REF | unlink NAME@REF ROLE | runs     (cli_links)
     artreg server [--host H] [--port P] [--data DIR] [--webhook URL] [--protected-alias A] [--allow-file-root DIR]
                   [--trust-origin ORIGIN]
-    artreg janitor [--data DIR] [--verify]      expire uploads, reclaim (and re-hash) blobs, re-check remote refs
+    artreg janitor [--data DIR] [--verify] [--budget S]   expire uploads, reclaim (and re-hash) blobs, re-check refs
     artreg ui --url URL [--port P] [--region R] [--sigv4|--no-sigv4]   the web UI of a deployed stack
 
 Wherever NAME[@REF] is taken, `artreg://PROJECT/NAME@REF` is too (and `download` takes a file's,
@@ -113,15 +113,18 @@ def cmd_server(args: argparse.Namespace, base: ClientSettings | None = None) -> 
 
 def cmd_janitor(args: argparse.Namespace, base: ClientSettings | None = None) -> int:
     """`artreg janitor`: what the janitor Lambda does on AWS, once, on the local store. A blob is reclaimed
-    by the run after the one that condemned it (see artreg.registry.janitor), so run it on a schedule."""
+    by the walk after the one that condemned it (see artreg.registry.janitor), so run it on a schedule;
+    with `--budget` each run does a step of each walk and the next run goes on."""
     from dataclasses import asdict
     from datetime import timedelta
 
     from artreg.local.blobs import FolderBlobStore
     from artreg.local.scrub import STALE_TEMPORARY, scrub
     from artreg.local.sqlite_store import SqliteStore
+    from artreg.registry.budget import TimeBudget
     from artreg.registry.janitor import Janitor
     from artreg.registry.policy import Policy
+    from artreg.registry.ports import CheckpointMoved
 
     data = client_settings(args, base).data
     if not (data / "registry.db").exists():
@@ -132,9 +135,16 @@ def cmd_janitor(args: argparse.Namespace, base: ClientSettings | None = None) ->
     report: dict[str, Any] = {}
     try:
         janitor = Janitor(store, folder)
-        report["uploads"] = asdict(janitor.expire_uploads())
-        report["blobs"] = asdict(janitor.reclaim_blobs(timedelta(days=args.grace_days), Policy().upload_ttl))
-        report["remote"] = asdict(janitor.recheck_remote_refs())
+        budget = TimeBudget(args.budget) if args.budget is not None else None
+        report["uploads"] = asdict(janitor.expire_uploads(budget=budget))
+        report["blobs"] = asdict(
+            janitor.reclaim_blobs(timedelta(days=args.grace_days), Policy().upload_ttl, budget=budget)
+        )
+        report["remote"] = asdict(janitor.recheck_remote_refs(budget))
+        report["walk_age_s"] = {name: age.total_seconds() for name, age in janitor.walk_ages().items()}
+    except CheckpointMoved:
+        print("artreg: conflict: another `artreg janitor` saved its walk meanwhile: run one at a time", file=sys.stderr)
+        return EXIT_CONFLICT
     finally:
         store.close()
     report["temporary_removed"] = folder.remove_stale_temporary(STALE_TEMPORARY.total_seconds())
@@ -321,6 +331,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="as the server's: the folders whose file:// references are read again (repeatable)",
     )
     janitor.add_argument("--verify-minutes", type=float, default=10, help="how long --verify may hash for (default 10)")
+    janitor.add_argument(
+        "--budget",
+        type=float,
+        metavar="SECONDS",
+        help="stop the walks after about this long, saving where they stand; the next run goes on (default: finish)",
+    )
     janitor.set_defaults(local=cmd_janitor)
     add_link_commands(command)
     add_ui_command(commands)

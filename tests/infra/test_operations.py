@@ -46,13 +46,37 @@ def _watching(alarms: dict[str, dict[str, Any]], namespace: str, metric: str) ->
 
 def test_every_alarm_notifies_the_stacks_topic_and_the_given_one(translated: dict[str, Any]) -> None:
     alarms = _alarms(translated)
-    assert len(alarms) == 14  # 4 functions x 2, iterator age, 5xx, latency, table throttles, 2 dead letters
+    # 4 functions x 2, iterator age, 5xx, latency, table throttles, 2 dead letters, the janitor's walk age
+    assert len(alarms) == 15
     for name, alarm in alarms.items():
         # Then each notifies the stack's topic, and AlarmTopicArn when one is given
         assert with_parameters(translated, alarm["AlarmActions"]) == [TOPIC], name
         given = "arn:aws:sns:eu-west-1:123456789012:oncall"
         assert with_parameters(translated, alarm["AlarmActions"], {"AlarmTopicArn": given}) == [TOPIC, given], name
-        assert alarm["TreatMissingData"] == "notBreaching", name
+        # (a janitor that reports nothing is behind: see below)
+        assert alarm["TreatMissingData"] == ("breaching" if name == "JanitorWalkAgeAlarm" else "notBreaching"), name
+
+
+def test_the_janitor_falling_behind_sets_an_alarm_off(translated: dict[str, Any]) -> None:
+    # Given the alarm on the janitor's walk age, as the janitor function publishes it
+    alarm = _alarms(translated)["JanitorWalkAgeAlarm"]
+    function = translated["Resources"]["JanitorFunction"]["Properties"]
+    namespace = function["Environment"]["Variables"]["POWERTOOLS_METRICS_NAMESPACE"]
+    # Then it watches the metric the function emits (app.py), in the stack's namespace, with Powertools'
+    # service dimension
+    source = (REPO_ROOT / "functions" / "janitor" / "app.py").read_text()
+    assert f'name="{alarm["MetricName"]}"' in source
+    assert alarm["Namespace"] == namespace
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": "artreg"}]
+    # And it goes off when no walk has finished in two days, for three hourly runs in a row
+    assert (alarm["Statistic"], alarm["ComparisonOperator"], alarm["Threshold"]) == (
+        "Maximum",
+        "GreaterThanThreshold",
+        2 * 24 * 3600,
+    )
+    assert (alarm["Period"], alarm["EvaluationPeriods"], alarm["DatapointsToAlarm"]) == (3600, 3, 3)
+    # And when the hourly runs stop reporting at all, since the function is then not running
+    assert alarm["TreatMissingData"] == "breaching"
 
 
 def test_every_function_has_its_errors_and_throttles_alarms(translated: dict[str, Any]) -> None:

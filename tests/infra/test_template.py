@@ -443,6 +443,7 @@ def test_the_janitor_runs_hourly_and_daily_and_may_only_expire_uploads_reclaim_b
     assert set(statements) == {
         "UploadItems",
         "ReadVersions",
+        "JanitorCheckpoints",
         "NoteRemoteChanges",
         "AbortMultipartUploads",
         "ListBlobs",
@@ -458,6 +459,9 @@ def test_the_janitor_runs_hourly_and_daily_and_may_only_expire_uploads_reclaim_b
     versions = statements["ReadVersions"]
     assert versions["Action"] == "dynamodb:Query"
     assert versions["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["PROJECTS", "P#*", "A#*"]}}
+    checkpoints = statements["JanitorCheckpoints"]
+    assert set(checkpoints["Action"]) == {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem"}
+    assert checkpoints["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["J#*"]}}
     notes = statements["NoteRemoteChanges"]
     assert (notes["Action"], notes["Condition"]) == (
         "dynamodb:PutItem",

@@ -14,7 +14,10 @@ import pytest
 
 from artreg.model.errors import Conflict
 from artreg.model.wire import FileEntry, RemoteSpec, StartUpload, UploadStarted
+from artreg.registry import janitor_walks as walks
+from artreg.registry.budget import ItemBudget
 from artreg.registry.janitor import BlobSweep, Janitor, RemoteSweep, UploadSweep
+from artreg.registry.ports import CheckpointMoved
 from artreg.registry.service import Committed
 from tests.conftest import Backend
 
@@ -284,6 +287,9 @@ class Context:
     invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:artreg-janitor"
     aws_request_id = "req-1"
 
+    def get_remaining_time_in_millis(self) -> int:
+        return 300_000
+
 
 def test_the_janitor_lambda_expires_uploads_on_its_schedule(
     aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
@@ -316,7 +322,14 @@ def test_the_janitor_lambda_expires_uploads_on_its_schedule(
     answer = janitor.lambda_handler(scheduled, Context())
     sys.modules.pop("functions.janitor.app", None)
     # Then the upload is expired and its multipart upload aborted
-    assert answer == {"expired": 1, "aborted": 1, "condemned": 0, "reclaimed": 0, "reclaimed_bytes": 0}
+    assert answer == {
+        "expired": 1,
+        "aborted": 1,
+        "condemned": 0,
+        "reclaimed": 0,
+        "reclaimed_bytes": 0,
+        "walk_age_s": 0.0,  # the walk finished within the run
+    }
     # And the daily schedule's event re-checks remote references instead
     assert janitor.lambda_handler({**scheduled, "task": "remote-refs"}, Context()) == {
         "checked": 0,
@@ -350,5 +363,263 @@ def test_artreg_janitor_runs_the_janitor_on_a_local_data_folder(
     answer = json.loads(capsys.readouterr().out)
     assert answer["blobs"] == {"condemned": 0, "reclaimed": 1, "reclaimed_bytes": len(OLD)}
     assert _stored(backend) == {_sha(NEW)}
+    assert answer["walk_age_s"] == {"blobs": 0, "remote": 0}  # both walks finished
+    # And with a budget spent at once, a run only begins the walks, which the next run goes on with
+    assert main(["janitor", "--data", str(tmp_path), "--grace-days", "0", "--budget", "0"]) == 0
+    begun = json.loads(capsys.readouterr().out)
+    assert begun["blobs"] == {"condemned": 0, "reclaimed": 0, "reclaimed_bytes": 0}
+    assert _walk_done(backend) is False
+    # And a run whose checkpoint another run saved meanwhile stops, and says so
+    saved = backend.registry.store.get_checkpoint(walks.BLOBS)
+    assert saved is not None
+
+    def another_run_meanwhile(store: object, name: str, state: str, revision: int) -> None:
+        raise CheckpointMoved(name)
+
+    store_class = type(backend.registry.store)
+    original = store_class.save_checkpoint
+    store_class.save_checkpoint = another_run_meanwhile  # type: ignore[method-assign, assignment]
+    try:
+        assert main(["janitor", "--data", str(tmp_path), "--budget", "0"]) == 4
+    finally:
+        store_class.save_checkpoint = original  # type: ignore[method-assign]
+    assert "run one at a time" in capsys.readouterr().err
     # And a folder that holds no registry is a usage error
     assert main(["janitor", "--data", str(tmp_path / "nothing")]) == 2
+
+
+# ---------------------------------------------------------------- walks cut into budgeted steps
+
+ONLY_Y, ONLY_Z, KEPT_X, KEPT_W = b"y: only in a deleted bert", b"z: only in a deleted wav", b"x", b"w"
+
+
+def _all_stored(backend: Backend) -> set[str]:
+    names = {key.rsplit("/", 1)[-1] for key in backend.blob_keys() if "/blobs/" in f"/{key}"}
+    return {name for name in names if len(name) == 64}  # not a local blob's `.condemned` beside it
+
+
+def _walk_done(backend: Backend) -> bool:
+    saved = backend.registry.store.get_checkpoint(walks.BLOBS)
+    return saved is not None and walks.BlobCheckpoint.model_validate_json(saved[0]).walk is None
+
+
+def _registry_with_garbage(backend: Backend) -> set[str]:
+    """Two projects, three artifacts of two versions each, the first of each deleted: three blobs only a
+    deleted version lists; the digests that stay listed are answered."""
+    for project, name, first, second in (
+        (P, N, {"a.bin": OLD, "b.bin": SHARED}, {"b.bin": SHARED, "c.bin": NEW}),
+        (P, "bert", {"y.bin": ONLY_Y}, {"x.bin": KEPT_X}),
+        ("audio", "wav", {"z.bin": ONLY_Z}, {"w.bin": KEPT_W}),
+    ):
+        backend.log(project, name, first, commit=True)
+        backend.log(project, name, second, commit=True)
+        backend.registry.delete_version(project, name, "1.0.0")
+    return {_sha(d) for d in (SHARED, NEW, KEPT_X, KEPT_W)}
+
+
+def _walk(backend: Backend, at: timedelta, items: int | None, between: Any = None) -> tuple[BlobSweep, int]:
+    """One whole walk at `at`, in steps of `items` items each (None: one run); `between(run)` is called
+    between two steps. Answers the walk's totals and its number of runs."""
+    janitor = Janitor(backend.registry.store, backend.registry.blobs, clock=Later(at), page=1, save_every=1)
+    total, runs = BlobSweep(), 0
+    while True:
+        swept = janitor.reclaim_blobs(GRACE, TTL, budget=ItemBudget(items) if items else None)
+        runs += 1
+        total = BlobSweep(
+            total.condemned + swept.condemned,
+            total.reclaimed + swept.reclaimed,
+            total.reclaimed_bytes + swept.reclaimed_bytes,
+        )
+        if _walk_done(backend):
+            return total, runs
+        assert runs < 500, "the walk must finish"
+        if between is not None:
+            between(runs)
+
+
+@pytest.mark.parametrize("items", [None, 2])
+def test_a_walk_cut_into_tiny_steps_reaches_the_same_result_as_one_run(backend: Backend, items: int | None) -> None:
+    # Given two projects whose deleted versions alone list three blobs
+    listed = _registry_with_garbage(backend)
+    garbage = _all_stored(backend) - listed
+    # When the janitor walks past the grace period, in one run or in steps of two items
+    condemned, runs = _walk(backend, GRACE + timedelta(hours=1), items)
+    # Then it condemns the same three blobs, over many runs when the steps are tiny
+    assert condemned == BlobSweep(condemned=3)
+    assert runs == 1 if items is None else runs > 5
+    assert _all_stored(backend) == listed | garbage
+    # And the next walk, an hour later, removes exactly those three
+    reclaimed, _ = _walk(backend, GRACE + timedelta(hours=2), items)
+    assert (reclaimed.condemned, reclaimed.reclaimed) == (0, 3)
+    assert reclaimed.reclaimed_bytes == len(OLD) + len(ONLY_Y) + len(ONLY_Z)
+    assert _all_stored(backend) == listed
+    # And what stays downloads whole
+    assert _downloads(backend, "latest") == {"b.bin": SHARED, "c.bin": NEW}
+
+
+@pytest.mark.parametrize("commit_after_run", [1, 3, 9])
+def test_a_commit_landing_between_two_steps_never_loses_its_blob(backend: Backend, commit_after_run: int) -> None:
+    # Given a registry whose deleted versions alone list three blobs
+    _registry_with_garbage(backend)
+    # When a walk past the grace period goes in steps of one item, and between two of them a job logs
+    # an artifact listing one of those blobs (still stored and not condemned: so not sent again)
+    logged: list[UploadStarted] = []
+
+    def commit_late(run: int) -> None:
+        if run == commit_after_run:
+            started = _start(backend, {"again.bin": OLD}, name="late")
+            logged.append(started)
+            for target in started.missing:
+                backend.put_blob(target, OLD)
+            backend.registry.commit(P, "late", started.upload_id)
+
+    _walk(backend, GRACE + timedelta(hours=1), 1, between=commit_late)
+    assert logged, "the commit landed between two steps"
+    # And the janitor walks again and again, well past the fence
+    for hours in (2, 3, 4):
+        _walk(backend, GRACE + timedelta(hours=hours), 3)
+    # Then the new version downloads whole: its blob was never removed
+    page = backend.registry.download(P, "late", "latest")
+    assert {f.path: backend.fetch(f.url) for f in page.files} == {"again.bin": OLD}
+    # And the blobs only deleted versions list are gone
+    assert {_sha(ONLY_Y), _sha(ONLY_Z)}.isdisjoint(_all_stored(backend))
+
+
+class Killed(Exception):
+    pass
+
+
+class KilledAt:
+    """A store whose `method` raises on its `at`-th call (of those `when` picks): a step killed mid-way,
+    with no cleanup."""
+
+    def __init__(self, inner: Any, method: str, at: int, when: Any = None, after: bool = False) -> None:
+        self.inner, self.method, self.calls = inner, method, 0
+        self.at, self.when, self.after = at, when, after  # after: killed once the call is done
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self.inner, name)
+        if name != self.method:
+            return attribute
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.calls += self.when is None or self.when(*args)
+            if self.calls == self.at and not self.after:
+                raise Killed(name)
+            answer = attribute(*args, **kwargs)
+            if self.calls == self.at:
+                raise Killed(name)
+            return answer
+
+        return counted
+
+
+@pytest.mark.parametrize(
+    ("side", "method", "at"),
+    [
+        ("store", "list_versions", 4),  # while marking
+        ("store", "put_mark_chunk", 3),  # a chunk lost before its checkpoint
+        ("store", "save_checkpoint", 5),  # a checkpoint lost after its chunk
+        ("blobs", "condemn", 2),  # while sweeping
+    ],
+)
+def test_a_step_killed_mid_way_leaves_a_checkpoint_the_next_run_goes_on_from(
+    backend: Backend, side: str, method: str, at: int
+) -> None:
+    # Given a registry whose deleted versions alone list three blobs
+    listed = _registry_with_garbage(backend)
+    store: Any = backend.registry.store
+    blobs: Any = backend.registry.blobs
+    if side == "store":
+        store = KilledAt(store, method, at)
+    else:
+        blobs = KilledAt(blobs, method, at)
+    # When a step past the grace period, saving after every third item, is killed mid-way
+    killed = Janitor(store, blobs, clock=Later(GRACE + timedelta(hours=1)), page=1, save_every=3)
+    with pytest.raises(Killed):
+        killed.reclaim_blobs(GRACE, TTL, budget=ItemBudget(1000))
+    # Then the next runs go on from its checkpoint and finish the walk: the three blobs are condemned
+    _walk(backend, GRACE + timedelta(hours=1, minutes=1), 2)
+    # And the walk after the fence removes them, and only them
+    reclaimed, _ = _walk(backend, GRACE + timedelta(hours=2), 2)
+    assert reclaimed.reclaimed == 3
+    assert _all_stored(backend) == listed
+    assert _downloads(backend, "latest") == {"b.bin": SHARED, "c.bin": NEW}
+
+
+def _kill_after_the_next_projects_first_chunk(backend: Backend, at: timedelta) -> None:
+    """A walk at `at`, in steps that save only when they stop, up to where the first project ("audio") is
+    marked and its sweep begun; then a step that finishes that sweep, begins "vision", and is killed once
+    it has written the new mark's first chunk (in the place of the last mark's); then the walk's end."""
+    store, blobs = backend.registry.store, backend.registry.blobs
+    janitor = Janitor(store, blobs, clock=Later(at), page=100, save_every=1000)
+    while True:
+        janitor.reclaim_blobs(GRACE, TTL, budget=ItemBudget(1))
+        walk = walks.BlobCheckpoint.model_validate_json(store.get_checkpoint(walks.BLOBS)[0]).walk  # type: ignore[index]
+        if walk is not None and (walk.project, walk.sweeping) == ("audio", True):
+            break
+    killed = Janitor(KilledAt(store, "put_mark_chunk", 1, after=True), blobs, clock=Later(at), page=100)
+    with pytest.raises(Killed):
+        killed.reclaim_blobs(GRACE, TTL, budget=ItemBudget(1000))
+    _walk(backend, at, 2)
+
+
+def test_a_step_killed_after_the_next_projects_first_chunk_keeps_the_last_projects_mark(backend: Backend) -> None:
+    # Given a registry whose deleted versions alone list three blobs
+    listed = _registry_with_garbage(backend)
+    # When a walk past the grace period, and one after the fence, are each killed just after the next
+    # project's mark wrote its first chunk
+    _kill_after_the_next_projects_first_chunk(backend, GRACE + timedelta(hours=1))
+    _kill_after_the_next_projects_first_chunk(backend, GRACE + timedelta(hours=2))
+    # Then the blobs the first project's live versions list are kept; only what nothing lists is removed
+    assert _all_stored(backend) == listed
+    assert _downloads(backend, "latest") == {"b.bin": SHARED, "c.bin": NEW}
+
+
+def test_a_mark_set_larger_than_a_chunk_is_saved_in_several(backend: Backend, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a registry whose deleted versions alone list three blobs, and chunks of one digest each
+    listed = _registry_with_garbage(backend)
+    monkeypatch.setattr(walks, "MARK_CHUNK", 1)
+    store, sizes = backend.registry.store, []
+    put = store.put_mark_chunk
+    monkeypatch.setattr(
+        store, "put_mark_chunk", lambda name, i, digests: (sizes.append(len(digests)), put(name, i, digests))[1]
+    )
+    # When a walk past the grace period and one after the fence go in steps of two items
+    condemned, _ = _walk(backend, GRACE + timedelta(hours=1), 2)
+    reclaimed, _ = _walk(backend, GRACE + timedelta(hours=2), 2)
+    # Then every chunk of each mark was read: only what nothing lists is condemned and removed
+    assert (condemned.condemned, reclaimed.reclaimed) == (3, 3)
+    assert _all_stored(backend) == listed
+    # And no chunk held more than one digest (on AWS, a chunk must fit in an item)
+    assert max(sizes) == 32
+
+
+def test_a_walk_that_goes_on_for_days_is_reported_as_falling_behind(backend: Backend) -> None:
+    # Given a registry, and a janitor whose every run has a budget of one item
+    _registry_with_garbage(backend)
+    janitor = _janitor(backend, timedelta(0))
+    # When a run takes its step, and the walk is still unfinished two days later
+    janitor.reclaim_blobs(GRACE, TTL, budget=ItemBudget(1))
+    later = _janitor(backend, timedelta(days=2, hours=1))
+    # Then the walk's age says so (what JanitorWalkAgeSeconds carries to its alarm)
+    assert later.walk_ages()["blobs"] >= timedelta(days=2)
+    # And once a run finishes the walk, it is zero again
+    later.reclaim_blobs(GRACE, TTL)
+    assert later.walk_ages()["blobs"] == timedelta(0)
+
+
+def test_the_remote_reference_walk_goes_on_from_its_checkpoint(backend: Backend, tmp_path: Any) -> None:
+    # Given three versions each holding a pinned remote reference, changed since
+    remote = Remote(backend, tmp_path)
+    remote.write(b"a,b\n1,2\n")
+    for name in ("a", "b", "c"):
+        request = StartUpload(remote=[RemoteSpec(uri=remote.uri, path="train.csv")], commit=True)
+        assert isinstance(backend.registry.start_upload(P, name, request), Committed)
+    remote.write(b"a,b\n1,2\n3,4\n")
+    janitor = Janitor(backend.registry.store, backend.registry.blobs, clock=Later(timedelta(0)), page=2)
+    # When the daily runs have a budget of one page of versions each
+    steps = [janitor.recheck_remote_refs(ItemBudget(1)) for _ in range(4)]
+    # Then each run reads one version further, each change noted once, and the fourth begins a new walk
+    assert [s.noted for s in steps] == [1, 1, 1, 0]
+    assert [s.checked for s in steps] == [1, 1, 1, 1]

@@ -18,6 +18,7 @@
 | project index   | PROJECTS               | {project}   (put with an artifact's first commit: the janitor's list) |
 | runs            | S#{project}            | R#{run_id}, T#{last seen}#{run_id}   (see `dynamodb_runs`) |
 | remote change   | C#{project}#{name}     | {sort key}#{sha256 of path}  (a remote reference last seen so) |
+| janitor's walks | J#{walk}               | C (its checkpoint), M#{index} (its mark set's chunks): `dynamodb_janitor` |
 
 A version and its alias copies hold the same attributes: `rec` (the immutable part of the record,
 JSON), `tags` and `meta` (JSON), `state`, `deleted_at` and `aliases` (a string set), so that a
@@ -45,6 +46,7 @@ from artreg.aws import dynamodb_codec as codec
 from artreg.aws import dynamodb_links as links
 from artreg.aws import dynamodb_runs as runs
 from artreg.aws.dynamodb_codec import Item
+from artreg.aws.dynamodb_janitor import JanitorItems
 from artreg.aws.errors import translate
 from artreg.model import versions
 from artreg.model.manifest import Entry
@@ -75,7 +77,7 @@ _EXPIRY_LOOKBACK = timedelta(days=8)  # where the janitor starts on a table it n
 _HOUR = timedelta(hours=1)
 
 
-class DynamoStore:
+class DynamoStore(JanitorItems):
     def __init__(self, client: DynamoDBClient, table_name: str):
         self.client = client
         self.table = table_name

@@ -307,17 +307,33 @@ class S3BlobStore:
         """Lists the project's blobs; only the unlisted ones cost a HEAD (and a tag read if tagged)."""
         prefix = blob_key(project, "0" * 64).rsplit("/", 2)[0] + "/"
         for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
-            for stored in page.get("Contents", []):
-                sha256 = stored["Key"].rsplit("/", 1)[-1]
-                if not SHA256_RE.fullmatch(sha256) or sha256 in listed:
-                    continue
-                head = self._head(stored["Key"])
-                if head is None:
-                    continue  # removed since the listing
-                stamp = self._tags(stored["Key"], head).get(CONDEMNED_TAG)
-                condemned_at = datetime.fromisoformat(stamp) if stamp else None
-                generation = head.get("VersionId") or "null"
-                yield StoredBlob(sha256, head["ContentLength"], head["LastModified"], generation, condemned_at)
+            yield from self._unlisted(page.get("Contents", []), listed)
+
+    def unlisted_page(
+        self, project: str, listed: Container[str], after: str | None, limit: int
+    ) -> tuple[list[StoredBlob], str | None]:
+        """One listing request (keys sort as their sha256: `{two hex}/{hex}`), and a HEAD per unlisted blob."""
+        prefix = blob_key(project, "0" * 64).rsplit("/", 2)[0] + "/"
+        start = {"StartAfter": blob_key(project, after)} if after else {}
+        page = self._call(
+            self.client.list_objects_v2, Bucket=self.bucket, Prefix=prefix, MaxKeys=min(limit, 1000), **start
+        )
+        stored = page.get("Contents", [])
+        last = stored[-1]["Key"].rsplit("/", 1)[-1] if stored and page.get("IsTruncated") else None
+        return list(self._unlisted(stored, listed)), last
+
+    def _unlisted(self, stored: Sequence[Any], listed: Container[str]) -> Iterator[StoredBlob]:
+        for item in stored:
+            sha256 = item["Key"].rsplit("/", 1)[-1]
+            if not SHA256_RE.fullmatch(sha256) or sha256 in listed:
+                continue
+            head = self._head(item["Key"])
+            if head is None:
+                continue  # removed since the listing
+            stamp = self._tags(item["Key"], head).get(CONDEMNED_TAG)
+            condemned_at = datetime.fromisoformat(stamp) if stamp else None
+            generation = head.get("VersionId") or "null"
+            yield StoredBlob(sha256, head["ContentLength"], head["LastModified"], generation, condemned_at)
 
     def condemn(self, project: str, blob: StoredBlob, at: datetime) -> None:
         self._call(

@@ -260,18 +260,21 @@ class FolderBlobStore:
                 yield folder.name
 
     def unlisted_blobs(self, project: str, listed: Container[str]) -> Iterator[StoredBlob]:
-        for path in sorted((self.root / project / "blobs" / "sha256").glob("??/*")):
-            if not SHA256_RE.fullmatch(path.name) or path.name in listed:
-                continue
-            try:
-                info = path.stat()
-                condemned: datetime | None = datetime.fromisoformat(_condemnation(path).read_text())
-            except FileNotFoundError:
-                if not path.exists():
-                    continue  # reclaimed meanwhile
-                condemned = None
-            modified = datetime.fromtimestamp(info.st_mtime, UTC)
-            yield StoredBlob(path.name, info.st_size, modified, str(info.st_ino), condemned)
+        for path in self._blob_paths(project):
+            if path.name not in listed and (blob := _stored_blob(path)) is not None:
+                yield blob
+
+    def unlisted_page(
+        self, project: str, listed: Container[str], after: str | None, limit: int
+    ) -> tuple[list[StoredBlob], str | None]:
+        paths = [p for p in self._blob_paths(project) if after is None or p.name > after][:limit]
+        found = (_stored_blob(p) for p in paths if p.name not in listed)
+        return [b for b in found if b is not None], paths[-1].name if len(paths) == limit else None
+
+    def _blob_paths(self, project: str) -> list[Path]:
+        """The project's blob files in sha256 order (their folder is the first two hex digits)."""
+        paths = sorted((self.root / project / "blobs" / "sha256").glob("??/*"))
+        return [p for p in paths if SHA256_RE.fullmatch(p.name)]
 
     def condemn(self, project: str, blob: StoredBlob, at: datetime) -> None:
         _write_atomically(_condemnation(self._blob_path(project, blob.sha256)), at.isoformat().encode())
@@ -589,6 +592,18 @@ def _multipart_meta(staging: Path, sha256: str, default_part_size: int) -> tuple
 def _check_length(length: int, size: int) -> None:
     if length != size:
         raise Invalid(f"the body is {length} bytes, not the {size} signed for", code="bad_length")
+
+
+def _stored_blob(path: Path) -> StoredBlob | None:
+    try:
+        info = path.stat()
+        condemned: datetime | None = datetime.fromisoformat(_condemnation(path).read_text())
+    except FileNotFoundError:
+        if not path.exists():
+            return None  # reclaimed meanwhile
+        condemned = None
+    modified = datetime.fromtimestamp(info.st_mtime, UTC)
+    return StoredBlob(path.name, info.st_size, modified, str(info.st_ino), condemned)
 
 
 def _condemnation(blob: Path) -> Path:

@@ -26,6 +26,8 @@ from artreg import events
 from artreg.events import Event
 from artreg.local import sqlite_rows as rows
 from artreg.local import sqlite_schema as schema
+from artreg.local.sqlite_janitor import SCHEMA as JANITOR_SCHEMA
+from artreg.local.sqlite_janitor import JanitorRows
 from artreg.model import manifest, versions
 from artreg.model.errors import Conflict, Retryable
 from artreg.model.manifest import Entry
@@ -51,7 +53,7 @@ from artreg.registry.records import (
 _TOP = "\U0010ffff"  # sorts after every sort key and time key
 
 
-class SqliteStore:
+class SqliteStore(JanitorRows):
     """`MetadataStore` over the SQLite file at `path`, created with its folder on first use. (Not
     `:memory:`: every thread has its own connection, and would have its own database.)"""
 
@@ -64,7 +66,7 @@ class SqliteStore:
         self._local = threading.local()
         db = self._db()
         try:
-            db.executescript(f"BEGIN IMMEDIATE;{schema.SCHEMA}COMMIT;")
+            db.executescript(f"BEGIN IMMEDIATE;{schema.SCHEMA}{JANITOR_SCHEMA}COMMIT;")
         except sqlite3.OperationalError as error:
             if db.in_transaction:
                 db.execute("ROLLBACK")

@@ -52,6 +52,10 @@ class TargetGone(Exception):
         self.link = link
 
 
+class CheckpointMoved(Exception):
+    """The janitor's checkpoint was saved by another run since it was read."""
+
+
 # ---------------------------------------------------------------- ports
 
 
@@ -136,6 +140,24 @@ class MetadataStore(Protocol):
         unless that same observation is recorded already; True if it was new."""
         ...
 
+    # The janitor's checkpoints and the mark sets its walks gather over several runs (registry.janitor).
+    def get_checkpoint(self, name: str) -> tuple[str, int] | None:
+        """The checkpoint `name` (the janitor's JSON) and its revision; None if never saved."""
+        ...
+
+    def save_checkpoint(self, name: str, state: str, revision: int) -> None:
+        """Saves the checkpoint as revision `revision` + 1 if it is still at `revision` (0: never saved);
+        raises CheckpointMoved if not."""
+        ...
+
+    def put_mark_chunk(self, name: str, index: int, digests: bytes) -> None:
+        """Stores (or replaces) chunk `index` of mark set `name`: sorted 32-byte digests, at most 256 KiB."""
+        ...
+
+    def mark_chunks(self, name: str, count: int) -> list[bytes]:
+        """Chunks 0 to `count` - 1 of mark set `name` (a later chunk, left by a killed run, is not read)."""
+        ...
+
     def put_usage(self, usage: UsageRecord) -> None: ...
 
     def put_edge(self, edge: LineageEdge) -> bool:
@@ -203,6 +225,14 @@ class BlobStore(Protocol):
 
     def unlisted_blobs(self, project: str, listed: Container[str]) -> Iterator[StoredBlob]:
         """The project's blobs whose sha256 is not in `listed`, with their generation and condemnation."""
+        ...
+
+    def unlisted_page(
+        self, project: str, listed: Container[str], after: str | None, limit: int
+    ) -> tuple[list[StoredBlob], str | None]:
+        """Of the next `limit` stored blobs of the project after the sha256 `after`, in sha256 order, those
+        whose sha256 is not in `listed`, with their generation and condemnation; and the last sha256 looked
+        at, or None when no blob follows it (so that a walk goes on from there, page by page)."""
         ...
 
     def condemn(self, project: str, blob: StoredBlob, at: datetime) -> None:
