@@ -25,13 +25,11 @@ import hmac
 import json
 import os
 import re
-import secrets
 import shutil
 import stat
-import tempfile
 from collections.abc import Container, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -39,6 +37,20 @@ from urllib.request import url2pathname
 
 from pydantic import TypeAdapter
 
+from artreg.local.blob_files import (
+    CHUNK,
+    Receiver,
+    check_length,
+    condemnation_mark,
+    is_under,
+    load_secret,
+    multipart_meta,
+    part_mark,
+    recorded_etag,
+    size_of,
+    stored_blob,
+    write_atomically,
+)
 from artreg.model import multipart
 from artreg.model.errors import Forbidden, Invalid, NotFound
 from artreg.model.manifest import Entry
@@ -50,7 +62,6 @@ from artreg.registry.records import StoredBlob
 
 _ENTRIES = TypeAdapter(list[Entry])
 _MiB = 1024**2
-_CHUNK = 4 * _MiB  # a stream may answer less: the server hands on each MiB it gathers as it came
 _MULTIPART_ID = re.compile(r"[0-9a-f]{32}")
 
 
@@ -97,7 +108,7 @@ class FolderBlobStore:
         self.multipart_threshold = multipart_threshold
         self.part_size = part_size
         self.clock = clock or SystemClock()
-        self._key = _secret(self.root)
+        self._key = load_secret(self.root)
 
     # ------------------------------------------------------------ paths: only from checked names
 
@@ -131,7 +142,7 @@ class FolderBlobStore:
     @staticmethod
     def _holds(path: Path, size: int) -> bool:
         """Stored with that size and not condemned (a condemned blob is sent again: see `condemn`)."""
-        return _size_of(path) == size and not _condemnation(path).exists()
+        return size_of(path) == size and not condemnation_mark(path).exists()
 
     def upload_targets(self, project: str, blobs: Sequence[tuple[str, int]]) -> list[MissingBlob]:
         return [self._target(project, sha, size) for sha, size in blobs]
@@ -151,7 +162,7 @@ class FolderBlobStore:
         staging.mkdir(parents=True, exist_ok=True)
         meta = {"sha256": sha256, "size": size, "part_size": part_size}
         if not (staging / "meta.json").exists():
-            _write_atomically(staging / "meta.json", json.dumps(meta).encode())
+            write_atomically(staging / "meta.json", json.dumps(meta).encode())
         # a log of the same content after a killed one resumes: only the parts not stored yet are listed
         parts = [
             PresignedPart(
@@ -159,7 +170,7 @@ class FolderBlobStore:
                 url=self._url("PUT", f"{path}/parts/{multipart_id}/{n}", min(part_size, size - (n - 1) * part_size)),
             )
             for n in range(1, multipart.part_count(size, part_size) + 1)
-            if _recorded_etag(_part_mark(staging, n)) is None
+            if recorded_etag(part_mark(staging, n)) is None
         ]
         return MissingBlob(
             sha256=sha256,
@@ -182,7 +193,7 @@ class FolderBlobStore:
         staging = self._staging(project, self._multipart_id(project, sha256, size, part_size))
         count = multipart.part_count(size, part_size)
         if not (staging / "meta.json").exists() or any(
-            _recorded_etag(_part_mark(staging, n)) is None for n in range(1, count + 1)
+            recorded_etag(part_mark(staging, n)) is None for n in range(1, count + 1)
         ):
             return False
         try:
@@ -202,12 +213,12 @@ class FolderBlobStore:
         """The parts were written in place into one file as they arrived: joining them is one read of
         it to check its SHA-256, then a rename; no byte is copied."""
         target = self._blob_path(project, sha256)
-        size, part_size = _multipart_meta(staging, sha256, self.part_size)
+        size, part_size = multipart_meta(staging, sha256, self.part_size)
         numbers = [p.part_number for p in parts]
         if numbers != sorted(set(numbers)):
             raise Invalid("parts must be listed once each, in ascending order", code="invalid_part_order")
         for part in parts:
-            recorded = _recorded_etag(_part_mark(staging, part.part_number))
+            recorded = recorded_etag(part_mark(staging, part.part_number))
             if recorded is None:
                 raise Invalid(f"part {part.part_number} was not uploaded", code="invalid_part")
             if recorded != part.etag.strip('"'):
@@ -215,7 +226,7 @@ class FolderBlobStore:
         absent = [
             n
             for n in range(1, multipart.part_count(size, part_size) + 1)
-            if _recorded_etag(_part_mark(staging, n)) is None
+            if recorded_etag(part_mark(staging, n)) is None
         ]
         if absent:
             raise Invalid(
@@ -231,7 +242,7 @@ class FolderBlobStore:
         if source is not None:
             digest = hashlib.sha256()
             with source:
-                while chunk := source.read(_CHUNK):
+                while chunk := source.read(CHUNK):
                     digest.update(chunk)
                 stored = source.tell()
             if stored != size:
@@ -240,7 +251,7 @@ class FolderBlobStore:
                 raise Invalid("the parts' SHA-256 is not the blob's", code="bad_digest")
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(data, target)  # each part was made durable as it was received
-            _condemnation(target).unlink(missing_ok=True)  # a new copy: no longer condemned
+            condemnation_mark(target).unlink(missing_ok=True)  # a new copy: no longer condemned
         # the rest goes in one rename first: a kill during the removal must not leave a half-deleted upload;
         # a retry now finds no upload (404), as on S3
         finished = staging.with_name(f".{staging.name}.done")
@@ -261,14 +272,14 @@ class FolderBlobStore:
 
     def unlisted_blobs(self, project: str, listed: Container[str]) -> Iterator[StoredBlob]:
         for path in self._blob_paths(project):
-            if path.name not in listed and (blob := _stored_blob(path)) is not None:
+            if path.name not in listed and (blob := stored_blob(path)) is not None:
                 yield blob
 
     def unlisted_page(
         self, project: str, listed: Container[str], after: str | None, limit: int
     ) -> tuple[list[StoredBlob], str | None]:
         paths = [p for p in self._blob_paths(project) if after is None or p.name > after][:limit]
-        found = (_stored_blob(p) for p in paths if p.name not in listed)
+        found = (stored_blob(p) for p in paths if p.name not in listed)
         return [b for b in found if b is not None], paths[-1].name if len(paths) == limit else None
 
     def _blob_paths(self, project: str) -> list[Path]:
@@ -277,7 +288,7 @@ class FolderBlobStore:
         return [p for p in paths if SHA256_RE.fullmatch(p.name)]
 
     def condemn(self, project: str, blob: StoredBlob, at: datetime) -> None:
-        _write_atomically(_condemnation(self._blob_path(project, blob.sha256)), at.isoformat().encode())
+        write_atomically(condemnation_mark(self._blob_path(project, blob.sha256)), at.isoformat().encode())
 
     def reclaim(self, project: str, blob: StoredBlob) -> bool:
         """Moves the blob aside first, then removes it only if it is the condemned copy: an upload that
@@ -288,9 +299,9 @@ class FolderBlobStore:
             os.rename(path, aside)
         except FileNotFoundError:
             return False
-        if str(aside.stat().st_ino) == blob.generation and _condemnation(path).exists():
+        if str(aside.stat().st_ino) == blob.generation and condemnation_mark(path).exists():
             aside.unlink()
-            _condemnation(path).unlink(missing_ok=True)
+            condemnation_mark(path).unlink(missing_ok=True)
             return True
         with contextlib.suppress(FileExistsError):  # never over a copy installed since: same content, newer
             os.link(aside, path)
@@ -310,7 +321,7 @@ class FolderBlobStore:
         except FileNotFoundError:
             return False
         if str(aside.stat().st_ino) == generation:
-            _condemnation(path).unlink(missing_ok=True)
+            condemnation_mark(path).unlink(missing_ok=True)
             return True
         with contextlib.suppress(FileExistsError):  # a new copy, installed after the read: put it back
             os.link(aside, path)
@@ -387,8 +398,8 @@ class FolderBlobStore:
         """Streams `length` bytes into place as the blob, if they are `size` bytes with that SHA-256.
         Its ETag is opaque (S3's is an MD5: one more pass over the bytes, for nobody)."""
         target = self._blob_path(project, sha256)
-        _check_length(length, size)
-        with _Receiver(target) as out:
+        check_length(length, size)
+        with Receiver(target) as out:
             out.copy(stream, length)
             out.install(size, sha256)
         return f'"{sha256[:32]}"'
@@ -400,19 +411,19 @@ class FolderBlobStore:
         order, at once), durably, then records its ETag (the MD5 of its bytes, as S3's): a part is
         stored once its record exists, and a resumed upload skips it."""
         staging = self._staging(project, multipart_id)
-        whole, part_size = _multipart_meta(staging, sha256, self.part_size)
+        whole, part_size = multipart_meta(staging, sha256, self.part_size)
         offset = (part_number - 1) * part_size
         if offset >= whole or size != min(part_size, whole - offset):
             raise Invalid(f"part {part_number} is not a part of this upload", code="invalid_part")
-        _check_length(length, size)
-        mark = _part_mark(staging, part_number)
+        check_length(length, size)
+        mark = part_mark(staging, part_number)
         mark.unlink(missing_ok=True)  # sent again: stored only once it is whole again
         md5 = hashlib.md5(usedforsecurity=False)
         fd = os.open(staging / "data", os.O_WRONLY | os.O_CREAT, 0o600)
         try:
             written = 0
             while written < size:
-                chunk = stream.read(min(_CHUNK, size - written))
+                chunk = stream.read(min(CHUNK, size - written))
                 if not chunk:
                     raise Invalid(f"the body ended {size - written} bytes short of its length", code="incomplete_body")
                 md5.update(chunk)
@@ -425,7 +436,7 @@ class FolderBlobStore:
         finally:
             os.close(fd)
         etag = md5.hexdigest()
-        _write_atomically(mark, etag.encode())
+        write_atomically(mark, etag.encode())
         return f'"{etag}"'
 
     def abort_multipart(self, project: str, sha256: str, multipart_id: str) -> None:
@@ -441,7 +452,7 @@ class FolderBlobStore:
     # ------------------------------------------------------------ downloads
 
     def download_url(self, project: str, sha256: str, filename: str) -> str:
-        size = _size_of(self._blob_path(project, sha256))
+        size = size_of(self._blob_path(project, sha256))
         return self._url("GET", f"{self._prefix}/blobs/{project}/{sha256}", size, filename.rsplit("/", 1)[-1])
 
     # ------------------------------------------------------------ remote references
@@ -457,7 +468,7 @@ class FolderBlobStore:
             if split.scheme != "file" or split.netloc not in ("", "localhost") or not self.file_roots:
                 return entry
             real = os.path.realpath(url2pathname(split.path))
-            if _under(real, os.path.realpath(self.root)) or not any(_under(real, r) for r in self.file_roots):
+            if is_under(real, os.path.realpath(self.root)) or not any(is_under(real, r) for r in self.file_roots):
                 return entry
             info = os.stat(real)
         except (OSError, ValueError):
@@ -473,7 +484,7 @@ class FolderBlobStore:
         for index, chunk in enumerate(chunks):
             path = self._manifest_path(project, digest, index)
             path.parent.mkdir(parents=True, exist_ok=True)
-            _write_atomically(path, _ENTRIES.dump_json(list(chunk)))
+            write_atomically(path, _ENTRIES.dump_json(list(chunk)))
 
     def get_manifest_chunk(self, project: str, digest: str, index: int) -> list[Entry]:
         try:
@@ -496,135 +507,3 @@ class FolderBlobStore:
             query["filename"] = filename
         query["sig"] = self._sign(method, path, expires, size, filename)
         return f"{self._origin}{path}?{urlencode(query)}"
-
-
-class _Receiver:
-    """A temporary file beside `target` that becomes `target` only through `install`, after the
-    checks; it is removed when the block ends otherwise (a killed process leaves only a `.tmp`)."""
-
-    def __init__(self, target: Path) -> None:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        self.target = target
-        self.temp = Path(name)
-        self.file = os.fdopen(fd, "wb")
-        self.size = 0
-        self.sha256 = hashlib.sha256()
-
-    def __enter__(self) -> _Receiver:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.file.close()
-        self.temp.unlink(missing_ok=True)
-
-    def copy(self, source: BinaryIO, length: int) -> None:
-        """Appends `length` bytes of `source`, hashed as they are written (the SHA-256 that `install`
-        checks): the bytes are read once, from the socket."""
-        remaining = length
-        while remaining > 0:
-            chunk = source.read(min(_CHUNK, remaining))
-            if not chunk:
-                raise Invalid(f"the body ended {remaining} bytes short of its length", code="incomplete_body")
-            self.sha256.update(chunk)
-            self.file.write(chunk)
-            self.size += len(chunk)
-            remaining -= len(chunk)
-
-    def install(self, size: int, sha256: str) -> None:
-        if self.size != size:
-            raise Invalid(f"the body is {self.size} bytes, not the {size} signed for", code="bad_length")
-        if self.sha256.hexdigest() != sha256:
-            raise Invalid("the body's SHA-256 is not the one signed for", code="bad_digest")
-        self.file.flush()
-        os.fsync(self.file.fileno())
-        self.file.close()
-        os.replace(self.temp, self.target)
-        _condemnation(self.target).unlink(missing_ok=True)  # a new copy: no longer condemned
-
-
-def _secret(root: Path) -> bytes:
-    """This folder's signing key, made once: written aside, then linked into place, so that two
-    processes starting at once agree on it and never read a half-written one."""
-    path = root / ".secret"
-    if not path.exists():
-        fd, name = tempfile.mkstemp(dir=root, prefix=".secret.", suffix=".tmp")  # mode 0600
-        try:
-            with os.fdopen(fd, "w") as file:
-                file.write(secrets.token_hex(32))
-            os.link(name, path)
-        except FileExistsError:
-            pass
-        finally:
-            os.unlink(name)
-    return bytes.fromhex(path.read_text().strip())
-
-
-def _under(path: str, root: str) -> bool:
-    try:
-        return os.path.commonpath([path, root]) == root
-    except ValueError:  # another drive, or one relative and one absolute
-        return False
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
-        os.replace(name, path)
-    except BaseException:
-        Path(name).unlink(missing_ok=True)
-        raise
-
-
-def _multipart_meta(staging: Path, sha256: str, default_part_size: int) -> tuple[int, int]:
-    """The size of the blob that a multipart upload in progress is for, and its part size."""
-    try:
-        meta = json.loads((staging / "meta.json").read_text())
-    except FileNotFoundError:
-        raise NotFound("the multipart upload does not exist (completed or aborted)") from None
-    if meta["sha256"] != sha256:
-        raise NotFound(f"the multipart upload is not one of blob {sha256}")
-    return int(meta["size"]), int(meta.get("part_size") or default_part_size)
-
-
-def _check_length(length: int, size: int) -> None:
-    if length != size:
-        raise Invalid(f"the body is {length} bytes, not the {size} signed for", code="bad_length")
-
-
-def _stored_blob(path: Path) -> StoredBlob | None:
-    try:
-        info = path.stat()
-        condemned: datetime | None = datetime.fromisoformat(_condemnation(path).read_text())
-    except FileNotFoundError:
-        if not path.exists():
-            return None  # reclaimed meanwhile
-        condemned = None
-    modified = datetime.fromtimestamp(info.st_mtime, UTC)
-    return StoredBlob(path.name, info.st_size, modified, str(info.st_ino), condemned)
-
-
-def _condemnation(blob: Path) -> Path:
-    """The janitor's mark beside a blob it means to reclaim (its text: when it was condemned)."""
-    return blob.with_name(f"{blob.name}.condemned")
-
-
-def _part_mark(staging: Path, part_number: int) -> Path:
-    """The record that a part is stored, whole and durable: its ETag."""
-    return staging / f"{part_number:05d}.md5"
-
-
-def _recorded_etag(mark: Path) -> str | None:
-    try:
-        return mark.read_text() or None
-    except FileNotFoundError:
-        return None
-
-
-def _size_of(path: Path) -> int | None:
-    try:
-        return path.stat().st_size
-    except FileNotFoundError:
-        return None

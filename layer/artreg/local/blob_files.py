@@ -1,0 +1,152 @@
+"""The folder blob store's file-system primitives: a blob received into a temporary file and
+installed by rename, files written atomically, the folder's URL key, and the records a multipart
+upload and a condemnation leave beside the blobs (`local.blobs` says the layout)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import BinaryIO
+
+from artreg.model.errors import Invalid, NotFound
+from artreg.registry.records import StoredBlob
+
+_MiB = 1024**2
+CHUNK = 4 * _MiB  # a stream may answer less: the server hands on each MiB it gathers as it came
+
+
+class Receiver:
+    """A temporary file beside `target` that becomes `target` only through `install`, after the
+    checks; it is removed when the block ends otherwise (a killed process leaves only a `.tmp`)."""
+
+    def __init__(self, target: Path) -> None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        self.target = target
+        self.temp = Path(name)
+        self.file = os.fdopen(fd, "wb")
+        self.size = 0
+        self.sha256 = hashlib.sha256()
+
+    def __enter__(self) -> Receiver:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.file.close()
+        self.temp.unlink(missing_ok=True)
+
+    def copy(self, source: BinaryIO, length: int) -> None:
+        """Appends `length` bytes of `source`, hashed as they are written (the SHA-256 that `install`
+        checks): the bytes are read once, from the socket."""
+        remaining = length
+        while remaining > 0:
+            chunk = source.read(min(CHUNK, remaining))
+            if not chunk:
+                raise Invalid(f"the body ended {remaining} bytes short of its length", code="incomplete_body")
+            self.sha256.update(chunk)
+            self.file.write(chunk)
+            self.size += len(chunk)
+            remaining -= len(chunk)
+
+    def install(self, size: int, sha256: str) -> None:
+        if self.size != size:
+            raise Invalid(f"the body is {self.size} bytes, not the {size} signed for", code="bad_length")
+        if self.sha256.hexdigest() != sha256:
+            raise Invalid("the body's SHA-256 is not the one signed for", code="bad_digest")
+        self.file.flush()
+        os.fsync(self.file.fileno())
+        self.file.close()
+        os.replace(self.temp, self.target)
+        condemnation_mark(self.target).unlink(missing_ok=True)  # a new copy: no longer condemned
+
+
+def load_secret(root: Path) -> bytes:
+    """This folder's signing key, made once: written aside, then linked into place, so that two
+    processes starting at once agree on it and never read a half-written one."""
+    path = root / ".secret"
+    if not path.exists():
+        fd, name = tempfile.mkstemp(dir=root, prefix=".secret.", suffix=".tmp")  # mode 0600
+        try:
+            with os.fdopen(fd, "w") as file:
+                file.write(secrets.token_hex(32))
+            os.link(name, path)
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(name)
+    return bytes.fromhex(path.read_text().strip())
+
+
+def is_under(path: str, root: str) -> bool:
+    try:
+        return os.path.commonpath([path, root]) == root
+    except ValueError:  # another drive, or one relative and one absolute
+        return False
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+        os.replace(name, path)
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise
+
+
+def multipart_meta(staging: Path, sha256: str, default_part_size: int) -> tuple[int, int]:
+    """The size of the blob that a multipart upload in progress is for, and its part size."""
+    try:
+        meta = json.loads((staging / "meta.json").read_text())
+    except FileNotFoundError:
+        raise NotFound("the multipart upload does not exist (completed or aborted)") from None
+    if meta["sha256"] != sha256:
+        raise NotFound(f"the multipart upload is not one of blob {sha256}")
+    return int(meta["size"]), int(meta.get("part_size") or default_part_size)
+
+
+def check_length(length: int, size: int) -> None:
+    if length != size:
+        raise Invalid(f"the body is {length} bytes, not the {size} signed for", code="bad_length")
+
+
+def stored_blob(path: Path) -> StoredBlob | None:
+    try:
+        info = path.stat()
+        condemned: datetime | None = datetime.fromisoformat(condemnation_mark(path).read_text())
+    except FileNotFoundError:
+        if not path.exists():
+            return None  # reclaimed meanwhile
+        condemned = None
+    modified = datetime.fromtimestamp(info.st_mtime, UTC)
+    return StoredBlob(path.name, info.st_size, modified, str(info.st_ino), condemned)
+
+
+def condemnation_mark(blob: Path) -> Path:
+    """The janitor's mark beside a blob it means to reclaim (its text: when it was condemned)."""
+    return blob.with_name(f"{blob.name}.condemned")
+
+
+def part_mark(staging: Path, part_number: int) -> Path:
+    """The record that a part is stored, whole and durable: its ETag."""
+    return staging / f"{part_number:05d}.md5"
+
+
+def recorded_etag(mark: Path) -> str | None:
+    try:
+        return mark.read_text() or None
+    except FileNotFoundError:
+        return None
+
+
+def size_of(path: Path) -> int | None:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return None
