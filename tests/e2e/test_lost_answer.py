@@ -32,11 +32,15 @@ class Context:
         return 29_000
 
 
-def log_through_a_lost_answer(url: str, model: Path, tmp_path: Path) -> tuple[str, list[str], int]:
-    """The second log of `model` (whose bytes the registry holds, so it commits in its first call),
-    through a proxy that loses that call's answer: (the version logged, every version, answers lost)."""
+def proxy_to(url: str) -> DroppingProxy:
+    """A proxy in front of `url` that loses the answer of the first `POST .../uploads` with `"commit": true`."""
     upstream = url.removeprefix("http://").rsplit(":", 1)
-    proxy = DroppingProxy((upstream[0], int(upstream[1])))
+    return DroppingProxy((upstream[0], int(upstream[1])))
+
+
+def log_through_a_lost_answer(proxy: DroppingProxy, model: Path, tmp_path: Path) -> tuple[str, list[str], int]:
+    """The second log of `model` (whose bytes the registry holds, so it commits in its first call),
+    through `proxy`, which loses that call's answer: (the version logged, every version, answers lost)."""
     try:
         reg = Registry(proxy.url, project=P, progress=False, cache=False, cache_dir=tmp_path / "cache")
         logged = reg.log_artifact(Artifact(N).add(model, "model.bin"))
@@ -58,8 +62,14 @@ def test_on_the_local_server_a_retried_log_makes_one_version(
 ) -> None:
     # Given 1.0.0 of the model, logged straight to the server
     Registry(server.url, project=P, progress=False, cache=False).log_artifact(Artifact(N).add(model, "model.bin"))
-    # When it is logged again through a network that loses the answer of the committing call
-    version, every, dropped = log_through_a_lost_answer(server.url, model, tmp_path)
+    # and a proxy in front of it that clients reach it by: API.md's Host rule wants that host named
+    # with --public-url
+    proxy = proxy_to(server.url)
+    server.stop()
+    server.args = ["--public-url", proxy.url]
+    server.start()
+    # When it is logged again through that proxy, which loses the answer of the committing call
+    version, every, dropped = log_through_a_lost_answer(proxy, model, tmp_path)
     # Then the answer was lost once, the SDK's retry got the version made, and there is no other
     assert dropped == 1
     assert version == "2.0.0"
@@ -95,7 +105,7 @@ def test_on_the_lambda_a_retried_log_makes_one_version(
     # Given 1.0.0 of the model (its blob PUT to moto's S3 in this process: the SDK's own sockets cannot reach it)
     aws_backend(aws).log(P, N, {"model.bin": model.read_bytes()})
     # When it is logged again with the SDK, through the Lambda's handler, losing the committing call's answer
-    version, every, dropped = log_through_a_lost_answer(lambda_front.url, model, tmp_path)
+    version, every, dropped = log_through_a_lost_answer(proxy_to(lambda_front.url), model, tmp_path)
     # Then the answer was lost once, the SDK's retry got the version made, and there is no other
     assert dropped == 1
     assert version == "2.0.0"

@@ -108,3 +108,19 @@ def test_the_runs_route_lists_runs_most_recent_first(call: Call) -> None:  # noq
     # Then a page is asked for as any other, and a cursor of another listing is refused
     assert_error(call("GET", f"/v1/projects/{P}/runs", query={"cursor": "eyJhZnRlciI6IDF9"}), 400, "invalid_request")
     assert_error(call("GET", f"/v1/projects/{P}/runs", query={"limit": "0"}), 400, "invalid_request")
+
+
+def test_a_link_of_a_version_with_build_metadata_names_its_role(call: Call) -> None:  # noqa: F811 - the fixture
+    # Given a model version with build metadata, which a client percent-encodes in a path (`+` is `%2B`)
+    log(call, "iris", b"iris v1", type="dataset")
+    log(call, "fraud", b"weights", type="model", version="1.0.0+build.7")
+    at = f"{ARTIFACTS}/fraud/versions/1.0.0%2Bbuild.7"
+    # When it links the dataset under a role, and then removes the link
+    made = call("PUT", f"{at}/links/data/training", body={"target": "iris@1.0.0"})
+    listed = call("GET", f"{at}/links").body["items"]
+    removed = call("DELETE", f"{at}/links/data/training")
+    # Then the role is the one in the path, not the whole path, and the link is gone after
+    assert (made.status, made.body["role"]) == (200, "data/training"), made.body
+    assert [x["role"] for x in listed] == ["data/training"]
+    assert removed.status == 204, removed.body
+    assert call("GET", f"{at}/links").body["items"] == []

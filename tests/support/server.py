@@ -47,7 +47,8 @@ class RunningServer:
         line = self.process.stdout.readline()
         assert line, "artreg server exited before serving"
         self.url = json.loads(line)["url"]
-        self.port = int(self.url.rsplit(":", 1)[1])
+        # the port it was given, kept for restarts: the URL names --public-url's port when one is given
+        self.port = self.port or int(self.url.rsplit(":", 1)[1])
 
     def kill(self) -> None:
         """kill -9: no shutdown, no flush."""

@@ -329,10 +329,15 @@ def build_app(
     def list_files(project: Project, name: Name, ref: Ref, limit: Limit = None, cursor: Cursor = None) -> Response[Any]:
         return _answer(registry.list_files(project, name, ref, limit=limit, cursor=cursor))
 
+    def path_tail() -> str:
+        """What follows `/versions/{ref}/files/` or `/versions/{ref}/links/`: a file's path or a link's role,
+        slashes and all. Cut from the raw path by segment count, as the ref in it may be percent-encoded
+        (`1.0.0%2Bbuild`) and so differ from the decoded `ref` argument."""
+        return unquote(app.current_event.path.split("/", 9)[9])
+
     @app.get(VERSION + "/files/.+", summary="302 to a short-lived URL of the file's bytes", responses=FILE)
     def get_file(project: Project, name: Name, ref: Ref) -> Response[Any]:
-        # /v1/projects/{project}/artifacts/{name}/versions/{ref}/files/{path}: the path is the rest, slashes and all
-        return file_answer(project, name, ref, unquote(app.current_event.path.split("/", 9)[9]))
+        return file_answer(project, name, ref, path_tail())
 
     @app.get(
         VERSION + "/download",
@@ -423,11 +428,6 @@ def build_app(
 
     # ------------------------------------------------------------ links
 
-    def role_of(project: str, name: str, ref: str) -> str:
-        """The role at the end of a links path: it may hold `/` (`checkpoints/epoch-3`)."""
-        prefix = f"/v1/projects/{project}/artifacts/{name}/versions/{ref}/links/"
-        return unquote(app.current_event.path.removeprefix(prefix))
-
     @app.put(
         VERSION + "/links/.+",
         summary="Link this version under a role to NAME@REF, pinned; If-Match: the current target's digest",
@@ -435,7 +435,7 @@ def build_app(
     )
     def set_link(project: Project, name: Name, ref: Ref, request: Annotated[SetLink, Body()]) -> Response[Any]:
         if_match = app.current_event.headers.get("if-match")
-        role = role_of(project, name, ref)
+        role = path_tail()
         return _answer(registry.link(project, name, ref, role, request.target, if_match=if_match, caller=who()))
 
     @app.delete(
@@ -445,7 +445,7 @@ def build_app(
     )
     def remove_link(project: Project, name: Name, ref: Ref) -> Response[Any]:
         if_match = app.current_event.headers.get("if-match")
-        registry.unlink(project, name, ref, role_of(project, name, ref), if_match=if_match, caller=who())
+        registry.unlink(project, name, ref, path_tail(), if_match=if_match, caller=who())
         return Response(status_code=204)
 
     @app.get(

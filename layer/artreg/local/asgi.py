@@ -29,6 +29,7 @@ from urllib.parse import parse_qsl, quote
 from artreg.local.guard import Guard
 from artreg.model.errors import ArtregError, Invalid, NotFound, TooLarge
 from artreg.model.wire import ErrorBody, ErrorDetail
+from artreg.ui import SECURITY_HEADERS
 
 log = logging.getLogger("artreg.server")
 MAX_API_BODY = 6 * 1024**2  # what API Gateway and Lambda take; blobs never pass through the API
@@ -187,7 +188,7 @@ class App:
                 await self._ui(request, scope)
             elif request.path == "/" and self.ui is not None:
                 _allow(request, _UI_METHODS)
-                await request.answer(307, headers={"location": "/ui/"})
+                await request.answer(302, headers={"location": "/ui/"})  # as `artreg ui` sends it
             else:
                 await self._api(request)
         except ArtregError as error:
@@ -278,7 +279,7 @@ class App:
             raise NotFound("this server has no web UI installed")
         _allow(request, _UI_METHODS)
         if request.path == "/ui":
-            await request.answer(307, headers={"location": "/ui/"})
+            await request.answer(302, headers={"location": "/ui/"})
             return
         from starlette.exceptions import HTTPException
 
@@ -289,7 +290,8 @@ class App:
             if error.status_code == 405:
                 raise MethodNotAllowed(request.method, _UI_METHODS) from None
             raise NotFound(f"no UI file at {request.path[:200]!r}") from None
-        response.headers.setdefault("x-content-type-options", "nosniff")
+        # the page's policy (its own scripts only, never framed), as `artreg ui` sends it
+        response.headers.update(SECURITY_HEADERS)
         request.started = True
         await response(sub, request.receive, request.send)
 

@@ -25,6 +25,8 @@ Alias = Annotated[
 ArtifactType = Annotated[
     str, AfterValidator(names.check_type), Field(json_schema_extra={"pattern": names.anchored(names.TYPE_RE)})
 ]
+# NAME, NAME@VERSION or NAME@ALIAS of the same project, as the JSON Schema states it (the registry checks it)
+NAME_AT_REF_PATTERN = f"^{names.NAME_RE.pattern}(?:@{names.REF})?$"
 RunId = Annotated[
     str, AfterValidator(names.check_run_id), Field(json_schema_extra={"pattern": names.anchored(names.RUN_ID_RE)})
 ]
@@ -102,7 +104,7 @@ class Producer(Wire):
     step: Label | None = None
     # NAME, NAME@VERSION or NAME@ALIAS of the same project (checked at upload)
     inputs: Annotated[
-        list[Annotated[Label, Field(json_schema_extra={"pattern": f"^{names.NAME_RE.pattern}(?:@{names.REF})?$"})]],
+        list[Annotated[Label, Field(json_schema_extra={"pattern": NAME_AT_REF_PATTERN})]],
         Field(max_length=100),
     ] = Field(default_factory=list)
 
@@ -170,7 +172,16 @@ class PatchVersion(Wire):
 
 
 class SetLink(Wire):
-    target: Annotated[str, Field(min_length=1, max_length=300, description="NAME@REF of this project")]
+    target: Annotated[
+        str,
+        Field(
+            min_length=1,
+            # at most a one-letter name's: the pattern cannot say that the ref is at most MAX_VERSION_LENGTH
+            max_length=len("a@") + MAX_VERSION_LENGTH,
+            description="NAME@REF of this project",
+            json_schema_extra={"pattern": NAME_AT_REF_PATTERN},
+        ),
+    ]
 
 
 class Usage(Wire):
