@@ -33,7 +33,7 @@ from tests.support.moto_serial import no_transaction_backups
 TITLE = "Scale: resolve and list with 10 and 10,000 versions, and 1 and 1,000 artifacts"
 PROJECT = "scale"  # holds the small and the large artifact
 SMALL_VERSIONS = 10
-ALIAS = "production"  # on the first version of each artifact
+ALIAS = "staging"  # on the first version of each artifact (not protected: an upload may move it)
 ONE, MANY = "one-artifact", "many-artifacts"  # the projects of the artifact listings
 WRITERS = 4  # HTTP clients populating the server at once
 TABLE = "artreg-bench"
