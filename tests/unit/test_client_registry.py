@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 
 from artreg.client import Artifact, ClientSettings, Invalid, LoggedArtifact, Registry, RetryPolicy, split_ref
-from artreg.client import registry as client_registry
+from artreg.client import upload as client_upload
 from artreg.client.files import HashedFile
 from artreg.client.http import Transport
 
@@ -235,12 +235,12 @@ def test_large_files_go_in_batches_whose_part_urls_fit_one_answer(
 ) -> None:
     # Given three files of 5 TiB (as hashed), each needing about 10,000 part URLs if the registry lacks it
     folder = _files(tmp_path / "huge", 3)
-    hash_files = client_registry.hash_files
+    hash_stream = client_upload.hash_stream
 
-    def as_huge(files: Any, **options: Any) -> list[HashedFile]:
-        return [replace(f, size=5 * 1024**4 - 1) for f in hash_files(files, **options)]
+    def as_huge(files: Any, **options: Any) -> Iterator[HashedFile]:
+        return (replace(f, size=5 * 1024**4 - 1) for f in hash_stream(files, **options))
 
-    monkeypatch.setattr(client_registry, "hash_files", as_huge)
+    monkeypatch.setattr(client_upload, "hash_stream", as_huge)
     api = FakeApi(stored={_sha(f"content {i}\n".encode()) for i in range(3)})
 
     # When they are logged
