@@ -8,7 +8,7 @@ import re
 from typing import Any
 
 from artreg.model.errors import Invalid, TooLarge
-from artreg.model.versions import VERSION_RE
+from artreg.model.versions import VERSION_RE, is_version
 
 PROJECT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
@@ -58,6 +58,22 @@ def split_ref(text: str) -> tuple[str, str]:
     """`NAME@REF` as (name, ref), a version or an alias; a bare `NAME` means its `latest`. Checks neither."""
     name, _, ref = text.partition("@")
     return name, ref or LATEST
+
+
+def check_ref(text: str, *, what: str, field: str, key: str) -> tuple[str, str]:
+    """`NAME@VERSION` or `NAME@ALIAS` of one project (a bare `NAME`: its `latest`), checked; otherwise
+    `Invalid` that names `what` and the request's `field` (a link's target, a producer's input)."""
+    name, at = split_ref(text)
+    try:
+        check_name(name)
+        if not is_version(at):
+            check_alias(at)
+    except Invalid:
+        raise Invalid(
+            f"{what} {text[:300]!r} is not NAME@VERSION or NAME@ALIAS of this project",
+            details={"field": field, key: text[:300]},
+        ) from None
+    return name, at
 
 
 def check_project(value: str) -> str:

@@ -31,17 +31,7 @@ INLINE_LINKS = 1000  # a version record carries at most this many links (API.md,
 
 def target_ref(ref: str) -> tuple[str, str]:
     """`NAME@REF` of a link's target (a bare `NAME`: its `latest`), checked: a 400 otherwise."""
-    name, at = names.split_ref(ref)
-    try:
-        names.check_name(name)
-        if not versions.is_version(at):
-            names.check_alias(at)
-    except Invalid:
-        raise Invalid(
-            f"link target {ref[:300]!r} is not NAME@VERSION or NAME@ALIAS of this project",
-            details={"field": "target", "target": ref[:300]},
-        ) from None
-    return name, at
+    return names.check_ref(ref, what="link target", field="target", key="target")
 
 
 def check_links(links: Mapping[str, str]) -> None:

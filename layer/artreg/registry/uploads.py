@@ -411,14 +411,4 @@ def _looks_like_id(value: str) -> bool:
 
 def _input_ref(ref: str) -> tuple[str, str]:
     """A producer's input, `NAME@VERSION` or `NAME@ALIAS` (`NAME` alone: `latest`) of the same project."""
-    input_name, at = names.split_ref(ref)
-    try:
-        names.check_name(input_name)
-        if not versions.is_version(at):
-            names.check_alias(at)
-    except Invalid:
-        raise Invalid(
-            f"producer.inputs: {ref[:300]!r} is not NAME@VERSION or NAME@ALIAS of this project",
-            details={"field": "producer.inputs", "input": ref[:300]},
-        ) from None
-    return input_name, at
+    return names.check_ref(ref, what="producer.inputs:", field="producer.inputs", key="input")
