@@ -102,15 +102,18 @@ def aws_load() -> Iterator[dict[str, Any]]:
         yield resources
 
 
-def aws_backend(aws: dict[str, Any], *, conflict_rate: float = 0.0, policy: Policy = FAST) -> Backend:
+def aws_backend(aws: dict[str, Any], *, conflict_rate: float = 0.0, policy: Policy = FAST, **store: Any) -> Backend:
+    """`store`: further options of the S3 blob store (the inline bound and the verifier's start)."""
     from artreg.aws.dynamodb import DynamoStore
     from artreg.aws.s3 import S3BlobStore
     from tests.support.moto_serial import SerialisedClient
 
     s3 = aws["s3"]
-    store = DynamoStore(SerialisedClient(aws["dynamodb"], conflict_rate=conflict_rate), TABLE)  # type: ignore[arg-type]
+    metadata = DynamoStore(SerialisedClient(aws["dynamodb"], conflict_rate=conflict_rate), TABLE)  # type: ignore[arg-type]
     registry = RegistryService(
-        store, S3BlobStore(s3, BUCKET, multipart_threshold=8 * 1024**2, part_size=5 * 1024**2), policy=policy
+        metadata,
+        S3BlobStore(s3, BUCKET, multipart_threshold=8 * 1024**2, part_size=5 * 1024**2, **store),
+        policy=policy,
     )
 
     def put_blob(target: MissingBlob, data: bytes) -> None:

@@ -50,6 +50,10 @@ class Settings(RegistrySettings):
     blob_grace_days: int = Field(default=7, ge=1, le=3650)  # an unlisted blob is kept this long
     janitor_batch: int = Field(default=500, ge=1, le=10_000)  # uploads a janitor run expires at most
     commit_deadline_seconds: float = Field(default=20.0, gt=0, le=25)  # under API Gateway's 30 s
+    # multipart blobs over this are re-hashed by the verifier function (artreg.aws.s3: why 1 GiB)
+    inline_verify_limit: int = Field(default=1024**3, ge=0)
+    verifier_function_name: str | None = Field(default=None, min_length=1, max_length=170)  # none: all inline
+    verify_window_seconds: int = Field(default=3600, ge=60)  # Policy.verify_window
 
     def policy(self) -> Policy:
         return Policy(
@@ -57,6 +61,7 @@ class Settings(RegistrySettings):
             presign_ttl=timedelta(seconds=self.presign_seconds),
             commit_deadline_s=self.commit_deadline_seconds,
             protected_aliases=self.protected_aliases,
+            verify_window=timedelta(seconds=self.verify_window_seconds),
         )
 
 

@@ -19,6 +19,7 @@ import pytest
 from artreg.local.blobs import FolderBlobStore
 from artreg.model.errors import ArtregError, Forbidden, Invalid, NotFound
 from artreg.model.wire import FileEntry, MissingBlob, Part, RemoteSpec
+from artreg.registry.records import UnsettledBlob
 from tests.support.folder_blobs import fetch, parts_of, put_blob
 
 P = "vision"
@@ -255,7 +256,7 @@ def test_verify_with_a_wrong_size_keeps_the_blob(store: FolderBlobStore) -> None
     store.accept_put(P, SHA, len(DATA), io.BytesIO(DATA), len(DATA))
     # When an upload claims another size for it
     # Then that claim fails, and the blob other versions use stays
-    assert store.verify(P, [(SHA, 3)]) == [(SHA, 3)]
+    assert store.verify(P, [(SHA, 3)]) == [UnsettledBlob(SHA, 3)]
     assert store.verify(P, [(SHA, len(DATA))]) == []
 
 
@@ -273,7 +274,7 @@ def test_a_multipart_upload_completes_into_the_blob(store: FolderBlobStore) -> N
     assert target.multipart is not None
     assert [len(p.url) > 0 for p in target.multipart.parts] == [True, True, True]
     put_blob(store, target, BIG)
-    assert store.verify(P, [(BIG_SHA, len(BIG))]) == [(BIG_SHA, len(BIG))]
+    assert store.verify(P, [(BIG_SHA, len(BIG))]) == [UnsettledBlob(BIG_SHA, len(BIG))]
     # When it is completed with the ETags of its parts
     store.complete_multipart(P, BIG_SHA, target.multipart.upload_id, parts_of(target, BIG))
     # Then the blob is whole and verified, and its staging is gone
@@ -301,7 +302,7 @@ def test_a_multipart_completion_with_wrong_parts_installs_nothing(store: FolderB
             store.complete_multipart(P, BIG_SHA, upload_id, wrong)
         # Then it is refused and no blob is made
         assert error.value.code == code
-        assert store.verify(P, [(BIG_SHA, len(BIG))]) == [(BIG_SHA, len(BIG))]
+        assert store.verify(P, [(BIG_SHA, len(BIG))]) == [UnsettledBlob(BIG_SHA, len(BIG))]
     # And the parts stay, so the right list still completes it
     store.complete_multipart(P, BIG_SHA, upload_id, parts)
     assert store.verify(P, [(BIG_SHA, len(BIG))]) == []

@@ -5,6 +5,7 @@ API Gateway) and the local server (which hands it the same proxy events)."""
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -86,7 +87,8 @@ def _answer(model: BaseModel, status: int = 200, headers: dict[str, str] | None 
 
 def _error(error: ArtregError) -> Response[Any]:
     body = ErrorBody(error=ErrorDetail(code=error.code, message=error.message, details=error.details))
-    headers = {"Retry-After": "1"} if isinstance(error, Retryable) else None
+    after = error.retry_after if error.retry_after is not None else (1 if isinstance(error, Retryable) else None)
+    headers = {"Retry-After": str(math.ceil(after))} if after is not None else None
     return _answer(body, error.status, headers)
 
 
@@ -230,13 +232,16 @@ def build_app(
     @app.post(
         UPLOAD + "/blobs/<sha256>/complete",
         summary="Complete a multipart blob upload",
-        responses=responses({200: ok(BlobCompleted, "the blob is stored and verified")}, POST),
+        responses=responses(
+            {200: ok(BlobCompleted, "the blob is stored; verified, or being verified (the commit waits for it)")},
+            POST,
+        ),
     )
     def complete_blob(
         project: Project, name: Name, upload_id: UploadId, sha256: Sha256, request: Annotated[CompleteBlob, Body()]
     ) -> Response[Any]:
-        registry.complete_blob(project, name, upload_id, sha256, request)
-        return _answer(BlobCompleted(sha256=sha256, completed=True))
+        verified = registry.complete_blob(project, name, upload_id, sha256, request)
+        return _answer(BlobCompleted(sha256=sha256, completed=True, verified=verified))
 
     @app.post(
         UPLOAD + "/commit",

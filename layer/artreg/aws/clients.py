@@ -19,6 +19,7 @@ from botocore.config import Config
 from artreg.aws.dynamodb import DynamoStore
 from artreg.aws.eventbridge import EventBridgePublisher
 from artreg.aws.s3 import S3BlobStore
+from artreg.aws.verifier import LambdaVerification
 from artreg.registry.janitor import Janitor
 from artreg.registry.lineage import LineageRecorder
 from artreg.registry.service import RegistryService
@@ -27,6 +28,7 @@ from artreg.settings import Settings
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_events import EventBridgeClient
+    from mypy_boto3_lambda import LambdaClient
     from mypy_boto3_s3 import S3Client
 
 C = TypeVar("C")
@@ -77,6 +79,11 @@ def events_client() -> EventBridgeClient:
     return boto3.client("events", config=_RETRIES)
 
 
+@lru_cache(maxsize=1)
+def lambda_client() -> LambdaClient:
+    return boto3.client("lambda", config=_RETRIES)
+
+
 def idempotency_store(settings: Settings) -> DynamoDBPersistenceLayer:
     """Powertools' idempotency records in the registry's own table, under their own partition key: the
     table's TTL attribute is their expiry, and the stream's filter lets none of them through."""
@@ -103,13 +110,22 @@ def aws_janitor(settings: Settings) -> Janitor:
 
 
 def _blob_store(settings: Settings) -> S3BlobStore:
+    """The API's store: blobs over the inline bound are verified by the verifier function, when named."""
+    name = settings.verifier_function_name
     return S3BlobStore(
         deferred(s3_client),
         settings.bucket_name,
         presign_seconds=settings.presign_seconds,
         multipart_threshold=settings.multipart_threshold,
         part_size=settings.part_size,
+        inline_verify_limit=settings.inline_verify_limit,
+        start_verification=LambdaVerification(deferred(lambda_client), name) if name else None,
     )
+
+
+def blob_verifier(settings: Settings) -> S3BlobStore:
+    """The verifier function's store: it only settles blobs (`S3BlobStore.settle`)."""
+    return S3BlobStore(deferred(s3_client), settings.bucket_name)
 
 
 def aws_registry(settings: Settings, *, on_retry: Callable[[], None] | None = None) -> RegistryService:

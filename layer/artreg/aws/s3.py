@@ -5,8 +5,16 @@ File bytes never pass through the API: clients PUT and GET through presigned URL
 A blob is trusted (deduplicated onto, committed) only when its bytes are known to have its SHA-256:
 a single PUT by S3's own full-object checksum, which S3 compared with the signed one on upload; a
 multipart upload, which S3 gives no whole-object SHA-256, by the registry's re-hash of the object
-version it completed, recorded as a tag on that version so that it is done once. An object with
-neither is not trusted (it fails closed), and a completion never replaces a trusted object."""
+version it completed (`settle`), recorded as a tag on that version (`artreg-sha256`) so that it is
+done once, or that version deleted if its bytes are not the blob. An object with neither is not
+trusted (it fails closed), and a completion never replaces a trusted object.
+
+The re-hash of a blob up to `inline_verify_limit` runs in the call that completes it. A larger one
+would not fit in the API's 29 s, so the completion tags the version `artreg-verifying=<epoch s>` and
+hands it to `start_verification` (the verifier function, invoked asynchronously), which settles it
+within its own 15 minutes; until then `verify` reports it as being verified, and a commit waits
+(`registry.verifying`). A verification that never ends (its function gave up) goes stale there and
+the blob counts as missing: it is sent again, and verified again."""
 
 from __future__ import annotations
 
@@ -14,12 +22,13 @@ import base64
 import hashlib
 import itertools
 import re
+import time
 from collections import deque
 from collections.abc import Callable, Container, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from urllib.parse import quote, unquote
 
 from botocore.exceptions import ClientError
@@ -30,7 +39,7 @@ from artreg.model.errors import Invalid, NotFound, Retryable
 from artreg.model.manifest import ENTRIES, Entry
 from artreg.model.names import PROJECT_RE, SHA256_RE, check_project, check_sha256
 from artreg.model.wire import MissingBlob, MultipartTarget, Part, PresignedPart, RemoteEntry, RemoteSpec
-from artreg.registry.records import StoredBlob
+from artreg.registry.records import StoredBlob, UnsettledBlob
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -42,6 +51,13 @@ _REHASH_AHEAD = 8  # ranges in flight while re-hashing a multipart blob: 64 MiB 
 _S3_URI = re.compile(r"s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(?P<key>[^?]+)(\?versionId=(?P<vid>.+))?")
 CONDEMNED_TAG = "artreg-condemned"
 VERIFIED_TAG = "artreg-sha256"  # on a multipart blob's object version: its bytes re-hashed to this
+VERIFYING_TAG = "artreg-verifying"  # on a multipart blob's object version: its re-hash started then (epoch s)
+# An API call that completes a blob up to this size re-hashes it inline. The API has 29 s (API Gateway's
+# limit) for the completion as a whole; a Lambda of 1 GB reads S3 in 8 ranges at a time at well over
+# 100 MB/s and hashes faster still, so 1 GiB takes about 10 s: a margin of almost three for a slow read.
+INLINE_VERIFY_LIMIT = 1024**3
+StartVerification = Callable[[str, str, str], None]  # (project, sha256, version id): `settle` it elsewhere
+Settled = Literal["verified", "deleted", "gone"]
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -74,20 +90,27 @@ class S3BlobStore:
         multipart_threshold: int = 64 * _MiB,
         part_size: int = 64 * _MiB,
         remote_client: S3Client | None = None,
+        inline_verify_limit: int = INLINE_VERIFY_LIMIT,
+        start_verification: StartVerification | None = None,
     ):
+        """`start_verification` settles a completed blob over `inline_verify_limit` after the completing
+        call answered; without it, every blob is re-hashed inline."""
         self.client = client
         self.bucket = bucket
         self.presign_seconds = presign_seconds
         self.multipart_threshold = multipart_threshold
         self.part_size = part_size
         self.remote_client = remote_client or client
+        self.inline_verify_limit = inline_verify_limit
+        self.start_verification = start_verification
         self._chunk = lru_cache(maxsize=64)(self._read_chunk)  # manifests never change
 
     # ------------------------------------------------------------ uploads
 
     def find_missing(self, project: str, blobs: Sequence[tuple[str, int]]) -> list[tuple[str, int]]:
-        """Blobs not stored trusted (see `verify`): a condemned, unverified or wrong copy is sent again."""
-        return self.verify(project, blobs)
+        """Blobs not stored trusted (see `verify`): a condemned, unverified or wrong copy is sent again, and
+        so is one still being verified (two first logs of one large file at once: rare, and safe)."""
+        return [(blob.sha256, blob.size) for blob in self.verify(project, blobs)]
 
     def upload_targets(self, project: str, blobs: Sequence[tuple[str, int]]) -> list[MissingBlob]:
         return [self._target(project, sha, size) for sha, size in blobs]
@@ -120,15 +143,16 @@ class S3BlobStore:
             sha256=sha256, size=size, multipart=MultipartTarget(upload_id=upload_id, part_size=part_size, parts=parts)
         )
 
-    def complete_multipart(self, project: str, sha256: str, multipart_id: str, parts: Sequence[Part]) -> None:
+    def complete_multipart(self, project: str, sha256: str, multipart_id: str, parts: Sequence[Part]) -> bool:
         """Completes the upload over the object just inspected (or none), never over a trusted copy,
-        so that an upload started long ago cannot replace a blob that versions list; then re-hashes
-        the version it made and tags it, or deletes it if its bytes are not the blob."""
+        so that an upload started long ago cannot replace a blob that versions list; then settles the
+        version it made: inline up to `inline_verify_limit` (True; `bad_digest` if deleted), else
+        tagged as being verified and handed to `start_verification` (False)."""
         key = blob_key(project, sha256)
         current = self._head(key, checksum=True)
-        if current is not None and self._holds(key, current, sha256):
+        if current is not None and self._unsettled(key, current, sha256, current["ContentLength"]) is None:
             self.abort_multipart(project, sha256, multipart_id)  # stored meanwhile: these parts are not needed
-            return
+            return True
         condition = {"IfNoneMatch": "*"} if current is None else {"IfMatch": current["ETag"]}
         try:
             completed = self.client.complete_multipart_upload(
@@ -147,22 +171,58 @@ class S3BlobStore:
             if code in {"PreconditionFailed", "ConditionalRequestConflict"}:
                 raise Retryable(f"blob {sha256} was stored by another upload meanwhile; complete again") from error
             raise translate(error) from error
-        version = {"VersionId": completed["VersionId"]} if completed.get("VersionId") else {}
-        if self._rehash(key, version) != sha256:
-            # the version this call made, which nothing trusts: the copy it replaced is current again
-            self._call(self.client.delete_object, Bucket=self.bucket, Key=key, **version)
+        version_id = completed.get("VersionId")
+        if version_id and self.start_verification is not None:
+            head = self._call(self.client.head_object, Bucket=self.bucket, Key=key, VersionId=version_id)
+            if head["ContentLength"] > self.inline_verify_limit:
+                self._verify_later(project, sha256, version_id)
+                return False
+        if self.settle(project, sha256, version_id) != "verified":
             raise Invalid(
                 f"the parts' bytes do not have the SHA-256 of blob {sha256}",
                 code="bad_digest",
                 details={"sha256": sha256},
             )
-        tags = {"TagSet": [{"Key": VERIFIED_TAG, "Value": sha256}]}
-        self._call(self.client.put_object_tagging, Bucket=self.bucket, Key=key, Tagging=tags, **version)
+        return True
 
-    def _rehash(self, key: str, version: Mapping[str, str]) -> str:
+    def _verify_later(self, project: str, sha256: str, version_id: str) -> None:
+        """Marks the version as being verified (a new version has no tags to keep), then starts its
+        verification: in that order, so that the verifier's own tagging is never overwritten."""
+        assert self.start_verification is not None
+        key = blob_key(project, sha256)
+        mark = {"TagSet": [{"Key": VERIFYING_TAG, "Value": str(int(time.time()))}]}
+        self._call(self.client.put_object_tagging, Bucket=self.bucket, Key=key, VersionId=version_id, Tagging=mark)
+        try:
+            self.start_verification(project, sha256, version_id)
+        except Exception:
+            # no verification will come: drop the version rather than leave it waiting for the window
+            self._call(self.client.delete_object, Bucket=self.bucket, Key=key, VersionId=version_id)
+            raise
+
+    def settle(self, project: str, sha256: str, version_id: str | None) -> Settled:
+        """The one rule of trusting a multipart blob's object version, inline or in the verifier: its
+        bytes re-hashed; tagged `artreg-sha256` (other tags kept, the verifying mark dropped) if they
+        have the blob's SHA-256, else that version deleted (the copy it replaced, if any, is current
+        again). Idempotent: a version tagged already is left as it is, one deleted already is gone."""
+        key = blob_key(project, sha256)
+        version = {"VersionId": version_id} if version_id else {}
+        head = self._head(key, version_id=version_id)
+        if head is None:
+            return "gone"
+        tags = self._tags(key, head)
+        if tags.get(VERIFIED_TAG) == sha256:
+            return "verified"
+        if self._rehash(key, version, head["ContentLength"]) != sha256:
+            self._call(self.client.delete_object, Bucket=self.bucket, Key=key, **version)
+            return "deleted"
+        kept = {k: v for k, v in tags.items() if k != VERIFYING_TAG} | {VERIFIED_TAG: sha256}
+        tagging = {"TagSet": [{"Key": k, "Value": v} for k, v in sorted(kept.items())]}
+        self._call(self.client.put_object_tagging, Bucket=self.bucket, Key=key, Tagging=tagging, **version)
+        return "verified"
+
+    def _rehash(self, key: str, version: Mapping[str, str], size: int) -> str:
         """The SHA-256 of one object version, read as ranges of 8 MiB with a few in flight ahead of the
         hash (one stream alone is slower than the hash), in bounded memory."""
-        size = self._call(self.client.head_object, Bucket=self.bucket, Key=key, **version)["ContentLength"]
 
         def piece(start: int) -> bytes:
             end = min(start + _REHASH_PIECE, size) - 1
@@ -191,28 +251,32 @@ class S3BlobStore:
             if error.response.get("Error", {}).get("Code") != "NoSuchUpload":
                 raise translate(error) from error
 
-    def verify(self, project: str, blobs: Sequence[tuple[str, int]]) -> list[tuple[str, int]]:
-        """Blobs not stored with the stated size and SHA-256, trusted (see `_holds`)."""
+    def verify(self, project: str, blobs: Sequence[tuple[str, int]]) -> list[UnsettledBlob]:
+        """Blobs not stored with the stated size and SHA-256, trusted (see `_unsettled`)."""
 
-        def bad(blob: tuple[str, int]) -> bool:
+        def check(blob: tuple[str, int]) -> UnsettledBlob | None:
             key = blob_key(project, blob[0])
-            head = self._head(key, checksum=True)
             # never delete on a mismatch: the claim may be the wrong one, and the blob another version's
-            return head is None or head["ContentLength"] != blob[1] or not self._holds(key, head, blob[0])
+            return self._unsettled(key, self._head(key, checksum=True), *blob)
 
-        return [blob for blob, failed in zip(blobs, _parallel(bad, blobs), strict=True) if failed]
+        return [found for found in _parallel(check, blobs) if found is not None]
 
-    def _holds(self, key: str, head: Mapping[str, Any], sha256: str) -> bool:
-        """Whether the current object (`head`, read with its checksum) is that blob, trusted: not
-        condemned, and known to have that SHA-256 by S3's full-object checksum or by the registry's
-        tag on that version. Neither (an object some other tool wrote): not trusted."""
+    def _unsettled(self, key: str, head: Mapping[str, Any] | None, sha256: str, size: int) -> UnsettledBlob | None:
+        """None if the current object (`head`, read with its checksum) is that blob, trusted: of that
+        size, not condemned, and known to have that SHA-256 by S3's full-object checksum or by the
+        registry's tag on that version. Else what it is: absent or wrong, or being verified since its
+        verifying mark. Neither checksum nor tag (an object some other tool wrote): not trusted."""
+        if head is None or head["ContentLength"] != size:
+            return UnsettledBlob(sha256, size)
         tags = self._tags(key, head)
         if CONDEMNED_TAG in tags:
-            return False
+            return UnsettledBlob(sha256, size)
         stored = head.get("ChecksumSHA256")
         if stored and "-" not in stored:  # "<base64>-<parts>" is a composite: a checksum of checksums
-            return bool(stored == _b64(sha256))
-        return tags.get(VERIFIED_TAG) == sha256
+            return None if stored == _b64(sha256) else UnsettledBlob(sha256, size)
+        if tags.get(VERIFIED_TAG) == sha256:
+            return None
+        return UnsettledBlob(sha256, size, _epoch(tags.get(VERIFYING_TAG)))
 
     def _tags(self, key: str, head: Mapping[str, Any]) -> dict[str, str]:
         """The tags of the version `head` describes. HEAD counts them only for a caller allowed
@@ -356,13 +420,17 @@ class S3BlobStore:
         )
         return True
 
-    def _head(self, key: str, checksum: bool = False) -> Any:
+    def _head(self, key: str, checksum: bool = False, version_id: str | None = None) -> Any:
+        """HEAD of the current object (or of one version): None if there is none."""
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
+        if checksum:
+            params["ChecksumMode"] = "ENABLED"
+        if version_id:
+            params["VersionId"] = version_id
         try:
-            if checksum:
-                return self.client.head_object(Bucket=self.bucket, Key=key, ChecksumMode="ENABLED")
-            return self.client.head_object(Bucket=self.bucket, Key=key)
+            return self.client.head_object(**params)
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
+            if error.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound", "NoSuchVersion"}:
                 return None
             raise translate(error) from error
 
@@ -371,6 +439,14 @@ class S3BlobStore:
             return operation(**kwargs)
         except ClientError as error:
             raise translate(error) from error
+
+
+def _epoch(stamp: str | None) -> datetime | None:
+    """The time of a verifying mark; a mark that is not one (a tag some other tool wrote) counts as none."""
+    try:
+        return datetime.fromtimestamp(int(stamp), UTC) if stamp else None
+    except (ValueError, OverflowError, OSError):
+        return None
 
 
 def _parallel(function: Callable[[T], R], items: Sequence[T]) -> list[R]:

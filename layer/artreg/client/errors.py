@@ -65,10 +65,11 @@ class IntegrityError(ArtregError):
 _RETRYABLE_STATUSES = frozenset({502, 503, 504})
 
 
-def error_from_answer(status: int, data: bytes, *, what: str = "") -> ArtregError:
+def error_from_answer(status: int, data: bytes, *, what: str = "", retry_after: float | None = None) -> ArtregError:
     """The exception for an answer of status >= 400: the class of its status, with the `code`,
-    `message` and `details` of API.md's error body when there is one. Bodies that are not ours (API
-    Gateway's `{"message": ...}`, S3's XML) keep the status's class and a message from the text."""
+    `message` and `details` of API.md's error body when there is one, and its `Retry-After`. Bodies
+    that are not ours (API Gateway's `{"message": ...}`, S3's XML) keep the status's class and a
+    message from the text."""
     code: str | None = None
     details: dict[str, Any] = {}
     message = ""
@@ -92,4 +93,4 @@ def error_from_answer(status: int, data: bytes, *, what: str = "") -> ArtregErro
         cls = ERRORS_BY_STATUS.get(status) or (Retryable if status in _RETRYABLE_STATUSES else ArtregError)
     if not message:
         message = f"HTTP {status}" + (f" from {what}" if what else "")
-    return cls(message, code=code, details=details)
+    return cls(message, code=code, details=details, retry_after=retry_after)

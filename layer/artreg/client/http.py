@@ -184,9 +184,10 @@ class Transport:
             )
             answer = Response(int(raw.status), raw.headers, bytes(raw.data or b""))
             if answer.status >= 400:
-                error = error_from_answer(answer.status, answer.data, what=f"{method} {path}")
+                after = _retry_after(answer.headers)
+                error = error_from_answer(answer.status, answer.data, what=f"{method} {path}", retry_after=after)
                 if answer.status in RETRY_STATUSES or error.code == IN_PROGRESS:
-                    raise _Again(error, _retry_after(answer.headers))
+                    raise _Again(error, after)
                 raise error
             return answer
 

@@ -51,6 +51,9 @@ class ClientSettings(BaseModel):
     connect_timeout: float = Field(default=10.0, gt=0)
     retry_attempts: int = Field(default=6, ge=1, le=100)  # tries of a call answered 429/5xx or unreachable
     retry_deadline: float = Field(default=120.0, gt=0)  # no new try this many seconds after the first
+    # how long a commit waits in all for the registry to verify large blobs (409 blobs_verifying): a
+    # deployed registry re-hashes a multipart blob over 1 GiB after its upload, at a few hundred MB/s
+    verify_wait: float = Field(default=1800.0, ge=0)
     data: Path = Field(default_factory=lambda: Path.home() / ".local" / "share" / "artreg")  # `artreg server`'s
     webhook: str | None = None  # `artreg server` also POSTs each event here
 

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import itertools
 import logging
+import uuid
 from collections.abc import Generator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from artreg.client import progress as bars
 from artreg.client.artifact import Artifact
 from artreg.client.common import segment, wire
-from artreg.client.errors import NotFound
+from artreg.client.errors import Conflict, NotFound
 from artreg.client.files import HashedFile, hash_stream, stream_batches
 from artreg.client.logged import LoggedArtifact
 from artreg.client.progress import Progress
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     from artreg.client.registry import Registry
 
 log = logging.getLogger("artreg")
+VERIFYING = "blobs_verifying"  # a 409 of commit: stored blobs whose SHA-256 the registry is still checking
 Pair = tuple[HashedFile, FileEntry]
 Batch = tuple[list[Pair], list[RemoteSpec]]
 
@@ -97,8 +99,32 @@ def log_files(
             body = wire(AddFiles, files=[entry for _, entry in files], remote=remote)
             added = FilesAdded.model_validate(reg._call("POST", f"{upload}/files", body))
             sender.send(added.missing, files)
-    status, answer = reg._call_status("POST", f"{upload}/commit")
+    status, answer = _commit(reg, f"{upload}/commit")
     return reg._bind(answer, created=status == 201)
+
+
+def _commit(reg: Registry, path: str) -> tuple[int, Any]:
+    """Commits, waiting while the registry verifies large blobs (`409 blobs_verifying`, after its
+    `Retry-After`), at most `verify_wait` seconds in all; one logical call, so one Idempotency-Key."""
+    key = uuid.uuid4().hex
+    policy = reg.transport.retry
+    until = policy.clock() + reg.settings.verify_wait
+    while True:
+        try:
+            answer = reg.transport.api("POST", path, idempotency_key=key)
+        except Conflict as error:
+            left = until - policy.clock()
+            if error.code != VERIFYING or left <= 0:
+                raise
+            delay = min(left, max(1.0, error.retry_after or 5.0))
+            log.info(
+                "the registry is verifying %d blob(s); committing again in %.0f s",
+                len(error.details.get("verifying", [])),
+                delay,
+            )
+            policy.sleep(delay)
+            continue
+        return answer.status, answer.json()
 
 
 def _batches(reg: Registry, artifact: Artifact) -> Generator[Batch]:

@@ -58,7 +58,7 @@ from artreg.model.names import PROJECT_RE, SHA256_RE, check_project, check_sha25
 from artreg.model.wire import MissingBlob, MultipartTarget, Part, PresignedPart, RemoteEntry, RemoteSpec
 from artreg.registry.policy import SystemClock
 from artreg.registry.ports import Clock
-from artreg.registry.records import StoredBlob
+from artreg.registry.records import StoredBlob, UnsettledBlob
 
 _ENTRIES = TypeAdapter(list[Entry])
 _MiB = 1024**2
@@ -203,11 +203,13 @@ class FolderBlobStore:
             return False
         return True
 
-    def complete_multipart(self, project: str, sha256: str, multipart_id: str, parts: Sequence[Part]) -> None:
+    def complete_multipart(self, project: str, sha256: str, multipart_id: str, parts: Sequence[Part]) -> bool:
         """Installs the blob if the ETags listed are those of the parts stored, every part is stored
         (a client that resumed lists only the parts it sent) and the whole has the blob's size and
-        SHA-256; the parts stay until then, so a failed completion can be retried."""
+        SHA-256; the parts stay until then, so a failed completion can be retried. Verified at once:
+        the check is one read of a local file."""
         self._join(project, sha256, self._staging(project, multipart_id), parts)
+        return True
 
     def _join(self, project: str, sha256: str, staging: Path, parts: Sequence[Part]) -> None:
         """The parts were written in place into one file as they arrived: joining them is one read of
@@ -258,10 +260,11 @@ class FolderBlobStore:
         os.replace(staging, finished)
         shutil.rmtree(finished, ignore_errors=True)
 
-    def verify(self, project: str, blobs: Sequence[tuple[str, int]]) -> list[tuple[str, int]]:
+    def verify(self, project: str, blobs: Sequence[tuple[str, int]]) -> list[UnsettledBlob]:
         """Blobs not stored with that size. Nothing reaches a content address unchecked (`install`
-        compares the SHA-256 of what it received), so the bytes need no second reading."""
-        return [(sha, size) for sha, size in blobs if not self._holds(self._blob_path(project, sha), size)]
+        compares the SHA-256 of what it received), so the bytes need no second reading, and no blob is
+        ever being verified."""
+        return [UnsettledBlob(sha, size) for sha, size in blobs if not self._holds(self._blob_path(project, sha), size)]
 
     # ------------------------------------------------------------ the janitor's side
 

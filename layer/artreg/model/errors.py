@@ -10,11 +10,19 @@ class ArtregError(Exception):
     status: ClassVar[int] = 500
     default_code: ClassVar[str] = "internal"
 
-    def __init__(self, message: str, *, code: str | None = None, details: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        details: dict[str, Any] | None = None,
+        retry_after: float | None = None,
+    ):
         super().__init__(message)
         self.message = message
         self.code = code or self.default_code
         self.details: dict[str, Any] = details or {}
+        self.retry_after = retry_after  # seconds: the answer's `Retry-After`, when the call may succeed later
 
     def __str__(self) -> str:
         return self.message

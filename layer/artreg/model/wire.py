@@ -435,6 +435,9 @@ class RunLineage(Answer):
 class BlobCompleted(Answer):
     sha256: str
     completed: bool
+    # false: the store verifies the blob's SHA-256 after this answer, and a commit answers
+    # `409 blobs_verifying` until it has (a multipart blob above the S3 store's inline bound)
+    verified: bool = True
 
 
 class ErrorDetail(Answer):

@@ -37,3 +37,7 @@ class Policy:
     # aliases an upload may not move: only the alias routes (whose path names the alias, so that IAM can
     # tell them apart) move them
     protected_aliases: frozenset[str] = frozenset({"production"})
+    # how long a blob's re-hash may still be going on after it started (`verifying.check_stored`): the
+    # verifier's whole budget (its timeout times its attempts, Lambda's waits between them) and a margin;
+    # past it, the verification failed somewhere and the blob counts as missing (sent again)
+    verify_window: timedelta = timedelta(hours=1)

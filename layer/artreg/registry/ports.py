@@ -22,6 +22,7 @@ from artreg.registry.records import (
     StoredLink,
     StoredVersion,
     StoreLimits,
+    UnsettledBlob,
     Upload,
 )
 
@@ -197,10 +198,14 @@ class BlobStore(Protocol):
         """The presigned URLs `upload_targets` answers for a blob of this size (one, or one a part)."""
         ...
 
-    def complete_multipart(self, project: str, sha256: str, multipart_id: str, parts: Sequence[Part]) -> None: ...
+    def complete_multipart(self, project: str, sha256: str, multipart_id: str, parts: Sequence[Part]) -> bool:
+        """Stores the blob from its parts; True if its bytes are known to be the blob now, False if the
+        store completed it and verifies it later (`verify` says `verifying_since` meanwhile)."""
+        ...
 
-    def verify(self, project: str, blobs: Sequence[tuple[str, int]]) -> list[tuple[str, int]]:
-        """The blobs that are not stored with that size and SHA-256."""
+    def verify(self, project: str, blobs: Sequence[tuple[str, int]]) -> list[UnsettledBlob]:
+        """The blobs that are not stored trusted with that size and SHA-256, and which of them are
+        being verified (since when); `verifying.check_stored` decides what that means for a commit."""
         ...
 
     def abort_multipart(self, project: str, sha256: str, multipart_id: str) -> None:

@@ -256,6 +256,17 @@ class StoredBlob:
     condemned_at: datetime | None = None
 
 
+@dataclass(frozen=True)
+class UnsettledBlob:
+    """A blob that a store does not hold trusted with its size and SHA-256 (`BlobStore.verify`): absent,
+    of another size, condemned, or not known to be that content. `verifying_since`: the store holds
+    bytes of that size whose re-hash started then and has not ended (S3, above the inline bound)."""
+
+    sha256: str
+    size: int
+    verifying_since: datetime | None = None
+
+
 class RemoteChange(BaseModel):
     """A pinned remote reference of a live version that no longer reads as it was pinned: `changed`
     (another size, ETag or version id) or `vanished` (no longer readable: deleted, or access withdrawn)."""

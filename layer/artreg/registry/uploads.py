@@ -40,6 +40,7 @@ from artreg.registry.records import (
     VersionDelta,
     version_id,
 )
+from artreg.registry.verifying import check_stored
 
 LATEST = names.LATEST
 
@@ -121,13 +122,15 @@ class Uploads:
             raise Conflict(f"upload {upload_id} is no longer pending", code="upload_state") from None
         return FilesAdded(upload_id=upload_id, missing=targets)
 
-    def complete_blob(self, project: str, name: str, upload_id: str, sha256: str, request: CompleteBlob) -> None:
+    def complete_blob(self, project: str, name: str, upload_id: str, sha256: str, request: CompleteBlob) -> bool:
+        """Completes a multipart blob; True if it is verified now, False if its verification goes on
+        after this answer (the commit waits for it: `blobs_verifying`)."""
         names.check_sha256(sha256)
         upload = self._pending_upload(project, name, upload_id, with_entries=True)
         multipart_id = upload.multipart.get(sha256)
         if multipart_id is None:
             raise not_found(f"multipart upload of blob {sha256} in upload {upload_id}", sha256=sha256)
-        self.c.blobs.complete_multipart(project, sha256, multipart_id, request.parts)
+        return self.c.blobs.complete_multipart(project, sha256, multipart_id, request.parts)
 
     def commit(self, project: str, name: str, upload_id: str, caller: str | None = None) -> Committed:
         upload = self._upload(project, name, upload_id, with_entries=True)
@@ -146,15 +149,10 @@ class Uploads:
         except Invalid as error:  # two batches listed one path: the stored upload, not this request, is at fault
             raise Conflict(f"{error.message} (in two batches); start a new upload", code="upload_state") from None
         sizes = {e.sha256: e.size for e in entries if isinstance(e, FileEntry)}
-        absent = self.c.blobs.verify(
+        unsettled = self.c.blobs.verify(
             project, [(sha, sizes[sha]) for sha in sorted(set(upload.missing)) if sha in sizes]
         )
-        if absent:
-            raise Conflict(
-                f"{len(absent)} blob(s) are not stored with the stated size and SHA-256; upload them and commit again",
-                code="blobs_missing",
-                details={"missing": [{"sha256": sha, "size": size} for sha, size in absent]},
-            )
+        check_stored(unsettled, self.c.clock.now(), self.c.policy.verify_window)
         digest = manifest.digest(entries)
         draft = self._draft_version(upload, entries, digest, caller)
         targets = {role: self.links.pin(project, ref) for role, ref in sorted(upload.links.items())}
