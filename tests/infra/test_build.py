@@ -161,5 +161,5 @@ def test_sam_build_makes_an_arm64_cpython312_layer(tmp_path: Path, capsys: pytes
         print(f"\nlayer: {unzipped / 1024**2:.1f} MB unzipped, {zipped / 1024**2:.1f} MB zipped")
     assert unzipped <= UNZIPPED_LIMIT
     # And each function's folder holds its handler only
-    for function in ("ApiFunction", "PublisherFunction", "LineageFunction", "JanitorFunction"):
+    for function in ("ApiFunction", "PublisherFunction", "LineageFunction", "JanitorFunction", "VerifierFunction"):
         assert (build_dir / function / "app.py").is_file(), function

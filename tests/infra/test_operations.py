@@ -15,7 +15,7 @@ from samtranslator.translator.arn_generator import ArnGenerator
 from tests.infra.test_template import KEY, REGION, _resources, _translate
 from tests.support.template import REPO_ROOT, condition_holds, load_template, with_parameters
 
-FUNCTIONS = ("ApiFunction", "PublisherFunction", "LineageFunction", "JanitorFunction")
+FUNCTIONS = ("ApiFunction", "PublisherFunction", "LineageFunction", "JanitorFunction", "VerifierFunction")
 BOUNDARY = "arn:aws:iam::123456789012:policy/team-boundary"
 TOPIC = {"Ref": "AlarmTopic"}
 
@@ -46,8 +46,8 @@ def _watching(alarms: dict[str, dict[str, Any]], namespace: str, metric: str) ->
 
 def test_every_alarm_notifies_the_stacks_topic_and_the_given_one(translated: dict[str, Any]) -> None:
     alarms = _alarms(translated)
-    # 4 functions x 2, iterator age, 5xx, latency, table throttles, 2 dead letters, the janitor's walk age
-    assert len(alarms) == 15
+    # 5 functions x 2, iterator age, 5xx, latency, table throttles, 3 dead letters, the janitor's walk age
+    assert len(alarms) == 18
     for name, alarm in alarms.items():
         # Then each notifies the stack's topic, and AlarmTopicArn when one is given
         assert with_parameters(translated, alarm["AlarmActions"]) == [TOPIC], name
@@ -226,14 +226,14 @@ def test_the_janitor_never_runs_twice_at_once_and_the_api_may_be_capped(translat
 
 def test_the_queues_are_retained_like_the_table(translated: dict[str, Any]) -> None:
     queues = _resources(translated, "AWS::SQS::Queue")
-    assert len(queues) == 3
+    assert len(queues) == 4
     for name, queue in queues.items():
         assert (queue["DeletionPolicy"], queue["UpdateReplacePolicy"]) == ("Retain", "Retain"), name
 
 
 def test_the_permissions_boundary_is_on_every_role(translated: dict[str, Any]) -> None:
     roles = _resources(translated, "AWS::IAM::Role")
-    # SAM's roles of the four functions, and CodeDeploy's
+    # SAM's roles of the five functions, and CodeDeploy's
     assert {f"{f}Role" for f in FUNCTIONS} | {"ApiDeploymentRole"} == set(roles)
     for name, role in roles.items():
         assert "PermissionsBoundary" not in with_parameters(translated, role["Properties"]), name
@@ -269,7 +269,7 @@ def _at(value: Any, path: tuple[Any, ...]) -> Any:
 def test_the_kms_key_encrypts_every_resource_that_takes_one(translated: dict[str, Any]) -> None:
     resources = [(n, r) for n, r in translated["Resources"].items() if r["Type"] in KEYED]
     assert {r["Type"] for _, r in resources} == set(KEYED)
-    assert len([1 for _, r in resources if r["Type"] == "AWS::Logs::LogGroup"]) == 5
+    assert len([1 for _, r in resources if r["Type"] == "AWS::Logs::LogGroup"]) == 6
     for name, resource in resources:
         path = KEYED[resource["Type"]]
         with_key = with_parameters(translated, resource["Properties"], {"KmsKeyArn": KEY})
@@ -288,6 +288,7 @@ def test_each_function_may_use_the_key_only_through_the_services_it_calls(transl
         "PublisherFunctionRole": {"dynamodb", "events", "sqs"},
         "LineageFunctionRole": {"dynamodb", "sqs"},
         "JanitorFunctionRole": {"dynamodb", "s3"},
+        "VerifierFunctionRole": {"s3", "sqs"},
     }
     for role, services in expected.items():
         policies = translated["Resources"][role]["Properties"]["Policies"]

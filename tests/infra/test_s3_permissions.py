@@ -1,4 +1,4 @@
-"""The S3 permissions of the API and janitor roles are exactly what their code calls, under AWS's
+"""The S3 permissions of the API, janitor and verifier roles are exactly what their code calls, under AWS's
 documented authorization of each operation (moto checks no IAM, so a missing grant would only show
 on AWS): every S3 call of a run of each role's code is recorded, turned into the IAM actions AWS asks
 for it, and compared with the role's statements in template.yaml, resource by resource.
@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from artreg.aws.s3 import S3BlobStore
 from artreg.model.errors import Conflict, Invalid
 from artreg.model.wire import CompleteBlob, FileEntry, Part, StartUpload, UploadStarted
 from artreg.registry.janitor import Janitor
@@ -189,7 +190,33 @@ def _janitor_run(backend: Backend) -> Callable[[], None]:
     return calls
 
 
-@pytest.mark.parametrize(("function", "run"), [("ApiFunction", _api_run), ("JanitorFunction", _janitor_run)])
+def _verifier_run(backend: Backend) -> Callable[[], None]:
+    """What the verifier does with S3, once the API handed it two large blobs (every multipart blob is
+    large here): one whose bytes are the blob (tagged verified), one whose bytes are not (its version
+    deleted); each event run twice, as Lambda runs a retried invocation."""
+    store = backend.registry.blobs
+    assert isinstance(store, S3BlobStore)
+    events: list[tuple[str, str, str]] = []
+    store.inline_verify_limit = 0
+    store.start_verification = lambda *event: events.append(event)
+    _complete(backend, _start(backend, BIG), BIG)
+    claimed = BIG[::-1]  # its SHA-256 claimed, zeros sent
+    files = [FileEntry(path="g", size=len(claimed), sha256=hashlib.sha256(claimed).hexdigest())]
+    forged = backend.registry.start_upload(P, N, StartUpload(files=files))
+    assert isinstance(forged, UploadStarted)
+    _complete(backend, forged, bytes(len(claimed)))
+    verifier = S3BlobStore(store.client, store.bucket)  # the verifier function's (artreg.aws.clients)
+
+    def calls() -> None:
+        assert [verifier.settle(*event) for event in events * 2] == ["verified", "deleted", "verified", "gone"]
+
+    return calls
+
+
+@pytest.mark.parametrize(
+    ("function", "run"),
+    [("ApiFunction", _api_run), ("JanitorFunction", _janitor_run), ("VerifierFunction", _verifier_run)],
+)
 def test_the_role_allows_exactly_the_s3_calls_of_its_code(aws: dict[str, Any], function: str, run: Any) -> None:
     # Given the role's statements, and a run of its code on S3 with every call recorded
     granted = _granted(function)

@@ -370,7 +370,7 @@ def test_every_dead_letter_queue_has_an_alarm_on_its_depth(translated: dict[str,
         and a["Properties"]["ComparisonOperator"] == "GreaterThanThreshold"
         and a["Properties"]["Threshold"] == 0
     }
-    assert watched == {"PublisherFailureQueue", "LineageDeadLetterQueue"}
+    assert watched == {"PublisherFailureQueue", "LineageDeadLetterQueue", "VerifierFailureQueue"}
     # and every queue is encrypted: with SQS's key, or KmsKeyArn when given
     for queue in _resources(translated, "AWS::SQS::Queue").values():
         assert with_parameters(translated, queue["Properties"])["SqsManagedSseEnabled"] is True
@@ -479,6 +479,75 @@ def test_the_janitor_runs_hourly_and_daily_and_may_only_expire_uploads_reclaim_b
     assert variables["ARTREG_BLOB_GRACE_DAYS"] == {"Ref": "BlobGracePeriodDays"}
 
 
+def test_the_verifier_settles_blob_versions_only_and_only_the_api_may_invoke_it(translated: dict[str, Any]) -> None:
+    resources = translated["Resources"]
+    # Given the verifier's role
+    statements = dict(_statements(translated, "VerifierFunctionRole"))
+    # Then it may read, tag and delete one version of a blob, and nothing outside blobs/
+    settle = statements.pop("SettleBlobs")
+    assert settle["Resource"] == {"Fn::Sub": "${Bucket.Arn}/*/blobs/*"}
+    assert set(settle["Action"]) == {
+        "s3:GetObjectVersion",
+        "s3:GetObjectTagging",
+        "s3:GetObjectVersionTagging",
+        "s3:PutObjectVersionTagging",
+        "s3:DeleteObjectVersion",
+    }
+    # (never the current object by its name: no DeleteObject, no PutObject)
+    assert not {"s3:DeleteObject", "s3:PutObject", "s3:PutObjectTagging"} & set(settle["Action"])
+    assert statements.pop("RegistryBucket") == {
+        "Sid": "RegistryBucket",
+        "Effect": "Allow",
+        "Action": "s3:ListBucket",
+        "Resource": {"Fn::GetAtt": ["Bucket", "Arn"]},
+    }
+    failure = statements.pop("OnFailureDestination")
+    assert (failure["Action"], failure["Resource"]) == (
+        "sqs:SendMessage",
+        {"Fn::GetAtt": ["VerifierFailureQueue", "Arn"]},
+    )
+    assert set(statements) == {"RegistryKey"}  # only with KmsKeyArn
+    # And of managed policies, only SAM's basic ones (logs, X-Ray): no table, no bus
+    managed = resources["VerifierFunctionRole"]["Properties"]["ManagedPolicyArns"]
+    assert [arn.rsplit("/", 1)[-1] for arn in managed] == ["AWSLambdaBasicExecutionRole", "AWSXrayWriteOnlyAccess"]
+
+    # Given the API's role / Then it may invoke the verifier, and no other function, and is told its name
+    invoking = [
+        (role, s)
+        for role, s in _role_statements(translated)
+        if any(a.startswith("lambda:") for a in _as_list(s["Action"]))
+    ]
+    assert [(role, s["Action"], s["Resource"]) for role, s in invoking] == [
+        ("ApiFunctionRole", "lambda:InvokeFunction", {"Fn::GetAtt": ["VerifierFunction", "Arn"]})
+    ]
+    variables = resources["ApiFunction"]["Properties"]["Environment"]["Variables"]
+    assert variables["ARTREG_VERIFIER_FUNCTION_NAME"] == {"Ref": "VerifierFunction"}
+
+
+def test_the_verifier_runs_asynchronously_with_retries_a_failure_queue_and_a_window_that_covers_them(
+    translated: dict[str, Any],
+) -> None:
+    resources = translated["Resources"]
+    function = resources["VerifierFunction"]["Properties"]
+    (config,) = [r["Properties"] for r in _resources(translated, "AWS::Lambda::EventInvokeConfig").values()]
+    # Then it has Lambda's longest timeout, a whole vCPU, and a cap on its concurrency
+    assert (function["Timeout"], function["MemorySize"]) == (900, 1769)
+    assert 1 <= function["ReservedConcurrentExecutions"] <= 20
+    assert (function["Handler"], function["Architectures"]) == ("app.lambda_handler", ["arm64"])
+    # And its asynchronous events are retried, then described in its alarmed failure queue
+    assert config["FunctionName"] == {"Ref": "VerifierFunction"}
+    assert config["Qualifier"] == "$LATEST"
+    assert config["MaximumRetryAttempts"] == 2
+    assert config["DestinationConfig"] == {
+        "OnFailure": {"Destination": {"Fn::GetAtt": ["VerifierFailureQueue", "Arn"]}}
+    }
+    # And the API counts a blob as being verified exactly as long as a run of it may still come and end:
+    # the oldest event Lambda still runs, plus a run, plus a margin; and every try with its timeout fits
+    window = int(resources["ApiFunction"]["Properties"]["Environment"]["Variables"]["ARTREG_VERIFY_WINDOW_SECONDS"])
+    assert window >= config["MaximumEventAgeInSeconds"] + function["Timeout"] + 60
+    assert window >= (config["MaximumRetryAttempts"] + 1) * function["Timeout"] + 180  # Lambda waits 1, then 2 min
+
+
 def test_deletion_protection_follows_its_parameter(translated: dict[str, Any]) -> None:
     resources = translated["Resources"]
     assert translated["Parameters"]["DeletionProtection"]["Default"] == "Enabled"
@@ -497,7 +566,7 @@ def test_deletion_protection_follows_its_parameter(translated: dict[str, Any]) -
 
 def test_every_setting_parameter_reaches_the_functions(translated: dict[str, Any]) -> None:
     # Given the Globals' environment, as SAM copies it into each function
-    for name in ("ApiFunction", "PublisherFunction", "LineageFunction", "JanitorFunction"):
+    for name in ("ApiFunction", "PublisherFunction", "LineageFunction", "JanitorFunction", "VerifierFunction"):
         variables = translated["Resources"][name]["Properties"]["Environment"]["Variables"]
         # Then each function gets the stack's settings from its parameters
         assert variables["ARTREG_UPLOAD_EXPIRY_SECONDS"] == {"Ref": "UploadExpirySeconds"}, name
