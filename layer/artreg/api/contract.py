@@ -34,7 +34,8 @@ _ERRORS: dict[int, str] = {
     400: "invalid_request: malformed JSON or UTF-8, nesting too deep, a wrong type, a name or path that breaks a rule",
     403: "forbidden: the caller may not touch this project, or an upload names a protected alias",
     404: "not_found: no such project, artifact, version, alias, upload or file",
-    409: "a conflict with what is stored (version_exists, alias_conflict, blobs_missing, upload_state), or "
+    409: "a conflict with what is stored (version_exists, alias_conflict, blobs_missing, upload_state), "
+    "blobs_verifying (with Retry-After) while stored blobs are being re-hashed, or "
     "idempotency_in_progress (with Retry-After) while a request with the same Idempotency-Key is handled",
     412: "precondition_failed: expected_version or If-Match no longer holds",
     413: "too_large: a body, manifest or metadata over its limit",
