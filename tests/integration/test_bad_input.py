@@ -51,11 +51,34 @@ def test_an_upload_whose_answer_would_not_fit_in_a_lambda_answer_is_413_and_writ
     error = json.loads(answer["body"])
     assert_refused(TOO_LARGE, answer["statusCode"], answer.get("headers") or {}, error)
     assert "fewer large files" in error["error"]["message"]
-    assert error["error"]["details"] == {"limit": 10_000, "count": 2 * 9_987}
+    assert error["error"]["details"] == {"limit": 2_000, "count": 2 * 2_000}
     # and it wrote nothing: no upload item, no object, no multipart upload opened
     assert aws["dynamodb"].scan(TableName=TABLE)["Count"] == 0
     assert "Contents" not in aws["s3"].list_objects_v2(Bucket=BUCKET)
     assert "Uploads" not in aws["s3"].list_multipart_uploads(Bucket=BUCKET)
+
+
+def test_the_answer_for_the_largest_blob_fits_a_lambda_answer_when_signed_with_a_session_token(
+    aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the API function signing with a Lambda's credentials (a session token of about a kilobyte:
+    # each URL about 1.7 kB), at S3's default part size
+    token = "IQoJb3JpZ2luX2VjE" + "A" * 1200
+    monkeypatch.setenv("AWS_SESSION_TOKEN", token)
+    monkeypatch.setenv("AWS_SECURITY_TOKEN", token)  # botocore reads this older name first
+    monkeypatch.setenv("ARTREG_PART_SIZE", str(64 * 1024**2))
+    handler = api_handler(monkeypatch, TABLE, BUCKET)
+    # When an upload of one file of 5 TiB, the largest S3 object, starts
+    body = json.dumps({"files": _huge(1)}).encode()
+    answer = handler(proxy_event("POST", UPLOADS, JSON_TYPE, body), LambdaContext())
+    # Then its parts are large enough for their URLs to fit what Lambda can return (6 MB)
+    assert answer["statusCode"] == 201, answer["body"][:500]
+    [target] = json.loads(answer["body"])["missing"]
+    parts = target["multipart"]["parts"]
+    assert min(len(p["url"]) for p in parts) >= 1700
+    assert len(parts) == 2_000
+    assert target["multipart"]["part_size"] == 2622 * 1024**2
+    assert len(answer["body"]) < 6 * 1000**2
 
 
 @pytest.mark.parametrize("backend_name", ["aws", "local"])
@@ -79,7 +102,7 @@ def test_files_whose_part_urls_would_not_fit_one_answer_are_413_on_either_back_e
     # Then both are a 413 in API.md's shape, and nothing was written: one upload, with the small file only
     for status, headers, error in refused:
         assert_refused(TOO_LARGE, status, headers, error)
-        assert error["error"]["details"]["limit"] == 10_000
+        assert error["error"]["details"]["limit"] == 2_000
     [upload] = backend.registry.store.pending_uploads("vision", datetime.now(UTC), timedelta(days=1))
     assert [e.path for e in upload.entries] == ["small"]
     assert upload.missing == ["f" * 64]

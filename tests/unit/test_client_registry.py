@@ -233,7 +233,7 @@ def test_more_than_a_thousand_files_go_in_batches(tmp_path: Path) -> None:
 def test_large_files_go_in_batches_whose_part_urls_fit_one_answer(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Given three files of 5 TiB (as hashed), each needing about 10,000 part URLs if the registry lacks it
+    # Given three files of 5 TiB (as hashed), each needing 2,000 part URLs if the registry lacks it
     folder = _files(tmp_path / "huge", 3)
     hash_stream = client_upload.hash_stream
 
@@ -246,7 +246,7 @@ def test_large_files_go_in_batches_whose_part_urls_fit_one_answer(
     # When they are logged
     registry(api).log_artifact(Artifact("resnet").add(folder))
 
-    # Then each is offered in a request of its own, so no answer could carry over 10,000 part URLs
+    # Then each is offered in a request of its own, so no answer could carry over 2,000 part URLs
     assert api.api_calls() == [
         ("POST", UPLOADS),
         ("POST", f"{UPLOADS}/u1/files"),

@@ -1,22 +1,26 @@
-"""How a large blob is cut into parts, the same on S3 and in the local folder: S3's limit of 10,000
-parts an upload, each a whole number of MiB, no smaller than the store's preferred part size."""
+"""How a large blob is cut into parts, the same on S3 and in the local folder: at most `MAX_URLS` parts
+(fewer than S3's 10,000, so that every part's URL fits in one answer), each a whole number of MiB, no
+smaller than the store's preferred part size."""
 
 from __future__ import annotations
 
 import math
 
 MiB = 1024**2
-MAX_PARTS = 10_000
 # S3's smallest part, and the least threshold and part size a store is configured with
 MIN_PART_SIZE = 5 * MiB
-# presigned URLs one answer carries at most: every part of one blob of the largest size. At about 560
-# bytes a URL (long-lived keys) an answer stays near 6 MB, what a Lambda returns; a Lambda's session
-# token makes a URL about 1.7 kB, so deployed only paging part URLs would bound the answer
-MAX_URLS = MAX_PARTS
+# Presigned URLs one answer carries at most, and so the most parts a blob is cut into (S3 would take
+# 10,000): deployed, a URL
+# carries the Lambda's session token and is about 1.7 kB, so 2,000 of them (3.4 MB) keep an answer within
+# the 6 MB a Lambda returns, with room for the rest of it. A larger blob gets larger parts instead: S3
+# takes parts of up to 5 GiB, so 2,000 parts hold 10 TiB, more than S3's largest object (5 TiB).
+MAX_URLS = 2_000
+MAX_PART_SIZE = 5 * 1024**3
 
 
 def part_size(size: int, preferred: int) -> int:
-    return max(preferred, math.ceil(size / MAX_PARTS / MiB) * MiB)
+    """The preferred part size, or the least whole number of MiB that cuts the blob into `MAX_URLS` parts."""
+    return min(MAX_PART_SIZE, max(preferred, math.ceil(size / MAX_URLS / MiB) * MiB))
 
 
 def part_count(size: int, part_size: int) -> int:
