@@ -158,6 +158,11 @@ def _api_calls(backend: Backend) -> None:
     backend.registry.download(P, N, "latest")
     with pytest.raises(Conflict):
         backend.registry.commit(P, N, _start(backend, b"never sent").upload_id)
+    # a blob over the inline bound: marked as being verified, and handed to the verifier
+    store = backend.registry.blobs
+    assert isinstance(store, S3BlobStore)
+    store.inline_verify_limit, store.start_verification = 0, lambda *event: None
+    _complete(backend, _start(backend, BIG[::-1]), BIG[::-1])
 
 
 def _janitor_run(backend: Backend) -> Callable[[], None]:

@@ -172,6 +172,7 @@ class S3BlobStore:
                 raise Retryable(f"blob {sha256} was stored by another upload meanwhile; complete again") from error
             raise translate(error) from error
         version_id = completed.get("VersionId")
+        # (an unversioned bucket has no version to hand over: inline; the template's keeps versions)
         if version_id and self.start_verification is not None:
             head = self._call(self.client.head_object, Bucket=self.bucket, Key=key, VersionId=version_id)
             if head["ContentLength"] > self.inline_verify_limit:
