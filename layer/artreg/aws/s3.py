@@ -53,8 +53,9 @@ CONDEMNED_TAG = "artreg-condemned"
 VERIFIED_TAG = "artreg-sha256"  # on a multipart blob's object version: its bytes re-hashed to this
 VERIFYING_TAG = "artreg-verifying"  # on a multipart blob's object version: its re-hash started then (epoch s)
 # An API call that completes a blob up to this size re-hashes it inline. The API has 29 s (API Gateway's
-# limit) for the completion as a whole; a Lambda of 1 GB reads S3 in 8 ranges at a time at well over
-# 100 MB/s and hashes faster still, so 1 GiB takes about 10 s: a margin of almost three for a slow read.
+# limit) for the completion as a whole. At a conservative 100 MB/s for its ranged reads (8 in flight;
+# the hash, with the CPU's SHA-256 instructions, is faster still), 1 GiB takes about 11 s, leaving more
+# than half of the 29 s for S3's completion itself and for a slow read. Larger: the verifier function.
 INLINE_VERIFY_LIMIT = 1024**3
 StartVerification = Callable[[str, str, str], None]  # (project, sha256, version id): `settle` it elsewhere
 Settled = Literal["verified", "deleted", "gone"]
