@@ -31,7 +31,7 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import metadata
 from pathlib import Path
@@ -427,12 +427,27 @@ def share(entry: Imported, total: int) -> str:
     return f"{100 * entry.cumulative_us / total:.0f}%"
 
 
-def importtime_tables(kind: Kind) -> str:
+def median_tree(kind: Kind, processes: int) -> list[Imported]:
+    """The import tree of `kind`'s module, each module's times the median over `processes` fresh processes:
+    one process's figures swing with whatever else the machine runs."""
     module = kind.argv[0]
-    child = run_child(kind, "-X", "importtime")
-    if child.returncode != 0:
-        raise RuntimeError(f"cold-start: -X importtime failed:\n{child.stderr[-3000:]}")
-    tree = import_tree(child.stderr, module)
+    trees = []
+    for _ in range(processes):
+        child = run_child(kind, "-X", "importtime")
+        if child.returncode != 0:
+            raise RuntimeError(f"cold-start: -X importtime failed:\n{child.stderr[-3000:]}")
+        trees.append({e.module: e for e in import_tree(child.stderr, module)})
+    first = list(trees[0].values())
+
+    def median(entry: Imported, field: str) -> int:
+        return int(statistics.median(getattr(t[entry.module], field) for t in trees if entry.module in t))
+
+    return [replace(e, self_us=median(e, "self_us"), cumulative_us=median(e, "cumulative_us")) for e in first]
+
+
+def importtime_tables(kind: Kind, processes: int) -> str:
+    module = kind.argv[0]
+    tree = median_tree(kind, processes)
     total = tree[-1].cumulative_us
     offenders = sorted(tree[:-1], key=lambda e: e.cumulative_us, reverse=True)[:8]
     cumulative_rows = [
@@ -449,12 +464,13 @@ def importtime_tables(kind: Kind) -> str:
     ]
     return "\n".join(
         [
-            "### Where the handler import goes (`python -X importtime`, one process, Lambda environment)",
+            "### Where the handler import goes (`python -X importtime`, Lambda environment)",
             "",
-            f"The import of `{module}` took {total / 1000:.0f} ms in this run (importtime's own bookkeeping "
-            "included). The 8 modules with the largest cumulative time (a module's own and that of what it "
-            "imported first), then the time spent in each top-level package's own modules, which adds up to the "
-            "total:",
+            f"The import of `{module}` took {total / 1000:.0f} ms (importtime's own bookkeeping included; each "
+            f"module's figures the median over {processes} fresh processes). The 8 modules with the largest "
+            "cumulative time (a module's own and that of what it imported first), then the time spent in each "
+            "top-level package's own modules (medians of each module: a pause that a loaded machine forces on a "
+            "process lands on a few modules of that run, so they add up to less than the total):",
             "",
             table(["module", "imported by", "cumulative ms", "self ms", "share of the import"], cumulative_rows),
             "",
@@ -488,7 +504,7 @@ def run(options: Options) -> str:
     with dynamodb_stand_in(recorded_resolve()) as endpoint, tempfile.TemporaryDirectory() as home:
         lambda_env = lambda_environment(function, endpoint, hidden)
         results = rounds(child_kinds(function, lambda_env, Path(home)), processes)
-        importtime = importtime_tables(Kind("importtime", (function.module,), lambda_env, function.code_dir))
+        importtime = importtime_tables(Kind("importtime", (function.module,), lambda_env, function.code_dir), processes)
     notes = (
         f"Handler `{function.module}.{function.handler}` from `{function.code_dir.relative_to(ROOT)}`, environment "
         f"from template.yaml ({', '.join(sorted(function.environment))}). {len(hidden)} top-level packages of this "
