@@ -31,7 +31,7 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import metadata
 from pathlib import Path
@@ -67,9 +67,9 @@ if hidden is not None:
 
     sys.meta_path.insert(0, OnlyTheFunctionsPackages())
 
-began = time.perf_counter()
+began, began_cpu = time.perf_counter(), time.process_time()
 __import__(sys.argv[1])
-result = {{"import_s": time.perf_counter() - began}}
+result = {{"import_s": time.perf_counter() - began, "import_cpu_s": time.process_time() - began_cpu}}
 if len(sys.argv) > 2:
     import json
 
@@ -82,9 +82,10 @@ if len(sys.argv) > 2:
     handler = getattr(sys.modules[sys.argv[1]], sys.argv[2])
     event = json.loads(sys.argv[3])
     for request in ("first", "warm"):
-        began = time.perf_counter()
+        began, began_cpu = time.perf_counter(), time.process_time()
         answer = handler(event, Context())
         result[request + "_s"] = time.perf_counter() - began
+        result[request + "_cpu_s"] = time.process_time() - began_cpu
         result[request + "_status"] = answer["statusCode"]
         result[request + "_body"] = answer.get("body", "")[:300]
 import json
@@ -333,7 +334,7 @@ HEADERS = ["measure", "median ms", "min ms", "max ms", "baseline", "baseline med
 
 
 def lambda_table(results: dict[str, list[dict[str, Any]]], processes: int) -> str:
-    boto3_ = spread(results["lambda boto3"], "import_s")
+    boto3_, boto3_cpu = spread(results["lambda boto3"], "import_s"), spread(results["lambda boto3"], "import_cpu_s")
     handler = results["lambda handler"]
     imported, first, warm = spread(handler, "import_s"), spread(handler, "first_s"), spread(handler, "warm_s")
     cold = spread(handler, "import_s", "first_s")
@@ -350,6 +351,9 @@ def lambda_table(results: dict[str, list[dict[str, Any]]], processes: int) -> st
         row("first request after the import", first, "warm request", warm),
         row("warm request (the second)", warm, "-", None),
         row("cold start: import + first request", cold, "`import boto3`", boto3_),
+        row("`import boto3`, CPU time", boto3_cpu, "-", None),
+        row("import of the handler module, CPU time", spread(handler, "import_cpu_s"), "`import boto3`", boto3_cpu),
+        row("cold start, CPU time", spread(handler, "import_cpu_s", "first_cpu_s"), "`import boto3`", boto3_cpu),
     ]
     return "\n".join(
         [
@@ -358,7 +362,9 @@ def lambda_table(results: dict[str, list[dict[str, Any]]], processes: int) -> st
             f"Median, min and max over {processes} fresh processes each. The request is "
             f"`GET /v1/resolve/{PROJECT}/{NAME}@{ALIAS}`: Powertools' decorators, the resolver, the X-Ray "
             "subsegments, and one GetItem over local HTTP to the stand-in replaying moto's answer. What the first "
-            "request pays beyond the warm one is set-up that the import left for later.",
+            "request pays beyond the warm one is set-up that the import left for later. The CPU-time rows count "
+            "only the time the process ran (`time.process_time`), not the time it waited for a CPU: on a machine "
+            "that others load, their ratios are the steadier ones.",
             "",
             table(HEADERS, rows),
         ]
@@ -421,12 +427,27 @@ def share(entry: Imported, total: int) -> str:
     return f"{100 * entry.cumulative_us / total:.0f}%"
 
 
-def importtime_tables(kind: Kind) -> str:
+def median_tree(kind: Kind, processes: int) -> list[Imported]:
+    """The import tree of `kind`'s module, each module's times the median over `processes` fresh processes:
+    one process's figures swing with whatever else the machine runs."""
     module = kind.argv[0]
-    child = run_child(kind, "-X", "importtime")
-    if child.returncode != 0:
-        raise RuntimeError(f"cold-start: -X importtime failed:\n{child.stderr[-3000:]}")
-    tree = import_tree(child.stderr, module)
+    trees = []
+    for _ in range(processes):
+        child = run_child(kind, "-X", "importtime")
+        if child.returncode != 0:
+            raise RuntimeError(f"cold-start: -X importtime failed:\n{child.stderr[-3000:]}")
+        trees.append({e.module: e for e in import_tree(child.stderr, module)})
+    first = list(trees[0].values())
+
+    def median(entry: Imported, field: str) -> int:
+        return int(statistics.median(getattr(t[entry.module], field) for t in trees if entry.module in t))
+
+    return [replace(e, self_us=median(e, "self_us"), cumulative_us=median(e, "cumulative_us")) for e in first]
+
+
+def importtime_tables(kind: Kind, processes: int) -> str:
+    module = kind.argv[0]
+    tree = median_tree(kind, processes)
     total = tree[-1].cumulative_us
     offenders = sorted(tree[:-1], key=lambda e: e.cumulative_us, reverse=True)[:8]
     cumulative_rows = [
@@ -443,12 +464,13 @@ def importtime_tables(kind: Kind) -> str:
     ]
     return "\n".join(
         [
-            "### Where the handler import goes (`python -X importtime`, one process, Lambda environment)",
+            "### Where the handler import goes (`python -X importtime`, Lambda environment)",
             "",
-            f"The import of `{module}` took {total / 1000:.0f} ms in this run (importtime's own bookkeeping "
-            "included). The 8 modules with the largest cumulative time (a module's own and that of what it "
-            "imported first), then the time spent in each top-level package's own modules, which adds up to the "
-            "total:",
+            f"The import of `{module}` took {total / 1000:.0f} ms (importtime's own bookkeeping included; each "
+            f"module's figures the median over {processes} fresh processes). The 8 modules with the largest "
+            "cumulative time (a module's own and that of what it imported first), then the time spent in each "
+            "top-level package's own modules (medians of each module: a pause that a loaded machine forces on a "
+            "process lands on a few modules of that run, so they add up to less than the total):",
             "",
             table(["module", "imported by", "cumulative ms", "self ms", "share of the import"], cumulative_rows),
             "",
@@ -482,7 +504,7 @@ def run(options: Options) -> str:
     with dynamodb_stand_in(recorded_resolve()) as endpoint, tempfile.TemporaryDirectory() as home:
         lambda_env = lambda_environment(function, endpoint, hidden)
         results = rounds(child_kinds(function, lambda_env, Path(home)), processes)
-        importtime = importtime_tables(Kind("importtime", (function.module,), lambda_env, function.code_dir))
+        importtime = importtime_tables(Kind("importtime", (function.module,), lambda_env, function.code_dir), processes)
     notes = (
         f"Handler `{function.module}.{function.handler}` from `{function.code_dir.relative_to(ROOT)}`, environment "
         f"from template.yaml ({', '.join(sorted(function.environment))}). {len(hidden)} top-level packages of this "

@@ -11,7 +11,10 @@ The persistence layer is Powertools' DynamoDB one on the registry's table on Lam
 Which answers are kept: 2xx only. A 4xx writes nothing (API.md), so acting again on a repeat is safe,
 and keeping it would hold a caller to a refusal that a fix (the missing blob uploaded, an alias
 unprotected) has since lifted; a 5xx, 429 or 503 is transient by definition, and its retry must act.
-An answer that is not kept deletes the in-progress record, so that the next repeat acts."""
+An answer that is not kept deletes the in-progress record, so that the next repeat acts.
+
+Powertools' idempotency utility is imported at the first keyed POST, not with this module: a cold
+start that reads needs none of it (benchmarks/cold_start.py)."""
 
 from __future__ import annotations
 
@@ -19,21 +22,17 @@ import hashlib
 import re
 from collections.abc import Callable
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
-from aws_lambda_powertools.utilities.idempotency.exceptions import (
-    IdempotencyAlreadyInProgressError,
-    IdempotencyInconsistentStateError,
-    IdempotencyPersistenceLayerError,
-    IdempotencyValidationError,
-)
-from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
-from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from artreg.model.errors import ArtregError, Conflict, Invalid, KeyReused, Retryable
 from artreg.model.wire import ErrorBody, ErrorDetail
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
+    from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
+    from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 
 HEADER = "idempotency-key"
 REPLAYED = "Idempotent-Replayed"
@@ -123,16 +122,24 @@ class IdempotentPosts:
         # a factory is called at the first keyed POST: Powertools' DynamoDB layer makes its boto3
         # client when built (~0.1 s), which a cold start that only reads should not pay at import
         self._persistence = persistence
-        self.config = IdempotencyConfig(
+        self._ttl_seconds = ttl_seconds
+
+    @cached_property
+    def config(self) -> IdempotencyConfig:
+        from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
+
+        return IdempotencyConfig(
             event_key_jmespath="scope",
             payload_validation_jmespath="request",
-            expires_after_seconds=ttl_seconds,
+            expires_after_seconds=self._ttl_seconds,
             hash_function="sha256",
             response_hook=_replayed,
         )
 
     @cached_property
     def persistence(self) -> BasePersistenceLayer:
+        from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
+
         made = self._persistence
         return made if isinstance(made, BasePersistenceLayer) else made()
 
@@ -148,6 +155,14 @@ class IdempotentPosts:
                     details={"field": "Idempotency-Key"},
                 )
             )
+        from aws_lambda_powertools.utilities.idempotency import idempotent_function
+        from aws_lambda_powertools.utilities.idempotency.exceptions import (
+            IdempotencyAlreadyInProgressError,
+            IdempotencyInconsistentStateError,
+            IdempotencyPersistenceLayerError,
+            IdempotencyValidationError,
+        )
+
         self.config.register_lambda_context(context)
 
         @idempotent_function(

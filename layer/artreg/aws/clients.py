@@ -3,7 +3,8 @@ wired to the AWS adapters.
 
 The adapters get their clients deferred: a client is made on its first use, not at import. Making
 one loads its service model (about 0.1 s for DynamoDB, 0.2 s for S3), and a cold start that only
-resolves needs no S3 client at all."""
+resolves needs no S3 client at all. For the same reason the janitor, lineage, event and idempotency
+pieces are imported by the factories that make them, not by this module, which every function imports."""
 
 from __future__ import annotations
 
@@ -13,23 +14,24 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 import boto3
-from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 from botocore.config import Config
 
 from artreg.aws.dynamodb import DynamoStore
-from artreg.aws.eventbridge import EventBridgePublisher
 from artreg.aws.s3 import S3BlobStore
 from artreg.aws.verifier import LambdaVerification
-from artreg.registry.janitor import Janitor
-from artreg.registry.lineage import LineageRecorder
 from artreg.registry.service import RegistryService
 from artreg.settings import Settings
 
 if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_events import EventBridgeClient
     from mypy_boto3_lambda import LambdaClient
     from mypy_boto3_s3 import S3Client
+
+    from artreg.aws.eventbridge import EventBridgePublisher
+    from artreg.registry.janitor import Janitor
+    from artreg.registry.lineage import LineageRecorder
 
 C = TypeVar("C")
 IDEMPOTENCY_PK = "I#idempotency"
@@ -87,6 +89,8 @@ def lambda_client() -> LambdaClient:
 def idempotency_store(settings: Settings) -> DynamoDBPersistenceLayer:
     """Powertools' idempotency records in the registry's own table, under their own partition key: the
     table's TTL attribute is their expiry, and the stream's filter lets none of them through."""
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
     return DynamoDBPersistenceLayer(
         table_name=settings.table_name,
         key_attr="PK",
@@ -98,14 +102,20 @@ def idempotency_store(settings: Settings) -> DynamoDBPersistenceLayer:
 
 
 def event_publisher(settings: Settings) -> EventBridgePublisher:
+    from artreg.aws.eventbridge import EventBridgePublisher
+
     return EventBridgePublisher(deferred(events_client), settings.event_bus_name, settings.event_source)
 
 
 def lineage_recorder(settings: Settings) -> LineageRecorder:
+    from artreg.registry.lineage import LineageRecorder
+
     return LineageRecorder(DynamoStore(deferred(dynamodb_client), settings.table_name))
 
 
 def aws_janitor(settings: Settings) -> Janitor:
+    from artreg.registry.janitor import Janitor
+
     return Janitor(DynamoStore(deferred(dynamodb_client), settings.table_name), _blob_store(settings))
 
 
