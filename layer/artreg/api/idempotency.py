@@ -19,17 +19,8 @@ import hashlib
 import re
 from collections.abc import Callable
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
-from aws_lambda_powertools.utilities.idempotency.exceptions import (
-    IdempotencyAlreadyInProgressError,
-    IdempotencyInconsistentStateError,
-    IdempotencyPersistenceLayerError,
-    IdempotencyValidationError,
-)
-from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
-from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from artreg.model.errors import ArtregError, Conflict, Invalid, KeyReused, Retryable
@@ -44,6 +35,13 @@ _KEY = re.compile(r"[\x20-\x7e]{1,255}")  # printable ASCII
 KEPT_HEADERS = frozenset({"content-type", "etag", "location", "x-artifact-version", "x-artifact-digest"})
 # a path segment after one of these is a value, not part of the route
 _VALUE_AFTER = frozenset({"projects", "artifacts", "uploads", "blobs", "versions", "aliases", "links", "runs"})
+
+# Powertools' idempotency package imports its DynamoDB layer, and so boto3 (~0.2 s): it is imported at the
+# first keyed POST, so that `artreg server` starts and reads without it
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
+    from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
+    from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 
 Answer = dict[str, Any]  # an API Gateway (HTTP API, payload 2.0) proxy answer
 Resolve = Callable[[dict[str, Any], LambdaContext], Answer]
@@ -123,16 +121,24 @@ class IdempotentPosts:
         # a factory is called at the first keyed POST: Powertools' DynamoDB layer makes its boto3
         # client when built (~0.1 s), which a cold start that only reads should not pay at import
         self._persistence = persistence
-        self.config = IdempotencyConfig(
+        self._ttl_seconds = ttl_seconds
+
+    @cached_property
+    def config(self) -> IdempotencyConfig:
+        from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
+
+        return IdempotencyConfig(
             event_key_jmespath="scope",
             payload_validation_jmespath="request",
-            expires_after_seconds=ttl_seconds,
+            expires_after_seconds=self._ttl_seconds,
             hash_function="sha256",
             response_hook=_replayed,
         )
 
     @cached_property
     def persistence(self) -> BasePersistenceLayer:
+        from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
+
         made = self._persistence
         return made if isinstance(made, BasePersistenceLayer) else made()
 
@@ -148,6 +154,14 @@ class IdempotentPosts:
                     details={"field": "Idempotency-Key"},
                 )
             )
+        from aws_lambda_powertools.utilities.idempotency import idempotent_function
+        from aws_lambda_powertools.utilities.idempotency.exceptions import (
+            IdempotencyAlreadyInProgressError,
+            IdempotencyInconsistentStateError,
+            IdempotencyPersistenceLayerError,
+            IdempotencyValidationError,
+        )
+
         self.config.register_lambda_context(context)
 
         @idempotent_function(

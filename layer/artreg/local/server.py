@@ -16,10 +16,11 @@ import logging
 import os
 import socket
 import sys
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -32,6 +33,9 @@ from artreg.model.wire import ErrorBody, ErrorDetail
 from artreg.registry.policy import Policy
 from artreg.registry.service import RegistryService
 from artreg.settings import RegistrySettings
+
+if TYPE_CHECKING:
+    from artreg.local.idempotency import SqlitePersistenceLayer
 
 log = logging.getLogger("artreg.server")
 MAX_HEAD = 64 * 1024  # a request's line and headers, at most (h11's own bound is 16 KiB)
@@ -72,7 +76,6 @@ class Local:
         from artreg.api.app import build_app
         from artreg.api.idempotency import IdempotentPosts
         from artreg.local.blobs import FolderBlobStore
-        from artreg.local.idempotency import SqlitePersistenceLayer
         from artreg.local.outbox import Consumer, Outbox, Webhook
         from artreg.local.sqlite_store import SqliteStore
         from artreg.registry.lineage import LineageRecorder
@@ -104,9 +107,22 @@ class Local:
         )
         # a resolver for each worker thread: Powertools keeps the request it handles on itself
         self._resolvers = PerThread(lambda: build_app(self.registry, caller=lambda _: None))
-        keys = SqlitePersistenceLayer(data_dir / "idempotency.db")
-        keys.start_over()  # a request in flight when a server died is not waited for
-        self.idempotency = IdempotentPosts(keys)
+        self._keys_path = data_dir / "idempotency.db"
+        self._keys_lock = threading.Lock()
+        self._keys: SqlitePersistenceLayer | None = None
+        self.idempotency = IdempotentPosts(self._idempotency_keys)
+
+    def _idempotency_keys(self) -> SqlitePersistenceLayer:
+        """The `Idempotency-Key` records, opened at the first keyed POST (Powertools' idempotency utility,
+        with the boto3 it imports, is no part of starting), once however many threads ask at once."""
+        with self._keys_lock:
+            if self._keys is None:
+                from artreg.local.idempotency import SqlitePersistenceLayer
+
+                keys = SqlitePersistenceLayer(self._keys_path)
+                keys.start_over()  # a request in flight when a server died is not waited for
+                self._keys = keys
+            return self._keys
 
     def handle_api(self, event: dict[str, Any]) -> dict[str, Any]:
         """Resolves one API Gateway event, on the calling worker thread's own resolver."""
@@ -251,6 +267,7 @@ def serve(
         app,
         http=protocol,
         lifespan="off",
+        ws="none",  # no websockets: nor their libraries' import at start
         access_log=False,
         log_level="warning",
         server_header=False,
