@@ -4,8 +4,10 @@ API, payload 2.0) proxy events for the very resolver the Lambda runs, one resolv
 (in place of S3's presigned ones); the web UI's files are served at /ui/ (`local.asgi`).
 
 uvicorn does the HTTP/1.1 framing (Content-Length, chunked bodies, keep-alive, the idle timeout) with
-httptools' C parser; the application never blocks its event loop: the resolver, SQLite, hashing and
-file writes run in worker threads.
+httptools' C parser, on uvloop's event loop where it is installed (the `server` extra installs it, but
+on Windows). The event loop's thread answers resolves itself (one indexed read, well under a
+millisecond: `local.asgi`); everything else that may take long (the other API calls, SQLite's write
+lock, hashing and file writes) runs in worker threads.
 """
 
 from __future__ import annotations
