@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import concurrent.futures
+import functools
 import io
 import logging
 import time
@@ -171,7 +172,15 @@ class App:
         self.local = local
         self.guard = guard
         self.pools = pools or Pools()
-        self.ui = _static_files(ui)
+        self.ui_dir = ui if ui is not None and ui.is_dir() else None
+
+    @functools.cached_property
+    def ui(self) -> Any:
+        """Starlette's StaticFiles over the UI's folder (safe paths, content types, ETag and Last-Modified
+        with 304s, HEAD, `index.html` for a folder), made at the first UI request: no part of starting."""
+        from starlette.staticfiles import StaticFiles
+
+        return StaticFiles(directory=self.ui_dir, html=True)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -191,7 +200,7 @@ class App:
                 await self._blob(request)
             elif request.path == "/ui" or request.path.startswith("/ui/"):
                 await self._ui(request, scope)
-            elif request.path == "/" and self.ui is not None:
+            elif request.path == "/" and self.ui_dir is not None:
                 _allow(request, _UI_METHODS)
                 await request.answer(302, headers={"location": "/ui/"})  # as `artreg ui` sends it
             else:
@@ -212,14 +221,19 @@ class App:
     # ------------------------------------------------------------ the API: the Lambda's resolver
 
     async def _api(self, request: Request) -> None:
-        """A resolve (`GET /v1/resolve/...`) is answered here, on the event loop's thread: it is one
-        indexed SQLite read (which never waits on a writer, in WAL mode) and well under a millisecond
-        of CPU, while a hand-over to a worker thread and back waits twice for the GIL behind the
-        commits and byte movers that hold it in turn: under load, most of a resolve's time. Every
-        other request runs in a worker thread, as it may be long (a page of 1,000, a commit)."""
+        """A resolve of a version (`GET /v1/resolve/...` without `?file=`, which may read a manifest
+        chunk from the blob folder) is answered here, on the event loop's thread: it is one indexed
+        SQLite read (which never waits on a writer, in WAL mode) and well under a millisecond of CPU,
+        while a hand-over to a worker thread and back waits twice for the GIL behind the commits and
+        byte movers that hold it in turn: under load, most of a resolve's time. Every other request
+        runs in a worker thread, as it may be long (a page of 1,000, a commit)."""
         raw = await request.read(MAX_API_BODY)
         event = _event(request, raw)
-        if request.method in ("GET", "HEAD") and request.path.startswith("/v1/resolve/"):
+        if (
+            request.method in ("GET", "HEAD")
+            and request.path.startswith("/v1/resolve/")
+            and "file" not in (event["queryStringParameters"] or {})
+        ):
             answer = self.local.handle_api(event)
         else:
             pool = self.pools.reads if request.method in ("GET", "HEAD") else self.pools.writes
@@ -288,7 +302,7 @@ class App:
     # ------------------------------------------------------------ the web UI's static files
 
     async def _ui(self, request: Request, scope: Scope) -> None:
-        if self.ui is None:
+        if self.ui_dir is None:
             raise NotFound("this server has no web UI installed")
         _allow(request, _UI_METHODS)
         if request.path == "/ui":
@@ -367,16 +381,6 @@ class _BodyStream(io.RawIOBase):
 def _allow(request: Request, methods: tuple[str, ...]) -> None:
     if request.method not in methods:
         raise MethodNotAllowed(request.method, methods)
-
-
-def _static_files(folder: Path | None) -> Any:
-    """Starlette's StaticFiles over the UI's folder (safe paths, content types, ETag and
-    Last-Modified with 304s, HEAD, `index.html` for a folder), or None if there is none."""
-    if folder is None or not folder.is_dir():
-        return None
-    from starlette.staticfiles import StaticFiles
-
-    return StaticFiles(directory=folder, html=True)
 
 
 def _event(request: Request, raw: bytes) -> dict[str, Any]:

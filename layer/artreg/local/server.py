@@ -127,7 +127,8 @@ class Local:
             return self._keys
 
     def handle_api(self, event: dict[str, Any]) -> dict[str, Any]:
-        """Resolves one API Gateway event, on the calling worker thread's own resolver."""
+        """Resolves one API Gateway event, on the calling thread's own resolver (a worker thread's, or
+        the event loop's for a resolve)."""
         from artreg.api.app import metrics
 
         context = cast(LambdaContext, _Context(aws_request_id=event["requestContext"]["requestId"]))
