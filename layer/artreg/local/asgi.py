@@ -152,8 +152,8 @@ class Pools:
     # The API's work is CPU under one GIL: more threads than the 2 to 4 that keep the cores busy would
     # not answer faster, each only takes the GIL from the event loop more often. Writes also take
     # SQLite's one write lock in turn; two, so that one waiting on something else (pinning a remote
-    # reference, say) does not stop every commit (4 gave ~30% more commits under load, and resolves that
-    # waited longer: benchmarks/RESULTS.md, server-load). A multipart completion, which hashes a whole
+    # reference, say) does not stop every commit (4 gave ~25% more commits under load, and resolves that
+    # waited ~15% longer: benchmarks/RESULTS.md, server-load). A multipart completion, which hashes a whole
     # blob, goes to `bytes`, whose threads mostly wait on sockets and disks with the GIL let go.
     def __init__(self, reads: int = 4, writes: int = 2, bytes_: int = 16) -> None:
         self.reads = ThreadPoolExecutor(reads, thread_name_prefix="artreg-read")
