@@ -19,6 +19,7 @@ BENCHMARKS = {
     "transfers": "benchmarks.transfers",
     "scale": "benchmarks.scale",
     "server-load": "benchmarks.server_load",
+    "server-start": "benchmarks.server_start",
     "scale-files": "benchmarks.scale_files",
     "janitor": "benchmarks.janitor",
 }

@@ -87,3 +87,25 @@ def test_the_server_keeps_answering_when_its_output_is_not_read(
 
     # Then every request was answered with the version
     assert failures == []
+
+
+def test_a_resolve_right_after_an_alias_move_sees_the_move(
+    server: RunningServer, production: tuple[Registry, LoggedArtifact], tmp_path: Path
+) -> None:
+    # Given two versions of resnet, and a deploy job resolving resnet@staging on a kept-alive connection
+    # (a resolve is answered on the server's event loop, a move by a worker thread: two SQLite connections)
+    reg, first = production
+    source = tmp_path / "model-2.bin"
+    source.write_bytes(os.urandom(1024))
+    second = reg.log_artifact(Artifact("resnet", type="model").add(source))
+    session = requests.Session()
+    url = f"{server.url}/v1/resolve/vision/resnet@staging"
+    seen = []
+    # When staging is moved back and forth, each move followed at once by a resolve
+    for step in range(40):
+        moved_to = (first, second)[step % 2].version
+        reg.set_alias("resnet", "staging", moved_to)
+        answer = session.get(url, timeout=10)
+        seen.append((moved_to, answer.status_code, answer.json().get("version")))
+    # Then every resolve answered the version the alias had just been moved to
+    assert [s for s in seen if s[1:] != (200, s[0])] == []

@@ -232,6 +232,47 @@ def test_a_locked_file_is_retryable(db_path: Path) -> None:
     assert store.get_head(P, N) is None
 
 
+def test_a_read_leaves_no_transaction_open_and_the_next_sees_a_commit_of_another_thread(store: SqliteStore) -> None:
+    # Given a thread that read the latest version (as the server's event loop resolves, on its own connection)
+    store.apply(commit(None, "1.0.0"))
+    before = store.get_alias(P, N, "latest")
+    assert before is not None
+    assert before.version == "1.0.0"
+    assert not store._db().in_transaction  # no snapshot held past the read
+    # When another thread commits 2.0.0, and the first reads again at once
+    head = store.get_head(P, N)
+    other = threading.Thread(target=store.apply, args=(commit(head, "2.0.0"),))
+    other.start()
+    other.join()
+    after = store.get_alias(P, N, "latest")
+    # Then it sees the commit, by alias, by version and in the head
+    assert after is not None
+    assert after.version == "2.0.0"
+    assert store.get_version(P, N, "2.0.0") == after
+    assert getattr(store.get_head(P, N), "latest", None) == "2.0.0"
+    assert not store._db().in_transaction
+
+
+def test_a_read_of_a_locked_file_waits_for_no_writer(db_path: Path) -> None:
+    # Given another connection in the middle of a write transaction (WAL: readers go on)
+    store = SqliteStore(db_path, busy_timeout_s=0.05)
+    store.apply(commit(None, "1.0.0"))
+    other = sqlite3.connect(db_path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("DELETE FROM aliases")
+    # When the store resolves, by alias and by version
+    try:
+        by_alias = store.get_alias(P, N, "latest")
+        by_version = store.get_version(P, N, "1.0.0")
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    # Then both answer what was committed, not the writer's uncommitted change, without waiting on it
+    assert by_alias is not None
+    assert by_alias.version == "1.0.0"
+    assert by_version == by_alias
+
+
 # ---------------------------------------------------------------- races: exactly one wins
 
 

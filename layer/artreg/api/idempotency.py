@@ -44,6 +44,13 @@ KEPT_HEADERS = frozenset({"content-type", "etag", "location", "x-artifact-versio
 # a path segment after one of these is a value, not part of the route
 _VALUE_AFTER = frozenset({"projects", "artifacts", "uploads", "blobs", "versions", "aliases", "links", "runs"})
 
+# Powertools' idempotency package imports its DynamoDB layer, and so boto3 (~0.2 s): it is imported at the
+# first keyed POST, so that `artreg server` starts and reads without it
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
+    from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
+    from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
+
 Answer = dict[str, Any]  # an API Gateway (HTTP API, payload 2.0) proxy answer
 Resolve = Callable[[dict[str, Any], LambdaContext], Answer]
 

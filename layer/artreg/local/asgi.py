@@ -2,8 +2,9 @@
 
 - `/v1/...`: the API. The body is read up to API Gateway's 6 MiB and never past it, then the request
   becomes the proxy event API Gateway would send, resolved by the Lambda's own resolver in a worker
-  thread (reads and writes in separate pools, so a resolve never queues behind commits waiting on
-  SQLite's write lock).
+  thread (reads and writes in separate pools, so a read never queues behind commits waiting on
+  SQLite's write lock). `GET /v1/resolve/...` alone is answered on the event loop's own thread (see
+  `App._api`).
 - `/blobs/...`: the folder blob store's signed URLs; the bytes stream from the socket into the store
   in a worker thread, hashed as they are written.
 - `/ui/...`: the web UI's static files, when the package has them; `GET /` sends a browser there.
@@ -17,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import concurrent.futures
+import functools
 import io
 import logging
 import time
@@ -147,9 +149,13 @@ class Request:
 class Pools:
     """The worker threads: API reads, API writes, and blob bytes, each its own bounded pool."""
 
-    # writes take SQLite's one write lock in turn: more threads would not commit faster, only take the GIL
-    # from resolves more often (a multipart completion, which hashes a whole blob, goes to `bytes`)
-    def __init__(self, reads: int = 32, writes: int = 4, bytes_: int = 16) -> None:
+    # The API's work is CPU under one GIL: more threads than the 2 to 4 that keep the cores busy would
+    # not answer faster, each only takes the GIL from the event loop more often. Writes also take
+    # SQLite's one write lock in turn; two, so that one waiting on something else (pinning a remote
+    # reference, say) does not stop every commit (4 gave ~25% more commits under load, and resolves that
+    # waited ~15% longer: benchmarks/RESULTS.md, server-load). A multipart completion, which hashes a whole
+    # blob, goes to `bytes`, whose threads mostly wait on sockets and disks with the GIL let go.
+    def __init__(self, reads: int = 4, writes: int = 2, bytes_: int = 16) -> None:
         self.reads = ThreadPoolExecutor(reads, thread_name_prefix="artreg-read")
         self.writes = ThreadPoolExecutor(writes, thread_name_prefix="artreg-write")
         self.bytes = ThreadPoolExecutor(bytes_, thread_name_prefix="artreg-bytes")
@@ -166,7 +172,15 @@ class App:
         self.local = local
         self.guard = guard
         self.pools = pools or Pools()
-        self.ui = _static_files(ui)
+        self.ui_dir = ui if ui is not None and ui.is_dir() else None
+
+    @functools.cached_property
+    def ui(self) -> Any:
+        """Starlette's StaticFiles over the UI's folder (safe paths, content types, ETag and Last-Modified
+        with 304s, HEAD, `index.html` for a folder), made at the first UI request: no part of starting."""
+        from starlette.staticfiles import StaticFiles
+
+        return StaticFiles(directory=self.ui_dir, html=True)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -186,7 +200,7 @@ class App:
                 await self._blob(request)
             elif request.path == "/ui" or request.path.startswith("/ui/"):
                 await self._ui(request, scope)
-            elif request.path == "/" and self.ui is not None:
+            elif request.path == "/" and self.ui_dir is not None:
                 _allow(request, _UI_METHODS)
                 await request.answer(302, headers={"location": "/ui/"})  # as `artreg ui` sends it
             else:
@@ -207,12 +221,25 @@ class App:
     # ------------------------------------------------------------ the API: the Lambda's resolver
 
     async def _api(self, request: Request) -> None:
+        """A resolve of a version (`GET /v1/resolve/...` without `?file=`, which may read a manifest
+        chunk from the blob folder) is answered here, on the event loop's thread: it is one indexed
+        SQLite read (which never waits on a writer, in WAL mode) and well under a millisecond of CPU,
+        while a hand-over to a worker thread and back waits twice for the GIL behind the commits and
+        byte movers that hold it in turn: under load, most of a resolve's time. Every other request
+        runs in a worker thread, as it may be long (a page of 1,000, a commit)."""
         raw = await request.read(MAX_API_BODY)
-        pool = self.pools.reads if request.method in ("GET", "HEAD") else self.pools.writes
-        if request.method == "POST" and request.path.endswith("/complete"):
-            pool = self.pools.bytes  # a multipart completion: reading a whole blob, no place in the write queue
         event = _event(request, raw)
-        answer = await asyncio.get_running_loop().run_in_executor(pool, self.local.handle_api, event)
+        if (
+            request.method in ("GET", "HEAD")
+            and request.path.startswith("/v1/resolve/")
+            and "file" not in (event["queryStringParameters"] or {})
+        ):
+            answer = self.local.handle_api(event)
+        else:
+            pool = self.pools.reads if request.method in ("GET", "HEAD") else self.pools.writes
+            if request.method == "POST" and request.path.endswith("/complete"):
+                pool = self.pools.bytes  # a multipart completion: reading a whole blob, no place in the write queue
+            answer = await asyncio.get_running_loop().run_in_executor(pool, self.local.handle_api, event)
         text = answer.get("body") or ""
         data = base64.b64decode(text) if answer.get("isBase64Encoded") else text.encode()
         headers = {k.lower(): v for k, v in (answer.get("headers") or {}).items()}
@@ -275,7 +302,7 @@ class App:
     # ------------------------------------------------------------ the web UI's static files
 
     async def _ui(self, request: Request, scope: Scope) -> None:
-        if self.ui is None:
+        if self.ui_dir is None:
             raise NotFound("this server has no web UI installed")
         _allow(request, _UI_METHODS)
         if request.path == "/ui":
@@ -354,16 +381,6 @@ class _BodyStream(io.RawIOBase):
 def _allow(request: Request, methods: tuple[str, ...]) -> None:
     if request.method not in methods:
         raise MethodNotAllowed(request.method, methods)
-
-
-def _static_files(folder: Path | None) -> Any:
-    """Starlette's StaticFiles over the UI's folder (safe paths, content types, ETag and
-    Last-Modified with 304s, HEAD, `index.html` for a folder), or None if there is none."""
-    if folder is None or not folder.is_dir():
-        return None
-    from starlette.staticfiles import StaticFiles
-
-    return StaticFiles(directory=folder, html=True)
 
 
 def _event(request: Request, raw: bytes) -> dict[str, Any]:

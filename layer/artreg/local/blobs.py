@@ -33,7 +33,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import parse_qs, urlencode, urlsplit
-from urllib.request import url2pathname
 
 from pydantic import TypeAdapter
 
@@ -470,6 +469,8 @@ class FolderBlobStore:
             split = urlsplit(spec.uri)
             if split.scheme != "file" or split.netloc not in ("", "localhost") or not self.file_roots:
                 return entry
+            from urllib.request import url2pathname  # (urllib.request imports http.client and email)
+
             real = os.path.realpath(url2pathname(split.path))
             if is_under(real, os.path.realpath(self.root)) or not any(is_under(real, r) for r in self.file_roots):
                 return entry

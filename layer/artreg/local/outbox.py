@@ -14,8 +14,6 @@ import json
 import logging
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Mapping
 
 from artreg.backoff import jittered
@@ -120,6 +118,9 @@ class WebhookFailed(Exception):
 
 
 def _post(url: str, body: bytes, timeout_s: float) -> int:
+    import urllib.error  # with http.client and email, imported only when a webhook is given
+    import urllib.request
+
     request = urllib.request.Request(  # noqa: S310 - the scheme is checked to be http(s) in Webhook
         url, data=body, method="POST", headers={"content-type": "application/json", "user-agent": "artreg"}
     )

@@ -4,8 +4,10 @@ API, payload 2.0) proxy events for the very resolver the Lambda runs, one resolv
 (in place of S3's presigned ones); the web UI's files are served at /ui/ (`local.asgi`).
 
 uvicorn does the HTTP/1.1 framing (Content-Length, chunked bodies, keep-alive, the idle timeout) with
-httptools' C parser; the application never blocks its event loop: the resolver, SQLite, hashing and
-file writes run in worker threads.
+httptools' C parser, on uvloop's event loop where it is installed (the `server` extra installs it, but
+on Windows). The event loop's thread answers resolves itself (one indexed read, well under a
+millisecond: `local.asgi`); everything else that may take long (the other API calls, SQLite's write
+lock, hashing and file writes) runs in worker threads.
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ import logging
 import os
 import socket
 import sys
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -32,6 +35,9 @@ from artreg.model.wire import ErrorBody, ErrorDetail
 from artreg.registry.policy import Policy
 from artreg.registry.service import RegistryService
 from artreg.settings import RegistrySettings
+
+if TYPE_CHECKING:
+    from artreg.local.idempotency import SqlitePersistenceLayer
 
 log = logging.getLogger("artreg.server")
 MAX_HEAD = 64 * 1024  # a request's line and headers, at most (h11's own bound is 16 KiB)
@@ -72,7 +78,6 @@ class Local:
         from artreg.api.app import build_app
         from artreg.api.idempotency import IdempotentPosts
         from artreg.local.blobs import FolderBlobStore
-        from artreg.local.idempotency import SqlitePersistenceLayer
         from artreg.local.outbox import Consumer, Outbox, Webhook
         from artreg.local.sqlite_store import SqliteStore
         from artreg.registry.lineage import LineageRecorder
@@ -104,12 +109,26 @@ class Local:
         )
         # a resolver for each worker thread: Powertools keeps the request it handles on itself
         self._resolvers = PerThread(lambda: build_app(self.registry, caller=lambda _: None))
-        keys = SqlitePersistenceLayer(data_dir / "idempotency.db")
-        keys.start_over()  # a request in flight when a server died is not waited for
-        self.idempotency = IdempotentPosts(keys)
+        self._keys_path = data_dir / "idempotency.db"
+        self._keys_lock = threading.Lock()
+        self._keys: SqlitePersistenceLayer | None = None
+        self.idempotency = IdempotentPosts(self._idempotency_keys)
+
+    def _idempotency_keys(self) -> SqlitePersistenceLayer:
+        """The `Idempotency-Key` records, opened at the first keyed POST (Powertools' idempotency utility,
+        with the boto3 it imports, is no part of starting), once however many threads ask at once."""
+        with self._keys_lock:
+            if self._keys is None:
+                from artreg.local.idempotency import SqlitePersistenceLayer
+
+                keys = SqlitePersistenceLayer(self._keys_path)
+                keys.start_over()  # a request in flight when a server died is not waited for
+                self._keys = keys
+            return self._keys
 
     def handle_api(self, event: dict[str, Any]) -> dict[str, Any]:
-        """Resolves one API Gateway event, on the calling worker thread's own resolver."""
+        """Resolves one API Gateway event, on the calling thread's own resolver (a worker thread's, or
+        the event loop's for a resolve)."""
         from artreg.api.app import metrics
 
         context = cast(LambdaContext, _Context(aws_request_id=event["requestContext"]["requestId"]))
@@ -251,6 +270,7 @@ def serve(
         app,
         http=protocol,
         lifespan="off",
+        ws="none",  # no websockets: nor their libraries' import at start
         access_log=False,
         log_level="warning",
         server_header=False,

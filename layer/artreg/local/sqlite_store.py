@@ -115,11 +115,21 @@ class SqliteStore(JanitorRows):
         """A read transaction: one consistent snapshot, never blocked by a writer (WAL)."""
         return self._transaction("BEGIN")
 
+    def _row(self, sql: str, params: tuple[object, ...]) -> Any:
+        """The one row (or None) of a single SELECT, which SQLite runs in a read transaction of its own:
+        no BEGIN and COMMIT around it, each of which would give up the GIL and wait to take it back
+        (behind busy writer threads, that is most of a resolve's time). The statement is stepped to
+        its end, so that no read transaction stays open on this thread's connection."""
+        try:
+            rows = self._db().execute(sql, params).fetchall()
+        except sqlite3.OperationalError as error:
+            raise _translate(error) from error
+        return rows[0] if rows else None
+
     # ------------------------------------------------------------ heads and versions
 
     def get_head(self, project: str, name: str) -> Head | None:
-        with self._read() as db:
-            row = db.execute("SELECT json FROM heads WHERE project = ? AND name = ?", (project, name)).fetchone()
+        row = self._row("SELECT json FROM heads WHERE project = ? AND name = ?", (project, name))
         return schema.head_of(row[0]) if row else None
 
     def list_heads(self, project: str, after_name: str | None, limit: int) -> list[Head]:
@@ -132,21 +142,19 @@ class SqliteStore(JanitorRows):
         return [schema.head_of(r[0]) for r in rows]
 
     def get_version(self, project: str, name: str, version: str) -> StoredVersion | None:
-        with self._read() as db:
-            row = db.execute(
-                "SELECT json FROM versions WHERE project = ? AND name = ? AND sort_key = ?",
-                (project, name, versions.sort_key(version)),
-            ).fetchone()
+        row = self._row(
+            "SELECT json FROM versions WHERE project = ? AND name = ? AND sort_key = ?",
+            (project, name, versions.sort_key(version)),
+        )
         return schema.version_of(row[0]) if row else None
 
     def get_alias(self, project: str, name: str, alias: str) -> StoredVersion | None:
-        with self._read() as db:
-            row = db.execute(
-                "SELECT v.json FROM aliases a JOIN versions v"
-                " ON v.project = a.project AND v.name = a.name AND v.sort_key = a.sort_key"
-                " WHERE a.project = ? AND a.name = ? AND a.alias = ?",
-                (project, name, alias),
-            ).fetchone()
+        row = self._row(
+            "SELECT v.json FROM aliases a JOIN versions v"
+            " ON v.project = a.project AND v.name = a.name AND v.sort_key = a.sort_key"
+            " WHERE a.project = ? AND a.name = ? AND a.alias = ?",
+            (project, name, alias),
+        )
         return schema.version_of(row[0]) if row else None
 
     def list_versions(self, project: str, name: str, before_key: str | None, limit: int) -> list[StoredVersion]:
@@ -270,11 +278,10 @@ class SqliteStore(JanitorRows):
     # ------------------------------------------------------------ links
 
     def get_link(self, project: str, name: str, version: str, role: str) -> StoredLink | None:
-        with self._read() as db:
-            row = db.execute(
-                "SELECT json FROM links WHERE project = ? AND name = ? AND sort_key = ? AND role = ?",
-                (project, name, versions.sort_key(version), role),
-            ).fetchone()
+        row = self._row(
+            "SELECT json FROM links WHERE project = ? AND name = ? AND sort_key = ? AND role = ?",
+            (project, name, versions.sort_key(version), role),
+        )
         return StoredLink.model_validate_json(row[0]) if row else None
 
     def list_links(self, project: str, name: str, version: str, after_role: str | None, limit: int) -> list[StoredLink]:
@@ -316,12 +323,11 @@ class SqliteStore(JanitorRows):
         return moves, (MovePosition(rows[limit - 1][0], rows[limit - 1][1]) if more else None)
 
     def alias_at(self, project: str, name: str, alias: str, at: datetime) -> AliasMove | None:
-        with self._read() as db:
-            row = db.execute(
-                "SELECT json FROM alias_history WHERE project = ? AND name = ? AND alias = ? AND at <= ?"
-                " ORDER BY at DESC, revision DESC LIMIT 1",
-                (project, name, alias, time_key(at)),
-            ).fetchone()
+        row = self._row(
+            "SELECT json FROM alias_history WHERE project = ? AND name = ? AND alias = ? AND at <= ?"
+            " ORDER BY at DESC, revision DESC LIMIT 1",
+            (project, name, alias, time_key(at)),
+        )
         return AliasMove.model_validate_json(row[0]) if row else None
 
     # ------------------------------------------------------------ uploads
