@@ -13,8 +13,9 @@ and keeping it would hold a caller to a refusal that a fix (the missing blob upl
 unprotected) has since lifted; a 5xx, 429 or 503 is transient by definition, and its retry must act.
 An answer that is not kept deletes the in-progress record, so that the next repeat acts.
 
-Powertools' idempotency utility is imported at the first keyed POST, not with this module: a cold
-start that reads needs none of it (benchmarks/cold_start.py)."""
+Powertools' idempotency utility is imported at the first keyed POST, not with this module: it imports
+its DynamoDB layer and so boto3 (~0.2 s), which a cold start or an `artreg server` that only reads
+needs none of (benchmarks/cold_start.py, server_start.py)."""
 
 from __future__ import annotations
 
@@ -43,13 +44,6 @@ _KEY = re.compile(r"[\x20-\x7e]{1,255}")  # printable ASCII
 KEPT_HEADERS = frozenset({"content-type", "etag", "location", "x-artifact-version", "x-artifact-digest"})
 # a path segment after one of these is a value, not part of the route
 _VALUE_AFTER = frozenset({"projects", "artifacts", "uploads", "blobs", "versions", "aliases", "links", "runs"})
-
-# Powertools' idempotency package imports its DynamoDB layer, and so boto3 (~0.2 s): it is imported at the
-# first keyed POST, so that `artreg server` starts and reads without it
-if TYPE_CHECKING:
-    from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
-    from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
-    from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 
 Answer = dict[str, Any]  # an API Gateway (HTTP API, payload 2.0) proxy answer
 Resolve = Callable[[dict[str, Any], LambdaContext], Answer]
