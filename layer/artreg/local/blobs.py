@@ -11,6 +11,7 @@ Clients PUT and GET blobs through URLs that the local server answers, signed wit
 expiring, as S3's presigned ones are. A blob becomes visible at its address only by `os.replace` of
 a temporary file in the same folder after its size and SHA-256 were checked: a half-written or
 wrong upload never becomes a blob. Every path is built from a checked project and digest only.
+Blobs are made durable in groups, before a commit records a version that lists them (`GroupSync`).
 
 A multipart upload's id is derived from the content (HMAC of project, SHA-256, size and part size):
 the next upload of the same content finds the parts a killed client stored, and is asked only for
@@ -37,8 +38,10 @@ from urllib.request import url2pathname
 
 from pydantic import TypeAdapter
 
+from artreg.local import blob_files
 from artreg.local.blob_files import (
     CHUNK,
+    GroupSync,
     Receiver,
     check_length,
     condemnation_mark,
@@ -109,6 +112,7 @@ class FolderBlobStore:
         self.part_size = part_size
         self.clock = clock or SystemClock()
         self._key = load_secret(self.root)
+        self.durability = GroupSync(self.root, blob_files.SYNCFS)
 
     # ------------------------------------------------------------ paths: only from checked names
 
@@ -260,7 +264,10 @@ class FolderBlobStore:
 
     def verify(self, project: str, blobs: Sequence[tuple[str, int]]) -> list[tuple[str, int]]:
         """Blobs not stored with that size. Nothing reaches a content address unchecked (`install`
-        compares the SHA-256 of what it received), so the bytes need no second reading."""
+        compares the SHA-256 of what it received), so the bytes need no second reading. A commit asks
+        this before recording a version: the blobs installed so far are made durable first (see
+        `GroupSync`), those this upload deduplicated onto included."""
+        self.durability.flush()
         return [(sha, size) for sha, size in blobs if not self._holds(self._blob_path(project, sha), size)]
 
     # ------------------------------------------------------------ the janitor's side
@@ -401,7 +408,8 @@ class FolderBlobStore:
         check_length(length, size)
         with Receiver(target) as out:
             out.copy(stream, length)
-            out.install(size, sha256)
+            out.install(size, sha256, sync=not self.durability.enabled)
+        self.durability.written()
         return f'"{sha256[:32]}"'
 
     def accept_part(
