@@ -35,6 +35,15 @@ _FICLONE = 0x40049409  # Linux's ioctl that makes a file share another's extents
 _READ_ONLY = 0o444
 SMALL = 64 * 1024  # a blob up to this size is gathered in memory and written in one go (and cached from memory)
 _TEMP_NAMES = itertools.count()
+_PID = [os.getpid()]  # os.getpid() is a system call each time; a forked child takes its own
+
+
+def _forked() -> None:
+    _PID[0] = os.getpid()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forked)
 
 
 # ---------------------------------------------------------------- uploads
@@ -200,7 +209,7 @@ def _new_temp(folder: str) -> tuple[int, str]:
     """A new file in `folder` (O_EXCL: never an existing file or link), mode 0666 less the umask."""
     while True:
         # unique by process and count, no random bytes to draw: O_EXCL refuses a name left by another
-        name = os.path.join(folder, f".artreg-{os.getpid():x}-{next(_TEMP_NAMES):x}.part")
+        name = os.path.join(folder, f".artreg-{_PID[0]:x}-{next(_TEMP_NAMES):x}.part")
         try:
             return os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _BINARY, 0o666), name
         except FileExistsError:
@@ -246,7 +255,7 @@ def _install(source: str, dest: str, *, link: bool = False, read_only: bool = Fa
     temp = ""
     try:
         if link:
-            temp = os.path.join(folder, f".artreg-{os.getpid():x}-{next(_TEMP_NAMES):x}.part")
+            temp = os.path.join(folder, f".artreg-{_PID[0]:x}-{next(_TEMP_NAMES):x}.part")
             try:
                 os.link(source, temp)
             except OSError:
@@ -323,14 +332,19 @@ class BlobCache:
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root).expanduser()
+        self._blobs = str(self.root / "blobs" / "sha256")
 
     def path_of(self, sha256: str) -> Path:
+        return Path(self._where(sha256))
+
+    def _where(self, sha256: str) -> str:
+        """`path_of` as a string, made without pathlib (twice a file of a download: its cost showed)."""
         check_sha256(sha256)
-        return self.root / "blobs" / "sha256" / sha256[:2] / sha256
+        return os.path.join(self._blobs, sha256[:2], sha256)
 
     def get(self, sha256: str, size: int) -> str | None:
         """The cached file of that blob, or None; an entry that is not that blob is removed."""
-        path = str(self.path_of(sha256))
+        path = self._where(sha256)
         if not os.path.lexists(path):
             return None
         if _holds(path, sha256, size):
@@ -346,9 +360,9 @@ class BlobCache:
         the entry, replacing any other."""
         try:
             if isinstance(source, bytes):
-                _write_new(str(self.path_of(sha256)), source, read_only=True)
+                _write_new(self._where(sha256), source, read_only=True)
             else:
-                _install(source, str(self.path_of(sha256)), read_only=True)
+                _install(source, self._where(sha256), read_only=True)
         except OSError as error:
             log.debug("could not cache blob %s: %s", sha256, error)
 
