@@ -4,6 +4,7 @@ upload and a condemnation leave beside the blobs (`local.blobs` says the layout)
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 import json
@@ -29,11 +30,16 @@ class Receiver:
     checks; it is removed when the block ends otherwise (a killed process leaves only a `.tmp`)."""
 
     def __init__(self, target: Path) -> None:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        # plain system calls: for a blob of a few bytes, a buffered file object and a folder made each
+        # time cost more than writing it
+        try:
+            fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        except FileNotFoundError:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
         self.target = target
-        self.temp = Path(name)
-        self.file = os.fdopen(fd, "wb")
+        self.temp = name
+        self.fd: int | None = fd
         self.size = 0
         self.sha256 = hashlib.sha256()
 
@@ -41,19 +47,25 @@ class Receiver:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.file.close()
-        self.temp.unlink(missing_ok=True)
+        if self.fd is not None:  # not installed
+            os.close(self.fd)
+            self.fd = None
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.temp)
 
     def copy(self, source: BinaryIO, length: int) -> None:
         """Appends `length` bytes of `source`, hashed as they are written (the SHA-256 that `install`
         checks): the bytes are read once, from the socket."""
+        assert self.fd is not None
         remaining = length
         while remaining > 0:
             chunk = source.read(min(CHUNK, remaining))
             if not chunk:
                 raise Invalid(f"the body ended {remaining} bytes short of its length", code="incomplete_body")
             self.sha256.update(chunk)
-            self.file.write(chunk)
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(self.fd, view) :]
             self.size += len(chunk)
             remaining -= len(chunk)
 
@@ -64,11 +76,17 @@ class Receiver:
             raise Invalid(f"the body is {self.size} bytes, not the {size} signed for", code="bad_length")
         if self.sha256.hexdigest() != sha256:
             raise Invalid("the body's SHA-256 is not the one signed for", code="bad_digest")
+        assert self.fd is not None
         if sync:
-            self.file.flush()
-            os.fsync(self.file.fileno())
-        self.file.close()
-        os.replace(self.temp, self.target)
+            os.fsync(self.fd)
+        os.close(self.fd)
+        self.fd = None
+        try:
+            os.replace(self.temp, self.target)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.temp)
+            raise
         condemnation_mark(self.target).unlink(missing_ok=True)  # a new copy: no longer condemned
 
 
