@@ -254,8 +254,9 @@ class FolderBlobStore:
             if digest.hexdigest() != sha256:
                 raise Invalid("the parts' SHA-256 is not the blob's", code="bad_digest")
             target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(data, target)  # each part was made durable as it was received
+            os.replace(data, target)  # each part was made durable as it was received; the rename is not yet
             condemnation_mark(target).unlink(missing_ok=True)  # a new copy: no longer condemned
+            self.durability.written()
         # the rest goes in one rename first: a kill during the removal must not leave a half-deleted upload;
         # a retry now finds no upload (404), as on S3
         finished = staging.with_name(f".{staging.name}.done")
