@@ -49,11 +49,14 @@ settings.load_profile(
 
 @pytest.fixture(autouse=True, scope="session")
 def _no_fsync_in_this_process() -> Iterator[None]:
-    """The folder blob store fsyncs each blob it installs: durable across a power loss, which no test
-    can cause, and on a shared disk a few ms each (half the time of a test of 5,000 files). Off in
-    this process only: `artreg server`, which the end-to-end tests run as a subprocess, still syncs."""
+    """The folder blob store makes its blobs durable (a syncfs before each commit, or an fsync each):
+    across a power loss, which no test can cause, and on a shared disk ms each. Off in this process
+    only: `artreg server`, which the end-to-end tests run as a subprocess, still syncs."""
+    from artreg.local import blob_files
+
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(os, "fsync", lambda fd: None)
+        patch.setattr(blob_files, "SYNCFS", None)
         yield
 
 

@@ -49,6 +49,14 @@ def _tree(root: Path) -> list[str]:
 NO_SLEEP = RetryPolicy(sleep=lambda _: None)
 
 
+@pytest.fixture(params=["small, in memory", "streamed to disk"])
+def either_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs a test as blobs up to `transfer.SMALL` are fetched (gathered, then written), and as larger
+    ones are (streamed into a temporary file)."""
+    if request.param == "streamed to disk":
+        monkeypatch.setattr(transfer, "SMALL", -1)
+
+
 # ---------------------------------------------------------------- the path guard
 
 
@@ -147,6 +155,7 @@ def test_a_link_at_the_destination_is_replaced_not_written_through(tmp_path: Pat
 # ---------------------------------------------------------------- verification
 
 
+@pytest.mark.usefixtures("either_path")
 def test_files_are_verified_and_placed(tmp_path: Path) -> None:
     # Given a manifest of nested files
     a, b = _file("a.txt", b"alpha"), _file("deep/er/b.bin", b"bravo" * 100)
@@ -162,6 +171,7 @@ def test_files_are_verified_and_placed(tmp_path: Path) -> None:
     assert (stats.downloaded, stats.skipped, stats.bytes) == (2, 0, 505)
 
 
+@pytest.mark.usefixtures("either_path")
 @pytest.mark.parametrize("served", [b"other bytes", b"short", b"weights plus more"])
 def test_a_mismatch_raises_and_leaves_no_file(tmp_path: Path, served: bytes) -> None:
     # Given a blob store that serves other bytes than the manifest says
@@ -176,6 +186,7 @@ def test_a_mismatch_raises_and_leaves_no_file(tmp_path: Path, served: bytes) -> 
     assert _tree(tmp_path / "out") == []
 
 
+@pytest.mark.usefixtures("either_path")
 def test_a_broken_stream_is_started_over(tmp_path: Path) -> None:
     # Given a blob store whose first answer breaks off midway
     model = _file("model.pt", b"weights")
@@ -249,6 +260,7 @@ def test_a_cached_blob_is_used_instead_of_fetching(tmp_path: Path) -> None:
     assert (tmp_path / "out" / "model.pt").read_bytes() == b"weights"
 
 
+@pytest.mark.usefixtures("either_path")
 def test_a_fetch_fills_the_cache(tmp_path: Path) -> None:
     # Given an empty cache
     cache = BlobCache(tmp_path / "cache")
@@ -295,6 +307,7 @@ def test_a_sha256_that_is_not_one_never_becomes_a_cache_path(tmp_path: Path) -> 
     assert not (tmp_path / "cache").exists()
 
 
+@pytest.mark.usefixtures("either_path")
 def test_appending_to_a_downloaded_file_changes_neither_the_cache_nor_another_download(tmp_path: Path) -> None:
     # Given a blob downloaded into one folder (filling the cache), then into another from the cache
     cache = BlobCache(tmp_path / "cache")
@@ -319,6 +332,7 @@ def test_appending_to_a_downloaded_file_changes_neither_the_cache_nor_another_do
     assert (tmp_path / "three" / "model.pt").read_bytes() == b"weights"
 
 
+@pytest.mark.usefixtures("either_path")
 def test_cache_entries_are_read_only(tmp_path: Path) -> None:
     # Given a blob downloaded through the cache
     cache = BlobCache(tmp_path / "cache")

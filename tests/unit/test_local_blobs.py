@@ -260,6 +260,39 @@ def test_verify_with_a_wrong_size_keeps_the_blob(store: FolderBlobStore) -> None
     assert store.verify(P, [(SHA, len(DATA))]) == []
 
 
+def test_blobs_are_made_durable_in_one_sync_before_a_commit_counts_them(tmp_path: Path) -> None:
+    # Given a store on a file system with syncfs (a fake that records each sync), and no fsync at all
+    syncs: list[int] = []
+    with mock.patch("artreg.local.blob_files.SYNCFS", lambda fd: syncs.append(fd)):
+        store = FolderBlobStore(tmp_path / "data", base_url="http://127.0.0.1:0")
+    blobs = [f"blob {i}".encode() for i in range(50)]
+    with mock.patch("os.fsync", side_effect=AssertionError("a blob was fsync'd on its own")):
+        store.verify(P, [])  # what an earlier process installed is synced first
+        syncs.clear()
+        # When 50 blobs are PUT
+        for data in blobs:
+            store.accept_put(P, hashlib.sha256(data).hexdigest(), len(data), io.BytesIO(data), len(data))
+        # Then none is synced yet; and when a commit verifies them, one sync covers them all
+        assert syncs == []
+        assert store.verify(P, [(hashlib.sha256(b).hexdigest(), len(b)) for b in blobs]) == []
+        assert len(syncs) == 1
+        # And a commit with nothing installed since syncs nothing more
+        assert store.verify(P, [(hashlib.sha256(blobs[0]).hexdigest(), len(blobs[0]))]) == []
+        assert len(syncs) == 1
+
+
+def test_without_syncfs_each_blob_is_fsynced_as_it_is_installed(tmp_path: Path) -> None:
+    # Given a store where the file system has no syncfs
+    with mock.patch("artreg.local.blob_files.SYNCFS", None):
+        store = FolderBlobStore(tmp_path / "data", base_url="http://127.0.0.1:0")
+    # When a blob is PUT
+    with mock.patch("os.fsync") as fsync:
+        store.accept_put(P, SHA, len(DATA), io.BytesIO(DATA), len(DATA))
+    # Then it was fsync'd before it was answered
+    assert fsync.call_count == 1
+    assert store.verify(P, [(SHA, len(DATA))]) == []
+
+
 # ---------------------------------------------------------------- multipart
 
 

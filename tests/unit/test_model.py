@@ -179,6 +179,24 @@ def test_a_valid_path_is_a_plain_file_name_on_windows_too(segments: list[str]) -
         assert not part.endswith((".", " "))
 
 
+@given(
+    st.lists(
+        st.one_of(
+            st.text(alphabet="aAcCoOnNuUlLpPtTrRmMxX0123456789._- ", min_size=0, max_size=8),
+            st.sampled_from([*WINDOWS_DEVICES, "con.txt", "Lpt1.", "nul_x", "com10", ".x", "x.", "..", "."]),
+        ),
+        min_size=1,
+        max_size=5,
+    )
+)
+def test_the_one_match_for_plain_paths_accepts_only_what_the_whole_rule_accepts(segments: list[str]) -> None:
+    # Given a path of the characters plain paths have, with devices, dots and spaces in places
+    path = "/".join(segments)
+    # When the one match takes it / Then every rule holds for it
+    if names._PLAIN_PATH.fullmatch(path) and len(path) <= names.MAX_PATH_BYTES:
+        assert names._path_problem(path) is None
+
+
 def test_names_that_only_look_like_devices_are_kept() -> None:
     # Given names that contain a device name but are not one
     for path in ["console.txt", "com10", "lpt0", "nul_model/a", "aux2.bin", "a/CONx"]:

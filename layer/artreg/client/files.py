@@ -26,6 +26,7 @@ log = logging.getLogger("artreg")
 T = TypeVar("T")
 U = TypeVar("U")
 CHUNK = 1024 * 1024
+_INLINE = 64 * 1024  # files up to this size are hashed by the thread that walks them
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _BINARY = getattr(os, "O_BINARY", 0)
 
@@ -136,7 +137,8 @@ def hash_file(
     whatever the size. With `follow=False` a symlink at `source` is refused (OSError)."""
     digest = hashlib.sha256()
     size = 0
-    buffer = bytearray(CHUNK)
+    # a small buffer first, 1 MiB once it fills: making (and zeroing) 1 MiB costs most of a small file's hashing
+    buffer = bytearray(_INLINE)
     view = memoryview(buffer)
     fd = os.open(source, os.O_RDONLY | _BINARY | (0 if follow else _NOFOLLOW))
     with open(fd, "rb", buffering=0) as file:
@@ -145,6 +147,9 @@ def hash_file(
             size += n
             if on_bytes is not None:
                 on_bytes(n)
+            if n == len(buffer) < CHUNK:
+                buffer = bytearray(CHUNK)
+                view = memoryview(buffer)
     return digest.hexdigest(), size
 
 
@@ -187,7 +192,9 @@ def _hash_block(
     read_at = time.time_ns()
     if on_bytes is not None:
         on_bytes(sum(size for size, sha256 in zip(sizes, known, strict=True) if sha256 is not None))
-    hashed = pool.map(lambda i: hash_file(chunk[i].source, on_bytes), todo)
+    # a small file is hashed here, as it comes: handing it to a thread would cost more than reading it
+    large = {i: pool.submit(hash_file, chunk[i].source, on_bytes) for i in todo if stats[i].size > _INLINE}
+    hashed = (large[i].result() if i in large else hash_file(chunk[i].source, on_bytes) for i in todo)
     fresh: list[tuple[Stat, str]] = []
     for i, (digest, size) in zip(todo, hashed, strict=True):
         known[i], sizes[i] = digest, size

@@ -3,7 +3,9 @@ folder, verified, through a local content cache, never outside that folder."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import itertools
 import logging
 import math
 import ntpath
@@ -13,7 +15,6 @@ import shutil
 import stat
 import sys
 import threading
-import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -32,6 +33,17 @@ _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _BINARY = getattr(os, "O_BINARY", 0)
 _FICLONE = 0x40049409  # Linux's ioctl that makes a file share another's extents (btrfs, XFS, ...)
 _READ_ONLY = 0o444
+SMALL = 64 * 1024  # a blob up to this size is gathered in memory and written in one go (and cached from memory)
+_TEMP_NAMES = itertools.count()
+_PID = [os.getpid()]  # os.getpid() is a system call each time; a forked child takes its own
+
+
+def _forked() -> None:
+    _PID[0] = os.getpid()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forked)
 
 
 # ---------------------------------------------------------------- uploads
@@ -196,11 +208,41 @@ def destination(root: str, path: str, resolved: dict[str, str] | None = None) ->
 def _new_temp(folder: str) -> tuple[int, str]:
     """A new file in `folder` (O_EXCL: never an existing file or link), mode 0666 less the umask."""
     while True:
-        name = os.path.join(folder, f".artreg-{uuid.uuid4().hex[:16]}.part")
+        # unique by process and count, no random bytes to draw: O_EXCL refuses a name left by another
+        name = os.path.join(folder, f".artreg-{_PID[0]:x}-{next(_TEMP_NAMES):x}.part")
         try:
             return os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _BINARY, 0o666), name
         except FileExistsError:
             continue
+
+
+def _write_new(dest: str, data: bytes, *, read_only: bool = False) -> None:
+    """Puts `data` at `dest` atomically, as `_install` puts a file's bytes: a small file from memory in
+    a few system calls (its folder made only when it is missing)."""
+    folder = os.path.dirname(dest)
+    try:
+        fd, temp = _new_temp(folder)
+    except FileNotFoundError:
+        os.makedirs(folder, exist_ok=True)
+        fd, temp = _new_temp(folder)
+    placed = False
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            if read_only and hasattr(os, "fchmod"):
+                os.fchmod(fd, _READ_ONLY)
+        finally:
+            os.close(fd)
+        if read_only and not hasattr(os, "fchmod"):
+            os.chmod(temp, _READ_ONLY)
+        os.replace(temp, dest)
+        placed = True
+    finally:
+        if not placed:
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
 
 
 def _install(source: str, dest: str, *, link: bool = False, read_only: bool = False) -> None:
@@ -213,7 +255,7 @@ def _install(source: str, dest: str, *, link: bool = False, read_only: bool = Fa
     temp = ""
     try:
         if link:
-            temp = os.path.join(folder, f".artreg-{uuid.uuid4().hex[:16]}.part")
+            temp = os.path.join(folder, f".artreg-{_PID[0]:x}-{next(_TEMP_NAMES):x}.part")
             try:
                 os.link(source, temp)
             except OSError:
@@ -290,14 +332,19 @@ class BlobCache:
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root).expanduser()
+        self._blobs = str(self.root / "blobs" / "sha256")
 
     def path_of(self, sha256: str) -> Path:
+        return Path(self._where(sha256))
+
+    def _where(self, sha256: str) -> str:
+        """`path_of` as a string, made without pathlib (twice a file of a download: its cost showed)."""
         check_sha256(sha256)
-        return self.root / "blobs" / "sha256" / sha256[:2] / sha256
+        return os.path.join(self._blobs, sha256[:2], sha256)
 
     def get(self, sha256: str, size: int) -> str | None:
         """The cached file of that blob, or None; an entry that is not that blob is removed."""
-        path = str(self.path_of(sha256))
+        path = self._where(sha256)
         if not os.path.lexists(path):
             return None
         if _holds(path, sha256, size):
@@ -308,10 +355,14 @@ class BlobCache:
             log.debug("could not drop the spoiled cache entry %s: %s", sha256, error)
         return None
 
-    def put(self, sha256: str, source: str) -> None:
-        """Stores a read-only copy of `source` (already verified) as the entry, replacing any other."""
+    def put(self, sha256: str, source: str | bytes) -> None:
+        """Stores a read-only copy of `source` (a file, or a small blob's bytes; already verified) as
+        the entry, replacing any other."""
         try:
-            _install(source, str(self.path_of(sha256)), read_only=True)
+            if isinstance(source, bytes):
+                _write_new(self._where(sha256), source, read_only=True)
+            else:
+                _install(source, self._where(sha256), read_only=True)
         except OSError as error:
             log.debug("could not cache blob %s: %s", sha256, error)
 
@@ -410,18 +461,55 @@ class Downloader:
             progress.update(size * len(todo))
             return
         file, dest = todo[0]
-        self._fetch(file, dest, progress)
+        data = self._fetch(file, dest, progress)
         self._count(stats, downloaded=1, bytes=size)
         if self.cache:
-            self.cache.put(sha256, dest)
+            self.cache.put(sha256, dest if data is None else data)
         for _, other in todo[1:]:
             _install(dest, other, link=False)
             self._count(stats, downloaded=1)
             progress.update(size)
 
-    def _fetch(self, file: DownloadFile, dest: str, progress: Progress) -> None:
+    def _fetch(self, file: DownloadFile, dest: str, progress: Progress) -> bytes | None:
         """Streams the blob into a temporary file beside `dest`, verified, then into place. A stream
-        that breaks off is started over (bounded by the retry policy); nothing half-written stays."""
+        that breaks off is started over (bounded by the retry policy); nothing half-written stays. A
+        small blob is gathered in memory, verified, then written: its bytes are answered, for the cache."""
+        if file.size <= SMALL:
+            data = self._fetch_small(file, progress)
+            _write_new(dest, data)
+            return data
+        self._fetch_large(file, dest, progress)
+        return None
+
+    def _fetch_small(self, file: DownloadFile, progress: Progress) -> bytes:
+        retry = 0
+        while True:
+            pieces: list[bytes] = []
+            got = 0
+            try:
+                chunks = self.fetch(file.url)
+                try:
+                    for chunk in chunks:
+                        pieces.append(chunk)
+                        got += len(chunk)
+                        if got > file.size:
+                            break
+                finally:
+                    close = getattr(chunks, "close", None)
+                    if close is not None:
+                        close()
+            except StreamBroken:
+                retry += 1
+                if retry >= self.retry.attempts:
+                    raise
+                self.retry.sleep(self.retry.delay(retry - 1))
+                continue
+            data = b"".join(pieces)
+            _check(file, len(data), hashlib.sha256(data).hexdigest())
+            progress.update(len(data))
+            return data
+
+    def _fetch_large(self, file: DownloadFile, dest: str, progress: Progress) -> None:
         folder = os.path.dirname(dest)
         os.makedirs(folder, exist_ok=True)
         retry = 0
@@ -445,13 +533,7 @@ class Downloader:
                         close = getattr(chunks, "close", None)
                         if close is not None:
                             close()
-                if written != file.size or digest.hexdigest() != file.sha256:
-                    raise IntegrityError(
-                        f"{file.path}: the bytes downloaded do not match the manifest"
-                        f" ({'over ' if written > file.size else ''}{written} bytes, expected {file.size}"
-                        f" with SHA-256 {file.sha256})",
-                        details={"path": file.path, "sha256": file.sha256, "size": file.size},
-                    )
+                _check(file, written, digest.hexdigest())
                 os.replace(temp, dest)
                 return
             except StreamBroken:
@@ -463,3 +545,13 @@ class Downloader:
             finally:
                 if os.path.lexists(temp):
                     os.unlink(temp)
+
+
+def _check(file: DownloadFile, size: int, sha256: str) -> None:
+    """IntegrityError unless the bytes downloaded (`size` of them, with that SHA-256) are the manifest's."""
+    if size != file.size or sha256 != file.sha256:
+        raise IntegrityError(
+            f"{file.path}: the bytes downloaded do not match the manifest"
+            f" ({'over ' if size > file.size else ''}{size} bytes, expected {file.size} with SHA-256 {file.sha256})",
+            details={"path": file.path, "sha256": file.sha256, "size": file.size},
+        )

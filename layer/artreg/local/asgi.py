@@ -25,7 +25,7 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, BinaryIO, ClassVar
 from urllib.parse import parse_qsl, quote
 
 from artreg.local.guard import Guard
@@ -36,6 +36,8 @@ from artreg.ui import SECURITY_HEADERS
 log = logging.getLogger("artreg.server")
 MAX_API_BODY = 6 * 1024**2  # what API Gateway and Lambda take; blobs never pass through the API
 _MiB = 1024**2
+# a blob this small is written or read on the event loop: its few system calls cost less than a thread's
+SMALL_BLOB = 64 * 1024
 JSON = "application/json"
 _BLOB_METHODS = ("GET", "HEAD", "PUT")
 _UI_METHODS = ("GET", "HEAD")
@@ -261,13 +263,20 @@ class App:
                 raise Invalid("a blob PUT must send Content-Length")
             if signed.size is not None and length != signed.size:
                 raise Invalid(f"the body is {length} bytes, not the {signed.size} signed for", code="bad_length")
-            # a small body is read here whole: one hand-over to a worker thread (which writes and fsyncs it)
-            # instead of one for each read; a large one streams through, never held in memory
-            stream: io.IOBase = io.BytesIO(await request.read(length)) if length <= _MiB else _BodyStream(request, loop)
-            etag = await loop.run_in_executor(self.pools.bytes, blobs.receive, signed, stream, length)
+            if length <= SMALL_BLOB:
+                # read whole and written here: a few calls into the page cache (the blob is made durable later,
+                # see GroupSync) cost less than handing it to a thread, whose GIL hand-offs cost the most
+                etag = blobs.receive(signed, io.BytesIO(await request.read(length)), length)
+            else:
+                # a medium body is read whole, then one hand-over; a large one streams, never held in memory
+                stream = io.BytesIO(await request.read(length)) if length <= _MiB else _BodyStream(request, loop)
+                etag = await loop.run_in_executor(self.pools.bytes, blobs.receive, signed, stream, length)
             await request.answer(200, headers={"etag": etag})
             return
-        source = await loop.run_in_executor(self.pools.bytes, blobs.open_blob, signed.project, signed.sha256)
+        if signed.size is not None and signed.size <= SMALL_BLOB:
+            source: BinaryIO = blobs.open_blob(signed.project, signed.sha256)  # as a small PUT: no hand-over
+        else:
+            source = await loop.run_in_executor(self.pools.bytes, blobs.open_blob, signed.project, signed.sha256)
         try:
             size = source.seek(0, io.SEEK_END)
             source.seek(0)
@@ -291,7 +300,10 @@ class App:
                 return
             left = size
             while left > 0:
-                chunk = await loop.run_in_executor(self.pools.bytes, source.read, min(4 * _MiB, left))
+                if left <= SMALL_BLOB:
+                    chunk = source.read(left)
+                else:
+                    chunk = await loop.run_in_executor(self.pools.bytes, source.read, min(4 * _MiB, left))
                 if not chunk:
                     raise ConnectionError("the blob got shorter while it was read")
                 left -= len(chunk)

@@ -11,6 +11,7 @@ Clients PUT and GET blobs through URLs that the local server answers, signed wit
 expiring, as S3's presigned ones are. A blob becomes visible at its address only by `os.replace` of
 a temporary file in the same folder after its size and SHA-256 were checked: a half-written or
 wrong upload never becomes a blob. Every path is built from a checked project and digest only.
+Blobs are made durable in groups, before a commit records a version that lists them (`GroupSync`).
 
 A multipart upload's id is derived from the content (HMAC of project, SHA-256, size and part size):
 the next upload of the same content finds the parts a killed client stored, and is asked only for
@@ -36,8 +37,10 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 from pydantic import TypeAdapter
 
+from artreg.local import blob_files
 from artreg.local.blob_files import (
     CHUNK,
+    GroupSync,
     Receiver,
     check_length,
     condemnation_mark,
@@ -108,6 +111,7 @@ class FolderBlobStore:
         self.part_size = part_size
         self.clock = clock or SystemClock()
         self._key = load_secret(self.root)
+        self.durability = GroupSync(self.root, blob_files.SYNCFS)
 
     # ------------------------------------------------------------ paths: only from checked names
 
@@ -251,8 +255,9 @@ class FolderBlobStore:
             if digest.hexdigest() != sha256:
                 raise Invalid("the parts' SHA-256 is not the blob's", code="bad_digest")
             target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(data, target)  # each part was made durable as it was received
+            os.replace(data, target)  # each part was made durable as it was received; the rename is not yet
             condemnation_mark(target).unlink(missing_ok=True)  # a new copy: no longer condemned
+            self.durability.written()
         # the rest goes in one rename first: a kill during the removal must not leave a half-deleted upload;
         # a retry now finds no upload (404), as on S3
         finished = staging.with_name(f".{staging.name}.done")
@@ -262,7 +267,9 @@ class FolderBlobStore:
     def verify(self, project: str, blobs: Sequence[tuple[str, int]]) -> list[UnsettledBlob]:
         """Blobs not stored with that size. Nothing reaches a content address unchecked (`install`
         compares the SHA-256 of what it received), so the bytes need no second reading, and no blob is
-        ever being verified."""
+        ever being verified. A commit asks this before recording a version: the blobs installed so far
+        are made durable first (see `GroupSync`), those this upload deduplicated onto included."""
+        self.durability.flush()
         return [UnsettledBlob(sha, size) for sha, size in blobs if not self._holds(self._blob_path(project, sha), size)]
 
     # ------------------------------------------------------------ the janitor's side
@@ -403,7 +410,8 @@ class FolderBlobStore:
         check_length(length, size)
         with Receiver(target) as out:
             out.copy(stream, length)
-            out.install(size, sha256)
+            out.install(size, sha256, sync=not self.durability.enabled)
+        self.durability.written()
         return f'"{sha256[:32]}"'
 
     def accept_part(
