@@ -47,6 +47,29 @@ settings.load_profile(
 )
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """`./scripts/test` runs the suite on two pytest-xdist workers (`--dist loadgroup`), each test where
+    a worker is free. Tests that share a module- or session-scoped fixture of this suite (a server, a
+    browser, a translated template) go to one worker as a group, so that the fixture is made once: the
+    UI's tests as one group (one browser, one seeding), the others by module."""
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        definitions = info.name2fixturedefs.values() if info is not None else ()
+        # the suite's own (not pytest's, such as tmp_path_factory; not the cheap autouse ones here)
+        shared = [
+            definition
+            for chain in definitions
+            for definition in chain[-1:]
+            if definition.scope in ("module", "session")
+            and definition.baseid.startswith("tests")
+            and not definition.argname.startswith("_")
+        ]
+        if not shared:
+            continue
+        in_ui = item.path.is_relative_to(Path(__file__).parent / "ui")
+        item.add_marker(pytest.mark.xdist_group("ui" if in_ui else item.nodeid.split("::", 1)[0]))
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _no_fsync_in_this_process() -> Iterator[None]:
     """The folder blob store makes its blobs durable (a syncfs before each commit, or an fsync each):

@@ -11,7 +11,11 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from tests.support.moto_serial import backups_of_transaction_items
+from tests.support.moto_serial import (
+    action_names_listed_once,
+    backups_of_transaction_items,
+    queries_read_their_partition,
+)
 from tests.support.s3_checksums import s3_checks_sha256
 from tests.support.template import create_bucket, create_event_bus, create_table
 
@@ -48,9 +52,10 @@ def registry_resources(
 ) -> Iterator[dict[str, Any]]:
     """moto with the table, bucket and bus of template.yaml, and a backup of only the items of each
     transaction (moto would otherwise deep-copy the table once per item of every transaction: a run
-    of commits grows quadratic). `load=True` is for runs of hundreds of commits: the table's stream
-    off. `shared_clients` reuses clients made once (for callers that register nothing on them), not
-    new ones; moto's state is new either way."""
+    of commits grows quadratic), and moto's per-request costs that are not AWS's cut (moto_serial.py).
+    `load=True` is for runs of hundreds of commits: the table's stream off. `shared_clients` reuses
+    clients made once (for callers that register nothing on them), not new ones; moto's state is new
+    either way."""
     from moto import mock_aws
 
     os.environ.update(FAKE_CREDENTIALS)  # no real AWS account is ever reached
@@ -63,5 +68,5 @@ def registry_resources(
         create_table(dynamodb, table, stream=not load)
         create_bucket(s3, bucket)
         bus = create_event_bus(events, "artreg-test")
-        with backups_of_transaction_items():
+        with backups_of_transaction_items(), queries_read_their_partition(), action_names_listed_once():
             yield {"dynamodb": dynamodb, "s3": s3, "bus": bus}

@@ -124,3 +124,55 @@ def no_transaction_backups() -> Iterator[None]:
         yield
     finally:
         backend.copy = copy  # type: ignore[assignment]
+
+
+@contextmanager
+def queries_read_their_partition() -> Iterator[None]:
+    """moto answers a query on the table's own key by sorting every item of the table, then keeping the
+    partition's: each query costs the whole table (the janitor's hourly walk of the expiry partitions
+    makes hundreds of them per step). This hands moto's query the partition alone, in the order it
+    sorts by: the same answer, at the partition's cost. Index queries and scans are moto's own."""
+    from moto.dynamodb.models.table import Table
+
+    original_query, original_all_items = Table.query, Table.all_items
+    queried = threading.local()  # the partition of the query under way in this thread
+
+    def all_items(self: Table) -> list[Any]:
+        partition = getattr(queried, "partition", None)
+        if partition is None or partition[0] is not self:
+            return original_all_items(self)
+        items = self.items.get(partition[1])
+        return sorted(items.values(), key=lambda item: item.range_key) if items else []
+
+    def query(self: Table, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
+        index_name = args[6] if len(args) > 6 else kwargs.get("index_name")
+        if index_name is not None or hash_key is None or not self.range_key_attr:
+            return original_query(self, hash_key, *args, **kwargs)
+        queried.partition = (self, hash_key)
+        try:
+            return original_query(self, hash_key, *args, **kwargs)
+        finally:
+            queried.partition = None
+
+    Table.all_items, Table.query = all_items, query  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        Table.all_items, Table.query = original_all_items, original_query  # type: ignore[method-assign]
+
+
+@contextmanager
+def action_names_listed_once() -> Iterator[None]:
+    """moto lists its handler class's methods (inspect.getmembers) on every request to find the action's
+    method: a tenth of a DynamoDB call's cost here. A class's methods do not change while it serves:
+    listed once per class."""
+    import functools
+
+    import moto.core.responses as responses
+
+    original = responses.method_names_from_class
+    responses.method_names_from_class = functools.cache(original)  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        responses.method_names_from_class = original
