@@ -114,7 +114,15 @@ def api_function() -> Function:
     function = with_parameters(template, template["Resources"]["ApiFunction"]["Properties"])
     globals_ = with_parameters(template, template["Globals"]["Function"])
     refs = {name: p.get("Default") for name, p in template["Parameters"].items()}
-    refs.update({"Table": TABLE, "Bucket": BUCKET, "EventBus": EVENT_BUS, "AWS::StackName": "artreg"})
+    refs.update(
+        {
+            "Table": TABLE,
+            "Bucket": BUCKET,
+            "EventBus": EVENT_BUS,
+            "VerifierFunction": "artreg-verifier",
+            "AWS::StackName": "artreg",
+        }
+    )
     variables = {
         **globals_.get("Environment", {}).get("Variables", {}),
         **function.get("Environment", {}).get("Variables", {}),
