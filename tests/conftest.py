@@ -49,9 +49,9 @@ settings.load_profile(
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """`./scripts/test` runs the suite on two pytest-xdist workers (`--dist loadgroup`), each test where
-    a worker is free. Tests that share a module- or session-scoped fixture of this suite (a server, a
-    browser, a translated template) go to one worker as a group, so that the fixture is made once: the
-    UI's tests as one group (one browser, one seeding), the others by module."""
+    a worker is free, the slow ones first. Tests that share a module- or session-scoped fixture of this
+    suite (a server, a browser, a translated template) go to one worker as a group, so that the fixture
+    is made once: the UI's tests as one group (one browser, one seeding), the others by module."""
     for item in items:
         info = getattr(item, "_fixtureinfo", None)
         definitions = info.name2fixturedefs.values() if info is not None else ()
@@ -68,6 +68,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             continue
         in_ui = item.path.is_relative_to(Path(__file__).parent / "ui")
         item.add_marker(pytest.mark.xdist_group("ui" if in_ui else item.nodeid.split("::", 1)[0]))
+    # the slow tests first (a stable sort: the rest keep their order), so that the workers share them out
+    # rather than one worker running the last minute-long test alone while the other waits
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -78,6 +78,7 @@ def test_an_explicit_version_that_exists_is_a_conflict_and_changes_nothing(backe
     assert head_state(backend) == before
 
 
+@pytest.mark.slow
 def test_concurrent_bumps_never_repeat_or_skip(aws_load: dict[str, Any]) -> None:
     # Given 16 writers on one artifact, a third of them bumping the major, a third the minor and the
     # rest the patch, and DynamoDB cancelling some transactions as conflicting. moto answers one
@@ -454,6 +455,7 @@ def test_usages_are_recorded(backend: Backend) -> None:
     assert (usage.version, usage.run_id) == ("1.0.0", "run-43")
 
 
+@pytest.mark.slow
 def test_a_version_of_5000_files_pages_through_files_and_download(backend: Backend) -> None:
     registry = backend.registry
     files = {f"shard/{i:05d}.bin": f"content {i}".encode() for i in range(5000)}
