@@ -545,29 +545,33 @@ NOTES = """### What bounds each figure
   every file to stay in the page cache: a read is a memory copy and only a sync or fsync waits for the
   disk. Each SDK figure is one run; each `cp` figure is the median of 4, 2 timed before the SDK's
   operations and 2 after.
-- **Logging a large file**: the client hashes it once (SHA-256, one thread per file), then PUTs it
-  (in one request up to the server's 512 MiB threshold, else in 64 MiB parts, a few at once) to one
-  server process: uvicorn reads the socket on its event loop and a worker thread SHA-256s each MiB as
-  it writes it, then fsyncs and renames the file into place. Parts are written in place, at their
-  offset in one file, each fsynced, with the MD5 of its bytes as its ETag (as S3's); the completion
-  reads the file once to check its SHA-256 and renames it: no byte is copied. `cp` reads once and
+- **Logging a large file** hashes it twice, one after the other: the client must know the SHA-256 before
+  it asks what to send (a blob is addressed, and deduplicated, by it), and the server hashes what it
+  writes (it trusts no writer's claim). SHA-256 of 256 MiB takes about 0.2 s on this CPU (with its
+  SHA instructions), about what `cp` + `sync` takes in all. The client then PUTs it (in one request up
+  to the server's 512 MiB threshold, else in 64 MiB parts, a few at once) to one server process:
+  uvicorn reads the socket on its event loop and a worker thread hashes each MiB as it writes it, then
+  renames the file into place; parts are written in place, at their offset in one file, each
+  fdatasync'd, and the completion reads the file once to check its SHA-256 and renames it: no byte is
+  copied. Blobs are made durable before the commit that lists them (one syncfs). `cp` reads once and
   writes once, in the kernel.
 - **Downloading** streams each blob from the server process in 1 MiB chunks into a temporary file
   that the client hashes as it writes, then renames; nothing is fsynced, so plain `cp` is the fair
-  baseline. The cache is filled by a hard link to the downloaded file (same disk), nearly free.
-- **Small files** cost per file, not per byte: an HTTP request each, parsed by uvicorn (httptools)
-  in the one server process, an HMAC check of its URL and, for an upload, a hand-over to a worker
-  thread that writes and fsyncs the blob; the client keeps at most `default_workers()` requests in
-  flight. `cp -r` makes no request, and its `sync` writes the
+  baseline. The cache gets its own copy (a reflink where the file system has one), so that no write to
+  a downloaded file reaches it.
+- **Small files** cost per file, not per byte: an HTTP request each, parsed by uvicorn (httptools) in
+  the one server process, an HMAC check of its URL, and a few system calls on the event loop for a
+  blob up to 64 KiB (made durable with the others by one syncfs before the commit); the client keeps at
+  most `default_workers()` requests in flight. `cp -r` makes no request, and its `sync` writes the
   tree back at once.
-- **Logging again** still reads and hashes every byte in the client (that is how it knows the content);
-  the server only checks that each listed blob exists with its size. Each request lists at most 1,000
-  files, so a larger manifest takes one request per 1,000 files, plus the commit.
-- **A warm download** re-hashes every cached file before linking it into place (a file hard linked
-  out of the cache may have been edited since): it reads the bytes once and writes none, where `cp`
-  reads and writes them; per file it makes a link and a rename in Python.
-- **Memory**: bytes move in 1 MiB chunks, so a client's peak grows with the number of files (their
-  entries, upload targets and tasks), not with their size."""
+- **Logging again** reads no file whose size, mtime, ctime, inode and device are those of the hash
+  cache's entry (the SDK's hash cache), hashing only the others; the server only checks that each
+  listed blob exists with its size. Each request lists at most 1,000 files, so a larger manifest takes
+  one request per 1,000 files, plus the commit.
+- **A warm download** re-hashes every cached file before copying it into place (a cache entry may have
+  been damaged since): it reads the bytes once more than `cp`.
+- **Memory**: bytes move in 1 MiB chunks and the file list, hashing and batches are streamed, so a
+  client's peak stays flat with the number of files and their size."""
 
 
 def run(options: Options) -> str:
