@@ -15,21 +15,12 @@ import pytest
 
 from artreg import Artifact, Registry
 from tests.conftest import BUCKET, TABLE, aws_backend
+from tests.support.lambda_context import LambdaContext
 from tests.support.lambda_front import LambdaFront
 from tests.support.proxy import DroppingProxy
 from tests.support.server import RunningServer
 
 P, N = "vision", "resnet"
-
-
-class Context:
-    function_name = "artreg-api"
-    memory_limit_in_mb = 1024
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:artreg-api"
-    aws_request_id = "req-1"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 29_000
 
 
 def proxy_to(url: str) -> DroppingProxy:
@@ -94,7 +85,7 @@ def lambda_front(aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Iterat
 
     for cached in (clients.dynamodb_client, clients.s3_client, settings):
         cached.cache_clear()
-    front = LambdaFront(importlib.import_module("functions.api.app").lambda_handler, Context())
+    front = LambdaFront(importlib.import_module("functions.api.app").lambda_handler, LambdaContext())
     yield front
     front.close()
 

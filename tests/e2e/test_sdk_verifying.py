@@ -25,21 +25,12 @@ from artreg.client.errors import Conflict
 from artreg.client.http import Transport
 from tests.conftest import BUCKET, TABLE
 from tests.support.async_lambda import AsyncLambda
+from tests.support.lambda_context import LambdaContext
 from tests.support.lambda_front import LambdaFront
 from tests.support.moto_pool import MotoPool
 
 P, N = "vision", "resnet"
 MiB = 1024**2
-
-
-class Context:
-    function_name = "artreg-api"
-    memory_limit_in_mb = 1024
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:artreg-api"
-    aws_request_id = "req-1"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 29_000
 
 
 @pytest.fixture
@@ -74,7 +65,7 @@ def verifier(aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Iterator[A
 
 @pytest.fixture
 def front(verifier: AsyncLambda) -> Iterator[LambdaFront]:
-    running = LambdaFront(importlib.import_module("functions.api.app").lambda_handler, Context())
+    running = LambdaFront(importlib.import_module("functions.api.app").lambda_handler, LambdaContext())
     yield running
     running.close()
 

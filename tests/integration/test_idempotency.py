@@ -21,23 +21,11 @@ from artreg.api.idempotency import IdempotentPosts
 from artreg.model.wire import MissingBlob
 from tests.conftest import BUCKET, TABLE, api_event
 from tests.support.folder_blobs import put_blob
+from tests.support.lambda_context import LambdaContext
 
 P, N = "vision", "resnet"
 BASE = f"/v1/projects/{P}/artifacts/{N}"
 DAY = 24 * 3600
-
-
-class Context:
-    function_name = "artreg-api"
-    memory_limit_in_mb = 1024
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:artreg-api"
-    aws_request_id = "req-1"
-
-    def __init__(self, remaining_ms: int = 29_000) -> None:
-        self.remaining_ms = remaining_ms
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self.remaining_ms
 
 
 @dataclass
@@ -51,7 +39,7 @@ class Api:
     put_blob: Callable[[dict[str, Any], bytes], None]  # what a client does with a `missing` entry
 
     def send(self, event: dict[str, Any], context: Any = None) -> dict[str, Any]:
-        return self.idempotency.resolve(self.resolve, event, context or Context())
+        return self.idempotency.resolve(self.resolve, event, context or LambdaContext())
 
     def call(self, method: str, path: str, key: str | None = None, **kwargs: Any) -> tuple[int, Any, dict[str, str]]:
         headers = {"Idempotency-Key": key} if key is not None else {}
@@ -226,7 +214,7 @@ def test_a_repeat_while_the_first_is_handled_is_409_in_progress_with_retry_after
         seen.append(api.send(first))
         return api.resolve(first, context)
 
-    done = api.idempotency.resolve(first_handling, event, Context())
+    done = api.idempotency.resolve(first_handling, event, LambdaContext())
     # Then the repeat is told to come back later, and the first one completes
     [repeat] = seen
     assert repeat["statusCode"] == 409
@@ -244,7 +232,7 @@ def test_a_key_whose_request_died_is_free_again_after_its_in_progress_expiry(api
         raise SystemExit("killed")
 
     with pytest.raises(SystemExit):
-        api.idempotency.resolve(dies, event, Context(remaining_ms=0))
+        api.idempotency.resolve(dies, event, LambdaContext(remaining_ms=0))
     time.sleep(0.01)
     # When it is sent again
     answer = api.send(event)
@@ -307,7 +295,7 @@ def test_a_restarted_local_server_frees_the_keys_of_requests_that_died_with_it(t
         raise SystemExit("killed")
 
     with pytest.raises(SystemExit):
-        before.idempotency.resolve(killed, event, Context())
+        before.idempotency.resolve(killed, event, LambdaContext())
     assert before.handle_api(event)["statusCode"] == 409
     # When the server is started again on its folder, and the client retries
     after = Local(tmp_path / "data", "http://127.0.0.1:1")
@@ -329,7 +317,7 @@ def test_when_the_key_records_cannot_be_written_the_call_is_503_and_acts_not(tmp
     posts = IdempotentPosts(Locked(tmp_path / "keys.db"))
     event = api_event("POST", f"{BASE}/uploads", headers={"Idempotency-Key": "log-1"}, body={"commit": True})
     # When a keyed log is sent
-    answer = posts.resolve(_resolve_on(local), event, Context())
+    answer = posts.resolve(_resolve_on(local), event, LambdaContext())
     # Then it is 503 with Retry-After, for the client to retry, and nothing was made
     assert (answer["statusCode"], answer["headers"]["Retry-After"]) == (503, "1")
     assert json.loads(answer["body"])["error"]["code"] == "unavailable"

@@ -20,9 +20,12 @@ from artreg.registry.janitor import BlobSweep, Janitor, RemoteSweep, UploadSweep
 from artreg.registry.ports import CheckpointMoved
 from artreg.registry.service import Committed
 from tests.conftest import Backend
+from tests.support.lambda_context import LambdaContext
 
 P, N = "vision", "resnet"
 BIG = b"x" * (9 * 1024**2)  # over the test back ends' 8 MiB multipart threshold
+
+JANITOR_CONTEXT = LambdaContext("artreg-janitor", 256, 300_000)
 
 
 class Later:
@@ -281,16 +284,6 @@ def test_a_changed_or_vanished_remote_reference_is_noted_once_per_observation(ba
     assert janitor.recheck_remote_refs() == RemoteSweep()
 
 
-class Context:
-    function_name = "artreg-janitor"
-    memory_limit_in_mb = 256
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:artreg-janitor"
-    aws_request_id = "req-1"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 300_000
-
-
 def test_the_janitor_lambda_expires_uploads_on_its_schedule(
     aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -319,7 +312,7 @@ def test_the_janitor_lambda_expires_uploads_on_its_schedule(
     janitor = importlib.import_module("functions.janitor.app")
     # When the schedule invokes it
     scheduled = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
-    answer = janitor.lambda_handler(scheduled, Context())
+    answer = janitor.lambda_handler(scheduled, JANITOR_CONTEXT)
     sys.modules.pop("functions.janitor.app", None)
     # Then the upload is expired and its multipart upload aborted
     assert answer == {
@@ -331,7 +324,7 @@ def test_the_janitor_lambda_expires_uploads_on_its_schedule(
         "walk_age_s": 0.0,  # the walk finished within the run
     }
     # And the daily schedule's event re-checks remote references instead
-    assert janitor.lambda_handler({**scheduled, "task": "remote-refs"}, Context()) == {
+    assert janitor.lambda_handler({**scheduled, "task": "remote-refs"}, JANITOR_CONTEXT) == {
         "checked": 0,
         "changed": 0,
         "noted": 0,

@@ -13,15 +13,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-
-class LambdaContext:
-    function_name = "artreg-verifier"
-    memory_limit_in_mb = 1769
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:artreg-verifier"
-    aws_request_id = "req-verify"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 900_000
+from tests.support.lambda_context import LambdaContext
 
 
 class AsyncLambda:
@@ -47,7 +39,7 @@ class AsyncLambda:
     def _run(self, event: dict[str, Any]) -> None:
         self._go.wait(timeout=120)
         try:
-            self.handler(event, LambdaContext())
+            self.handler(event, LambdaContext("artreg-verifier", 1769, 900_000, "req-verify"))
         except BaseException as error:  # a failed run: Lambda would retry it; a test sees it here
             self.errors.append(error)
 
