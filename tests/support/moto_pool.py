@@ -4,35 +4,13 @@ own sockets would go to the network); every other request (the API, on loopback)
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
 import urllib3
 
-
-class _Answer:
-    """What the SDK reads of a urllib3 answer."""
-
-    def __init__(self, response: requests.Response) -> None:
-        self.status = response.status_code
-        self.headers = response.headers
-        self.data = response.content
-        self._response = response
-
-    def stream(self, size: int) -> Iterator[bytes]:
-        for start in range(0, len(self.data), size):
-            yield self.data[start : start + size]
-
-    def read(self) -> bytes:
-        return self.data
-
-    def release_conn(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
+from tests.support.urllib3_answer import Urllib3Answer
 
 
 class MotoPool(urllib3.PoolManager):
@@ -46,4 +24,4 @@ class MotoPool(urllib3.PoolManager):
             body = b"".join(body)  # a streamed part, whole: moto reads a request's body at once
         headers = kwargs.get("headers") or {}
         response = requests.request(method, url, data=body, headers=headers, timeout=30)
-        return _Answer(response)
+        return Urllib3Answer(response.status_code, response.content, response.headers)

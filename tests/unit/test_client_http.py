@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -31,29 +31,10 @@ from artreg.client import (
 from artreg.client.errors import error_from_answer
 from artreg.client.http import Transport
 from artreg.client.sigv4 import SigV4Signer, region_of, wants_sigv4
+from tests.support.urllib3_answer import Urllib3Answer
 
 API = "http://127.0.0.1:8080"
 DEPLOYED = "https://abc123.execute-api.eu-west-1.amazonaws.com"
-
-
-@dataclass
-class FakeResponse:
-    status: int
-    data: bytes = b""
-    headers: dict[str, str] = field(default_factory=dict)
-    released: bool = False
-
-    def stream(self, n: int) -> Iterator[bytes]:
-        yield from (self.data[i : i + n] for i in range(0, len(self.data), n))
-
-    def read(self) -> bytes:
-        return self.data
-
-    def release_conn(self) -> None:
-        self.released = True
-
-    def close(self) -> None:
-        pass
 
 
 @dataclass
@@ -67,11 +48,11 @@ class Sent:
 class FakePool:
     """Answers requests from a script: a response, or an exception to raise."""
 
-    def __init__(self, *answers: FakeResponse | BaseException) -> None:
+    def __init__(self, *answers: Urllib3Answer | BaseException) -> None:
         self.answers = list(answers)
         self.sent: list[Sent] = []
 
-    def request(self, method: str, url: str, body: Any = None, headers: Any = None, **_: Any) -> FakeResponse:
+    def request(self, method: str, url: str, body: Any = None, headers: Any = None, **_: Any) -> Urllib3Answer:
         data = body if body is None or isinstance(body, bytes) else b"".join(body)
         self.sent.append(Sent(method, url, dict(headers or {}), data))
         answer = self.answers.pop(0)
@@ -80,13 +61,13 @@ class FakePool:
         return answer
 
 
-def _error(status: int, code: str, message: str = "no", **details: Any) -> FakeResponse:
+def _error(status: int, code: str, message: str = "no", **details: Any) -> Urllib3Answer:
     body = {"error": {"code": code, "message": message, "details": details}}
-    return FakeResponse(status, json.dumps(body).encode())
+    return Urllib3Answer(status, json.dumps(body).encode())
 
 
-def _ok(data: Any = None, status: int = 200) -> FakeResponse:
-    return FakeResponse(status, json.dumps(data if data is not None else {}).encode())
+def _ok(data: Any = None, status: int = 200) -> Urllib3Answer:
+    return Urllib3Answer(status, json.dumps(data if data is not None else {}).encode())
 
 
 class Clock:
@@ -284,7 +265,7 @@ def test_a_dropped_connection_is_retried_past_the_refused_deadline() -> None:
 
 def test_the_deadline_stops_retries_early() -> None:
     # Given throttling that asks to wait 5 s each time, and a 12 s deadline
-    pool = FakePool(*[FakeResponse(429, b"", {"Retry-After": "5"}) for _ in range(6)])
+    pool = FakePool(*[Urllib3Answer(429, b"", {"Retry-After": "5"}) for _ in range(6)])
     clock = Clock()
     transport = Transport(API, pool=pool, retry=clock.policy(deadline=12.0, max_delay=30.0))
 
@@ -344,7 +325,7 @@ def test_a_registry_on_an_aws_host_signs_and_a_local_one_does_not() -> None:
 def test_blob_transfers_are_never_signed() -> None:
     # Given a signing transport
     signer = SigV4Signer("eu-west-1", Credentials("AKID", "SECRET"))
-    pool = FakePool(FakeResponse(200, b"", {"ETag": '"abc"'}), FakeResponse(200, b"bytes"))
+    pool = FakePool(Urllib3Answer(200, b"", {"ETag": '"abc"'}), Urllib3Answer(200, b"bytes"))
     transport = Transport(DEPLOYED, signer=signer, pool=pool)
     url = "https://bucket.s3.amazonaws.com/p/blobs/sha256/ab/abc?X-Amz-Signature=presigned"
 
@@ -362,7 +343,7 @@ def test_blob_transfers_are_never_signed() -> None:
 
 def test_a_blob_put_sends_exactly_the_answer_headers_and_streams_the_body() -> None:
     # Given a presigned PUT target with its signed headers
-    pool = FakePool(FakeResponse(200, b"", {"etag": '"e1"'}))
+    pool = FakePool(Urllib3Answer(200, b"", {"etag": '"e1"'}))
     transport = Transport(API, pool=pool)
     headers = {"x-amz-checksum-sha256": "q83v", "content-length": "6"}
 
@@ -378,7 +359,7 @@ def test_a_blob_put_sends_exactly_the_answer_headers_and_streams_the_body() -> N
 def test_a_blob_put_is_retried_with_a_fresh_body() -> None:
     # Given a blob store that fails with 500 once
     pool = FakePool(
-        FakeResponse(500, b"<Error><Code>InternalError</Code></Error>"), FakeResponse(200, b"", {"ETag": "e"})
+        Urllib3Answer(500, b"<Error><Code>InternalError</Code></Error>"), Urllib3Answer(200, b"", {"ETag": "e"})
     )
     clock = Clock()
     transport = Transport(API, pool=pool, retry=clock.policy())
@@ -399,7 +380,7 @@ def test_a_blob_put_is_retried_with_a_fresh_body() -> None:
 
 def test_a_download_that_breaks_off_raises_stream_broken() -> None:
     # Given a blob answer whose body drops midway
-    class Dropping(FakeResponse):
+    class Dropping(Urllib3Answer):
         def stream(self, n: int) -> Iterator[bytes]:
             yield b"half"
             raise u3.ProtocolError("Connection broken: IncompleteRead")

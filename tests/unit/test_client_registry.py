@@ -8,7 +8,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from artreg.client import Artifact, ClientSettings, Invalid, LoggedArtifact, Reg
 from artreg.client import upload as client_upload
 from artreg.client.files import HashedFile
 from artreg.client.http import Transport
+from tests.support.urllib3_answer import Urllib3Answer
 
 API = "http://registry.test"
 BLOBS = "blobs.test"
@@ -45,27 +46,8 @@ def record(name: str = "resnet", version: str = "1.0.0", **extra: Any) -> dict[s
     }
 
 
-@dataclass
-class FakeResponse:
-    status: int
-    data: bytes = b""
-    headers: dict[str, str] = field(default_factory=dict)
-
-    def stream(self, n: int) -> Iterator[bytes]:
-        yield from (self.data[i : i + n] for i in range(0, len(self.data), n))
-
-    def read(self) -> bytes:
-        return self.data
-
-    def release_conn(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _json(data: Any, status: int = 200) -> FakeResponse:
-    return FakeResponse(status, json.dumps(data).encode())
+def _json(data: Any, status: int = 200) -> Urllib3Answer:
+    return Urllib3Answer(status, json.dumps(data).encode())
 
 
 class FakeApi:
@@ -103,14 +85,14 @@ class FakeApi:
                 }
         return list(targets.values())
 
-    def request(self, method: str, url: str, body: Any = None, headers: Any = None, **_: Any) -> FakeResponse:
+    def request(self, method: str, url: str, body: Any = None, headers: Any = None, **_: Any) -> Urllib3Answer:
         split = urlsplit(url)
         if split.netloc == BLOBS:
             if method == "GET":
-                return FakeResponse(200, self.routes[("BLOB", split.path)])
+                return Urllib3Answer(200, self.routes[("BLOB", split.path)])
             data = b"".join(body)
             self.puts.append((split.path, dict(headers), data))
-            return FakeResponse(200, b"", {"ETag": f'"{hashlib.md5(data).hexdigest()}"'})  # noqa: S324
+            return Urllib3Answer(200, b"", {"ETag": f'"{hashlib.md5(data).hexdigest()}"'})  # noqa: S324
         payload = json.loads(body) if body else None
         query = dict(parse_qsl(split.query))
         self.calls.append((method, split.path + (f"?{split.query}" if split.query else ""), payload))
@@ -594,7 +576,7 @@ def test_a_page_whose_urls_are_about_to_expire_is_asked_for_again(tmp_path: Path
     entry = {"path": "a.txt", "size": 1, "sha256": _sha(b"a"), "url": f"http://{BLOBS}/{_sha(b'a')}"}
     answers = iter([datetime.now(UTC) + timedelta(seconds=10), datetime.now(UTC) + timedelta(minutes=15)])
 
-    def page(query: dict[str, str], _: Any) -> FakeResponse:
+    def page(query: dict[str, str], _: Any) -> Urllib3Answer:
         expires = next(answers).isoformat()
         return _json({"version": "1.0.0", "digest": "d" * 64, "expires_at": expires, "files": [entry], "remote": []})
 
