@@ -15,6 +15,7 @@ import pytest
 import requests
 
 from tests.conftest import BUCKET, TABLE, api_event
+from tests.support.lambda_context import LambdaContext
 
 P, N = "vision", "resnet"
 BASE = f"/v1/projects/{P}/artifacts/{N}"
@@ -25,13 +26,6 @@ class Answer:
     status: int
     headers: dict[str, str]
     body: Any
-
-
-class Context:
-    function_name = "artreg-api"
-    memory_limit_in_mb = 1024
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:artreg-api"
-    aws_request_id = "req-1"
 
 
 Call = Callable[..., Answer]
@@ -57,7 +51,7 @@ def call(aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Iterator[Call]
     handler = importlib.import_module("functions.api.app").lambda_handler
 
     def invoke(method: str, path: str, **kwargs: Any) -> Answer:
-        result = handler(api_event(method, path, **kwargs), Context())
+        result = handler(api_event(method, path, **kwargs), LambdaContext())
         body = result.get("body")
         return Answer(result["statusCode"], result.get("headers", {}), json.loads(body) if body else None)
 

@@ -28,6 +28,7 @@ from artreg.model.wire import MoveAlias, RemoteEntry, Usage, VersionRecord
 from artreg.registry.records import RemoteChange
 from tests.conftest import BUCKET, TABLE, Backend, api_event, aws_backend, local_backend
 from tests.support.fake_events import FakeEvents
+from tests.support.lambda_context import LambdaContext
 from tests.support.moto_resources import REGION
 from tests.support.streams import TableStream, lambda_event
 from tests.support.template import create_lineage_queue, publisher_filters, queue_arn
@@ -35,13 +36,6 @@ from tests.support.template import create_lineage_queue, publisher_filters, queu
 P = "vision"
 BUS = "artreg-test"
 T0 = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
-
-
-class Context:
-    function_name = "artreg"
-    memory_limit_in_mb = 256
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:artreg"
-    aws_request_id = "req-1"
 
 
 @dataclass
@@ -54,11 +48,11 @@ class Lambdas:
     lineage_url: str  # the lineage queue, its rule and DLQ as the template states them
 
     def publish(self, records: list[dict[str, Any]]) -> dict[str, Any]:
-        answer: dict[str, Any] = self.publisher.lambda_handler(lambda_event(records), Context())
+        answer: dict[str, Any] = self.publisher.lambda_handler(lambda_event(records), LambdaContext())
         return answer
 
     def call(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
-        result = self.api.lambda_handler(api_event(method, path, **kwargs), Context())
+        result = self.api.lambda_handler(api_event(method, path, **kwargs), LambdaContext())
         return result["statusCode"], json.loads(result["body"]) if result.get("body") else None
 
     def drain(self, url: str) -> list[dict[str, Any]]:
@@ -317,8 +311,8 @@ def test_the_lineage_function_records_each_edge_once(lambdas: Lambdas, records: 
     }
     event = lambdas.sqs_event(lambdas.lineage_url, messages)
     # When the lineage function gets them, and then gets them all again
-    first = lambdas.lineage.lambda_handler(event, Context())
-    second = lambdas.lineage.lambda_handler(event, Context())
+    first = lambdas.lineage.lambda_handler(event, LambdaContext())
+    second = lambdas.lineage.lambda_handler(event, LambdaContext())
     # Then nothing failed, and each edge is recorded once, in each direction
     assert first == second == {"batchItemFailures": []}
     items = aws["dynamodb"].scan(TableName=TABLE)["Items"]
@@ -332,7 +326,7 @@ def test_a_message_the_lineage_function_cannot_read_is_retried_alone(lambdas: La
     messages = lambdas.drain(lambdas.lineage_url)
     event = lambdas.sqs_event(lambdas.lineage_url, messages)
     event["Records"][1]["body"] = json.dumps({"detail-type": "ArtifactVersionUsed", "detail": {"project": P}})
-    answer = lambdas.lineage.lambda_handler(event, Context())
+    answer = lambdas.lineage.lambda_handler(event, LambdaContext())
     assert answer == {"batchItemFailures": [{"itemIdentifier": event["Records"][1]["messageId"]}]}
 
 
@@ -340,7 +334,7 @@ def test_the_lineage_routes_answer_from_what_was_recorded(lambdas: Lambdas, reco
     # Given the chain's lineage recorded by the lineage function
     lambdas.publish(records)
     messages = lambdas.drain(lambdas.lineage_url)
-    lambdas.lineage.lambda_handler(lambdas.sqs_event(lambdas.lineage_url, messages), Context())
+    lambdas.lineage.lambda_handler(lambdas.sqs_event(lambdas.lineage_url, messages), LambdaContext())
     base = f"/v1/projects/{P}/artifacts"
 
     # When the model's lineage is asked for, both ways

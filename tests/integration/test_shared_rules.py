@@ -25,6 +25,7 @@ from artreg.model.wire import FileEntry, MoveAlias, PatchVersion, StartUpload, U
 from artreg.registry.lineage import LineageRecorder
 from artreg.registry.records import LineageEdge, StoreLimits
 from tests.conftest import TABLE, Backend, api_event, aws_backend, local_backend
+from tests.support.lambda_context import LambdaContext
 from tests.support.streams import TableStream
 
 P, N = "vision", "resnet"
@@ -41,13 +42,6 @@ class Clock:
         return self.at
 
 
-class Context:
-    function_name = "artreg"
-    memory_limit_in_mb = 256
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:artreg"
-    aws_request_id = "req-1"
-
-
 @dataclass
 class Side:
     """One back end, with what its changes emitted since the last `emitted()`."""
@@ -61,7 +55,7 @@ class Side:
 
     def call(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
         app = build_app(self.registry, caller=lambda _: None)
-        result = app.resolve(api_event(method, path, **kwargs), Context())
+        result = app.resolve(api_event(method, path, **kwargs), LambdaContext())
         return result["statusCode"], json.loads(result["body"]) if result.get("body") else None
 
 

@@ -22,6 +22,9 @@ class LambdaFront:
 
         class Front(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # headers and body go out in two writes: with Nagle's algorithm on, the body would wait for the
+            # client's delayed ACK of the headers (40 ms on Linux), on every answer
+            disable_nagle_algorithm = True
 
             def _any(self) -> None:
                 split = urlsplit(self.path)

@@ -20,16 +20,11 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
+from tests.support.lambda_context import LambdaContext
+
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 CALLER = "arn:aws:sts::123456789012:assumed-role/train/job-7"
 SIGNED = "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261122/us-east-1/execute-api/aws4_request, Signature=0"
-
-
-class LambdaContext:
-    function_name = "artreg-api"
-    memory_limit_in_mb = 1024
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:artreg-api"
-    aws_request_id = "req-1"
 
 
 def api_handler(monkeypatch: pytest.MonkeyPatch, table: str, bucket: str) -> Handler:
@@ -100,6 +95,9 @@ def serving(handler: Handler) -> Iterator[str]:
 
     class Front(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # headers and body go out in two writes: with Nagle's algorithm on, the body would wait for the
+        # client's delayed ACK of the headers (40 ms on Linux), on every answer
+        disable_nagle_algorithm = True
 
         def __getattr__(self, name: str) -> Any:
             if name.startswith("do_"):  # every method reaches the function, as with an ANY route

@@ -23,6 +23,7 @@ import requests
 from selenium.webdriver.common.by import By
 
 from tests.conftest import BUCKET, TABLE, api_event
+from tests.support.lambda_context import LambdaContext
 from tests.support.server import ARTREG
 from tests.ui.conftest import open_page
 
@@ -31,13 +32,6 @@ KEY_ID = "AKIAUIPROXYTEST00001"
 SECRET = "uiProxySecretAccessKeyThatNeverLeaves0001"
 TOKEN = "uiProxySessionTokenThatNeverLeaves0001"
 P, N = "vision", "resnet"
-
-
-class Context:
-    function_name = "artreg-api"
-    memory_limit_in_mb = 1024
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:artreg-api"
-    aws_request_id = "req-1"
 
 
 @dataclass
@@ -69,9 +63,11 @@ def front(aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Iterator[Fron
 
     def invoke(method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         with lock:
-            return dict(handler(api_event(method, path, **kwargs), Context()))
+            return dict(handler(api_event(method, path, **kwargs), LambdaContext()))
 
     class Handler(BaseHTTPRequestHandler):
+        disable_nagle_algorithm = True  # headers and body in two writes (see tests/support/lambda_front.py)
+
         def do_any(self) -> None:
             split = urlsplit(self.path)
             headers = {k.lower(): v for k, v in self.headers.items()}
