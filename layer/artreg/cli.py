@@ -303,7 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--trust-origin",
         metavar="ORIGIN",
         action="append",
-        default=[o.strip() for o in os.environ.get("ARTREG_TRUST_ORIGINS", "").split(",") if o.strip()],
+        default=[],
         help="also answer requests from web pages of this origin (scheme://host[:port]), repeatable;"
         " the server's own origin always is (ARTREG_TRUST_ORIGINS, comma-separated)",
     )

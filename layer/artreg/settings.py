@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import timedelta
 from functools import lru_cache
-from typing import Annotated, Any
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -31,6 +32,7 @@ class RegistrySettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ARTREG_", extra="ignore", frozen=True)
 
     protected_aliases: Annotated[frozenset[str], NoDecode] = frozenset({"production"})
+    event_source: str = Field(default="artreg", min_length=1, max_length=256)  # the events' `source`
 
     @field_validator("protected_aliases", mode="before")
     @classmethod
@@ -38,11 +40,28 @@ class RegistrySettings(BaseSettings):
         return alias_list(value)
 
 
+class ServerSettings(RegistrySettings):
+    """What `artreg server` reads of `ARTREG_*` beside its flags (a flag, where there is one, wins)."""
+
+    # a blob over this is sent in parts of `part_size`, as on the Lambda; the folder store's defaults else
+    multipart_threshold: int | None = Field(default=None, ge=5 * 1024**2)
+    part_size: int | None = Field(default=None, ge=5 * 1024**2)
+    http: Literal["httptools", "h11"] = "httptools"  # uvicorn's HTTP/1.1 parser
+    ui_dir: Path | None = None  # the web UI's files, when not the package's own
+    # web pages of these origins may call the API (`--trust-origin` adds to them), comma-separated
+    trust_origins: Annotated[tuple[str, ...], NoDecode] = ()
+
+    @field_validator("trust_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: str | Iterable[str]) -> tuple[str, ...]:
+        items = [value] if isinstance(value, str) else list(value)
+        return tuple(o.strip() for item in items for o in str(item).split(",") if o.strip())
+
+
 class Settings(RegistrySettings):
     table_name: str = Field(min_length=3, max_length=255)
     bucket_name: str = Field(min_length=3, max_length=63)
     event_bus_name: str = Field(default="default", min_length=1, max_length=256)
-    event_source: str = Field(default="artreg", min_length=1, max_length=256)
     upload_expiry_seconds: int = Field(default=24 * 3600, ge=60, le=7 * 24 * 3600)
     presign_seconds: int = Field(default=900, ge=60, le=12 * 3600)
     multipart_threshold: int = Field(default=64 * 1024**2, ge=5 * 1024**2)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import socket
 import sys
 import threading
@@ -25,8 +24,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import ValidationError
 
-from artreg.events import DEFAULT_SOURCE
 from artreg.local.asgi import App
 from artreg.local.guard import Guard, is_loopback
 from artreg.local.resolver import PerThread
@@ -34,7 +33,7 @@ from artreg.model.errors import Invalid
 from artreg.model.wire import ErrorBody, ErrorDetail
 from artreg.registry.policy import Policy
 from artreg.registry.service import RegistryService
-from artreg.settings import RegistrySettings
+from artreg.settings import ServerSettings
 
 if TYPE_CHECKING:
     from artreg.local.idempotency import SqlitePersistenceLayer
@@ -68,13 +67,14 @@ class Local:
         base_url: str,
         *,
         webhook: str | None = None,
-        event_source: str = DEFAULT_SOURCE,
         protected_aliases: Iterable[str] | None = None,
         file_roots: Sequence[Path] = (),
+        settings: ServerSettings | None = None,
     ):
         """`protected_aliases`: those an upload may not move (ARTREG_PROTECTED_ALIASES, `production`
         by default, when not given); `file_roots`: the folders whose `file://` references are pinned
-        (none by default: a `file://` reference anywhere else is stored unverified)."""
+        (none by default: a `file://` reference anywhere else is stored unverified); `settings`: the
+        server's `ARTREG_*`, read here when not given."""
         from artreg.api.app import build_app
         from artreg.api.idempotency import IdempotentPosts
         from artreg.local.blobs import FolderBlobStore
@@ -82,29 +82,25 @@ class Local:
         from artreg.local.sqlite_store import SqliteStore
         from artreg.registry.lineage import LineageRecorder
 
+        config = settings or server_settings(protected_aliases)
         data_dir.mkdir(parents=True, exist_ok=True)
         self.blobs = FolderBlobStore(data_dir / "blobs", base_url=base_url, file_roots=file_roots)
-        threshold = os.environ.get("ARTREG_MULTIPART_THRESHOLD")  # as the Lambda's; the folder's default else
-        if threshold:
-            self.blobs.multipart_threshold = _threshold(threshold, "ARTREG_MULTIPART_THRESHOLD")
-        part_size = os.environ.get("ARTREG_PART_SIZE")
-        if part_size:
-            self.blobs.part_size = _threshold(part_size, "ARTREG_PART_SIZE")
+        if config.multipart_threshold:
+            self.blobs.multipart_threshold = config.multipart_threshold
+        if config.part_size:
+            self.blobs.part_size = config.part_size
         self.store = SqliteStore(data_dir / "registry.db")
         # the outbox feeds the same lineage consumer as the Lambda, and a webhook if asked for (from the
         # events made after it was first given: a new URL is a new consumer)
         recorder = LineageRecorder(self.store)
         consumers: dict[str, Consumer] = {"lineage": lambda event: recorder.record(event.detail_type, event.detail)}
         if webhook:
-            consumers[f"webhook:{webhook}"] = Webhook(webhook, event_source)
+            consumers[f"webhook:{webhook}"] = Webhook(webhook, config.event_source)
         self.outbox = Outbox(self.store, consumers, new_only=frozenset(c for c in consumers if c != "lineage"))
-        rules = (
-            RegistrySettings() if protected_aliases is None else RegistrySettings(protected_aliases=protected_aliases)
-        )
         self.registry = RegistryService(
             self.store,
             self.blobs,
-            policy=Policy(protected_aliases=rules.protected_aliases),
+            policy=Policy(protected_aliases=config.protected_aliases),
             lineage_catch_up=lambda: self.outbox.catch_up("lineage"),
         )
         # a resolver for each worker thread: Powertools keeps the request it handles on itself
@@ -223,10 +219,15 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _threshold(value: str, name: str) -> int:
-    if not value.isdigit() or int(value) < 5 * 1024**2:
-        raise SystemExit(f"{name} must be a number of bytes, at least 5242880; not {value!r}")
-    return int(value)
+def server_settings(protected_aliases: Iterable[str] | None = None) -> ServerSettings:
+    """The server's `ARTREG_*`, with the `--protected-alias` flags in place of ARTREG_PROTECTED_ALIASES
+    when given; a value that breaks its rule ends `artreg server` saying which and why."""
+    try:
+        return ServerSettings() if protected_aliases is None else ServerSettings(protected_aliases=protected_aliases)
+    except ValidationError as error:
+        problem = error.errors()[0]
+        name = "ARTREG_" + str(problem["loc"][0]).upper() if problem["loc"] else "ARTREG_*"
+        raise SystemExit(f"{name}: {problem['msg']} (got {problem.get('input')!r})") from None
 
 
 def _url_host(host: str) -> str:
@@ -248,25 +249,18 @@ def serve(
     import uvicorn
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    source = os.environ.get("ARTREG_EVENT_SOURCE") or DEFAULT_SOURCE
-    protocol = _protocol(os.environ.get("ARTREG_HTTP") or "httptools")
+    config = server_settings(protected_aliases)
+    protocol = _protocol(config.http)
     sock = bind(host, port)
     bound = sock.getsockname()[1]
     url = public_url or f"http://{_url_host(host)}:{bound}"
     try:
-        guard = Guard.for_server(host, bound, public_url, trust_origins)
+        guard = Guard.for_server(host, bound, public_url, (*config.trust_origins, *trust_origins))
     except Invalid as error:
         raise SystemExit(error.message) from None
-    local = Local(
-        Path(data_dir),
-        url,
-        webhook=webhook,
-        event_source=source,
-        protected_aliases=protected_aliases,
-        file_roots=file_roots,
-    )
-    app = App(local, guard, ui=Path(os.environ.get("ARTREG_UI_DIR") or UI_STATIC))
-    config = uvicorn.Config(
+    local = Local(Path(data_dir), url, webhook=webhook, file_roots=file_roots, settings=config)
+    app = App(local, guard, ui=config.ui_dir or UI_STATIC)
+    server_config = uvicorn.Config(
         app,
         http=protocol,
         lifespan="off",
@@ -290,7 +284,7 @@ def serve(
     local.outbox.start()
     print(json.dumps({"artreg": "serving", "url": url, "data": str(Path(data_dir).resolve())}), flush=True)
     try:
-        uvicorn.Server(config).run(sockets=[sock])
+        uvicorn.Server(server_config).run(sockets=[sock])
     finally:
         sock.close()
         app.pools.shutdown()
