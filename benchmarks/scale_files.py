@@ -13,16 +13,13 @@ the client's peak RSS must stay the same (flat memory); the server's is read fro
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from benchmarks import Options, table
+from tests.support import files_job
 from tests.support.server import RunningServer
 
 TITLE = "Many small files: log, unchanged re-log, one changed, download"
@@ -39,19 +36,7 @@ def make_files(root: Path, count: int) -> None:
 
 
 def job(action: str, url: str, path: Path, cache: Path) -> dict[str, Any]:
-    done = subprocess.run(
-        [sys.executable, "-m", "tests.support.files_job", action, url, str(path), str(cache)],
-        cwd=REPO,
-        env={**os.environ, "ARTREG_PROGRESS": "0"},
-        capture_output=True,
-        text=True,
-        timeout=3600,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"the {action} job failed:\n{done.stderr}")
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
+    return files_job.run(action, url, path, cache, timeout=3600)
 
 
 def server_peak_rss_mib(server: RunningServer) -> float:

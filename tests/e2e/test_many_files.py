@@ -6,15 +6,13 @@ makes one request."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.support import files_job
 from tests.support.server import RunningServer
 
 pytestmark = pytest.mark.slow
@@ -28,18 +26,7 @@ GROWTH_LIMIT_MIB = 32
 
 
 def job(action: str, server: RunningServer, path: Path, cache: Path) -> dict[str, Any]:
-    done = subprocess.run(
-        [sys.executable, "-m", "tests.support.files_job", action, server.url, str(path), str(cache)],
-        cwd=REPO,
-        env={**os.environ, "ARTREG_PROGRESS": "0"},
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, f"the {action} job failed:\n{done.stderr}"
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
+    return files_job.run(action, server.url, path, cache, timeout=600)
 
 
 def test_20000_files_log_and_download_in_flat_memory(

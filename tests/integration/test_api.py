@@ -4,7 +4,6 @@ proxy events, on moto's DynamoDB and S3 built from template.yaml."""
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import sys
 from collections.abc import Callable, Iterator
@@ -16,6 +15,7 @@ import requests
 
 from tests.conftest import BUCKET, TABLE, api_event
 from tests.support.lambda_context import LambdaContext
+from tests.support.lambda_gateway import api_handler
 
 P, N = "vision", "resnet"
 BASE = f"/v1/projects/{P}/artifacts/{N}"
@@ -33,22 +33,9 @@ Call = Callable[..., Answer]
 
 @pytest.fixture
 def call(aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Iterator[Call]:
-    """The handler, imported fresh after the environment and moto are in place."""
-    monkeypatch.setenv("ARTREG_TABLE_NAME", TABLE)
-    monkeypatch.setenv("ARTREG_BUCKET_NAME", BUCKET)
-    monkeypatch.setenv("ARTREG_EVENT_BUS_NAME", "artreg-test")
-    monkeypatch.setenv("ARTREG_MULTIPART_THRESHOLD", str(5 * 1024**2))
-    monkeypatch.setenv("ARTREG_PART_SIZE", str(5 * 1024**2))
-    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
-    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "artreg")
-    for module in ("functions.api.app", "artreg.api.lambda_entry"):
-        sys.modules.pop(module, None)
-    from artreg.settings import settings
-
-    # the settings are read again; the boto3 clients (artreg.aws.clients) stay made once per process,
-    # as in a Lambda: moto answers them in each test's mock, with that test's state
-    settings.cache_clear()
-    handler = importlib.import_module("functions.api.app").lambda_handler
+    """The handler, imported fresh after the environment and moto are in place (its boto3 clients made
+    once per process, as in a Lambda)."""
+    handler = api_handler(monkeypatch, TABLE, BUCKET, fresh_clients=False)
 
     def invoke(method: str, path: str, **kwargs: Any) -> Answer:
         result = handler(api_event(method, path, **kwargs), LambdaContext())

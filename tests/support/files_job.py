@@ -10,10 +10,13 @@ process's own memory: ru_maxrss also carries the RSS of the parent that forked i
 from __future__ import annotations
 
 import json
+import os
 import resource
+import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -24,6 +27,24 @@ from artreg.client.http import Transport
 from artreg.client.settings import load_settings
 
 NAME = "files"
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run(action: str, url: str, path: Path, cache: Path, *, timeout: float) -> dict[str, Any]:
+    """Runs the job in a process of its own (so that its peak RSS is its own) and answers its JSON line."""
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.support.files_job", action, url, str(path), str(cache)],
+        cwd=REPO,
+        env={**os.environ, "ARTREG_PROGRESS": "0"},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"the {action} job failed:\n{done.stderr}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
 
 
 class CountingPool(urllib3.PoolManager):

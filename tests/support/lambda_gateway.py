@@ -27,8 +27,10 @@ CALLER = "arn:aws:sts::123456789012:assumed-role/train/job-7"
 SIGNED = "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261122/us-east-1/execute-api/aws4_request, Signature=0"
 
 
-def api_handler(monkeypatch: pytest.MonkeyPatch, table: str, bucket: str) -> Handler:
-    """`functions/api/app.lambda_handler`, imported fresh once the environment and moto are in place."""
+def api_handler(monkeypatch: pytest.MonkeyPatch, table: str, bucket: str, *, fresh_clients: bool = True) -> Handler:
+    """`functions/api/app.lambda_handler`, imported fresh once the environment and moto are in place;
+    its settings read again, and its boto3 clients made again unless `fresh_clients` is False (then they
+    stay made once per process, as in a Lambda: moto answers them in each test's mock)."""
     monkeypatch.setenv("ARTREG_TABLE_NAME", table)
     monkeypatch.setenv("ARTREG_BUCKET_NAME", bucket)
     monkeypatch.setenv("ARTREG_EVENT_BUS_NAME", "artreg-test")
@@ -41,8 +43,10 @@ def api_handler(monkeypatch: pytest.MonkeyPatch, table: str, bucket: str) -> Han
     from artreg.aws import clients
     from artreg.settings import settings
 
-    for cached in (clients.dynamodb_client, clients.s3_client, settings):
-        cached.cache_clear()
+    if fresh_clients:
+        clients.dynamodb_client.cache_clear()
+        clients.s3_client.cache_clear()
+    settings.cache_clear()
     handler: Handler = importlib.import_module("functions.api.app").lambda_handler
     return handler
 
