@@ -3,7 +3,8 @@ uploads past their expiry and aborts their multipart uploads (a run handles a bo
 waits), then takes the next step of the walk that condemns and reclaims blobs nothing lists. Daily (the
 event's `task` is `remote-refs`): the next step of the walk that reads every pinned remote reference
 again and notes those that changed. Each run stops within the time Lambda gives it, less a margin for
-its last item and its checkpoint; `JanitorWalkAgeSeconds` says how old the unfinished walk is."""
+its last item and its checkpoint; `JanitorWalkAgeSeconds` and `JanitorRemoteWalkAgeSeconds` say how
+old each unfinished walk is."""
 
 from __future__ import annotations
 
@@ -38,9 +39,11 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 
 def recheck_remote_refs(budget: TimeBudget) -> dict[str, Any]:
     remote = janitor.recheck_remote_refs(budget)
+    walk_age = janitor.walk_ages()["remote"].total_seconds()
     metrics.add_metric(name="RemoteReferencesChecked", unit=MetricUnit.Count, value=remote.checked)
     metrics.add_metric(name="RemoteReferencesChanged", unit=MetricUnit.Count, value=remote.changed)
-    outcome = {"checked": remote.checked, "changed": remote.changed, "noted": remote.noted}
+    metrics.add_metric(name="JanitorRemoteWalkAgeSeconds", unit=MetricUnit.Seconds, value=walk_age)
+    outcome = {"checked": remote.checked, "changed": remote.changed, "noted": remote.noted, "walk_age_s": walk_age}
     logger.info("remote references re-checked", extra=outcome)
     return outcome
 

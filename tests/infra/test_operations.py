@@ -46,15 +46,16 @@ def _watching(alarms: dict[str, dict[str, Any]], namespace: str, metric: str) ->
 
 def test_every_alarm_notifies_the_stacks_topic_and_the_given_one(translated: dict[str, Any]) -> None:
     alarms = _alarms(translated)
-    # 5 functions x 2, iterator age, 5xx, latency, table throttles, 3 dead letters, the janitor's walk age
-    assert len(alarms) == 18
+    # 5 functions x 2, iterator age, 5xx, latency, table throttles, 3 dead letters, the janitor's two walks' ages
+    assert len(alarms) == 19
     for name, alarm in alarms.items():
         # Then each notifies the stack's topic, and AlarmTopicArn when one is given
         assert with_parameters(translated, alarm["AlarmActions"]) == [TOPIC], name
         given = "arn:aws:sns:eu-west-1:123456789012:oncall"
         assert with_parameters(translated, alarm["AlarmActions"], {"AlarmTopicArn": given}) == [TOPIC, given], name
         # (a janitor that reports nothing is behind: see below)
-        assert alarm["TreatMissingData"] == ("breaching" if name == "JanitorWalkAgeAlarm" else "notBreaching"), name
+        walk = name in ("JanitorWalkAgeAlarm", "JanitorRemoteWalkAgeAlarm")
+        assert alarm["TreatMissingData"] == ("breaching" if walk else "notBreaching"), name
 
 
 def test_the_janitor_falling_behind_sets_an_alarm_off(translated: dict[str, Any]) -> None:
@@ -76,6 +77,34 @@ def test_the_janitor_falling_behind_sets_an_alarm_off(translated: dict[str, Any]
     )
     assert (alarm["Period"], alarm["EvaluationPeriods"], alarm["DatapointsToAlarm"]) == (3600, 3, 3)
     # And when the hourly runs stop reporting at all, since the function is then not running
+    assert alarm["TreatMissingData"] == "breaching"
+
+
+def test_the_remote_reference_walk_falling_behind_sets_an_alarm_off(translated: dict[str, Any]) -> None:
+    # Given the alarm on the age of the walk that re-reads pinned remote references, and the daily schedule
+    alarm = _alarms(translated)["JanitorRemoteWalkAgeAlarm"]
+    function = translated["Resources"]["JanitorFunction"]["Properties"]
+    namespace = function["Environment"]["Variables"]["POWERTOOLS_METRICS_NAMESPACE"]
+    (daily,) = [
+        r["Properties"]
+        for r in _resources(translated, "AWS::Events::Rule").values()
+        if json.loads(r["Properties"]["Targets"][0].get("Input", "{}")).get("task") == "remote-refs"
+    ]
+    assert re.fullmatch(r"cron\(\d+ \d+ \* \* \? \*\)", daily["ScheduleExpression"])  # once a day
+    # Then it watches the metric the function emits on its daily run, in the stack's namespace
+    source = (REPO_ROOT / "functions" / "janitor" / "app.py").read_text()
+    assert f'name="{alarm["MetricName"]}"' in source
+    assert alarm["MetricName"] != _alarms(translated)["JanitorWalkAgeAlarm"]["MetricName"]
+    assert alarm["Namespace"] == namespace
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": "artreg"}]
+    # And it goes off when no walk has finished in a week, two daily runs in a row (one run a period)
+    assert (alarm["Statistic"], alarm["ComparisonOperator"], alarm["Threshold"]) == (
+        "Maximum",
+        "GreaterThanThreshold",
+        7 * 24 * 3600,
+    )
+    assert (alarm["Period"], alarm["EvaluationPeriods"], alarm["DatapointsToAlarm"]) == (24 * 3600, 2, 2)
+    # And when the daily runs stop reporting at all
     assert alarm["TreatMissingData"] == "breaching"
 
 

@@ -328,6 +328,7 @@ def test_the_janitor_lambda_expires_uploads_on_its_schedule(
         "checked": 0,
         "changed": 0,
         "noted": 0,
+        "walk_age_s": 0.0,  # that walk finished within the run too (JanitorRemoteWalkAgeSeconds)
     }
     upload = backend.registry.store.get_upload(P, started.upload_id, with_entries=False)
     assert upload is not None
@@ -613,6 +614,28 @@ def test_a_walk_that_goes_on_for_days_is_reported_as_falling_behind(backend: Bac
     # And once a run finishes the walk, it is zero again
     later.reclaim_blobs(GRACE, TTL)
     assert later.walk_ages()["blobs"] == timedelta(0)
+
+
+def test_a_remote_reference_walk_that_goes_on_for_days_is_reported_as_falling_behind(
+    backend: Backend, tmp_path: Any
+) -> None:
+    # Given two versions holding a pinned remote reference, and a janitor whose daily runs have a budget of one
+    # page of one version each
+    remote = Remote(backend, tmp_path)
+    remote.write(b"a,b\n1,2\n")
+    for name in ("a", "b"):
+        request = StartUpload(remote=[RemoteSpec(uri=remote.uri, path="train.csv")], commit=True)
+        assert isinstance(backend.registry.start_upload(P, name, request), Committed)
+    janitor = Janitor(backend.registry.store, backend.registry.blobs, clock=Later(timedelta(0)), page=1)
+    # When a run takes its step, and the walk is still unfinished eight days later
+    janitor.recheck_remote_refs(ItemBudget(1))
+    later = Janitor(backend.registry.store, backend.registry.blobs, clock=Later(timedelta(days=8)), page=1)
+    # Then that walk's age says so (what JanitorRemoteWalkAgeSeconds carries to its alarm), not the blob walk's
+    assert later.walk_ages()["remote"] >= timedelta(days=8)
+    assert later.walk_ages()["blobs"] == timedelta(0)
+    # And once a run finishes the walk, it is zero again
+    later.recheck_remote_refs()
+    assert later.walk_ages()["remote"] == timedelta(0)
 
 
 def test_the_remote_reference_walk_goes_on_from_its_checkpoint(backend: Backend, tmp_path: Any) -> None:
