@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -31,7 +32,15 @@ print(json.dumps({
     # Powertools builds a route's Dependant (a pydantic adapter per parameter and documented answer) on
     # the route's first request; were it to build them at registration again, every route would pay at import
     "dependants": [r.func.__name__ for r in app.app._static_routes + app.app._dynamic_routes if r._dependant],
+    # the clients are botocore's: boto3 would load s3transfer, which nothing here uses
+    "sdk": sorted(m for m in ("boto3", "s3transfer") if m in sys.modules),
 }))
+"""
+# the collector as the import leaves it
+GC_PROBE = """
+import gc, json
+import app
+print(json.dumps({"enabled": gc.isenabled(), "frozen": gc.get_freeze_count()}))
 """
 # what the other functions (janitor, lineage, publisher) or only a keyed POST use
 NOT_FOR_A_RESOLVE = (
@@ -44,28 +53,33 @@ NOT_FOR_A_RESOLVE = (
 )
 
 
+# the API function's environment
+ENV = {
+    "PYTHONPATH": str(ROOT / "layer"),
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "ARTREG_TABLE_NAME": "artreg-test",
+    "ARTREG_BUCKET_NAME": "artreg-test-blobs",
+    "ARTREG_EVENT_BUS_NAME": "artreg-test",
+    "POWERTOOLS_TRACE_DISABLED": "true",
+    "POWERTOOLS_METRICS_NAMESPACE": "artreg",
+}
+
+
+def _import_in_a_fresh_process(probe: str, env: dict[str, str]) -> dict[str, Any]:
+    """Imports the handler module as Lambda does (its folder the working directory), then runs `probe`."""
+    base = {k: v for k, v in os.environ.items() if k != "LAMBDA_TASK_ROOT"}
+    where = ROOT / "functions" / "api"
+    command = [sys.executable, "-c", probe]
+    child = subprocess.run(command, cwd=where, env={**base, **env}, capture_output=True, text=True)
+    assert child.returncode == 0, child.stderr[-2000:]
+    made: dict[str, Any] = json.loads(child.stdout.splitlines()[-1])
+    return made
+
+
 def test_importing_the_api_function_makes_no_client_and_builds_no_model() -> None:
     # Given the API function's environment
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT / "layer"),
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "ARTREG_TABLE_NAME": "artreg-test",
-        "ARTREG_BUCKET_NAME": "artreg-test-blobs",
-        "ARTREG_EVENT_BUS_NAME": "artreg-test",
-        "POWERTOOLS_TRACE_DISABLED": "true",
-        "POWERTOOLS_METRICS_NAMESPACE": "artreg",
-    }
     # When a fresh process imports its handler module, as Lambda does
-    child = subprocess.run(
-        [sys.executable, "-c", PROBE % (NOT_FOR_A_RESOLVE,)],
-        cwd=ROOT / "functions" / "api",
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    assert child.returncode == 0, child.stderr[-2000:]
-    made = json.loads(child.stdout.splitlines()[-1])
+    made = _import_in_a_fresh_process(PROBE % (NOT_FOR_A_RESOLVE,), ENV)
     # Then no AWS client was made (a resolve makes DynamoDB's; only a keyed POST, the idempotency store)
     assert made["clients"] == []
     # And no model built its validator yet: a request builds those it touches
@@ -75,3 +89,17 @@ def test_importing_the_api_function_makes_no_client_and_builds_no_model() -> Non
     assert made["loaded"] == []
     # And no route built the models its validation uses (Powertools does that at a route's first request)
     assert made["dependants"] == []
+    # And neither boto3 nor its s3transfer was imported
+    assert made["sdk"] == []
+
+
+def test_on_lambda_the_import_leaves_the_collector_on_and_its_objects_out_of_its_passes() -> None:
+    # Given the API function's environment on Lambda (which names the task root), then anywhere else
+    on_lambda = {**ENV, "LAMBDA_TASK_ROOT": str(ROOT / "functions" / "api")}
+    # When a fresh process imports its handler module
+    lambda_gc, elsewhere_gc = (_import_in_a_fresh_process(GC_PROBE, env) for env in (on_lambda, ENV))
+    # Then on Lambda the collector is on again, and what the import made is frozen (never walked again)
+    assert lambda_gc["enabled"] is True
+    assert lambda_gc["frozen"] > 10_000
+    # And elsewhere (the tests, which import the handler afresh many times) nothing is frozen
+    assert elsewhere_gc == {"enabled": True, "frozen": 0}

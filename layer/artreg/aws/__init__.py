@@ -1,2 +1,1 @@
-"""The AWS adapters: DynamoDB metadata store, S3 blob store, boto3 clients. The only server-side
-package that imports boto3."""
+"""The AWS adapters: DynamoDB metadata store, S3 blob store, and the botocore clients they use."""

@@ -1,5 +1,9 @@
-"""boto3 clients, made once per process with explicit retry and signing settings, and the registry
+"""AWS clients, made once per process with explicit retry and signing settings, and the registry
 wired to the AWS adapters.
+
+The clients are botocore's, from one botocore session: boto3's client is that same object, but
+`import boto3` also loads s3transfer (its managed transfers, and multiprocessing's managers with it),
+which no function here uses, and costs a cold start about 15 ms of CPU (benchmarks/cold_start.py).
 
 The adapters get their clients deferred: a client is made on its first use, not at import. Making
 one loads its service model (about 0.1 s for DynamoDB, 0.2 s for S3), and a cold start that only
@@ -13,7 +17,7 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
-import boto3
+import botocore.session
 from botocore.config import Config
 
 from artreg.aws.dynamodb import DynamoStore
@@ -39,8 +43,8 @@ _RETRIES = Config(retries={"mode": "standard", "max_attempts": 4}, connect_timeo
 
 
 class _Deferred(Generic[C]):
-    """Stands in for the client `make` returns, and makes it on first use: once, even when the S3
-    adapter's HEAD threads reach it together."""
+    """Stands in for what `make` returns (a client, the API's resolver), and makes it on first use: once,
+    even when the S3 adapter's HEAD threads reach it together."""
 
     def __init__(self, make: Callable[[], C]):
         self._make = make
@@ -60,30 +64,39 @@ def deferred(make: Callable[[], C]) -> C:
 
 
 @lru_cache(maxsize=1)
+def _session() -> botocore.session.Session:
+    """The session of the DynamoDB, EventBridge and Lambda clients (as boto3's default one was): credentials
+    and endpoint data read once for them. Region and credentials come from the environment, as boto3's do."""
+    return botocore.session.get_session()
+
+
+@lru_cache(maxsize=1)
 def dynamodb_client() -> DynamoDBClient:
-    return boto3.client("dynamodb", config=_RETRIES)
+    return cast("DynamoDBClient", _session().create_client("dynamodb", config=_RETRIES))
 
 
 @lru_cache(maxsize=1)
 def s3_client() -> S3Client:
-    # SigV4 presigning (boto3 presigns with SigV2 without it), against the regional endpoint (us-east-1's
+    # SigV4 presigning (botocore presigns with SigV2 without it), against the regional endpoint (us-east-1's
     # included) so that a presigned URL is never redirected away from the region its signature names; the
-    # endpoint comes from botocore's rules, so it is right in every partition (amazonaws.com.cn included)
-    session = boto3.session.Session()
+    # endpoint comes from botocore's rules, so it is right in every partition (amazonaws.com.cn included).
+    # A session of its own: its URLs are signed with the credentials the environment holds when it is made.
+    session = botocore.session.get_session()
     addressing = Config(
         signature_version="s3v4", s3={"addressing_style": "virtual", "us_east_1_regional_endpoint": "regional"}
     )
-    return session.client("s3", region_name=session.region_name or "us-east-1", config=_RETRIES.merge(addressing))
+    region = session.get_config_variable("region") or "us-east-1"
+    return cast("S3Client", session.create_client("s3", region_name=region, config=_RETRIES.merge(addressing)))
 
 
 @lru_cache(maxsize=1)
 def events_client() -> EventBridgeClient:
-    return boto3.client("events", config=_RETRIES)
+    return cast("EventBridgeClient", _session().create_client("events", config=_RETRIES))
 
 
 @lru_cache(maxsize=1)
 def lambda_client() -> LambdaClient:
-    return boto3.client("lambda", config=_RETRIES)
+    return cast("LambdaClient", _session().create_client("lambda", config=_RETRIES))
 
 
 def idempotency_store(settings: Settings) -> DynamoDBPersistenceLayer:
