@@ -139,38 +139,48 @@ def test_dynamodb_expiry_index_is_walked_by_hour_and_the_cursor_moves_on(aws: di
     assert _janitor(backend, timedelta(hours=20)).expire_uploads().expired == 1
 
 
+class At:
+    def __init__(self, at: datetime) -> None:
+        self.at = at
+
+    def now(self) -> datetime:
+        return self.at
+
+
 def test_pending_uploads_read_again_from_an_expiry_on_are_those_begun_since_in_an_hour_or_two_of_the_index(
     backend: Backend,
 ) -> None:
-    # Given an upload begun two hours ago, and one begun now
-    backend.registry.clock = Later(timedelta(hours=-2))
-    earlier = _start(backend, {"f.txt": b"earlier"}, name="earlier")
-    backend.registry.clock = Later(timedelta(0))
-    now = datetime.now(UTC)
-    later = _start(backend, {"f.txt": b"later"}, name="later")
+    # Given uploads begun at 10 past an hour two hours before, and at 10 and at 40 past that hour
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    started = {}
+    for name, at in (("before", hour - timedelta(hours=2)), ("ten", hour), ("forty", hour + timedelta(minutes=30))):
+        backend.registry.clock = At(at + timedelta(minutes=10))
+        started[name] = _start(backend, {"f.txt": name.encode()}, name=name).upload_id
+    now = hour + timedelta(minutes=40)
     queries: list[str] = []
 
     def count(**_: Any) -> None:
         queries.append("Query")
 
     events = backend.registry.store.client.meta.events if backend.name == "aws" else None  # type: ignore[attr-defined]
-    # When the store reads the pending uploads that expire from an hour ago plus their time to live on
-    since = now - timedelta(hours=1) + TTL
+    # When the store reads the pending uploads that expire from 20 past the hour plus their time to live on
     if events is not None:
         events.register("before-call.dynamodb.Query", count)
     try:
-        again = list(backend.registry.store.pending_uploads(P, now, TTL, expiring_from=since))
+        again = list(
+            backend.registry.store.pending_uploads(P, now, TTL, expiring_from=hour + timedelta(minutes=20) + TTL)
+        )
     finally:
         if events is not None:
             events.unregister("before-call.dynamodb.Query", count)
-    # Then it answers the new one only
-    assert [u.upload_id for u in again] == [later.upload_id]
-    # And, on DynamoDB, it read the two hours of the expiry index those can be in (and the upload's
-    # items), not the eight days back to where a first read begins
-    assert 0 < len(queries) <= 3 if backend.name == "aws" else queries == []
-    # And a whole read answers both
+    # Then it answers the one begun at 40 past only
+    assert [u.upload_id for u in again] == [started["forty"]]
+    # And, on DynamoDB, it read the hour of the expiry index that one can be in (and the upload's items),
+    # not the eight days back to where a whole read begins
+    assert 0 < len(queries) <= 2 if backend.name == "aws" else queries == []
+    # And a whole read answers all three
     whole = backend.registry.store.pending_uploads(P, now, TTL)
-    assert {u.upload_id for u in whole} == {earlier.upload_id, later.upload_id}
+    assert {u.upload_id for u in whole} == set(started.values())
 
 
 # ---------------------------------------------------------------- reclaiming blobs
