@@ -555,7 +555,8 @@ class Watched:
         self.then(state)
 
 
-def test_an_upload_begun_between_two_checkpoints_of_a_sweep_keeps_its_blob(backend: Backend) -> None:
+@pytest.mark.parametrize("when", ["marking", "sweeping"])
+def test_an_upload_begun_while_its_project_is_marked_or_swept_keeps_its_blob(backend: Backend, when: str) -> None:
     # Given a registry whose deleted versions alone list three blobs, two of them in this project
     listed = _registry_with_garbage(backend)
     at = Later(GRACE + timedelta(hours=1))
@@ -564,16 +565,24 @@ def test_an_upload_begun_between_two_checkpoints_of_a_sweep_keeps_its_blob(backe
 
     def start_upload(state: str) -> None:
         walk = walks.BlobCheckpoint.model_validate_json(state).walk
-        if started or walk is None or (walk.project, walk.sweeping) != (P, True) or walk.after_blob is None:
+        if started or walk is None or walk.project != P:
             return
-        assert walk.after_blob < _sha(wanted)
+        if when == "marking" and (walk.sweeping or walk.chunks == 0):
+            return  # not yet past the mark's own read of pending uploads (chunk 0)
+        if when == "sweeping" and (not walk.sweeping or walk.after_blob is None):
+            return  # not yet past the sweep's first read of pending uploads and its first page
+        assert walk.after_blob is None or walk.after_blob < _sha(wanted)
         backend.registry.clock = at  # the job's time is the janitor's
         started.append(_start(backend, {"again.bin": wanted}, name="late"))
+        at.after += timedelta(minutes=10)  # and the step goes on a while: the next read is not at once
 
-    # When a walk past the grace period sweeps this project one blob and one checkpoint at a time, and
-    # a job begins an upload listing the later of those two blobs after the first checkpoint of the sweep
+    # When a walk past the grace period goes one item at a time, and a job begins an upload listing the
+    # later of those two blobs once this project's mark has read its pending uploads (its chunk 0 saved;
+    # no checkpoint after it until the sweep is done) or after the first checkpoint of its sweep, ten
+    # minutes before the next read of pending uploads
     store = Watched(backend.registry.store, start_upload)
-    janitor = Janitor(store, backend.registry.blobs, clock=at, page=1, save_every=1)
+    save_every = 1000 if when == "marking" else 1
+    janitor = Janitor(store, backend.registry.blobs, clock=at, page=1, save_every=save_every)
     swept = _step(janitor)
     # Then the upload was told the blob is there, and the walk condemns only the other two
     assert [s.missing for s in started] == [[]]
