@@ -3,7 +3,8 @@ versions and the rest by nothing, written straight into moto's S3 and the table 
 fast). The janitor then runs as the hourly Lambda does, each run with the time its timeout leaves less a
 margin, until its walk over the blobs is done (condemning the unlisted ones), and again after the fence
 (removing them). It shows each run ending within its timeout, and the walk finishing over successive
-runs, where one run over everything would have to last the whole walk."""
+runs, where one run over everything would have to last the whole walk. Each run's DynamoDB Queries are
+counted (botocore's `before-call` event): most of them read the expiry index for pending uploads."""
 
 from __future__ import annotations
 
@@ -41,16 +42,23 @@ def run(options: Options) -> str:
         populated = time.perf_counter() - began
         store, s3 = DynamoStore(aws["dynamodb"], TABLE), S3BlobStore(aws["s3"], BUCKET)
 
-        def walk(at: timedelta) -> list[tuple[float, int, int]]:
-            """Runs until the walk is done: each run's seconds, blobs condemned and removed."""
+        queries = [0]
+
+        def count(**_: Any) -> None:
+            queries[0] += 1
+
+        aws["dynamodb"].meta.events.register("before-call.dynamodb.Query", count)
+
+        def walk(at: timedelta) -> list[tuple[float, int, int, int]]:
+            """Runs until the walk is done: each run's seconds, blobs condemned and removed, Queries."""
             janitor = Janitor(store, s3, clock=Later(at))
-            runs: list[tuple[float, int, int]] = []
+            runs: list[tuple[float, int, int, int]] = []
             while True:
-                start = time.perf_counter()
+                start, queries[0] = time.perf_counter(), 0
                 budget = TimeBudget(timeout_s - margin_s)
                 janitor.expire_uploads(budget=budget)  # as the handler does first: it moves the expiry cursor
                 swept = janitor.reclaim_blobs(grace, timedelta(hours=24), budget=budget)
-                runs.append((time.perf_counter() - start, swept.condemned, swept.reclaimed))
+                runs.append((time.perf_counter() - start, swept.condemned, swept.reclaimed, queries[0]))
                 print(f"janitor: run {len(runs)}: {runs[-1][0]:.1f} s, {swept}", file=sys.stderr, flush=True)
                 saved = store.get_checkpoint(walks.BLOBS)
                 if saved and walks.BlobCheckpoint.model_validate_json(saved[0]).walk is None:
@@ -62,13 +70,21 @@ def run(options: Options) -> str:
         left = sum(len(page.get("Contents", [])) for page in pages)  # a listing, not a HEAD per blob
     unlisted = blobs - listed
     rows = [
-        [kind, len(runs), f"{max(r[0] for r in runs):.2f}", f"{sum(r[0] for r in runs):.1f}", *totals(runs)]
+        [
+            kind,
+            len(runs),
+            f"{max(r[0] for r in runs):.2f}",
+            f"{sum(r[0] for r in runs):.1f}",
+            *totals(runs),
+            sum(r[3] for r in runs),
+            f"{sum(r[3] for r in runs) / len(runs):.0f}",
+        ]
         for kind, runs in (("condemning walk", condemning), ("removing walk", removing))
     ]
     per_run = [
-        [f"{kind} {i + 1}", f"{seconds:.2f}", condemned, removed]
+        [f"{kind} {i + 1}", f"{seconds:.2f}", condemned, removed, count]
         for kind, runs in (("condemning", condemning), ("removing", removing))
-        for i, (seconds, condemned, removed) in enumerate(runs)
+        for i, (seconds, condemned, removed, count) in enumerate(runs)
     ]
     return "\n".join(
         [
@@ -80,16 +96,18 @@ def run(options: Options) -> str:
             f" of {len(condemning) + len(removing)}",
             f"- blobs left after the two walks: {left} (listed: {listed})",
             "",
-            table(["walk", "runs", "longest run (s)", "all runs (s)", "condemned", "removed"], rows),
+            table(
+                ["walk", "runs", "longest run (s)", "all runs (s)", "condemned", "removed", "Queries", "a run"], rows
+            ),
             "",
             "Every run:",
             "",
-            table(["run", "seconds", "condemned", "removed"], per_run),
+            table(["run", "seconds", "condemned", "removed", "Queries"], per_run),
         ]
     )
 
 
-def totals(runs: list[tuple[float, int, int]]) -> list[int]:
+def totals(runs: list[tuple[float, int, int, int]]) -> list[int]:
     return [sum(r[1] for r in runs), sum(r[2] for r in runs)]
 
 

@@ -56,6 +56,14 @@ def _janitor(backend: Backend, after: timedelta) -> Janitor:
     return Janitor(backend.registry.store, backend.registry.blobs, clock=Later(after))
 
 
+def _step(janitor: Janitor, budget: ItemBudget | None = None) -> BlobSweep:
+    """A run of the janitor Lambda (functions/janitor): uploads are expired first, which moves the expiry
+    index's cursor to the present hour, where reading pending uploads begins (none is left pending
+    where it is used)."""
+    janitor.expire_uploads()
+    return janitor.reclaim_blobs(GRACE, TTL, budget=budget)
+
+
 def test_expired_uploads_are_marked_and_their_multipart_uploads_aborted(backend: Backend) -> None:
     # Given an upload left pending with one multipart blob and one small blob
     started = _start(backend, {"model.pt": BIG, "config.json": b"{}"})
@@ -131,6 +139,50 @@ def test_dynamodb_expiry_index_is_walked_by_hour_and_the_cursor_moves_on(aws: di
     assert _janitor(backend, timedelta(hours=20)).expire_uploads().expired == 1
 
 
+class At:
+    def __init__(self, at: datetime) -> None:
+        self.at = at
+
+    def now(self) -> datetime:
+        return self.at
+
+
+def test_pending_uploads_read_again_from_an_expiry_on_are_those_begun_since_in_an_hour_or_two_of_the_index(
+    backend: Backend,
+) -> None:
+    # Given uploads begun at 10 past an hour two hours before, and at 10 and at 40 past that hour
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    started = {}
+    for name, at in (("before", hour - timedelta(hours=2)), ("ten", hour), ("forty", hour + timedelta(minutes=30))):
+        backend.registry.clock = At(at + timedelta(minutes=10))
+        started[name] = _start(backend, {"f.txt": name.encode()}, name=name).upload_id
+    now = hour + timedelta(minutes=40)
+    queries: list[str] = []
+
+    def count(**_: Any) -> None:
+        queries.append("Query")
+
+    events = backend.registry.store.client.meta.events if backend.name == "aws" else None  # type: ignore[attr-defined]
+    # When the store reads the pending uploads that expire from 20 past the hour plus their time to live on
+    if events is not None:
+        events.register("before-call.dynamodb.Query", count)
+    try:
+        again = list(
+            backend.registry.store.pending_uploads(P, now, TTL, expiring_from=hour + timedelta(minutes=20) + TTL)
+        )
+    finally:
+        if events is not None:
+            events.unregister("before-call.dynamodb.Query", count)
+    # Then it answers the one begun at 40 past only
+    assert [u.upload_id for u in again] == [started["forty"]]
+    # And, on DynamoDB, it read the hour of the expiry index that one can be in (and the upload's items),
+    # not the eight days back to where a whole read begins
+    assert 0 < len(queries) <= 2 if backend.name == "aws" else queries == []
+    # And a whole read answers all three
+    whole = backend.registry.store.pending_uploads(P, now, TTL)
+    assert {u.upload_id for u in whole} == set(started.values())
+
+
 # ---------------------------------------------------------------- reclaiming blobs
 
 GRACE, TTL = timedelta(days=7), timedelta(hours=24)
@@ -152,7 +204,11 @@ def _stored(backend: Backend) -> set[str]:
 
 
 def _downloads(backend: Backend, ref: str) -> dict[str, bytes]:
-    page = backend.registry.download(P, N, ref)
+    return _downloads_of(backend, N, ref)
+
+
+def _downloads_of(backend: Backend, name: str, ref: str = "latest") -> dict[str, bytes]:
+    page = backend.registry.download(P, name, ref)
     return {f.path: backend.fetch(f.url) for f in page.files}
 
 
@@ -165,14 +221,14 @@ def test_a_blob_no_live_version_lists_is_condemned_after_the_grace_period_and_re
     backend.registry.delete_version(P, N, "1.0.0")
     # When the janitor runs within the grace period
     # Then nothing is condemned
-    assert _janitor(backend, GRACE - timedelta(hours=1)).reclaim_blobs(GRACE, TTL) == BlobSweep()
+    assert _step(_janitor(backend, GRACE - timedelta(hours=1))) == BlobSweep()
     # When it runs past the grace period, then only the blob of the deleted version is condemned
-    assert _janitor(backend, GRACE + timedelta(hours=1)).reclaim_blobs(GRACE, TTL) == BlobSweep(condemned=1)
+    assert _step(_janitor(backend, GRACE + timedelta(hours=1))) == BlobSweep(condemned=1)
     assert _stored(backend) == {_sha(OLD), _sha(SHARED), _sha(NEW)}
     # And a run less than the fence later removes nothing
-    assert _janitor(backend, GRACE + timedelta(hours=1, minutes=5)).reclaim_blobs(GRACE, TTL) == BlobSweep()
+    assert _step(_janitor(backend, GRACE + timedelta(hours=1, minutes=5))) == BlobSweep()
     # And the next hourly run removes it, and only it
-    swept = _janitor(backend, GRACE + timedelta(hours=2)).reclaim_blobs(GRACE, TTL)
+    swept = _step(_janitor(backend, GRACE + timedelta(hours=2)))
     assert swept == BlobSweep(reclaimed=1, reclaimed_bytes=len(OLD))
     assert _stored(backend) == {_sha(SHARED), _sha(NEW)}
     # And 2.0.0 downloads whole
@@ -186,8 +242,9 @@ def test_a_blob_a_pending_upload_lists_is_never_condemned(backend: Backend) -> N
     backend.registry.delete_version(P, N, "1.0.0")
     started = _start(backend, {"again.bin": OLD})
     assert started.missing == []
-    # When the janitor runs past the grace period (the upload not yet expired)
-    swept = _janitor(backend, GRACE + timedelta(hours=1)).reclaim_blobs(GRACE, timedelta(days=30))
+    # When the janitor runs past the grace period (the upload not yet expired to the registry; to the
+    # janitor, whose clock is ahead, expired but not marked so: read as pending all the same)
+    swept = _janitor(backend, GRACE + timedelta(hours=1)).reclaim_blobs(GRACE, TTL)
     # Then nothing is condemned, and the upload commits with its blob in place
     assert swept == BlobSweep()
     backend.registry.commit(P, N, started.upload_id)
@@ -199,7 +256,7 @@ def test_an_upload_after_the_condemnation_sends_the_blob_again_and_it_is_kept(ba
     _log(backend, {"a.bin": OLD})
     _log(backend, {"c.bin": NEW})
     backend.registry.delete_version(P, N, "1.0.0")
-    assert _janitor(backend, GRACE + timedelta(hours=1)).reclaim_blobs(GRACE, TTL) == BlobSweep(condemned=1)
+    assert _step(_janitor(backend, GRACE + timedelta(hours=1))) == BlobSweep(condemned=1)
     # When a job logs that content again
     started = _start(backend, {"again.bin": OLD})
     # Then it is asked to upload it, although its bytes are still stored
@@ -212,7 +269,7 @@ def test_an_upload_after_the_condemnation_sends_the_blob_again_and_it_is_kept(ba
     backend.put_blob(started.missing[0], OLD)
     backend.registry.commit(P, N, started.upload_id)
     for hours in (2, 3):
-        swept = _janitor(backend, GRACE + timedelta(hours=hours)).reclaim_blobs(GRACE, TTL)
+        swept = _step(_janitor(backend, GRACE + timedelta(hours=hours)))
         assert swept.reclaimed_bytes == 0 or backend.name == "aws"  # S3: the old, tagged copy goes
     assert _downloads(backend, "latest") == {"again.bin": OLD}
     assert _stored(backend) == {_sha(OLD), _sha(NEW)}
@@ -417,7 +474,7 @@ def _walk(backend: Backend, at: timedelta, items: int | None, between: Any = Non
     janitor = Janitor(backend.registry.store, backend.registry.blobs, clock=Later(at), page=1, save_every=1)
     total, runs = BlobSweep(), 0
     while True:
-        swept = janitor.reclaim_blobs(GRACE, TTL, budget=ItemBudget(items) if items else None)
+        swept = _step(janitor, ItemBudget(items) if items else None)
         runs += 1
         total = BlobSweep(
             total.condemned + swept.condemned,
@@ -485,6 +542,60 @@ def test_a_commit_landing_between_two_steps_never_loses_its_blob(backend: Backen
     assert {_sha(ONLY_Y), _sha(ONLY_Z)}.isdisjoint(_all_stored(backend))
 
 
+class Watched:
+    """A store that calls `then(state)` once each checkpoint is saved."""
+
+    def __init__(self, inner: Any, then: Any) -> None:
+        self.inner, self.then = inner, then
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def save_checkpoint(self, name: str, state: str, revision: int) -> None:
+        self.inner.save_checkpoint(name, state, revision)
+        self.then(state)
+
+
+@pytest.mark.parametrize("when", ["marking", "sweeping"])
+def test_an_upload_begun_while_its_project_is_marked_or_swept_keeps_its_blob(backend: Backend, when: str) -> None:
+    # Given a registry whose deleted versions alone list three blobs, two of them in this project
+    listed = _registry_with_garbage(backend)
+    at = Later(GRACE + timedelta(hours=1))
+    wanted = max((OLD, ONLY_Y), key=_sha)  # the later of the two in the sweep's order
+    started: list[UploadStarted] = []
+
+    def start_upload(state: str) -> None:
+        walk = walks.BlobCheckpoint.model_validate_json(state).walk
+        if started or walk is None or walk.project != P:
+            return
+        if when == "marking" and (walk.sweeping or walk.chunks == 0):
+            return  # not yet past the mark's own read of pending uploads (chunk 0)
+        if when == "sweeping" and (not walk.sweeping or walk.after_blob is None):
+            return  # not yet past the sweep's first read of pending uploads and its first page
+        assert walk.after_blob is None or walk.after_blob < _sha(wanted)
+        backend.registry.clock = at  # the job's time is the janitor's
+        started.append(_start(backend, {"again.bin": wanted}, name="late"))
+        at.after += timedelta(minutes=10)  # and the step goes on a while: the next read is not at once
+
+    # When a walk past the grace period goes one item at a time, and a job begins an upload listing the
+    # later of those two blobs once this project's mark has read its pending uploads (its chunk 0 saved;
+    # no checkpoint after it until the sweep is done) or after the first checkpoint of its sweep, ten
+    # minutes before the next read of pending uploads
+    store = Watched(backend.registry.store, start_upload)
+    save_every = 1000 if when == "marking" else 1
+    janitor = Janitor(store, backend.registry.blobs, clock=at, page=1, save_every=save_every)
+    swept = _step(janitor)
+    # Then the upload was told the blob is there, and the walk condemns only the other two
+    assert [s.missing for s in started] == [[]]
+    assert swept == BlobSweep(condemned=2)
+    # And the upload commits, and the walk after the fence removes the other two only
+    backend.registry.commit(P, "late", started[0].upload_id)
+    reclaimed, _ = _walk(backend, GRACE + timedelta(hours=2), None)
+    assert reclaimed.reclaimed == 2
+    assert _all_stored(backend) == listed | {_sha(wanted)}
+    assert _downloads_of(backend, "late") == {"again.bin": wanted}
+
+
 class Killed(Exception):
     pass
 
@@ -544,7 +655,7 @@ def test_a_step_killed_mid_way_leaves_a_checkpoint_the_next_run_goes_on_from(
     # When a step past the grace period, saving after every third item, is killed mid-way
     killed = Janitor(store, blobs, clock=Later(GRACE + timedelta(hours=1)), page=1, save_every=3)
     with pytest.raises(Killed):
-        killed.reclaim_blobs(GRACE, TTL, budget=ItemBudget(1000))
+        _step(killed, ItemBudget(1000))
     # Then the next runs go on from its checkpoint and finish the walk: the three blobs are condemned
     _walk(backend, GRACE + timedelta(hours=1, minutes=1), 2)
     # And the walk after the fence removes them, and only them
@@ -561,13 +672,13 @@ def _kill_after_the_next_projects_first_chunk(backend: Backend, at: timedelta) -
     store, blobs = backend.registry.store, backend.registry.blobs
     janitor = Janitor(store, blobs, clock=Later(at), page=100, save_every=1000)
     while True:
-        janitor.reclaim_blobs(GRACE, TTL, budget=ItemBudget(1))
+        _step(janitor, ItemBudget(1))
         walk = walks.BlobCheckpoint.model_validate_json(store.get_checkpoint(walks.BLOBS)[0]).walk  # type: ignore[index]
         if walk is not None and (walk.project, walk.sweeping) == ("audio", True):
             break
     killed = Janitor(KilledAt(store, "put_mark_chunk", 1, after=True), blobs, clock=Later(at), page=100)
     with pytest.raises(Killed):
-        killed.reclaim_blobs(GRACE, TTL, budget=ItemBudget(1000))
+        _step(killed, ItemBudget(1000))
     _walk(backend, at, 2)
 
 
@@ -607,12 +718,12 @@ def test_a_walk_that_goes_on_for_days_is_reported_as_falling_behind(backend: Bac
     _registry_with_garbage(backend)
     janitor = _janitor(backend, timedelta(0))
     # When a run takes its step, and the walk is still unfinished two days later
-    janitor.reclaim_blobs(GRACE, TTL, budget=ItemBudget(1))
+    _step(janitor, ItemBudget(1))
     later = _janitor(backend, timedelta(days=2, hours=1))
     # Then the walk's age says so (what JanitorWalkAgeSeconds carries to its alarm)
     assert later.walk_ages()["blobs"] >= timedelta(days=2)
     # And once a run finishes the walk, it is zero again
-    later.reclaim_blobs(GRACE, TTL)
+    _step(later)
     assert later.walk_ages()["blobs"] == timedelta(0)
 
 

@@ -350,7 +350,7 @@ class DynamoStore(JanitorItems):
         is pending and past its expiry is answered (and dropped by `expire_upload`); an entry whose
         upload is committed or gone is dropped here. An hour that is past and empty moves the cursor."""
         cursor_item = self._get(codec.CURSOR_KEY)
-        current = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+        current = _hour_of(now)
         start = datetime.fromisoformat(cursor_item["hour"]["S"]) if cursor_item else current - _EXPIRY_LOOKBACK
         found: list[Upload] = []
         hour, drained_to, blocked = start, start, False
@@ -382,14 +382,23 @@ class DynamoStore(JanitorItems):
             )
         return found
 
-    def pending_uploads(self, project: str, now: datetime, upload_ttl: timedelta) -> Iterator[Upload]:
-        """Walks the expiry index from the janitor's cursor to the last hour an upload started now could
+    def pending_uploads(
+        self, project: str, now: datetime, upload_ttl: timedelta, expiring_from: datetime | None = None
+    ) -> Iterator[Upload]:
+        """Walks the expiry index from the janitor's cursor (or from `expiring_from`'s hour, when later:
+        one or two hours, where the cursor may be days back) to the last hour an upload started now could
         expire in, taking the project's entries of each hour."""
-        cursor_item = self._get(codec.CURSOR_KEY)
-        current = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-        hour = datetime.fromisoformat(cursor_item["hour"]["S"]) if cursor_item else current - _EXPIRY_LOOKBACK
+        current = _hour_of(now)
+        if expiring_from is not None and _hour_of(expiring_from) >= current:
+            hour = _hour_of(expiring_from)  # the cursor is never past `now`'s hour: no need to read it
+        else:
+            cursor_item = self._get(codec.CURSOR_KEY)
+            hour = datetime.fromisoformat(cursor_item["hour"]["S"]) if cursor_item else current - _EXPIRY_LOOKBACK
+            hour = max(hour, _hour_of(expiring_from)) if expiring_from is not None else hour
         while hour <= now + upload_ttl:
             for entry in self._query(codec.expiry_pk(hour), f"{project}#", None, 1_000_000, True):
+                if expiring_from is not None and int(entry["exp"]["N"]) < int(expiring_from.timestamp()):
+                    continue  # in the first hour, but before `expiring_from`: seen by the last read
                 upload = self.get_upload(project, entry["SK"]["S"].split("#", 1)[1])
                 if upload is not None and upload.state == "pending":
                     yield upload
@@ -570,3 +579,8 @@ class DynamoStore(JanitorItems):
             start = page.get("LastEvaluatedKey")
             if not start:
                 return
+
+
+def _hour_of(at: datetime) -> datetime:
+    """The hour of the expiry index's partition that holds `at`."""
+    return at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)

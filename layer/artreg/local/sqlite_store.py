@@ -401,10 +401,14 @@ class SqliteStore(JanitorRows):
         found = (self.get_upload(project, upload_id) for project, upload_id in rows)
         return [upload for upload in found if upload is not None]
 
-    def pending_uploads(self, project: str, now: datetime, upload_ttl: timedelta) -> Iterator[Upload]:
+    def pending_uploads(
+        self, project: str, now: datetime, upload_ttl: timedelta, expiring_from: datetime | None = None
+    ) -> Iterator[Upload]:
+        since = time_key(expiring_from) if expiring_from else ""  # every time key sorts after ""
         with self._read() as db:
             rows = db.execute(
-                "SELECT upload_id FROM uploads WHERE project = ? AND state = 'pending'", (project,)
+                "SELECT upload_id FROM uploads WHERE state = 'pending' AND project = ? AND expires_at >= ?",
+                (project, since),
             ).fetchall()
         for (upload_id,) in rows:
             upload = self.get_upload(project, upload_id)

@@ -15,11 +15,12 @@ less a margin) and saves a checkpoint in the metadata store; the next run goes o
    is saved beside the checkpoint as chunks of sorted digests, each chunk before the checkpoint that
    counts it, so that a killed step leaves at most an uncounted chunk, never a counted one missing.
 2. The *sweep*, once the mark is complete: the project's stored blobs page by page in sha256 order.
-   The pending uploads are read again when the sweep begins and at every checkpoint, and what they
-   list is added to the mark set. An unlisted blob is *condemned* if it was stored at least `grace`
-   before `mark_started`: from then on it counts as missing to every upload, which sends its bytes
-   again as a new copy. An unlisted blob condemned at least `fence` before `mark_started` is
-   *removed* (that very copy only: an S3 version id, a file's inode).
+   The pending uploads begun since the mark's read of them are read when the sweep begins, and those
+   begun since the last read at every checkpoint, and what they list is added to the mark set. An unlisted blob is
+   *condemned* if it was stored at least `grace` before `mark_started`: from then on it counts as
+   missing to every upload, which sends its bytes again as a new copy. An unlisted blob condemned at
+   least `fence` before `mark_started` is *removed* (that very copy only: an S3 version id, a file's
+   inode).
 
 Why a removal is safe: the blob was condemned at `c`, and this mark began at `m >= c + fence`. An upload
 whose existence check came before `c` was told the blob is there, and wrote its upload record within one
@@ -65,6 +66,10 @@ E = TypeVar("E", FileEntry, RemoteEntry)
 FENCE = timedelta(minutes=15)  # condemnation to removal: far above one request's 30 s
 _PAGE = 200  # versions or blobs per item of work: a page of blobs costs a HEAD per unlisted one
 _SAVE_EVERY = 20
+# An upload's record is written within one request (under 30 s) of the clock read that set its expiry, and
+# the clocks of the API and of the janitor differ by far less than the rest: a read of pending uploads
+# again that goes this far back before the last read's time sees every upload that read could have missed.
+_READ_OVERLAP = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -218,6 +223,7 @@ class _BlobStep:
         self.step.checkpoint.walk = self.walk
         self.marked: set[str] = set()  # digests gathered since the last saved chunk
         self.listed: set[str] | None = None  # while sweeping: the mark set, and uploads pending now
+        self.read_at: datetime | None = None  # when pending uploads were last read
         self.sweep = BlobSweep()
 
     def run(self) -> BlobSweep:
@@ -266,7 +272,7 @@ class _BlobStep:
         assert walk.mark_started is not None
         if self.listed is None:
             self.listed = set().union(*map(walks.unpack, self.store.mark_chunks(walks.BLOBS, walk.chunks)))
-            self.listed |= self._pending(project)
+            self.listed |= self._pending(project, since=walk.mark_started)  # chunk 0 holds those pending then
         while self._take():
             page, last = self.blobs.unlisted_page(project, self.listed, walk.after_blob, self.janitor.page)
             acted = False  # the page's item pays for its first action; each further one is an item
@@ -304,7 +310,7 @@ class _BlobStep:
         if self.step.items % self.step.save_every == 0:
             self._save()
             if self.listed is not None and self.walk.project is not None:
-                self.listed |= self._pending(self.walk.project)  # uploads begun since: read again before acting
+                self.listed |= self._pending(self.walk.project, since=self.read_at)  # before acting
         return True
 
     def _save(self, chunk: bool = False) -> None:
@@ -317,11 +323,18 @@ class _BlobStep:
             self.marked = set()
         self.step.save()
 
-    def _pending(self, project: str) -> set[str]:
+    def _pending(self, project: str, since: datetime | None = None) -> set[str]:
+        """What the project's pending uploads list; with `since` (the time of a read whose answer is held
+        already: the mark's first, in its chunk 0, or the sweep's last), only those begun after it. An
+        upload's expiry is set once, when it begins, `upload_ttl` later (so the janitor's `upload_ttl`
+        must be the uploads'): one begun after `since` expires after `since` plus `upload_ttl`, where the
+        store need read only the newest hours of its index."""
         now = self.clock.now()
+        expiring_from = since - _READ_OVERLAP + self.upload_ttl if since is not None else None
+        self.read_at = now
         return {
             e.sha256
-            for upload in self.store.pending_uploads(project, now, self.upload_ttl)
+            for upload in self.store.pending_uploads(project, now, self.upload_ttl, expiring_from)
             for e in upload.entries
             if isinstance(e, FileEntry)
         }

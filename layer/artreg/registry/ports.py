@@ -131,9 +131,13 @@ class MetadataStore(Protocol):
         """Marks a pending upload expired; False if it was not pending any more (committed meanwhile)."""
         ...
 
-    def pending_uploads(self, project: str, now: datetime, upload_ttl: timedelta) -> Iterator[Upload]:
+    def pending_uploads(
+        self, project: str, now: datetime, upload_ttl: timedelta, expiring_from: datetime | None = None
+    ) -> Iterator[Upload]:
         """Every upload of `project` still pending (expired ones the janitor has not marked yet too),
-        with the entries of all its batches; read strongly consistent."""
+        with the entries of all its batches; read strongly consistent. With `expiring_from`, only those
+        whose `expires_at` is not before it (a store may answer a few more): what the janitor reads again
+        to see the uploads begun since its last read (`janitor._BlobStep._pending`)."""
         ...
 
     def note_remote_change(self, change: RemoteChange) -> bool:
