@@ -9,6 +9,7 @@ import multiprocessing
 import os
 import re
 import stat
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from unittest import mock
@@ -291,6 +292,86 @@ def test_without_syncfs_each_blob_is_fsynced_as_it_is_installed(tmp_path: Path) 
     # Then it was fsync'd before it was answered
     assert fsync.call_count == 1
     assert store.verify(P, [(SHA, len(DATA))]) == []
+
+
+class WriteStarts:
+    """Stands in for sync_file_range(2): records each range whose disk writes were started, and how
+    much of the file was written when it was asked."""
+
+    def __init__(self) -> None:
+        self.ranges: list[tuple[int, int]] = []
+
+    def __call__(self, fd: int, offset: int, count: int) -> None:
+        assert os.fstat(fd).st_size >= offset + count, "a write was started before its bytes were written"
+        self.ranges.append((offset, count))
+
+
+def test_a_large_body_goes_to_the_disk_while_it_arrives_not_all_at_the_commit(
+    store: FolderBlobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a store that starts the disk writes of a body every 64 KiB written (sync_file_range recorded)
+    starts = WriteStarts()
+    monkeypatch.setattr("artreg.local.blob_files.SYNC_FILE_RANGE", starts)
+    monkeypatch.setattr("artreg.local.blob_files.WRITE_BEHIND", 64 * 1024)
+    data = os.urandom(MiB)  # at the threshold: one PUT
+    sha = hashlib.sha256(data).hexdigest()
+    # When it is PUT in chunks of 100,000 bytes
+    store.accept_put(P, sha, len(data), _Trickle(data, 100_000), len(data))
+    # Then its writes were started in order as it came, covering it all but its last piece, before the commit's sync
+    assert [offset for offset, _ in starts.ranges] == [
+        sum(c for _, c in starts.ranges[:i]) for i in range(len(starts.ranges))
+    ]
+    assert len(data) - 100_000 <= sum(count for _, count in starts.ranges) <= len(data)
+    assert (store.root / P / "blobs" / "sha256" / sha[:2] / sha).read_bytes() == data
+
+
+def test_a_part_goes_to_the_disk_from_its_own_offset(store: FolderBlobStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a multipart upload, and a store that starts disk writes every 256 KiB (sync_file_range recorded)
+    starts = WriteStarts()
+    monkeypatch.setattr("artreg.local.blob_files.SYNC_FILE_RANGE", starts)
+    monkeypatch.setattr("artreg.local.blob_files.WRITE_BEHIND", 256 * 1024)
+    target = target_of(store, BIG)
+    assert target.multipart is not None
+    # When its second part is PUT, arriving 256 KiB at a time
+    second = target.multipart.parts[1]
+    split = urlsplit(second.url)
+    signed = store.verify_url("PUT", split.path, split.query)
+    store.receive(signed, _Trickle(BIG[MiB : 2 * MiB], 256 * 1024), MiB)
+    # Then the writes started are those of that part's bytes, from its offset on
+    assert starts.ranges == [(MiB + i * 256 * 1024, 256 * 1024) for i in range(4)]
+
+
+def test_sync_file_range_is_bound_where_linux_has_it(tmp_path: Path) -> None:
+    # Given the real binding (Linux only: elsewhere there is none and nothing is started early)
+    from artreg.local import blob_files
+
+    if not sys.platform.startswith("linux"):
+        assert blob_files.SYNC_FILE_RANGE is None
+        return
+    assert blob_files.SYNC_FILE_RANGE is not None
+    # When it starts the writes of a file's bytes, Then it returns, and the bytes are the file's
+    path = tmp_path / "f"
+    with path.open("wb") as out:
+        out.write(DATA)
+        out.flush()
+        blob_files.SYNC_FILE_RANGE(out.fileno(), 0, len(DATA))
+    assert path.read_bytes() == DATA
+
+
+class _Trickle(io.RawIOBase):
+    """A body that arrives `step` bytes at a time, as a socket gives it."""
+
+    def __init__(self, data: bytes, step: int) -> None:
+        self.data = memoryview(data)
+        self.step = step
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        n = min(self.step, len(self.data)) if size is None or size < 0 else min(self.step, size, len(self.data))
+        piece, self.data = bytes(self.data[:n]), self.data[n:]
+        return piece
 
 
 # ---------------------------------------------------------------- multipart

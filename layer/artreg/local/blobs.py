@@ -42,6 +42,7 @@ from artreg.local.blob_files import (
     CHUNK,
     GroupSync,
     Receiver,
+    WriteBehind,
     check_length,
     condemnation_mark,
     is_under,
@@ -430,6 +431,7 @@ class FolderBlobStore:
         mark.unlink(missing_ok=True)  # sent again: stored only once it is whole again
         md5 = hashlib.md5(usedforsecurity=False)
         fd = os.open(staging / "data", os.O_WRONLY | os.O_CREAT, 0o600)
+        behind = WriteBehind(fd, offset)  # the fdatasync below then finds little left to write
         try:
             written = 0
             while written < size:
@@ -442,6 +444,7 @@ class FolderBlobStore:
                     done = os.pwrite(fd, view, offset + written)
                     view = view[done:]
                     written += done
+                behind.written(offset + written)
             os.fdatasync(fd)
         finally:
             os.close(fd)
