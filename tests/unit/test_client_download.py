@@ -403,3 +403,97 @@ def test_a_copy_without_kernel_help_is_still_whole(tmp_path: Path, monkeypatch: 
     # Then both copies hold every byte
     assert stats.from_cache == 1
     assert (tmp_path / "two" / "model.pt").read_bytes() == data == cache.path_of(model.sha256).read_bytes()
+
+
+# ---------------------------------------------------------------- a streamed blob and the cache
+
+
+@pytest.fixture(params=["hashed in the thread that writes", "hashed beside it, in a second thread"])
+def either_side(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs a test as a streamed blob is hashed (and cached) by the thread that writes it, and as a large
+    one is, in a second thread (`chunks.Beside`)."""
+    monkeypatch.setattr(transfer, "SMALL", -1)
+    monkeypatch.setattr(transfer, "SIDE_FROM", 0 if "second" in request.param else 1 << 62)
+
+
+def _cache_files(cache: BlobCache) -> list[Path]:
+    return sorted(p for p in cache.root.rglob("*") if p.is_file())
+
+
+@pytest.mark.usefixtures("either_side")
+def test_a_streamed_blob_is_cached_as_it_arrives_and_never_read_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a blob of 3 MiB served in chunks of 1 MiB, and an empty cache that must not copy a downloaded file
+    data = os.urandom(3 * 1024 * 1024 + 5)
+    model = _file("model.pt", data)
+    cache = BlobCache(tmp_path / "cache")
+    copies: list[str] = []
+    monkeypatch.setattr(transfer, "_copy_into", lambda out, source: copies.append(source))
+
+    # When it is downloaded
+    Downloader(FakeFetch({model.url: data}, chunk=1024 * 1024), cache=cache).download(tmp_path / "out", [model])
+
+    # Then the file and a read-only cache entry hold its bytes, the entry written from the stream, not copied
+    assert (tmp_path / "out" / "model.pt").read_bytes() == data
+    assert _cache_files(cache) == [cache.path_of(model.sha256)]
+    assert cache.path_of(model.sha256).read_bytes() == data
+    assert os.stat(cache.path_of(model.sha256)).st_mode & 0o222 == 0
+    assert copies == []
+
+
+@pytest.mark.usefixtures("either_side")
+@pytest.mark.parametrize("served", [b"other bytes", b"short", b"weights plus more"])
+def test_a_streamed_blob_that_does_not_match_leaves_no_file_and_no_cache_entry(tmp_path: Path, served: bytes) -> None:
+    # Given a blob store that serves other bytes than the manifest says, and a cache
+    model = _file("model.pt", b"weights")
+    cache = BlobCache(tmp_path / "cache")
+
+    # When it is downloaded
+    with pytest.raises(IntegrityError):
+        Downloader(FakeFetch({model.url: served}), cache=cache).download(tmp_path / "out", [model])
+
+    # Then neither the file, nor a cache entry, nor a temporary file of either is left
+    assert _tree(tmp_path / "out") == []
+    assert _cache_files(cache) == []
+
+
+@pytest.mark.usefixtures("either_side")
+def test_a_broken_stream_caches_only_the_try_that_ended_whole(tmp_path: Path) -> None:
+    # Given a blob store whose first answer breaks off midway, and a cache
+    model = _file("model.pt", b"weights")
+    cache = BlobCache(tmp_path / "cache")
+    tries: list[int] = []
+
+    def flaky(url: str) -> Iterator[bytes]:
+        tries.append(1)
+        yield b"wei"
+        if len(tries) == 1:
+            raise StreamBroken("connection reset")
+        yield b"ghts"
+
+    # When it is downloaded
+    Downloader(flaky, cache=cache, retry=NO_SLEEP).download(tmp_path / "out", [model])
+
+    # Then the cache holds one entry, of the whole blob, and nothing of the broken try
+    assert len(tries) == 2
+    assert _cache_files(cache) == [cache.path_of(model.sha256)]
+    assert cache.path_of(model.sha256).read_bytes() == b"weights"
+
+
+def test_a_cache_that_cannot_be_written_never_fails_a_streamed_download(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a cache whose folder is a file (no entry can be made there)
+    monkeypatch.setattr(transfer, "SMALL", -1)
+    (tmp_path / "cache").write_bytes(b"not a folder")
+    model = _file("model.pt", b"weights")
+
+    # When a blob is downloaded through it
+    stats = Downloader(_fetch_for((model, b"weights")), cache=BlobCache(tmp_path / "cache")).download(
+        tmp_path / "out", [model]
+    )
+
+    # Then the file is in place all the same
+    assert stats.downloaded == 1
+    assert (tmp_path / "out" / "model.pt").read_bytes() == b"weights"

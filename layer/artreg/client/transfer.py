@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+from artreg.client.chunks import READ_ONLY, SIDE_FROM, Beside, CacheEntry, FileChunks
 from artreg.client.errors import ArtregError, IntegrityError, Invalid, StreamBroken
 from artreg.client.files import CHUNK, HashedFile, default_workers, hash_file, run_parallel
 from artreg.client.http import BodyFactory, RetryPolicy, Transport
@@ -32,7 +33,6 @@ Fetch = Callable[[str], Iterator[bytes]]
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _BINARY = getattr(os, "O_BINARY", 0)
 _FICLONE = 0x40049409  # Linux's ioctl that makes a file share another's extents (btrfs, XFS, ...)
-_READ_ONLY = 0o444
 SMALL = 64 * 1024  # a blob up to this size is gathered in memory and written in one go (and cached from memory)
 _TEMP_NAMES = itertools.count()
 _PID = [os.getpid()]  # os.getpid() is a system call each time; a forked child takes its own
@@ -49,39 +49,15 @@ if hasattr(os, "register_at_fork"):
 # ---------------------------------------------------------------- uploads
 
 
-class _Chunks:
-    """The bytes [offset, offset + length) of a file, read 1 MiB at a time as the PUT sends them."""
-
-    def __init__(self, source: str, offset: int, length: int, on_bytes: Callable[[int], None]) -> None:
-        self.source = source
-        self.offset = offset
-        self.length = length
-        self.on_bytes = on_bytes
-        self.sent = 0
-
-    def __iter__(self) -> Iterator[bytes]:
-        with open(self.source, "rb") as file:
-            file.seek(self.offset)
-            remaining = self.length
-            while remaining > 0:
-                chunk = file.read(min(CHUNK, remaining))
-                if not chunk:
-                    raise IntegrityError(f"{self.source} got shorter after it was hashed", code="file_changed")
-                remaining -= len(chunk)
-                self.sent += len(chunk)
-                self.on_bytes(len(chunk))
-                yield chunk
-
-
 def _body(source: str, offset: int, length: int, progress: Progress) -> BodyFactory:
     """A body for `Transport.put_blob`: a fresh reader for each try, taking back the progress that a
     failed try had counted."""
-    tries: list[_Chunks] = []
+    tries: list[FileChunks] = []
 
-    def make() -> _Chunks:
+    def make() -> FileChunks:
         if tries:
             progress.update(-tries[-1].sent)
-        tries.append(_Chunks(source, offset, length, progress.update))
+        tries.append(FileChunks(source, offset, length, progress.update))
         return tries[-1]
 
     return make
@@ -232,11 +208,11 @@ def _write_new(dest: str, data: bytes, *, read_only: bool = False) -> None:
             while view:
                 view = view[os.write(fd, view) :]
             if read_only and hasattr(os, "fchmod"):
-                os.fchmod(fd, _READ_ONLY)
+                os.fchmod(fd, READ_ONLY)
         finally:
             os.close(fd)
         if read_only and not hasattr(os, "fchmod"):
-            os.chmod(temp, _READ_ONLY)
+            os.chmod(temp, READ_ONLY)
         os.replace(temp, dest)
         placed = True
     finally:
@@ -265,7 +241,7 @@ def _install(source: str, dest: str, *, link: bool = False, read_only: bool = Fa
             with open(fd, "wb") as out:
                 _copy_into(out.fileno(), source)
         if read_only:
-            os.chmod(temp, _READ_ONLY)
+            os.chmod(temp, READ_ONLY)
         os.replace(temp, dest)
     finally:
         if temp and os.path.lexists(temp):
@@ -354,6 +330,21 @@ class BlobCache:
         except OSError as error:
             log.debug("could not drop the spoiled cache entry %s: %s", sha256, error)
         return None
+
+    def entry(self, sha256: str) -> CacheEntry | None:
+        """A new entry being written, to fill while its blob is downloaded (no second pass over the
+        file); None if it cannot be made."""
+        where = self._where(sha256)
+        try:
+            try:
+                fd, temp = _new_temp(os.path.dirname(where))
+            except FileNotFoundError:
+                os.makedirs(os.path.dirname(where), exist_ok=True)
+                fd, temp = _new_temp(os.path.dirname(where))
+        except OSError as error:
+            log.debug("could not cache blob %s: %s", sha256, error)
+            return None
+        return CacheEntry(fd, temp, where)
 
     def put(self, sha256: str, source: str | bytes) -> None:
         """Stores a read-only copy of `source` (a file, or a small blob's bytes; already verified) as
@@ -452,7 +443,7 @@ class Downloader:
             link = self.link
             if link:
                 try:
-                    os.chmod(cached, _READ_ONLY)  # an entry cached before entries were made read-only
+                    os.chmod(cached, READ_ONLY)  # an entry cached before entries were made read-only
                 except OSError:
                     link = False  # never a link to an entry that stays writable
             for _, dest in todo:
@@ -463,8 +454,8 @@ class Downloader:
         file, dest = todo[0]
         data = self._fetch(file, dest, progress)
         self._count(stats, downloaded=1, bytes=size)
-        if self.cache:
-            self.cache.put(sha256, dest if data is None else data)
+        if self.cache and data is not None:  # a large blob's entry was written as it was downloaded
+            self.cache.put(sha256, data)
         for _, other in todo[1:]:
             _install(dest, other, link=False)
             self._count(stats, downloaded=1)
@@ -510,31 +501,39 @@ class Downloader:
             return data
 
     def _fetch_large(self, file: DownloadFile, dest: str, progress: Progress) -> None:
+        """Each chunk is written into a temporary file beside `dest` while a second thread hashes it
+        and writes the cache's entry (see `Beside`): the bytes are read once, from the socket."""
         folder = os.path.dirname(dest)
         os.makedirs(folder, exist_ok=True)
         retry = 0
         while True:
             fd, temp = _new_temp(folder)
+            entry = self.cache.entry(file.sha256) if self.cache else None
             written = 0
             try:
-                digest = hashlib.sha256()
-                with open(fd, "wb") as out:
-                    chunks = self.fetch(file.url)
-                    try:
-                        for chunk in chunks:
-                            if written + len(chunk) > file.size:
+                side = Beside(entry, threaded=file.size >= SIDE_FROM)
+                try:
+                    with open(fd, "wb") as out:
+                        chunks = self.fetch(file.url)
+                        try:
+                            for chunk in chunks:
+                                if written + len(chunk) > file.size:
+                                    written += len(chunk)
+                                    break
+                                side.add(chunk)
+                                out.write(chunk)
                                 written += len(chunk)
-                                break
-                            out.write(chunk)
-                            digest.update(chunk)
-                            written += len(chunk)
-                            progress.update(len(chunk))
-                    finally:
-                        close = getattr(chunks, "close", None)
-                        if close is not None:
-                            close()
-                _check(file, written, digest.hexdigest())
+                                progress.update(len(chunk))
+                        finally:
+                            close = getattr(chunks, "close", None)
+                            if close is not None:
+                                close()
+                finally:
+                    side.finish()
+                _check(file, written, side.hexdigest())
                 os.replace(temp, dest)
+                if entry is not None:
+                    entry.install()
                 return
             except StreamBroken:
                 progress.update(-min(written, file.size))
@@ -543,6 +542,8 @@ class Downloader:
                     raise
                 self.retry.sleep(self.retry.delay(retry - 1))
             finally:
+                if entry is not None:
+                    entry.discard()  # (a no-op once installed)
                 if os.path.lexists(temp):
                     os.unlink(temp)
 
