@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from artreg.client.chunks import READ_ONLY, SIDE_FROM, Beside, CacheEntry, FileChunks
 from artreg.client.errors import ArtregError, IntegrityError, Invalid, StreamBroken
 from artreg.client.files import CHUNK, HashedFile, default_workers, hash_file, run_parallel
 from artreg.client.http import BodyFactory, RetryPolicy, Transport
@@ -33,6 +32,7 @@ Fetch = Callable[[str], Iterator[bytes]]
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _BINARY = getattr(os, "O_BINARY", 0)
 _FICLONE = 0x40049409  # Linux's ioctl that makes a file share another's extents (btrfs, XFS, ...)
+_READ_ONLY = 0o444
 SMALL = 64 * 1024  # a blob up to this size is gathered in memory and written in one go (and cached from memory)
 _TEMP_NAMES = itertools.count()
 _PID = [os.getpid()]  # os.getpid() is a system call each time; a forked child takes its own
@@ -47,6 +47,33 @@ if hasattr(os, "register_at_fork"):
 
 
 # ---------------------------------------------------------------- uploads
+
+
+class FileChunks:
+    """The bytes [offset, offset + length) of a file, read a MiB at a time into one buffer as the PUT
+    sends them: each piece is a view of that buffer, valid until the next is asked for (the HTTP
+    connection sends a piece whole before it asks), so no MiB is allocated anew."""
+
+    def __init__(self, source: str, offset: int, length: int, on_bytes: Callable[[int], None]) -> None:
+        self.source = source
+        self.offset = offset
+        self.length = length
+        self.on_bytes = on_bytes
+        self.sent = 0
+
+    def __iter__(self) -> Iterator[memoryview]:
+        buffer = memoryview(bytearray(min(CHUNK, self.length)))
+        with open(self.source, "rb", buffering=0) as file:
+            file.seek(self.offset)
+            remaining = self.length
+            while remaining > 0:
+                n = file.readinto(buffer[: min(len(buffer), remaining)])
+                if not n:
+                    raise IntegrityError(f"{self.source} got shorter after it was hashed", code="file_changed")
+                remaining -= n
+                self.sent += n
+                self.on_bytes(n)
+                yield buffer[:n]
 
 
 def _body(source: str, offset: int, length: int, progress: Progress) -> BodyFactory:
@@ -208,11 +235,11 @@ def _write_new(dest: str, data: bytes, *, read_only: bool = False) -> None:
             while view:
                 view = view[os.write(fd, view) :]
             if read_only and hasattr(os, "fchmod"):
-                os.fchmod(fd, READ_ONLY)
+                os.fchmod(fd, _READ_ONLY)
         finally:
             os.close(fd)
         if read_only and not hasattr(os, "fchmod"):
-            os.chmod(temp, READ_ONLY)
+            os.chmod(temp, _READ_ONLY)
         os.replace(temp, dest)
         placed = True
     finally:
@@ -241,7 +268,7 @@ def _install(source: str, dest: str, *, link: bool = False, read_only: bool = Fa
             with open(fd, "wb") as out:
                 _copy_into(out.fileno(), source)
         if read_only:
-            os.chmod(temp, READ_ONLY)
+            os.chmod(temp, _READ_ONLY)
         os.replace(temp, dest)
     finally:
         if temp and os.path.lexists(temp):
@@ -330,21 +357,6 @@ class BlobCache:
         except OSError as error:
             log.debug("could not drop the spoiled cache entry %s: %s", sha256, error)
         return None
-
-    def entry(self, sha256: str) -> CacheEntry | None:
-        """A new entry being written, to fill while its blob is downloaded (no second pass over the
-        file); None if it cannot be made."""
-        where = self._where(sha256)
-        try:
-            try:
-                fd, temp = _new_temp(os.path.dirname(where))
-            except FileNotFoundError:
-                os.makedirs(os.path.dirname(where), exist_ok=True)
-                fd, temp = _new_temp(os.path.dirname(where))
-        except OSError as error:
-            log.debug("could not cache blob %s: %s", sha256, error)
-            return None
-        return CacheEntry(fd, temp, where)
 
     def put(self, sha256: str, source: str | bytes) -> None:
         """Stores a read-only copy of `source` (a file, or a small blob's bytes; already verified) as
@@ -443,7 +455,7 @@ class Downloader:
             link = self.link
             if link:
                 try:
-                    os.chmod(cached, READ_ONLY)  # an entry cached before entries were made read-only
+                    os.chmod(cached, _READ_ONLY)  # an entry cached before entries were made read-only
                 except OSError:
                     link = False  # never a link to an entry that stays writable
             for _, dest in todo:
@@ -454,8 +466,8 @@ class Downloader:
         file, dest = todo[0]
         data = self._fetch(file, dest, progress)
         self._count(stats, downloaded=1, bytes=size)
-        if self.cache and data is not None:  # a large blob's entry was written as it was downloaded
-            self.cache.put(sha256, data)
+        if self.cache:
+            self.cache.put(sha256, dest if data is None else data)
         for _, other in todo[1:]:
             _install(dest, other, link=False)
             self._count(stats, downloaded=1)
@@ -501,39 +513,31 @@ class Downloader:
             return data
 
     def _fetch_large(self, file: DownloadFile, dest: str, progress: Progress) -> None:
-        """Each chunk is written into a temporary file beside `dest` while a second thread hashes it
-        and writes the cache's entry (see `Beside`): the bytes are read once, from the socket."""
         folder = os.path.dirname(dest)
         os.makedirs(folder, exist_ok=True)
         retry = 0
         while True:
             fd, temp = _new_temp(folder)
-            entry = self.cache.entry(file.sha256) if self.cache else None
             written = 0
             try:
-                side = Beside(entry, threaded=file.size >= SIDE_FROM)
-                try:
-                    with open(fd, "wb") as out:
-                        chunks = self.fetch(file.url)
-                        try:
-                            for chunk in chunks:
-                                if written + len(chunk) > file.size:
-                                    written += len(chunk)
-                                    break
-                                side.add(chunk)
-                                out.write(chunk)
+                digest = hashlib.sha256()
+                with open(fd, "wb") as out:
+                    chunks = self.fetch(file.url)
+                    try:
+                        for chunk in chunks:
+                            if written + len(chunk) > file.size:
                                 written += len(chunk)
-                                progress.update(len(chunk))
-                        finally:
-                            close = getattr(chunks, "close", None)
-                            if close is not None:
-                                close()
-                finally:
-                    side.finish()
-                _check(file, written, side.hexdigest())
+                                break
+                            out.write(chunk)
+                            digest.update(chunk)
+                            written += len(chunk)
+                            progress.update(len(chunk))
+                    finally:
+                        close = getattr(chunks, "close", None)
+                        if close is not None:
+                            close()
+                _check(file, written, digest.hexdigest())
                 os.replace(temp, dest)
-                if entry is not None:
-                    entry.install()
                 return
             except StreamBroken:
                 progress.update(-min(written, file.size))
@@ -542,8 +546,6 @@ class Downloader:
                     raise
                 self.retry.sleep(self.retry.delay(retry - 1))
             finally:
-                if entry is not None:
-                    entry.discard()  # (a no-op once installed)
                 if os.path.lexists(temp):
                     os.unlink(temp)
 

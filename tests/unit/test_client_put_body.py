@@ -1,4 +1,4 @@
-"""The PUT body of a file's range (`chunks.FileChunks`): what the connection sends is the range, read
+"""The PUT body of a file's range (`transfer.FileChunks`): what the connection sends is the range, read
 into one buffer again and again rather than a new MiB each time."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from artreg.client import IntegrityError
-from artreg.client.chunks import FileChunks
 from artreg.client.files import CHUNK
+from artreg.client.transfer import FileChunks
 
 
 def test_a_range_is_sent_whole_from_one_reused_buffer(tmp_path: Path) -> None:
