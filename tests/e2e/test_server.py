@@ -442,7 +442,7 @@ def test_idle_kept_alive_connections_hold_no_threads(server: RunningServer) -> N
 def test_a_client_gone_mid_download_leaves_the_server_serving_the_blob_whole(
     server: RunningServer, tmp_path: Path
 ) -> None:
-    # Given a stored blob of 24 MiB (sent in pieces of 4 MiB, each read while the one before is sent)
+    # Given a stored blob of 24 MiB (sent in pieces of 4 MiB, each read by a worker thread)
     from artreg.client import Artifact, Registry
 
     source = tmp_path / "weights.bin"

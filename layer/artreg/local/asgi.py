@@ -38,7 +38,6 @@ MAX_API_BODY = 6 * 1024**2  # what API Gateway and Lambda take; blobs never pass
 _MiB = 1024**2
 # a blob this small is written or read on the event loop: its few system calls cost less than a thread's
 SMALL_BLOB = 64 * 1024
-_READ_AHEAD = 4 * _MiB  # a download's piece: read by a thread while the loop sends the one before
 JSON = "application/json"
 _BLOB_METHODS = ("GET", "HEAD", "PUT")
 _UI_METHODS = ("GET", "HEAD")
@@ -278,7 +277,6 @@ class App:
             source: BinaryIO = blobs.open_blob(signed.project, signed.sha256)  # as a small PUT: no hand-over
         else:
             source = await loop.run_in_executor(self.pools.bytes, blobs.open_blob, signed.project, signed.sha256)
-        reading: asyncio.Future[bytes] | None = None
         try:
             size = source.seek(0, io.SEEK_END)
             source.seek(0)
@@ -300,24 +298,17 @@ class App:
             if request.method == "HEAD":
                 await request.send({"type": "http.response.body", "body": b""})
                 return
-            if size <= SMALL_BLOB:
-                await request.send({"type": "http.response.body", "body": _read(source, size)})
-                return
-            # the thread reads the next piece while the loop sends this one
             left = size
-            reading = loop.run_in_executor(self.pools.bytes, _read, source, min(_READ_AHEAD, left))
             while left > 0:
-                chunk = await reading
+                if left <= SMALL_BLOB:
+                    chunk = source.read(left)
+                else:
+                    chunk = await loop.run_in_executor(self.pools.bytes, source.read, min(4 * _MiB, left))
+                if not chunk:
+                    raise ConnectionError("the blob got shorter while it was read")
                 left -= len(chunk)
-                if left > 0:
-                    reading = loop.run_in_executor(self.pools.bytes, _read, source, min(_READ_AHEAD, left))
                 await request.send({"type": "http.response.body", "body": chunk, "more_body": left > 0})
         finally:
-            if reading is not None:  # the client went away mid-answer: the read in flight ends first
-                if not reading.done():
-                    await asyncio.wait([reading])
-                if not reading.cancelled():
-                    reading.exception()  # retrieved (an error there no longer matters)
             source.close()
 
     # ------------------------------------------------------------ the web UI's static files
@@ -397,13 +388,6 @@ class _BodyStream(io.RawIOBase):
         if self.ahead is not None:
             self.ahead.cancel()
         super().close()
-
-
-def _read(source: BinaryIO, size: int) -> bytes:
-    chunk = source.read(size)
-    if len(chunk) != size:
-        raise ConnectionError("the blob got shorter while it was read")
-    return chunk
 
 
 def _allow(request: Request, methods: tuple[str, ...]) -> None:
