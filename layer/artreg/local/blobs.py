@@ -4,7 +4,7 @@
     <root>/<project>/blobs/sha256/<2 hex>/<hex>          content-addressed blobs
     <root>/<project>/manifests/<digest>/<index>.json     manifests too large for a version record
     <root>/<project>/multipart/<id>/data                 a multipart upload's parts, each written at its offset
-    <root>/<project>/multipart/<id>/<part>.md5           the record that a part is stored (its ETag)
+    <root>/<project>/multipart/<id>/<part>.etag          the record that a part is stored (its ETag)
     <root>/<project>/quarantine/<hex>.<inode>            blobs whose bytes the janitor found corrupt
 
 Clients PUT and GET blobs through URLs that the local server answers, signed with HMAC-SHA256 and
@@ -48,6 +48,7 @@ from artreg.local.blob_files import (
     is_under,
     load_secret,
     multipart_meta,
+    part_etag,
     part_mark,
     recorded_etag,
     size_of,
@@ -419,8 +420,8 @@ class FolderBlobStore:
         self, project: str, sha256: str, multipart_id: str, part_number: int, size: int, stream: BinaryIO, length: int
     ) -> str:
         """Writes the part in place, at its offset in the upload's one data file (parts arrive in any
-        order, at once), durably, then records its ETag (the MD5 of its bytes, as S3's): a part is
-        stored once its record exists, and a resumed upload skips it."""
+        order, at once), durably, then records its ETag: a part is stored once its record exists, and a
+        resumed upload skips it. The ETag is opaque, as a single PUT's (see `part_etag`)."""
         staging = self._staging(project, multipart_id)
         whole, part_size = multipart_meta(staging, sha256, self.part_size)
         offset = (part_number - 1) * part_size
@@ -429,7 +430,6 @@ class FolderBlobStore:
         check_length(length, size)
         mark = part_mark(staging, part_number)
         mark.unlink(missing_ok=True)  # sent again: stored only once it is whole again
-        md5 = hashlib.md5(usedforsecurity=False)
         fd = os.open(staging / "data", os.O_WRONLY | os.O_CREAT, 0o600)
         behind = WriteBehind(fd, offset)  # the fdatasync below then finds little left to write
         try:
@@ -438,7 +438,6 @@ class FolderBlobStore:
                 chunk = stream.read(min(CHUNK, size - written))
                 if not chunk:
                     raise Invalid(f"the body ended {size - written} bytes short of its length", code="incomplete_body")
-                md5.update(chunk)
                 view = memoryview(chunk)
                 while view:
                     done = os.pwrite(fd, view, offset + written)
@@ -448,7 +447,7 @@ class FolderBlobStore:
             os.fdatasync(fd)
         finally:
             os.close(fd)
-        etag = md5.hexdigest()
+        etag = part_etag(multipart_id, part_number)
         write_atomically(mark, etag.encode())
         return f'"{etag}"'
 
