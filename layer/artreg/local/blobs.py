@@ -396,7 +396,7 @@ class FolderBlobStore:
         )
 
     def receive(self, request: SignedRequest, stream: BinaryIO, length: int) -> str:
-        """Accepts the body of a verified PUT; answers its ETag (the quoted MD5 of the body, as S3's)."""
+        """Accepts the body of a verified PUT; answers its ETag (quoted, opaque: see `accept_put`, `part_etag`)."""
         if request.method != "PUT" or request.size is None:
             raise Invalid("only a PUT URL accepts a body")
         if request.multipart_id is None or request.part_number is None:
