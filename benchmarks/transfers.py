@@ -552,9 +552,12 @@ NOTES = """### What bounds each figure
   to the server's 512 MiB threshold, else in 64 MiB parts, a few at once) to one server process:
   uvicorn reads the socket on its event loop and a worker thread hashes each MiB as it writes it, then
   renames the file into place; parts are written in place, at their offset in one file, each
-  fdatasync'd, and the completion reads the file once to check its SHA-256 and renames it: no byte is
-  copied. Blobs are made durable before the commit that lists them (one syncfs). `cp` reads once and
-  writes once, in the kernel.
+  fdatasync'd (a part's ETag is opaque: no MD5 of it), and the completion reads the file once to check
+  its SHA-256 and renames it: no byte is copied. The disk writes of a body start every 8 MiB as it
+  arrives (sync_file_range), so that the one syncfs that makes blobs durable before the commit that
+  lists them finds little left to write. `cp` reads once and writes once, in the kernel. The first
+  log of a run is also the server's first POST, which imports the idempotency layer (section (f)
+  measures a start to a first GET only).
 - **Downloading** streams each blob from the server process in 1 MiB chunks into a temporary file
   that the client hashes as it writes, then renames; nothing is fsynced, so plain `cp` is the fair
   baseline. The cache gets its own copy (a reflink where the file system has one), so that no write to

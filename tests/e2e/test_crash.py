@@ -54,7 +54,7 @@ def half_cleaned_multipart(data: Path, parts: int) -> bool:
     """Whether a multipart upload's folder is left with some of its parts gone: the server was killed
     while it removed them after joining them into the blob."""
     folders = [f for f in (data / "blobs" / "vision" / "multipart").glob("*") if f.is_dir()]
-    return any(len(list(f.glob("*.md5"))) < parts for f in folders)
+    return any(len(list(f.glob("*.etag"))) < parts for f in folders)
 
 
 def versions_over_http(server: RunningServer, name: str) -> list[str]:

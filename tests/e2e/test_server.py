@@ -5,6 +5,7 @@ work, and a killed client's multipart upload resumed without sending its finishe
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import http.client
 import json
 import os
@@ -433,3 +434,34 @@ def test_idle_kept_alive_connections_hold_no_threads(server: RunningServer) -> N
     assert threads < 100
     for sock in idle:
         sock.close()
+
+
+# ---------------------------------------------------------------- large downloads
+
+
+def test_a_client_gone_mid_download_leaves_the_server_serving_the_blob_whole(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    # Given a stored blob of 24 MiB (sent in pieces of 4 MiB, each read by a worker thread)
+    from artreg.client import Artifact, Registry
+
+    source = tmp_path / "weights.bin"
+    expected = write_random(source, 24 * MiB)
+    with Registry(server.url, project="p", progress=False) as reg:
+        reg.log_artifact(Artifact("weights", type="model").add(str(source)))
+    listing = requests.get(f"{server.url}/v1/projects/p/artifacts/weights/versions/1.0.0/download", timeout=30)
+    url = listing.json()["files"][0]["url"]
+    path = url.split(str(server.port), 1)[1]
+
+    # When clients read a few bytes of it and hang up, three times
+    for _ in range(3):
+        sock = _connect(server)
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {_host(server)}\r\n\r\n".encode())
+        assert sock.recv(65536)
+        sock.close()
+
+    # Then the next download gets every byte, and the API still answers
+    answer = requests.get(url, timeout=60)
+    assert answer.status_code == 200
+    assert hashlib.sha256(answer.content).hexdigest() == expected
+    assert requests.get(f"{server.url}/v1/projects/p/artifacts/weights", timeout=10).status_code == 200

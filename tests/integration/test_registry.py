@@ -28,6 +28,7 @@ from artreg.model.wire import (
 )
 from artreg.registry.service import Committed
 from tests.conftest import FAST, Backend, aws_backend, local_backend
+from tests.support.folder_blobs import parts_of
 
 P, N = "vision", "resnet"
 
@@ -307,6 +308,9 @@ def test_a_large_blob_goes_multipart(backend: Backend) -> None:
 
 
 def _part_etags(backend: Backend, target: Any, data: bytes) -> list[tuple[int, str]]:
+    """The ETag each part's PUT answered: S3's is the MD5 of the part; the folder store's is opaque."""
+    if backend.name == "local":
+        return [(p.part_number, p.etag) for p in parts_of(target)]
     size = target.multipart.part_size
     return [
         (p.part_number, '"' + hashlib.md5(data[(p.part_number - 1) * size : p.part_number * size]).hexdigest() + '"')  # noqa: S324

@@ -3,17 +3,17 @@ through the same URL check and the same receiving code that the local server use
 
 from __future__ import annotations
 
-import hashlib
 import io
 from urllib.parse import urlsplit
 
+from artreg.local.blob_files import part_etag
 from artreg.local.blobs import FolderBlobStore
 from artreg.model.wire import MissingBlob, Part
 
 
 def put_blob(store: FolderBlobStore, target: MissingBlob, data: bytes) -> None:
     """PUTs `data` to the target's URL, or each of its parts to the part URLs (completing a multipart
-    upload is the registry's `complete_blob`, with `parts_of(target, data)`)."""
+    upload is the registry's `complete_blob`, with `parts_of(target)`)."""
     if target.url is not None:
         _put(store, target.url, data)
         return
@@ -31,22 +31,13 @@ def fetch(store: FolderBlobStore, url: str) -> bytes:
         return blob.read()
 
 
-def parts_of(target: MissingBlob, data: bytes) -> list[Part]:
-    """The parts list a client sends to complete the multipart upload of `data`: the ETag of each
-    part is the one the server answers its PUT with, the quoted MD5 of its bytes."""
+def parts_of(target: MissingBlob) -> list[Part]:
+    """The parts list a client sends to complete the multipart upload of the target: the ETag of each
+    part is the one the server answers its PUT with (opaque: `blob_files.part_etag`)."""
     assert target.multipart is not None, "only a multipart upload has parts"
-    size = target.multipart.part_size
-    return [
-        Part(
-            part_number=p.part_number,
-            etag=f'"{_md5(data[(p.part_number - 1) * size : p.part_number * size])}"',
-        )
-        for p in target.multipart.parts
-    ]
-
-
-def _md5(data: bytes) -> str:
-    return hashlib.md5(data, usedforsecurity=False).hexdigest()
+    upload = target.multipart.upload_id
+    numbers = [p.part_number for p in target.multipart.parts]
+    return [Part(part_number=n, etag=f'"{part_etag(upload, n)}"') for n in numbers]
 
 
 def _put(store: FolderBlobStore, url: str, body: bytes) -> str:

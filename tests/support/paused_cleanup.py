@@ -1,5 +1,5 @@
 """`artreg server` that stops, once, in the middle of removing what is left of a completed multipart
-upload (its parts' records, `<n>.md5`, once their data file became the blob), and waits there to be
+upload (its parts' records, `<n>.etag`, once their data file became the blob), and waits there to be
 killed: so that a crash test's kill lands inside that clean-up every time, not by chance. Run as
 `python -m tests.support.paused_cleanup server ...`, with PAUSED_CLEANUP_MARKER naming a file that it
 writes when it is paused there (and that, once it exists, lets a restarted server clean up as usual)."""
@@ -26,7 +26,7 @@ def _pause_once_in_rmtree(marker: Path) -> None:
         # local/blobs.py moves a completed upload's data file to the blob, renames its folder to
         # `.<id>.done`, then removes it
         if folder.name.endswith(".done") and not marker.exists():
-            records = sorted(folder.glob("*.md5"))
+            records = sorted(folder.glob("*.etag"))
             if not records:
                 raise AssertionError(f"no part records in {folder}: local/blobs.py's layout changed")
             records[0].unlink()  # one part's record gone, the others still there

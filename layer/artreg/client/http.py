@@ -48,7 +48,7 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 Query = Mapping[str, str] | Sequence[tuple[str, str]]
-BodyFactory = Callable[[], Iterable[bytes]]
+BodyFactory = Callable[[], Iterable[bytes | memoryview]]
 
 
 @dataclass(frozen=True)

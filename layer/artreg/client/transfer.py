@@ -49,8 +49,10 @@ if hasattr(os, "register_at_fork"):
 # ---------------------------------------------------------------- uploads
 
 
-class _Chunks:
-    """The bytes [offset, offset + length) of a file, read 1 MiB at a time as the PUT sends them."""
+class FileChunks:
+    """The bytes [offset, offset + length) of a file, read a MiB at a time into one buffer as the PUT
+    sends them: each piece is a view of that buffer, valid until the next is asked for (the HTTP
+    connection sends a piece whole before it asks), so no MiB is allocated anew."""
 
     def __init__(self, source: str, offset: int, length: int, on_bytes: Callable[[int], None]) -> None:
         self.source = source
@@ -59,29 +61,30 @@ class _Chunks:
         self.on_bytes = on_bytes
         self.sent = 0
 
-    def __iter__(self) -> Iterator[bytes]:
-        with open(self.source, "rb") as file:
+    def __iter__(self) -> Iterator[memoryview]:
+        buffer = memoryview(bytearray(min(CHUNK, self.length)))
+        with open(self.source, "rb", buffering=0) as file:
             file.seek(self.offset)
             remaining = self.length
             while remaining > 0:
-                chunk = file.read(min(CHUNK, remaining))
-                if not chunk:
+                n = file.readinto(buffer[: min(len(buffer), remaining)])
+                if not n:
                     raise IntegrityError(f"{self.source} got shorter after it was hashed", code="file_changed")
-                remaining -= len(chunk)
-                self.sent += len(chunk)
-                self.on_bytes(len(chunk))
-                yield chunk
+                remaining -= n
+                self.sent += n
+                self.on_bytes(n)
+                yield buffer[:n]
 
 
 def _body(source: str, offset: int, length: int, progress: Progress) -> BodyFactory:
     """A body for `Transport.put_blob`: a fresh reader for each try, taking back the progress that a
     failed try had counted."""
-    tries: list[_Chunks] = []
+    tries: list[FileChunks] = []
 
-    def make() -> _Chunks:
+    def make() -> FileChunks:
         if tries:
             progress.update(-tries[-1].sent)
-        tries.append(_Chunks(source, offset, length, progress.update))
+        tries.append(FileChunks(source, offset, length, progress.update))
         return tries[-1]
 
     return make

@@ -4,7 +4,7 @@
     <root>/<project>/blobs/sha256/<2 hex>/<hex>          content-addressed blobs
     <root>/<project>/manifests/<digest>/<index>.json     manifests too large for a version record
     <root>/<project>/multipart/<id>/data                 a multipart upload's parts, each written at its offset
-    <root>/<project>/multipart/<id>/<part>.md5           the record that a part is stored (its ETag)
+    <root>/<project>/multipart/<id>/<part>.etag          the record that a part is stored (its ETag)
     <root>/<project>/quarantine/<hex>.<inode>            blobs whose bytes the janitor found corrupt
 
 Clients PUT and GET blobs through URLs that the local server answers, signed with HMAC-SHA256 and
@@ -42,11 +42,13 @@ from artreg.local.blob_files import (
     CHUNK,
     GroupSync,
     Receiver,
+    WriteBehind,
     check_length,
     condemnation_mark,
     is_under,
     load_secret,
     multipart_meta,
+    part_etag,
     part_mark,
     recorded_etag,
     size_of,
@@ -394,7 +396,7 @@ class FolderBlobStore:
         )
 
     def receive(self, request: SignedRequest, stream: BinaryIO, length: int) -> str:
-        """Accepts the body of a verified PUT; answers its ETag (the quoted MD5 of the body, as S3's)."""
+        """Accepts the body of a verified PUT; answers its ETag (quoted, opaque: see `accept_put`, `part_etag`)."""
         if request.method != "PUT" or request.size is None:
             raise Invalid("only a PUT URL accepts a body")
         if request.multipart_id is None or request.part_number is None:
@@ -418,8 +420,8 @@ class FolderBlobStore:
         self, project: str, sha256: str, multipart_id: str, part_number: int, size: int, stream: BinaryIO, length: int
     ) -> str:
         """Writes the part in place, at its offset in the upload's one data file (parts arrive in any
-        order, at once), durably, then records its ETag (the MD5 of its bytes, as S3's): a part is
-        stored once its record exists, and a resumed upload skips it."""
+        order, at once), durably, then records its ETag: a part is stored once its record exists, and a
+        resumed upload skips it. The ETag is opaque, as a single PUT's (see `part_etag`)."""
         staging = self._staging(project, multipart_id)
         whole, part_size = multipart_meta(staging, sha256, self.part_size)
         offset = (part_number - 1) * part_size
@@ -428,24 +430,24 @@ class FolderBlobStore:
         check_length(length, size)
         mark = part_mark(staging, part_number)
         mark.unlink(missing_ok=True)  # sent again: stored only once it is whole again
-        md5 = hashlib.md5(usedforsecurity=False)
         fd = os.open(staging / "data", os.O_WRONLY | os.O_CREAT, 0o600)
+        behind = WriteBehind(fd, offset)  # the fdatasync below then finds little left to write
         try:
             written = 0
             while written < size:
                 chunk = stream.read(min(CHUNK, size - written))
                 if not chunk:
                     raise Invalid(f"the body ended {size - written} bytes short of its length", code="incomplete_body")
-                md5.update(chunk)
                 view = memoryview(chunk)
                 while view:
                     done = os.pwrite(fd, view, offset + written)
                     view = view[done:]
                     written += done
+                behind.written(offset + written)
             os.fdatasync(fd)
         finally:
             os.close(fd)
-        etag = md5.hexdigest()
+        etag = part_etag(multipart_id, part_number)
         write_atomically(mark, etag.encode())
         return f'"{etag}"'
 
