@@ -28,7 +28,7 @@ import os
 import re
 import shutil
 import stat
-from collections.abc import Container, Iterator, Sequence
+from collections.abc import Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -492,7 +492,7 @@ class FolderBlobStore:
 
     # ------------------------------------------------------------ manifests
 
-    def put_manifest(self, project: str, digest: str, chunks: Sequence[Sequence[Entry]]) -> None:
+    def put_manifest(self, project: str, digest: str, chunks: Iterable[Sequence[Entry]]) -> None:
         for index, chunk in enumerate(chunks):
             path = self._manifest_path(project, digest, index)
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -4,9 +4,12 @@ its chunks in the blob store: the registry's pages of files and the janitor's wa
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterator, Sequence
+import itertools
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 
-from artreg.model.manifest import Entry
+from artreg.model.manifest import Digest, Entry
+from artreg.model.wire import FileEntry, RemoteEntry
 from artreg.registry.ports import BlobStore
 from artreg.registry.records import StoredVersion
 
@@ -49,3 +52,45 @@ def find_entry(blobs: BlobStore, version: StoredVersion, path: str) -> Entry | N
             return None
         candidates = blobs.get_manifest_chunk(version.project, version.digest, index)
     return next((e for e in candidates if e.path == path), None)
+
+
+@dataclass
+class Summary:
+    """What a commit records of a manifest, gathered in one pass over it in path order: the digest,
+    the counts, the inline part of the record and the first path of each chunk."""
+
+    digest: str = ""
+    count: int = 0
+    file_count: int = 0
+    size: int = 0
+    files: list[FileEntry] = field(default_factory=list)
+    remote: list[RemoteEntry] = field(default_factory=list)
+    first_paths: list[str] = field(default_factory=list)
+
+
+def summarise(ordered: Iterable[Entry], inline: int, chunk_size: int) -> Summary:
+    """The summary of a manifest that comes in path order, without holding it: what is held is the
+    inline part and the remote entries (the digest closes over them; a manifest has few)."""
+    summary, digest, remote = Summary(), Digest(), []
+    for entry in ordered:
+        if summary.count % chunk_size == 0:
+            summary.first_paths.append(entry.path)
+        summary.count += 1
+        if isinstance(entry, FileEntry):
+            digest.add(entry.path, entry.sha256, entry.size, entry.metadata)
+            summary.file_count += 1
+            summary.size += entry.size
+            if len(summary.files) < inline:
+                summary.files.append(entry)
+        else:
+            remote.append(entry)
+    summary.remote = remote[:inline]
+    summary.digest = digest.hexdigest(remote)
+    return summary
+
+
+def chunked(ordered: Iterable[Entry], chunk_size: int) -> Iterator[list[Entry]]:
+    """A manifest in path order as the chunks the blob store keeps, one at a time."""
+    entries = iter(ordered)
+    while chunk := list(itertools.islice(entries, chunk_size)):
+        yield chunk

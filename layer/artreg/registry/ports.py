@@ -4,7 +4,7 @@ The records that cross them are in `records`."""
 
 from __future__ import annotations
 
-from collections.abc import Container, Iterator, Sequence
+from collections.abc import Container, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -218,7 +218,10 @@ class BlobStore(Protocol):
         not readable is answered unverified; only a passing failure of the store raises (`Retryable`)."""
         ...
 
-    def put_manifest(self, project: str, digest: str, chunks: Sequence[Sequence[Entry]]) -> None: ...
+    def put_manifest(self, project: str, digest: str, chunks: Iterable[Sequence[Entry]]) -> None:
+        """Stores a manifest's chunks as they come: a caller's generator is never held whole."""
+        ...
+
     def get_manifest_chunk(self, project: str, digest: str, index: int) -> list[Entry]: ...
 
     # The janitor's side. A condemned blob counts as missing to `find_missing` and `verify`, so that

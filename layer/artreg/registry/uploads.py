@@ -20,12 +20,12 @@ from artreg.model.wire import (
     LinkTarget,
     MissingBlob,
     Producer,
-    RemoteEntry,
     RemoteSpec,
     StartUpload,
     UploadStarted,
     VersionRecord,
 )
+from artreg.registry import manifests, rebase
 from artreg.registry.changes import Retrier
 from artreg.registry.context import Context, not_found
 from artreg.registry.links import Links, check_links, target_gone
@@ -71,9 +71,15 @@ class Uploads:
         for ref in request.links.values():  # 404 before anything is written; pinned again at commit
             self.links.pin(project, ref)
         entries = self._entries_of(request.files, request.remote)
-        manifest.sort_entries(entries)  # a path listed twice is refused before anything is written
+        ordered = manifest.sort_entries(entries)  # a path listed twice is refused before anything is written
+        base = None
+        if request.base is not None:
+            base = rebase.base_version(self.c.store, project, name, request.base)
+            rebase.check_changes(self.c.blobs, base, request.remove, ordered)
         if request.commit and request.if_changed:  # unchanged content: answer the version we have, one read
-            unchanged = self._unchanged(project, name, manifest.digest(entries))
+            source = self._source(base, request.remove, ordered)
+            digest = manifest.digest(entries) if base is None else self._summary(source).digest
+            unchanged = self._unchanged(project, name, digest)
             if unchanged:
                 return Committed(unchanged, created=False)
         self._check_batch(entries)
@@ -95,6 +101,8 @@ class Uploads:
             producer=request.producer,
             links=dict(request.links),
             if_changed=request.if_changed,
+            base=request.base,
+            remove=sorted(request.remove),
             entries=entries,
             missing=[sha for sha, _ in missing],
             multipart={t.sha256: t.multipart.upload_id for t in targets if t.multipart},
@@ -109,6 +117,7 @@ class Uploads:
         upload = self._pending_upload(project, name, upload_id, with_entries=False)
         entries = self._entries_of(request.files, request.remote)
         manifest.sort_entries(entries)
+        rebase.check_disjoint(set(upload.remove), entries)
         self._check_batch(entries)
         missing, targets = self._missing_blobs(project, request.files)
         multipart = {t.sha256: t.multipart.upload_id for t in targets if t.multipart}
@@ -148,13 +157,16 @@ class Uploads:
             entries = manifest.sort_entries(upload.entries)
         except Invalid as error:  # two batches listed one path: the stored upload, not this request, is at fault
             raise Conflict(f"{error.message} (in two batches); start a new upload", code="upload_state") from None
+        base = rebase.committable(self.c.store, project, name, upload.base) if upload.base else None
         sizes = {e.sha256: e.size for e in entries if isinstance(e, FileEntry)}
         unsettled = self.c.blobs.verify(
             project, [(sha, sizes[sha]) for sha in sorted(set(upload.missing)) if sha in sizes]
         )
         check_stored(unsettled, self.c.clock.now(), self.c.policy.verify_window)
-        digest = manifest.digest(entries)
-        draft = self._draft_version(upload, entries, digest, caller)
+        source = self._source(base, upload.remove, entries)
+        summary = self._summary(source)
+        digest = summary.digest
+        draft = self._draft_version(upload, source, summary, caller)
         targets = {role: self.links.pin(project, ref) for role, ref in sorted(upload.links.items())}
 
         def attempt(head: Head | None) -> Committed:
@@ -274,27 +286,34 @@ class Uploads:
             links_set=links,
         )
 
-    def _draft_version(self, upload: Upload, entries: list[Entry], digest: str, caller: str | None) -> StoredVersion:
+    def _source(self, base: StoredVersion | None, remove: Sequence[str], ordered: list[Entry]) -> rebase.Source:
+        """The new version's manifest in path order: the upload's entries, or those merged into its base."""
+        if base is None:
+            return lambda: iter(ordered)
+        return rebase.merged(self.c.blobs, base, remove, ordered)
+
+    def _summary(self, source: rebase.Source) -> manifests.Summary:
+        return manifests.summarise(source(), self.c.policy.inline_entries, self.c.policy.chunk_entries)
+
+    def _draft_version(
+        self, upload: Upload, source: rebase.Source, summary: manifests.Summary, caller: str | None
+    ) -> StoredVersion:
         """The version record of an upload, all but its number; a manifest too large for the record
-        goes to the blob store in chunks, under its digest."""
-        files = [e for e in entries if isinstance(e, FileEntry)]
-        remote = [e for e in entries if isinstance(e, RemoteEntry)]
-        inline_files, inline_remote = (
-            files[: self.c.policy.inline_entries],
-            remote[: self.c.policy.inline_entries],
-        )
+        goes to the blob store in chunks, under its digest, read from `source` a second time."""
+        digest = summary.digest
+        inline_files, inline_remote = summary.files, summary.remote
         while len(json.dumps([e.model_dump() for e in inline_files + inline_remote])) > self.c.limits.record_bytes:
             inline_files, inline_remote = (
                 inline_files[: len(inline_files) // 2],
                 inline_remote[: len(inline_remote) // 2],
             )
-        truncated = len(inline_files) < len(files) or len(inline_remote) < len(remote)
+        remote_count = summary.count - summary.file_count
+        truncated = len(inline_files) < summary.file_count or len(inline_remote) < remote_count
         external: ManifestRef | None = None
         if truncated:
             size = self.c.policy.chunk_entries
-            parts = [entries[i : i + size] for i in range(0, len(entries), size)]
-            self.c.blobs.put_manifest(upload.project, digest, parts)
-            external = ManifestRef(chunk_size=size, count=len(entries), first_paths=[part[0].path for part in parts])
+            self.c.blobs.put_manifest(upload.project, digest, manifests.chunked(source(), size))
+            external = ManifestRef(chunk_size=size, count=summary.count, first_paths=summary.first_paths)
         return StoredVersion(
             project=upload.project,
             name=upload.name,
@@ -308,8 +327,8 @@ class Uploads:
             files=inline_files,
             remote=inline_remote,
             files_truncated=truncated,
-            size=sum(e.size for e in files),
-            file_count=len(files),
+            size=summary.size,
+            file_count=summary.file_count,
             digest=digest,
             manifest=external,
         )
