@@ -34,7 +34,7 @@ from urllib.parse import quote, unquote
 from botocore.exceptions import ClientError
 
 from artreg.aws.errors import translate
-from artreg.model import multipart
+from artreg.model import manifest, multipart
 from artreg.model.errors import Invalid, NotFound, Retryable
 from artreg.model.manifest import ENTRIES, Entry
 from artreg.model.names import PROJECT_RE, SHA256_RE, check_project, check_sha256
@@ -351,7 +351,7 @@ class S3BlobStore:
 
     def _read_chunk(self, project: str, digest: str, index: int) -> tuple[Entry, ...]:
         body = self._call(self.client.get_object, Bucket=self.bucket, Key=manifest_key(project, digest, index))
-        return tuple(ENTRIES.validate_json(body["Body"].read()))
+        return tuple(manifest.stored_json(body["Body"].read()))
 
     # ------------------------------------------------------------ plumbing
 

@@ -53,7 +53,7 @@ from artreg.local.blob_files import (
     stored_blob,
     write_atomically,
 )
-from artreg.model import multipart
+from artreg.model import manifest, multipart
 from artreg.model.errors import Forbidden, Invalid, NotFound
 from artreg.model.manifest import Entry
 from artreg.model.names import PROJECT_RE, SHA256_RE, check_project, check_sha256
@@ -500,7 +500,7 @@ class FolderBlobStore:
 
     def get_manifest_chunk(self, project: str, digest: str, index: int) -> list[Entry]:
         try:
-            return _ENTRIES.validate_json(self._manifest_path(project, digest, index).read_bytes())
+            return manifest.stored_json(self._manifest_path(project, digest, index).read_bytes())
         except FileNotFoundError:
             raise NotFound(f"chunk {index} of manifest {digest} does not exist") from None
 

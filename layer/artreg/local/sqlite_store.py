@@ -537,7 +537,7 @@ class SqliteStore(JanitorRows):
 
 def _batch_of(row: tuple[str]) -> UploadBatch:
     batch = json.loads(row[0])
-    return UploadBatch(manifest.ENTRIES.validate_python(batch["entries"]), batch["missing"], batch["multipart"])
+    return UploadBatch(manifest.stored(batch["entries"]), batch["missing"], batch["multipart"])
 
 
 def _position(after: str | None, prefix: str) -> str:
