@@ -193,3 +193,50 @@ def test_the_http_route_takes_a_base_and_answers_its_errors(backend: Backend) ->
     assert (unknown[0], unknown[1]["error"]["code"]) == (404, "not_found")
     assert (mismatch[0], mismatch[1]["error"]["code"]) == (409, "base_mismatch")
     assert (orphan[0], orphan[1]["error"]["code"]) == (400, "invalid_request")
+
+
+# ---------------------------------------------------------------- a commit reads its batches one at a time
+
+
+def upload_in_batches(backend: Backend, batches: list[list[str]]) -> str:
+    """An upload whose requests list these paths (content: the path), every blob stored."""
+    data = {p: p.encode() for batch in batches for p in batch}
+    started = backend.registry.start_upload(P, N, StartUpload(files=[entry(p, data[p]) for p in batches[0]]))
+    assert isinstance(started, UploadStarted)
+    missing = list(started.missing)
+    for batch in batches[1:]:
+        added = backend.registry.add_files(P, N, started.upload_id, AddFiles(files=[entry(p, data[p]) for p in batch]))
+        missing += added.missing
+    by_sha = {hashlib.sha256(d).hexdigest(): d for d in data.values()}
+    for target in missing:
+        backend.put_blob(target, by_sha[target.sha256])
+    return started.upload_id
+
+
+@pytest.mark.parametrize(
+    "batches",
+    [
+        [["a/1", "a/2"], ["c/1", "c/2"], ["b/1", "b/2"]],  # ranges apart, sent out of order
+        [["a/1", "c/1"], ["b/1", "d/1"], ["a/2"]],  # ranges that overlap
+    ],
+    ids=["apart", "overlapping"],
+)
+def test_batches_in_any_order_make_the_manifest_in_path_order(backend: Backend, batches: list[list[str]]) -> None:
+    # Given an upload whose batches were not sent in path order
+    upload_id = upload_in_batches(backend, batches)
+    # When it is committed
+    version = backend.registry.commit(P, N, upload_id).record
+    # Then the version lists every path once, in path order, with the digest of its files
+    paths = sorted(p for batch in batches for p in batch)
+    assert [e.path for e in all_entries(backend, "1.0.0")] == paths
+    assert version.digest == manifest.digest([entry(p, p.encode()) for p in paths])
+
+
+def test_a_path_in_two_batches_is_refused_at_commit(backend: Backend) -> None:
+    # Given an upload that listed one path in two of its batches
+    upload_id = upload_in_batches(backend, [["a/1", "b/1"], ["b/1"]])
+    # When it is committed, Then it is refused, and no version is made
+    with pytest.raises(Conflict) as raised:
+        backend.registry.commit(P, N, upload_id)
+    assert raised.value.code == "upload_state"
+    assert head_state(backend) is None

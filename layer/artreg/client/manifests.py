@@ -149,7 +149,6 @@ class Staged:
         with self.cache._lock, self.db:
             self.db.execute("DELETE FROM entries WHERE manifest IN (SELECT id FROM manifests WHERE key = ?)", (key,))
             self.db.execute("DELETE FROM manifests WHERE key = ?", (key,))
-            self.db.execute("UPDATE entries SET source = NULL, metadata = NULL WHERE manifest = ?", (self.id,))
             self.db.execute(
                 "INSERT INTO manifests VALUES (?, ?, ?, ?, ?)", (self.id, key, artifact, _next_use(self.db), self.count)
             )

@@ -13,11 +13,12 @@ and updates them in the same transaction instead).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timedelta
 from typing import Any
@@ -391,6 +392,34 @@ class SqliteStore(JanitorRows):
             return None
         return Upload.model_validate_json(row[2]).as_read(row[0], row[1], map(_batch_of, batches))
 
+    def get_upload_parts(self, project: str, upload_id: str) -> tuple[Upload, list[Callable[[], list[Entry]]]] | None:
+        with self._read() as db:
+            row = db.execute(
+                "SELECT state, committed_version, json FROM uploads WHERE project = ? AND upload_id = ?",
+                (project, upload_id),
+            ).fetchone()
+            texts = (
+                []
+                if row is None
+                else [
+                    text
+                    for (text,) in db.execute(
+                        "SELECT json FROM upload_batches WHERE project = ? AND upload_id = ? ORDER BY rowid",
+                        (project, upload_id),
+                    )
+                ]
+            )
+        if row is None:
+            return None
+        first = Upload.model_validate_json(row[2])
+        further = []
+        for text in texts:  # the batch's JSON text is kept (a few bytes an entry), its entries are dropped
+            batch = json.loads(text)
+            further.append(UploadBatch([], batch["missing"], batch["multipart"]))
+        readers: list[Callable[[], list[Entry]]] = [lambda: list(first.entries)]
+        readers += [functools.partial(_entries_of_batch, text) for text in texts]
+        return first.model_copy(update={"entries": []}).as_read(row[0], row[1], further), readers
+
     def expired_uploads(self, now: datetime, limit: int) -> list[Upload]:
         with self._read() as db:
             rows = db.execute(
@@ -533,6 +562,10 @@ class SqliteStore(JanitorRows):
                 " DO UPDATE SET delivered_id = MAX(delivered_id, excluded.delivered_id)",
                 (consumer, row_id),
             )
+
+
+def _entries_of_batch(text: str) -> list[Entry]:
+    return manifest.stored(json.loads(text)["entries"])
 
 
 def _batch_of(row: tuple[str]) -> UploadBatch:

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import bisect
 import itertools
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from artreg.model.manifest import Digest, Entry
+from artreg.model.manifest import Digest, Entry, sort_entries
 from artreg.model.wire import FileEntry, RemoteEntry
 from artreg.registry.ports import BlobStore
 from artreg.registry.records import StoredVersion
@@ -87,6 +87,29 @@ def summarise(ordered: Iterable[Entry], inline: int, chunk_size: int) -> Summary
     summary.remote = remote[:inline]
     summary.digest = digest.hexdigest(remote)
     return summary
+
+
+def in_path_order(
+    parts: Sequence[Callable[[], list[Entry]]], missing: Container[str]
+) -> tuple[Callable[[], Iterator[Entry]], dict[str, int]]:
+    """An upload's entries in path order from the readers of its requests, and the size of each of
+    its `missing` blobs. When the requests hold ranges of paths that do not overlap (as the SDK sends
+    them: walked in path order), they are read one at a time, in the order of their ranges, at each
+    pass: memory holds one request's entries. Otherwise they are held whole and sorted. A path listed
+    twice is `Invalid` either way."""
+    ranges: list[tuple[str, str, int]] = []
+    sizes: dict[str, int] = {}
+    for index, read in enumerate(parts):
+        batch = sort_entries(read())
+        if batch:
+            ranges.append((batch[0].path, batch[-1].path, index))
+        sizes.update((e.sha256, e.size) for e in batch if isinstance(e, FileEntry) and e.sha256 in missing)
+    ranges.sort()
+    if all(before[1] < after[0] for before, after in itertools.pairwise(ranges)):
+        order = [index for _, _, index in ranges]
+        return (lambda: (e for index in order for e in sort_entries(parts[index]()))), sizes
+    everything = sort_entries([e for read in parts for e in read()])
+    return (lambda: iter(everything)), sizes
 
 
 def chunked(ordered: Iterable[Entry], chunk_size: int) -> Iterator[list[Entry]]:

@@ -4,7 +4,7 @@ The records that cross them are in `records`."""
 
 from __future__ import annotations
 
-from collections.abc import Container, Iterable, Iterator, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -120,6 +120,12 @@ class MetadataStore(Protocol):
     def get_upload(self, project: str, upload_id: str, with_entries: bool = True) -> Upload | None:
         """The upload with the entries, missing blobs and multipart ids of all its batches (or,
         without entries, of its first request only: enough to check its state)."""
+        ...
+
+    def get_upload_parts(self, project: str, upload_id: str) -> tuple[Upload, list[Callable[[], list[Entry]]]] | None:
+        """The upload with the missing blobs and multipart ids of all its batches but none of their
+        entries, and a reader of each request's entries (its first, then each batch) that decodes them
+        only when called: a commit holds one batch's entries at a time, not the whole manifest."""
         ...
 
     def expired_uploads(self, now: datetime, limit: int) -> list[Upload]:

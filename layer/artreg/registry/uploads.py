@@ -4,7 +4,7 @@ multipart blobs completed, then committed as the next version (or the one asked 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -142,7 +142,7 @@ class Uploads:
         return self.c.blobs.complete_multipart(project, sha256, multipart_id, request.parts)
 
     def commit(self, project: str, name: str, upload_id: str, caller: str | None = None) -> Committed:
-        upload = self._upload(project, name, upload_id, with_entries=True)
+        upload, parts = self._upload_parts(project, name, upload_id)
         if upload.state == "committed":
             return Committed(self._committed_version(upload), created=False)
         if upload.expires_at <= self.c.clock.now():
@@ -153,17 +153,16 @@ class Uploads:
         self._check_protected(upload.aliases)  # the setting may have changed since the upload started
         if upload.version is not None:  # taken meanwhile: that, not the blobs, is what the caller must fix
             self._check_version_free(project, name, upload.version)
+        missing = set(upload.missing)
         try:
-            entries = manifest.sort_entries(upload.entries)
+            source, sizes = manifests.in_path_order(parts, missing)
         except Invalid as error:  # two batches listed one path: the stored upload, not this request, is at fault
             raise Conflict(f"{error.message} (in two batches); start a new upload", code="upload_state") from None
-        base = rebase.committable(self.c.store, project, name, upload.base) if upload.base else None
-        sizes = {e.sha256: e.size for e in entries if isinstance(e, FileEntry)}
-        unsettled = self.c.blobs.verify(
-            project, [(sha, sizes[sha]) for sha in sorted(set(upload.missing)) if sha in sizes]
-        )
+        if upload.base:  # the changes are few enough to hold (at most what the client sent)
+            base = rebase.committable(self.c.store, project, name, upload.base)
+            source = self._source(base, upload.remove, list(source()))
+        unsettled = self.c.blobs.verify(project, [(sha, sizes[sha]) for sha in sorted(missing) if sha in sizes])
         check_stored(unsettled, self.c.clock.now(), self.c.policy.verify_window)
-        source = self._source(base, upload.remove, entries)
         summary = self._summary(source)
         digest = summary.digest
         draft = self._draft_version(upload, source, summary, caller)
@@ -396,6 +395,14 @@ class Uploads:
         if upload is None or upload.name != name:
             raise not_found(f"upload {upload_id[:64]!r} of {project}/{name}", upload_id=upload_id[:64])
         return upload
+
+    def _upload_parts(self, project: str, name: str, upload_id: str) -> tuple[Upload, list[Callable[[], list[Entry]]]]:
+        names.check_project(project)
+        names.check_name(name)
+        found = self.c.store.get_upload_parts(project, upload_id) if _looks_like_id(upload_id) else None
+        if found is None or found[0].name != name:
+            raise not_found(f"upload {upload_id[:64]!r} of {project}/{name}", upload_id=upload_id[:64])
+        return found
 
     def _pending_upload(self, project: str, name: str, upload_id: str, with_entries: bool) -> Upload:
         upload = self._upload(project, name, upload_id, with_entries)
