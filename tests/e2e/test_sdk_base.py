@@ -110,6 +110,25 @@ def test_without_a_known_latest_the_upload_is_a_full_one(
     assert second.version == "2.0.0"
 
 
+def test_a_downloaded_version_is_the_base_of_the_next_log(
+    client: tuple[Registry, CountingPool], server: RunningServer, tmp_path: Path
+) -> None:
+    reg, pool = client
+    # Given a dataset another client logged, downloaded by this one
+    with Registry(server.url, project="vision", progress=False, cache_dir=tmp_path / "other") as other:
+        other.log_artifact(dataset(shards(tmp_path / "shards")))
+    copy = tmp_path / "copy"
+    reg.download("shards", root=copy)
+    # When a file of the copy changes and the copy is logged
+    (copy / "1" / "0777.txt").write_text("edited")
+    pool.reset()
+    second = reg.log_artifact(dataset(copy))
+    # Then it went as an upload from the downloaded version: the change alone was sent
+    assert [s.path.rsplit("/", 1)[-1] for s in pool.api_calls] == ["latest", "uploads", "commit"]
+    assert pool.blob_bytes == len("edited")
+    assert (second.version, second.file_count) == ("2.0.0", N)
+
+
 def test_the_cache_keeps_a_bounded_number_of_manifests(client: tuple[Registry, CountingPool], tmp_path: Path) -> None:
     reg, _ = client
     # Given more large artifacts logged than the cache keeps manifests of

@@ -23,10 +23,14 @@ import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from artreg.client.files import HashedFile
 from artreg.model.manifest import Digest
+from artreg.model.wire import MAX_FILES_PER_REQUEST
+
+if TYPE_CHECKING:
+    from artreg.client.registry import Registry
 
 log = logging.getLogger("artreg")
 KEEP = 4  # manifests kept: a 100,000-file one is about 15 MB
@@ -232,6 +236,13 @@ class ManifestCache:
             if self._db is not None:
                 self._db.close()
                 self._db = None
+
+
+def remember(reg: Registry, staged: Staged, name: str, version: str, digest: str) -> None:
+    """Keeps a staged manifest of over one request of files as `name@version` if its digest is the
+    registry's (`digest`): a version with files' metadata, which the rows do not hold, never is."""
+    if staged.count > MAX_FILES_PER_REQUEST and staged.close() == digest:
+        staged.keep(key_of(reg.url, reg.project, name, version, digest), artifact_of(reg.url, reg.project, name))
 
 
 def _hashed(path: str, sha256: str, size: int, source: str, metadata: str | None) -> HashedFile:

@@ -27,7 +27,7 @@ from artreg.client.common import segment, wire
 from artreg.client.errors import Conflict, NotFound
 from artreg.client.files import HashedFile, hash_stream, stream_batches
 from artreg.client.logged import LoggedArtifact
-from artreg.client.manifests import Changes, ManifestCache, Staged, artifact_of, key_of
+from artreg.client.manifests import Changes, ManifestCache, Staged, artifact_of, key_of, remember
 from artreg.client.progress import Progress
 from artreg.client.transfer import upload_blobs
 from artreg.model.manifest import Digest
@@ -122,8 +122,7 @@ def _log_staged(
             logged = _log_from_base(reg, artifact, request, latest, changes, shown)
     if logged is None:
         logged = _upload(reg, artifact, request, _batches(staged.files(), []), shown)
-    if large and logged.digest == digest:
-        staged.keep(_key(reg, logged), whose)
+    remember(reg, staged, artifact.name, logged.version, logged.digest)
     return logged
 
 
