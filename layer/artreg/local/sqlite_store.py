@@ -398,27 +398,27 @@ class SqliteStore(JanitorRows):
                 "SELECT state, committed_version, json FROM uploads WHERE project = ? AND upload_id = ?",
                 (project, upload_id),
             ).fetchone()
-            texts = (
-                []
-                if row is None
-                else [
-                    text
-                    for (text,) in db.execute(
-                        "SELECT json FROM upload_batches WHERE project = ? AND upload_id = ? ORDER BY rowid",
-                        (project, upload_id),
-                    )
-                ]
-            )
-        if row is None:
-            return None
+            if row is None:
+                return None
+            further, rowids = [], []
+            for rowid, text in db.execute(
+                "SELECT rowid, json FROM upload_batches WHERE project = ? AND upload_id = ? ORDER BY rowid",
+                (project, upload_id),
+            ):  # one batch's JSON at a time: its entries are read again when asked for
+                batch = json.loads(text)
+                further.append(UploadBatch([], batch["missing"], batch["multipart"]))
+                rowids.append(rowid)
         first = Upload.model_validate_json(row[2])
-        further = []
-        for text in texts:  # the batch's JSON text is kept (a few bytes an entry), its entries are dropped
-            batch = json.loads(text)
-            further.append(UploadBatch([], batch["missing"], batch["multipart"]))
         readers: list[Callable[[], list[Entry]]] = [lambda: list(first.entries)]
-        readers += [functools.partial(_entries_of_batch, text) for text in texts]
+        readers += [functools.partial(self._batch_entries, rowid) for rowid in rowids]
         return first.model_copy(update={"entries": []}).as_read(row[0], row[1], further), readers
+
+    def _batch_entries(self, rowid: int) -> list[Entry]:
+        with self._read() as db:
+            found = db.execute("SELECT json FROM upload_batches WHERE rowid = ?", (rowid,)).fetchone()
+        if found is None:  # a retried batch replaced it while this commit read the upload: read it again
+            raise Retryable("the upload changed while it was being committed; commit again")
+        return _entries_of_batch(found[0])
 
     def expired_uploads(self, now: datetime, limit: int) -> list[Upload]:
         with self._read() as db:

@@ -36,6 +36,7 @@ from artreg.registry.records import (
     ManifestRef,
     StoredLink,
     StoredVersion,
+    UnsettledBlob,
     Upload,
     VersionDelta,
     version_id,
@@ -43,6 +44,7 @@ from artreg.registry.records import (
 from artreg.registry.verifying import check_stored
 
 LATEST = names.LATEST
+_VERIFY_BATCH = 1000
 
 
 @dataclass(frozen=True)
@@ -154,6 +156,7 @@ class Uploads:
         if upload.version is not None:  # taken meanwhile: that, not the blobs, is what the caller must fix
             self._check_version_free(project, name, upload.version)
         missing = set(upload.missing)
+        upload = upload.model_copy(update={"missing": []})  # the one list of them is `missing` from here
         try:
             source, sizes = manifests.in_path_order(parts, missing)
         except Invalid as error:  # two batches listed one path: the stored upload, not this request, is at fault
@@ -161,8 +164,8 @@ class Uploads:
         if upload.base:  # the changes are few enough to hold (at most what the client sent)
             base = rebase.committable(self.c.store, project, name, upload.base)
             source = self._source(base, upload.remove, list(source()))
-        unsettled = self.c.blobs.verify(project, [(sha, sizes[sha]) for sha in sorted(missing) if sha in sizes])
-        check_stored(unsettled, self.c.clock.now(), self.c.policy.verify_window)
+        check_stored(self._verify(project, missing, sizes), self.c.clock.now(), self.c.policy.verify_window)
+        del missing, sizes  # a blob a file: not held through the passes over the manifest
         summary = self._summary(source)
         digest = summary.digest
         draft = self._draft_version(upload, source, summary, caller)
@@ -395,6 +398,16 @@ class Uploads:
         if upload is None or upload.name != name:
             raise not_found(f"upload {upload_id[:64]!r} of {project}/{name}", upload_id=upload_id[:64])
         return upload
+
+    def _verify(self, project: str, missing: set[str], sizes: dict[str, int]) -> list[UnsettledBlob]:
+        """The upload's blobs not stored as stated, asked a thousand at a time (a first log of 100,000
+        files has as many)."""
+        ordered = sorted(missing)
+        unsettled: list[UnsettledBlob] = []
+        for start in range(0, len(ordered), _VERIFY_BATCH):
+            shas = ordered[start : start + _VERIFY_BATCH]
+            unsettled += self.c.blobs.verify(project, [(sha, sizes[sha]) for sha in shas if sha in sizes])
+        return unsettled
 
     def _upload_parts(self, project: str, name: str, upload_id: str) -> tuple[Upload, list[Callable[[], list[Entry]]]]:
         names.check_project(project)
