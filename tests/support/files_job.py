@@ -54,6 +54,7 @@ class CountingPool(urllib3.PoolManager):
         self.api_calls = 0
         self.blob_requests = 0
         self.blob_bytes_sent = 0
+        self.api_bytes_sent = 0  # request bodies of API calls: a manifest offered, or only its changes
 
     def request(self, method: str, url: str, body: Any = None, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         blob = urlsplit(url).path.startswith("/blobs/")
@@ -66,6 +67,9 @@ class CountingPool(urllib3.PoolManager):
             body = self._counted(body)
         elif blob and body is not None:
             self._add(len(body))
+        elif isinstance(body, bytes | bytearray):
+            with self._lock:
+                self.api_bytes_sent += len(body)
         return super().request(method, url, body, *args, **kwargs)
 
     def _add(self, n: int) -> None:
@@ -104,6 +108,7 @@ def main(action: str, url: str, path: str, cache: str) -> dict[str, Any]:
     outcome["seconds"] = round(time.monotonic() - started, 3)
     outcome["cpu_seconds"] = round(time.process_time() - cpu, 3)  # this process's, all threads
     outcome.update(api_calls=pool.api_calls, blob_requests=pool.blob_requests, blob_bytes_sent=pool.blob_bytes_sent)
+    outcome["api_bytes_sent"] = pool.api_bytes_sent
     outcome["requests"] = pool.api_calls + pool.blob_requests
     outcome["peak_rss_mib"] = round(own_peak_rss_kib() / 1024, 1)
     reg.close()

@@ -35,8 +35,9 @@ items are written twice, once per direction, so that each direction of a lineage
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -337,6 +338,20 @@ class DynamoStore(JanitorItems):
         items = list(self._query_all(codec.upload_key(project, upload_id)["PK"]))
         head = next((i for i in items if i["SK"]["S"] == "U"), None)
         return self._upload_of(head, [i for i in items if i is not head]) if head else None
+
+    def get_upload_parts(self, project: str, upload_id: str) -> tuple[Upload, list[Callable[[], list[Entry]]]] | None:
+        items = list(self._query_all(codec.upload_key(project, upload_id)["PK"]))
+        head = next((i for i in items if i["SK"]["S"] == "U"), None)
+        if head is None:
+            return None
+        batches = [i for i in items if i is not head]  # their entries stay packed (compressed) until read
+        further = (UploadBatch([], **json.loads(b["batch"]["S"])) for b in batches)
+        first = Upload.model_validate_json(head["upload"]["S"])
+        upload = first.as_read(head["state"]["S"], head.get("committed_version", {}).get("S"), further)
+        readers: list[Callable[[], list[Entry]]] = [
+            functools.partial(codec.unpack, i["entries"]) for i in [head, *batches]
+        ]
+        return upload, readers
 
     def _upload_of(self, item: Item, batches: list[Item]) -> Upload:
         first = Upload.model_validate_json(item["upload"]["S"]).model_copy(

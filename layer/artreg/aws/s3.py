@@ -24,7 +24,7 @@ import itertools
 import re
 import time
 from collections import deque
-from collections.abc import Callable, Container, Iterator, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -34,7 +34,7 @@ from urllib.parse import quote, unquote
 from botocore.exceptions import ClientError
 
 from artreg.aws.errors import translate
-from artreg.model import multipart
+from artreg.model import manifest, multipart
 from artreg.model.errors import Invalid, NotFound, Retryable
 from artreg.model.manifest import ENTRIES, Entry
 from artreg.model.names import PROJECT_RE, SHA256_RE, check_project, check_sha256
@@ -330,7 +330,7 @@ class S3BlobStore:
 
     # ------------------------------------------------------------ manifests
 
-    def put_manifest(self, project: str, digest: str, chunks: Sequence[Sequence[Entry]]) -> None:
+    def put_manifest(self, project: str, digest: str, chunks: Iterable[Sequence[Entry]]) -> None:
         def put(indexed: tuple[int, Sequence[Entry]]) -> None:
             index, chunk = indexed
             self._call(
@@ -341,14 +341,17 @@ class S3BlobStore:
                 ContentType="application/json",
             )
 
-        _parallel(put, list(enumerate(chunks)))
+        # a window of chunks at a time: the chunks may come from a generator that is never held whole
+        indexed = enumerate(chunks)
+        while window := list(itertools.islice(indexed, _PARALLEL)):
+            _parallel(put, window)
 
     def get_manifest_chunk(self, project: str, digest: str, index: int) -> list[Entry]:
         return list(self._chunk(project, digest, index))
 
     def _read_chunk(self, project: str, digest: str, index: int) -> tuple[Entry, ...]:
         body = self._call(self.client.get_object, Bucket=self.bucket, Key=manifest_key(project, digest, index))
-        return tuple(ENTRIES.validate_json(body["Body"].read()))
+        return tuple(manifest.stored_json(body["Body"].read()))
 
     # ------------------------------------------------------------ plumbing
 

@@ -5,6 +5,7 @@ and SHA-256, and the local cache is asked first and filled after a fetch."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -17,7 +18,9 @@ from urllib.parse import quote
 
 from artreg.client import progress as bars
 from artreg.client.errors import Invalid, NotFound
+from artreg.client.files import HashedFile
 from artreg.client.logged import DownloadResult
+from artreg.client.manifests import Staged, remember
 from artreg.client.transfer import BlobCache, Downloader, DownloadStats
 from artreg.client.version import Version
 from artreg.model.wire import MAX_FILES_PER_REQUEST, DownloadFile, DownloadPage, FileEntry, RemoteEntry
@@ -76,28 +79,38 @@ def download(
     )
     # one page in hand and the next on its way: memory holds two pages whatever the version's size
     ahead = ThreadPoolExecutor(max_workers=1, thread_name_prefix="artreg-pages")
-    try:
-        page, cursor = first, None
-        while True:
-            following = ahead.submit(fetch_page, page.next_cursor) if page.next_cursor else None
-            expires = page.expires_at if page.expires_at.tzinfo else page.expires_at.replace(tzinfo=UTC)
-            if expires - datetime.now(UTC) < _RENEW_BEFORE:
-                page = fetch_page(cursor)
-            chosen = [f for f in page.files if only is None or f.path == only]
-            if chosen:  # every path of the page is checked before any of its files is written
-                found = True
-                done = downloader.download(root, chosen, bar)
-                stats.downloaded += done.downloaded
-                stats.from_cache += done.from_cache
-                stats.skipped += done.skipped
-                stats.bytes += done.bytes
-            remote.extend(entry for entry in page.remote if only is None or entry.path == only)
-            if following is None or (only is not None and found):
-                break
-            cursor, page = page.next_cursor, following.result()
-    finally:
-        ahead.shutdown(wait=True, cancel_futures=True)
-        bar.close()
+    # the whole manifest, kept as the base of a later log of this version (client.upload)
+    staging: contextlib.AbstractContextManager[Staged | None] = contextlib.nullcontext()
+    if reg.manifests is not None and only is None:
+        staging = reg.manifests.staging()
+    with staging as staged:
+        try:
+            page, cursor = first, None
+            while True:
+                following = ahead.submit(fetch_page, page.next_cursor) if page.next_cursor else None
+                expires = page.expires_at if page.expires_at.tzinfo else page.expires_at.replace(tzinfo=UTC)
+                if expires - datetime.now(UTC) < _RENEW_BEFORE:
+                    page = fetch_page(cursor)
+                chosen = [f for f in page.files if only is None or f.path == only]
+                if chosen:  # every path of the page is checked before any of its files is written
+                    found = True
+                    done = downloader.download(root, chosen, bar)
+                    stats.downloaded += done.downloaded
+                    stats.from_cache += done.from_cache
+                    stats.skipped += done.skipped
+                    stats.bytes += done.bytes
+                    if staged is not None:
+                        for f in chosen:
+                            staged.add(HashedFile(f.path, os.path.join(root, f.path), f.sha256, f.size))
+                remote.extend(entry for entry in page.remote if only is None or entry.path == only)
+                if following is None or (only is not None and found):
+                    break
+                cursor, page = page.next_cursor, following.result()
+        finally:
+            ahead.shutdown(wait=True, cancel_futures=True)
+            bar.close()
+        if staged is not None and not remote:
+            remember(reg, staged, name, first.version, first.digest)
     if only is not None and not found:
         raise NotFound(f"file {only!r} is not stored in {name}@{first.version}", details={"path": only})
     return DownloadResult(

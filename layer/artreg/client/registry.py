@@ -34,6 +34,7 @@ from artreg.client.hashcache import HashCache
 from artreg.client.http import RetryPolicy, Transport
 from artreg.client.links import RunSummary, split_links
 from artreg.client.logged import DownloadResult, LoggedArtifact
+from artreg.client.manifests import ManifestCache
 from artreg.client.model_version import ModelVersion, for_role, model_version
 from artreg.client.settings import ClientSettings, load_settings
 from artreg.client.sigv4 import SigV4Signer, region_of, wants_sigv4
@@ -135,6 +136,8 @@ class Registry:
         self.cache = BlobCache(self.settings.cache_dir) if self.settings.cache else None
         # beside the download cache, and on with it: the SHA-256 of local files by their stat
         self.hashes = HashCache(self.settings.cache_dir) if self.settings.cache else None
+        # and the manifests of large versions logged here, to log the next from one (an upload's base)
+        self.manifests = ManifestCache(self.settings.cache_dir) if self.settings.cache else None
         self._siblings: dict[str, Registry] = {self.project: self}
 
     def __repr__(self) -> str:
@@ -144,6 +147,8 @@ class Registry:
         self.transport.close()
         if self.hashes is not None:
             self.hashes.close()
+        if self.manifests is not None:
+            self.manifests.close()
 
     def __enter__(self) -> Registry:
         return self

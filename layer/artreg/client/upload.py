@@ -3,6 +3,12 @@ files are walked, hashed and offered in batches as they come, and each batch's m
 PUT while the next batch is hashed and offered, so that memory holds a batch or two whatever the
 number of files, and each batch's presigned answers are dropped once used.
 
+With the manifest cache (`client.manifests`, on with the download cache) the files are walked and
+hashed once into it first. A version of more than one request of files whose `latest` the cache
+knows, and that differs from it by at most one request of changes, is then logged as an upload from
+that base (API.md): one GET, the changes, the blobs they lack, the commit. Otherwise the files are
+offered from the cache's rows (not walked again) as above; a refused base falls back to that once.
+
 Per-file memory that remains: none; a folder's listing while it is walked, and the SQLite pages of
 the hash cache."""
 
@@ -11,7 +17,7 @@ from __future__ import annotations
 import itertools
 import logging
 import uuid
-from collections.abc import Generator
+from collections.abc import Generator, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -21,12 +27,14 @@ from artreg.client.common import segment, wire
 from artreg.client.errors import Conflict, NotFound
 from artreg.client.files import HashedFile, hash_stream, stream_batches
 from artreg.client.logged import LoggedArtifact
+from artreg.client.manifests import Changes, ManifestCache, Staged, artifact_of, key_of, remember
 from artreg.client.progress import Progress
 from artreg.client.transfer import upload_blobs
 from artreg.model.manifest import Digest
 from artreg.model.wire import (
     MAX_FILES_PER_REQUEST,
     AddFiles,
+    BaseRef,
     CompleteBlob,
     FileEntry,
     FilesAdded,
@@ -45,6 +53,7 @@ log = logging.getLogger("artreg")
 VERIFYING = "blobs_verifying"  # a 409 of commit: stored blobs whose SHA-256 the registry is still checking
 Pair = tuple[HashedFile, FileEntry]
 Batch = tuple[list[Pair], list[RemoteSpec]]
+_REFUSED_BASE = frozenset({"base_mismatch", "upload_state"})  # a 409 after which a full upload is sent
 
 
 def log_files(
@@ -60,6 +69,21 @@ def log_files(
 ) -> LoggedArtifact:
     """Logs `artifact` as a new version, streaming: batches of files offered and their missing blobs
     sent one after the other, then the commit. `links` (role -> `name@ref`) are made at commit."""
+    request: dict[str, Any] = {
+        "type": artifact.type,
+        "metadata": artifact.metadata,
+        "tags": sorted(artifact.tags),
+        "aliases": sorted(artifact.aliases),
+        "version": version,
+        "bump": bump,
+        "producer": producer,
+        **({"links": links} if links else {}),
+        "if_changed": if_changed,
+    }
+    if not artifact.remote and reg.manifests is not None:
+        with reg.manifests.staging() as staged:
+            if staged is not None:
+                return _log_staged(reg, artifact, reg.manifests, staged, request, shown)
     if if_changed and not artifact.remote:
         # over one request of files, ask first: one GET instead of a request per thousand files. The
         # digest is taken on a walk of its own (the hash cache makes it read nothing), then another sends.
@@ -68,23 +92,94 @@ def log_files(
             unchanged = _latest_if_digest(reg, artifact.name, digest)
             if unchanged is not None:
                 return unchanged
-    parts = _batches(reg, artifact)
+    hashed = hash_stream(artifact.iter_files(), cache=reg.hashes, workers=reg.workers)
+    return _upload(reg, artifact, request, _batches(hashed, artifact.remote), shown)
+
+
+def _log_staged(
+    reg: Registry,
+    artifact: Artifact,
+    manifests: ManifestCache,
+    staged: Staged,
+    request: dict[str, Any],
+    shown: bool | None,
+) -> LoggedArtifact:
+    """Hashes the files into the manifest cache, logs them from a base if one is known and close, in
+    full from the cache's rows if not, and keeps the manifest of the version made."""
+    for file in hash_stream(artifact.iter_files(), cache=reg.hashes, workers=reg.workers):
+        staged.add(file)
+    digest = staged.close()
+    large = staged.count > MAX_FILES_PER_REQUEST  # smaller: one request in full, nothing to gain
+    whose = artifact_of(reg.url, reg.project, artifact.name)
+    logged = None
+    # one GET: to answer if_changed, or to find a base (only if some version's manifest is kept)
+    if large and (request["if_changed"] or manifests.knows_artifact(whose)):
+        latest = _latest(reg, artifact.name)
+        if request["if_changed"] and latest is not None and latest.digest == digest:
+            return latest
+        changes = latest and staged.changes_from(_key(reg, latest), MAX_FILES_PER_REQUEST)
+        if latest is not None and changes:
+            logged = _log_from_base(reg, artifact, request, latest, changes, shown)
+    if logged is None:
+        logged = _upload(reg, artifact, request, _batches(staged.files(), []), shown)
+    remember(reg, staged, artifact.name, logged.version, logged.digest)
+    return logged
+
+
+def _log_from_base(
+    reg: Registry,
+    artifact: Artifact,
+    request: dict[str, Any],
+    base: LoggedArtifact,
+    changes: Changes,
+    shown: bool | None,
+) -> LoggedArtifact | None:
+    """The upload from `base` of the changes; None if the registry refused the base (gone, or not
+    the manifest the cache holds): the caller then sends the full upload, once."""
+    extra = {"base": wire(BaseRef, version=base.version, digest=base.digest), "remove": changes.removed}
+    try:
+        return _upload(reg, artifact, request, _batches(iter(changes.files), []), shown, extra)
+    except NotFound as error:
+        log.info("base %s of %s is gone (%s); logging in full", base.version, artifact.name, error)
+    except Conflict as error:
+        if error.code not in _REFUSED_BASE:
+            raise
+        log.info("the registry refused base %s of %s (%s); logging in full", base.version, artifact.name, error)
+    return None
+
+
+def _key(reg: Registry, version: LoggedArtifact) -> str:
+    return key_of(reg.url, reg.project, version.name, version.version, version.digest)
+
+
+def _latest(reg: Registry, name: str) -> LoggedArtifact | None:
+    """`latest`, in one request (none is no error here: a first version)."""
+    try:
+        latest = reg._bind(reg._call("GET", reg._version(name, "latest")), created=False)
+    except NotFound:
+        return None
+    return latest
+
+
+def _upload(
+    reg: Registry,
+    artifact: Artifact,
+    request: dict[str, Any],
+    parts: Generator[Batch],
+    shown: bool | None,
+    extra: dict[str, Any] | None = None,
+) -> LoggedArtifact:
+    """Starts the upload with the first batch (and `extra`: a base), adds the others, sends what is
+    missing, commits."""
     first = next(parts)
     second = next(parts, None)
     start = wire(
         StartUpload,
-        type=artifact.type,
+        **request,
+        **(extra or {}),
         files=[entry for _, entry in first[0]],
         remote=first[1],
-        metadata=artifact.metadata,
-        tags=sorted(artifact.tags),
-        aliases=sorted(artifact.aliases),
-        version=version,
-        bump=bump,
-        producer=producer,
-        **({"links": links} if links else {}),
         commit=second is None,
-        if_changed=if_changed,
     )
     base = f"{reg._artifact(artifact.name)}/uploads"
     status, answer = reg._call_status("POST", base, start)
@@ -127,8 +222,7 @@ def _commit(reg: Registry, path: str) -> tuple[int, Any]:
         return answer.status, answer.json()
 
 
-def _batches(reg: Registry, artifact: Artifact) -> Generator[Batch]:
-    hashed = hash_stream(artifact.iter_files(), cache=reg.hashes, workers=reg.workers)
+def _batches(hashed: Iterable[HashedFile], remote: list[RemoteSpec]) -> Generator[Batch]:
     pairs = (
         (
             file,
@@ -143,7 +237,7 @@ def _batches(reg: Registry, artifact: Artifact) -> Generator[Batch]:
         for file in hashed
     )
     # each blob counted as missing: no batch needs more upload URLs than one answer may carry
-    return stream_batches(pairs, artifact.remote, weigh=_weight, blob_size=lambda pair: pair[0].size)
+    return stream_batches(pairs, remote, weigh=_weight, blob_size=lambda pair: pair[0].size)
 
 
 def _weight(item: Pair | RemoteSpec) -> int:

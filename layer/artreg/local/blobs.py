@@ -28,7 +28,7 @@ import os
 import re
 import shutil
 import stat
-from collections.abc import Container, Iterator, Sequence
+from collections.abc import Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -55,7 +55,7 @@ from artreg.local.blob_files import (
     stored_blob,
     write_atomically,
 )
-from artreg.model import multipart
+from artreg.model import manifest, multipart
 from artreg.model.errors import Forbidden, Invalid, NotFound
 from artreg.model.manifest import Entry
 from artreg.model.names import PROJECT_RE, SHA256_RE, check_project, check_sha256
@@ -494,7 +494,7 @@ class FolderBlobStore:
 
     # ------------------------------------------------------------ manifests
 
-    def put_manifest(self, project: str, digest: str, chunks: Sequence[Sequence[Entry]]) -> None:
+    def put_manifest(self, project: str, digest: str, chunks: Iterable[Sequence[Entry]]) -> None:
         for index, chunk in enumerate(chunks):
             path = self._manifest_path(project, digest, index)
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -502,7 +502,7 @@ class FolderBlobStore:
 
     def get_manifest_chunk(self, project: str, digest: str, index: int) -> list[Entry]:
         try:
-            return _ENTRIES.validate_json(self._manifest_path(project, digest, index).read_bytes())
+            return manifest.stored_json(self._manifest_path(project, digest, index).read_bytes())
         except FileNotFoundError:
             raise NotFound(f"chunk {index} of manifest {digest} does not exist") from None
 

@@ -13,11 +13,12 @@ and updates them in the same transaction instead).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timedelta
 from typing import Any
@@ -391,6 +392,34 @@ class SqliteStore(JanitorRows):
             return None
         return Upload.model_validate_json(row[2]).as_read(row[0], row[1], map(_batch_of, batches))
 
+    def get_upload_parts(self, project: str, upload_id: str) -> tuple[Upload, list[Callable[[], list[Entry]]]] | None:
+        with self._read() as db:
+            row = db.execute(
+                "SELECT state, committed_version, json FROM uploads WHERE project = ? AND upload_id = ?",
+                (project, upload_id),
+            ).fetchone()
+            if row is None:
+                return None
+            further, rowids = [], []
+            for rowid, text in db.execute(
+                "SELECT rowid, json FROM upload_batches WHERE project = ? AND upload_id = ? ORDER BY rowid",
+                (project, upload_id),
+            ):  # one batch's JSON at a time: its entries are read again when asked for
+                batch = json.loads(text)
+                further.append(UploadBatch([], batch["missing"], batch["multipart"]))
+                rowids.append(rowid)
+        first = Upload.model_validate_json(row[2])
+        readers: list[Callable[[], list[Entry]]] = [lambda: list(first.entries)]
+        readers += [functools.partial(self._batch_entries, rowid) for rowid in rowids]
+        return first.model_copy(update={"entries": []}).as_read(row[0], row[1], further), readers
+
+    def _batch_entries(self, rowid: int) -> list[Entry]:
+        with self._read() as db:
+            found = db.execute("SELECT json FROM upload_batches WHERE rowid = ?", (rowid,)).fetchone()
+        if found is None:  # a retried batch replaced it while this commit read the upload: read it again
+            raise Retryable("the upload changed while it was being committed; commit again")
+        return _entries_of_batch(found[0])
+
     def expired_uploads(self, now: datetime, limit: int) -> list[Upload]:
         with self._read() as db:
             rows = db.execute(
@@ -539,9 +568,13 @@ class SqliteStore(JanitorRows):
             )
 
 
+def _entries_of_batch(text: str) -> list[Entry]:
+    return manifest.stored(json.loads(text)["entries"])
+
+
 def _batch_of(row: tuple[str]) -> UploadBatch:
     batch = json.loads(row[0])
-    return UploadBatch(manifest.ENTRIES.validate_python(batch["entries"]), batch["missing"], batch["multipart"])
+    return UploadBatch(manifest.stored(batch["entries"]), batch["missing"], batch["multipart"])
 
 
 def _position(after: str | None, prefix: str) -> str:

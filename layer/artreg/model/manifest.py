@@ -97,10 +97,37 @@ def digest(entries: Sequence[Entry]) -> str:
     return stream.hexdigest(e for e in ordered if isinstance(e, RemoteEntry))
 
 
+def stored(items: Iterable[Mapping[str, Any]]) -> list[Entry]:
+    """Entries as a store kept them (`ENTRIES.dump_*` of entries the registry checked), built without
+    checking each field again: a check costs ~20 µs an entry, seconds of a 100,000-file commit's
+    reads. What `model_construct` does, less its per-field bookkeeping (twice as fast again)."""
+    return [
+        _trusted(RemoteEntry, {**_REMOTE, **item}) if "uri" in item else _trusted(FileEntry, {**_FILE, **item})
+        for item in items
+    ]
+
+
+_FILE: dict[str, Any] = {"metadata": {}}
+_REMOTE: dict[str, Any] = {"size": None, "etag": None, "version_id": None, "verified": False, "metadata": {}}
+
+
+def _trusted(cls: type[FileEntry] | type[RemoteEntry], values: dict[str, Any]) -> Any:
+    entry = cls.__new__(cls)
+    object.__setattr__(entry, "__dict__", values)
+    object.__setattr__(entry, "__pydantic_fields_set__", set(values))
+    object.__setattr__(entry, "__pydantic_extra__", None)
+    object.__setattr__(entry, "__pydantic_private__", None)
+    return entry
+
+
+def stored_json(data: bytes | str) -> list[Entry]:
+    return stored(json.loads(data))
+
+
 def pack(entries: Sequence[Entry]) -> bytes:
     """Entries as a store keeps a batch of them: compressed JSON, whose size the stores' limit counts."""
     return zlib.compress(ENTRIES.dump_json(list(entries)), 6)
 
 
 def unpack(packed: bytes) -> list[Entry]:
-    return ENTRIES.validate_json(zlib.decompress(packed))
+    return stored_json(zlib.decompress(packed))

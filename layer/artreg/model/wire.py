@@ -109,6 +109,14 @@ class Producer(Wire):
     ] = Field(default_factory=list)
 
 
+class BaseRef(Wire):
+    """The committed version an upload starts from (API.md: an upload with a base): its manifest
+    digest too, so that a client never builds on a manifest it did not see."""
+
+    version: Version
+    digest: Sha256
+
+
 class StartUpload(Wire):
     # stated for the OpenAPI document: `version` and `bump` are exclusive
     model_config = ConfigDict(
@@ -135,6 +143,10 @@ class StartUpload(Wire):
     links: Annotated[dict[str, Label], Field(max_length=MAX_COMMIT_LINKS)] = Field(default_factory=dict)
     commit: StrictBool = False
     if_changed: StrictBool = False
+    # with a base, the version holds the base's entries, less `remove`, with `files`/`remote` (of
+    # every batch) replacing or adding entries by path
+    base: BaseRef | None = None
+    remove: Annotated[list[Path], Field(max_length=MAX_FILES_PER_REQUEST)] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _version_or_bump(self) -> StartUpload:
@@ -142,6 +154,8 @@ class StartUpload(Wire):
             raise ValueError("give either version or bump, not both")
         if names.LATEST in self.aliases:
             raise ValueError("alias 'latest' is reserved and kept by the registry")
+        if self.remove and self.base is None:
+            raise ValueError("remove needs a base: it names paths of the base version")
         return self
 
 

@@ -4,9 +4,12 @@ its chunks in the blob store: the registry's pages of files and the janitor's wa
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterator, Sequence
+import itertools
+from collections.abc import Callable, Container, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 
-from artreg.model.manifest import Entry
+from artreg.model.manifest import Digest, Entry, sort_entries
+from artreg.model.wire import FileEntry, RemoteEntry
 from artreg.registry.ports import BlobStore
 from artreg.registry.records import StoredVersion
 
@@ -49,3 +52,68 @@ def find_entry(blobs: BlobStore, version: StoredVersion, path: str) -> Entry | N
             return None
         candidates = blobs.get_manifest_chunk(version.project, version.digest, index)
     return next((e for e in candidates if e.path == path), None)
+
+
+@dataclass
+class Summary:
+    """What a commit records of a manifest, gathered in one pass over it in path order: the digest,
+    the counts, the inline part of the record and the first path of each chunk."""
+
+    digest: str = ""
+    count: int = 0
+    file_count: int = 0
+    size: int = 0
+    files: list[FileEntry] = field(default_factory=list)
+    remote: list[RemoteEntry] = field(default_factory=list)
+    first_paths: list[str] = field(default_factory=list)
+
+
+def summarise(ordered: Iterable[Entry], inline: int, chunk_size: int) -> Summary:
+    """The summary of a manifest that comes in path order, without holding it: what is held is the
+    inline part and the remote entries (the digest closes over them; a manifest has few)."""
+    summary, digest, remote = Summary(), Digest(), []
+    for entry in ordered:
+        if summary.count % chunk_size == 0:
+            summary.first_paths.append(entry.path)
+        summary.count += 1
+        if isinstance(entry, FileEntry):
+            digest.add(entry.path, entry.sha256, entry.size, entry.metadata)
+            summary.file_count += 1
+            summary.size += entry.size
+            if len(summary.files) < inline:
+                summary.files.append(entry)
+        else:
+            remote.append(entry)
+    summary.remote = remote[:inline]
+    summary.digest = digest.hexdigest(remote)
+    return summary
+
+
+def in_path_order(
+    parts: Sequence[Callable[[], list[Entry]]], missing: Container[str]
+) -> tuple[Callable[[], Iterator[Entry]], dict[str, int]]:
+    """An upload's entries in path order from the readers of its requests, and the size of each of
+    its `missing` blobs. When the requests hold ranges of paths that do not overlap (as the SDK sends
+    them: walked in path order), they are read one at a time, in the order of their ranges, at each
+    pass: memory holds one request's entries. Otherwise they are held whole and sorted. A path listed
+    twice is `Invalid` either way."""
+    ranges: list[tuple[str, str, int]] = []
+    sizes: dict[str, int] = {}
+    for index, read in enumerate(parts):
+        batch = sort_entries(read())
+        if batch:
+            ranges.append((batch[0].path, batch[-1].path, index))
+        sizes.update((e.sha256, e.size) for e in batch if isinstance(e, FileEntry) and e.sha256 in missing)
+    ranges.sort()
+    if all(before[1] < after[0] for before, after in itertools.pairwise(ranges)):
+        order = [index for _, _, index in ranges]
+        return (lambda: (e for index in order for e in sort_entries(parts[index]()))), sizes
+    everything = sort_entries([e for read in parts for e in read()])
+    return (lambda: iter(everything)), sizes
+
+
+def chunked(ordered: Iterable[Entry], chunk_size: int) -> Iterator[list[Entry]]:
+    """A manifest in path order as the chunks the blob store keeps, one at a time."""
+    entries = iter(ordered)
+    while chunk := list(itertools.islice(entries, chunk_size)):
+        yield chunk

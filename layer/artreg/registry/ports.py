@@ -4,7 +4,7 @@ The records that cross them are in `records`."""
 
 from __future__ import annotations
 
-from collections.abc import Container, Iterator, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -122,6 +122,12 @@ class MetadataStore(Protocol):
         without entries, of its first request only: enough to check its state)."""
         ...
 
+    def get_upload_parts(self, project: str, upload_id: str) -> tuple[Upload, list[Callable[[], list[Entry]]]] | None:
+        """The upload with the missing blobs and multipart ids of all its batches but none of their
+        entries, and a reader of each request's entries (its first, then each batch) that decodes them
+        only when called: a commit holds one batch's entries at a time, not the whole manifest."""
+        ...
+
     def expired_uploads(self, now: datetime, limit: int) -> list[Upload]:
         """Up to `limit` uploads still pending whose `expires_at` is not after `now`, with their
         multipart ids (oldest first, as far as the store keeps an order)."""
@@ -222,7 +228,10 @@ class BlobStore(Protocol):
         not readable is answered unverified; only a passing failure of the store raises (`Retryable`)."""
         ...
 
-    def put_manifest(self, project: str, digest: str, chunks: Sequence[Sequence[Entry]]) -> None: ...
+    def put_manifest(self, project: str, digest: str, chunks: Iterable[Sequence[Entry]]) -> None:
+        """Stores a manifest's chunks as they come: a caller's generator is never held whole."""
+        ...
+
     def get_manifest_chunk(self, project: str, digest: str, index: int) -> list[Entry]: ...
 
     # The janitor's side. A condemned blob counts as missing to `find_missing` and `verify`, so that

@@ -14,7 +14,16 @@ from pydantic import BaseModel, ConfigDict, Field
 from artreg.model import versions
 from artreg.model.manifest import Entry
 from artreg.model.names import LATEST
-from artreg.model.wire import AliasMove, LinkedBy, LinkTarget, Producer, RemoteEntry, VersionLink, VersionRecord
+from artreg.model.wire import (
+    AliasMove,
+    BaseRef,
+    LinkedBy,
+    LinkTarget,
+    Producer,
+    RemoteEntry,
+    VersionLink,
+    VersionRecord,
+)
 
 # pending until committed; expired by the janitor once past `expires_at` (the registry refuses to
 # commit an upload past it even before)
@@ -119,6 +128,8 @@ class Upload(BaseModel):
     producer: Producer | None = None
     links: dict[str, str] = Field(default_factory=dict)  # role -> NAME@REF, pinned at commit
     if_changed: bool = False
+    base: BaseRef | None = None  # the version it starts from (registry.rebase): entries are then changes
+    remove: list[str] = Field(default_factory=list)  # paths of the base left out
     entries: list[Entry] = Field(default_factory=list)
     missing: list[str] = Field(default_factory=list)  # sha256 of blobs to verify at commit
     multipart: dict[str, str] = Field(default_factory=dict)  # sha256 -> multipart upload id

@@ -4,7 +4,7 @@ multipart blobs completed, then committed as the next version (or the one asked 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,12 +20,12 @@ from artreg.model.wire import (
     LinkTarget,
     MissingBlob,
     Producer,
-    RemoteEntry,
     RemoteSpec,
     StartUpload,
     UploadStarted,
     VersionRecord,
 )
+from artreg.registry import manifests, rebase
 from artreg.registry.changes import Retrier
 from artreg.registry.context import Context, not_found
 from artreg.registry.links import Links, check_links, target_gone
@@ -36,6 +36,7 @@ from artreg.registry.records import (
     ManifestRef,
     StoredLink,
     StoredVersion,
+    UnsettledBlob,
     Upload,
     VersionDelta,
     version_id,
@@ -43,6 +44,7 @@ from artreg.registry.records import (
 from artreg.registry.verifying import check_stored
 
 LATEST = names.LATEST
+_VERIFY_BATCH = 1000
 
 
 @dataclass(frozen=True)
@@ -71,9 +73,15 @@ class Uploads:
         for ref in request.links.values():  # 404 before anything is written; pinned again at commit
             self.links.pin(project, ref)
         entries = self._entries_of(request.files, request.remote)
-        manifest.sort_entries(entries)  # a path listed twice is refused before anything is written
+        ordered = manifest.sort_entries(entries)  # a path listed twice is refused before anything is written
+        base = None
+        if request.base is not None:
+            base = rebase.base_version(self.c.store, project, name, request.base)
+            rebase.check_changes(self.c.blobs, base, request.remove, ordered)
         if request.commit and request.if_changed:  # unchanged content: answer the version we have, one read
-            unchanged = self._unchanged(project, name, manifest.digest(entries))
+            source = self._source(base, request.remove, ordered)
+            digest = manifest.digest(entries) if base is None else self._summary(source).digest
+            unchanged = self._unchanged(project, name, digest)
             if unchanged:
                 return Committed(unchanged, created=False)
         self._check_batch(entries)
@@ -95,6 +103,8 @@ class Uploads:
             producer=request.producer,
             links=dict(request.links),
             if_changed=request.if_changed,
+            base=request.base,
+            remove=sorted(request.remove),
             entries=entries,
             missing=[sha for sha, _ in missing],
             multipart={t.sha256: t.multipart.upload_id for t in targets if t.multipart},
@@ -109,6 +119,7 @@ class Uploads:
         upload = self._pending_upload(project, name, upload_id, with_entries=False)
         entries = self._entries_of(request.files, request.remote)
         manifest.sort_entries(entries)
+        rebase.check_disjoint(set(upload.remove), entries)
         self._check_batch(entries)
         missing, targets = self._missing_blobs(project, request.files)
         multipart = {t.sha256: t.multipart.upload_id for t in targets if t.multipart}
@@ -133,7 +144,7 @@ class Uploads:
         return self.c.blobs.complete_multipart(project, sha256, multipart_id, request.parts)
 
     def commit(self, project: str, name: str, upload_id: str, caller: str | None = None) -> Committed:
-        upload = self._upload(project, name, upload_id, with_entries=True)
+        upload, parts = self._upload_parts(project, name, upload_id)
         if upload.state == "committed":
             return Committed(self._committed_version(upload), created=False)
         if upload.expires_at <= self.c.clock.now():
@@ -144,17 +155,20 @@ class Uploads:
         self._check_protected(upload.aliases)  # the setting may have changed since the upload started
         if upload.version is not None:  # taken meanwhile: that, not the blobs, is what the caller must fix
             self._check_version_free(project, name, upload.version)
+        missing = set(upload.missing)
+        upload = upload.model_copy(update={"missing": []})  # the one list of them is `missing` from here
         try:
-            entries = manifest.sort_entries(upload.entries)
+            source, sizes = manifests.in_path_order(parts, missing)
         except Invalid as error:  # two batches listed one path: the stored upload, not this request, is at fault
             raise Conflict(f"{error.message} (in two batches); start a new upload", code="upload_state") from None
-        sizes = {e.sha256: e.size for e in entries if isinstance(e, FileEntry)}
-        unsettled = self.c.blobs.verify(
-            project, [(sha, sizes[sha]) for sha in sorted(set(upload.missing)) if sha in sizes]
-        )
-        check_stored(unsettled, self.c.clock.now(), self.c.policy.verify_window)
-        digest = manifest.digest(entries)
-        draft = self._draft_version(upload, entries, digest, caller)
+        if upload.base:  # the changes are few enough to hold (at most what the client sent)
+            base = rebase.committable(self.c.store, project, name, upload.base)
+            source = self._source(base, upload.remove, list(source()))
+        check_stored(self._verify(project, missing, sizes), self.c.clock.now(), self.c.policy.verify_window)
+        del missing, sizes  # a blob a file: not held through the passes over the manifest
+        summary = self._summary(source)
+        digest = summary.digest
+        draft = self._draft_version(upload, source, summary, caller)
         targets = {role: self.links.pin(project, ref) for role, ref in sorted(upload.links.items())}
 
         def attempt(head: Head | None) -> Committed:
@@ -274,27 +288,34 @@ class Uploads:
             links_set=links,
         )
 
-    def _draft_version(self, upload: Upload, entries: list[Entry], digest: str, caller: str | None) -> StoredVersion:
+    def _source(self, base: StoredVersion | None, remove: Sequence[str], ordered: list[Entry]) -> rebase.Source:
+        """The new version's manifest in path order: the upload's entries, or those merged into its base."""
+        if base is None:
+            return lambda: iter(ordered)
+        return rebase.merged(self.c.blobs, base, remove, ordered)
+
+    def _summary(self, source: rebase.Source) -> manifests.Summary:
+        return manifests.summarise(source(), self.c.policy.inline_entries, self.c.policy.chunk_entries)
+
+    def _draft_version(
+        self, upload: Upload, source: rebase.Source, summary: manifests.Summary, caller: str | None
+    ) -> StoredVersion:
         """The version record of an upload, all but its number; a manifest too large for the record
-        goes to the blob store in chunks, under its digest."""
-        files = [e for e in entries if isinstance(e, FileEntry)]
-        remote = [e for e in entries if isinstance(e, RemoteEntry)]
-        inline_files, inline_remote = (
-            files[: self.c.policy.inline_entries],
-            remote[: self.c.policy.inline_entries],
-        )
+        goes to the blob store in chunks, under its digest, read from `source` a second time."""
+        digest = summary.digest
+        inline_files, inline_remote = summary.files, summary.remote
         while len(json.dumps([e.model_dump() for e in inline_files + inline_remote])) > self.c.limits.record_bytes:
             inline_files, inline_remote = (
                 inline_files[: len(inline_files) // 2],
                 inline_remote[: len(inline_remote) // 2],
             )
-        truncated = len(inline_files) < len(files) or len(inline_remote) < len(remote)
+        remote_count = summary.count - summary.file_count
+        truncated = len(inline_files) < summary.file_count or len(inline_remote) < remote_count
         external: ManifestRef | None = None
         if truncated:
             size = self.c.policy.chunk_entries
-            parts = [entries[i : i + size] for i in range(0, len(entries), size)]
-            self.c.blobs.put_manifest(upload.project, digest, parts)
-            external = ManifestRef(chunk_size=size, count=len(entries), first_paths=[part[0].path for part in parts])
+            self.c.blobs.put_manifest(upload.project, digest, manifests.chunked(source(), size))
+            external = ManifestRef(chunk_size=size, count=summary.count, first_paths=summary.first_paths)
         return StoredVersion(
             project=upload.project,
             name=upload.name,
@@ -308,8 +329,8 @@ class Uploads:
             files=inline_files,
             remote=inline_remote,
             files_truncated=truncated,
-            size=sum(e.size for e in files),
-            file_count=len(files),
+            size=summary.size,
+            file_count=summary.file_count,
             digest=digest,
             manifest=external,
         )
@@ -377,6 +398,24 @@ class Uploads:
         if upload is None or upload.name != name:
             raise not_found(f"upload {upload_id[:64]!r} of {project}/{name}", upload_id=upload_id[:64])
         return upload
+
+    def _verify(self, project: str, missing: set[str], sizes: dict[str, int]) -> list[UnsettledBlob]:
+        """The upload's blobs not stored as stated, asked a thousand at a time (a first log of 100,000
+        files has as many)."""
+        ordered = sorted(missing)
+        unsettled: list[UnsettledBlob] = []
+        for start in range(0, len(ordered), _VERIFY_BATCH):
+            shas = ordered[start : start + _VERIFY_BATCH]
+            unsettled += self.c.blobs.verify(project, [(sha, sizes[sha]) for sha in shas if sha in sizes])
+        return unsettled
+
+    def _upload_parts(self, project: str, name: str, upload_id: str) -> tuple[Upload, list[Callable[[], list[Entry]]]]:
+        names.check_project(project)
+        names.check_name(name)
+        found = self.c.store.get_upload_parts(project, upload_id) if _looks_like_id(upload_id) else None
+        if found is None or found[0].name != name:
+            raise not_found(f"upload {upload_id[:64]!r} of {project}/{name}", upload_id=upload_id[:64])
+        return found
 
     def _pending_upload(self, project: str, name: str, upload_id: str, with_entries: bool) -> Upload:
         upload = self._upload(project, name, upload_id, with_entries)

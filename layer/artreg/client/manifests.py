@@ -1,0 +1,255 @@
+"""The manifest cache: the manifests (path, SHA-256, size, a digest of the file's metadata) of versions
+this client logged, kept beside the hash cache, so that logging a version that differs from `latest`
+by a few files sends only those (an upload from a base, API.md) without reading the base back.
+
+A manifest is kept under the registry's URL, the project, the name, the version and its digest, and
+only once its digest, computed here over the rows kept, is the one the registry answered: a row
+that is not what the registry holds cannot be kept, so an upload from it is never wrong, only
+refused (the registry checks the base's digest). At most `KEEP` manifests are kept, the least
+recently used dropped. A version with remote entries is not kept (their pins are the registry's).
+
+Kept in SQLite (WAL) at `<cache_dir>/manifests.sqlite`; a cache that cannot be opened or written
+is skipped, never failing a log: the upload is then a full one."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import sqlite3
+import threading
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from artreg.client.files import HashedFile
+from artreg.model.manifest import Digest
+from artreg.model.wire import MAX_FILES_PER_REQUEST
+
+if TYPE_CHECKING:
+    from artreg.client.registry import Registry
+
+log = logging.getLogger("artreg")
+KEEP = 4  # manifests kept: a 100,000-file one is about 15 MB
+_WRITE = 1000  # rows a statement
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS manifests (
+    id TEXT PRIMARY KEY, key TEXT UNIQUE, artifact TEXT NOT NULL, used_at INTEGER NOT NULL, count INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS entries (
+    manifest TEXT NOT NULL, path TEXT NOT NULL, sha256 TEXT NOT NULL, size INTEGER NOT NULL,
+    meta TEXT NOT NULL, source TEXT, metadata TEXT, PRIMARY KEY (manifest, path)
+) WITHOUT ROWID;
+"""
+# the rows of `new` that are not in `old` as they are (added or changed), and the paths of `old` gone
+_CHANGED = """
+SELECT n.path, n.sha256, n.size, n.source, n.metadata FROM entries n
+LEFT JOIN entries o ON o.manifest = :old AND o.path = n.path
+WHERE n.manifest = :new AND (o.path IS NULL OR o.sha256 != n.sha256 OR o.size != n.size OR o.meta != n.meta)
+ORDER BY n.path LIMIT :limit
+"""
+_REMOVED = """
+SELECT o.path FROM entries o LEFT JOIN entries n ON n.manifest = :new AND n.path = o.path
+WHERE o.manifest = :old AND n.path IS NULL ORDER BY o.path LIMIT :limit
+"""
+
+
+def meta_digest(metadata: Mapping[str, Any] | None) -> str:
+    """What the cache keeps of a file's metadata: enough to tell whether it changed."""
+    if not metadata:
+        return ""
+    return hashlib.sha256(json.dumps(metadata, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def key_of(url: str, project: str, name: str, version: str, digest: str) -> str:
+    return json.dumps([url, project, name, version, digest])
+
+
+def artifact_of(url: str, project: str, name: str) -> str:
+    return json.dumps([url, project, name])
+
+
+@dataclass(frozen=True)
+class Changes:
+    """How a staged manifest differs from a kept one: the files to send (with where to read them)
+    and the paths to remove."""
+
+    files: list[HashedFile]
+    removed: list[str]
+
+
+class Staged:
+    """A manifest being written as its files are hashed, then kept under the version it became, or
+    dropped. Its digest is computed as it is written."""
+
+    def __init__(self, cache: ManifestCache, db: sqlite3.Connection) -> None:
+        self.cache = cache
+        self.db = db
+        self.id = "staged-" + uuid.uuid4().hex
+        self.count = 0
+        self._digest = Digest()
+        self._rows: list[tuple[str, str, str, int, str, str, str | None]] = []
+        self.digest = ""
+        self.kept = False
+
+    def add(self, file: HashedFile) -> None:
+        self._digest.add(file.path, file.sha256, file.size, file.metadata)
+        metadata = json.dumps(dict(file.metadata)) if file.metadata else None
+        self._rows.append(
+            (self.id, file.path, file.sha256, file.size, meta_digest(file.metadata), file.source, metadata)
+        )
+        self.count += 1
+        if len(self._rows) >= _WRITE:
+            self._flush()
+
+    def _flush(self) -> None:
+        with self.cache._lock, self.db:
+            self.db.executemany("INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?, ?, ?)", self._rows)
+        self._rows.clear()
+
+    def close(self) -> str:
+        """Ends the writing; the manifest's digest."""
+        self._flush()
+        self.digest = self._digest.hexdigest()
+        return self.digest
+
+    def files(self) -> Iterator[HashedFile]:
+        """The staged files in path order, a page of rows at a time."""
+        after = ""
+        while True:
+            with self.cache._lock:
+                rows = self.db.execute(
+                    "SELECT path, sha256, size, source, metadata FROM entries WHERE manifest = ? AND path > ? "
+                    "ORDER BY path LIMIT ?",
+                    (self.id, after, _WRITE),
+                ).fetchall()
+            yield from (_hashed(*row) for row in rows)
+            if len(rows) < _WRITE:
+                return
+            after = rows[-1][0]
+
+    def changes_from(self, key: str, limit: int) -> Changes | None:
+        """How this manifest differs from the kept one `key`; None if it is not kept, or if either
+        list is over `limit` (then an upload from it would not be small)."""
+        with self.cache._lock:
+            row = self.db.execute("SELECT id FROM manifests WHERE key = ?", (key,)).fetchone()
+            if row is None:
+                return None
+            names = {"old": row[0], "new": self.id, "limit": limit + 1}
+            changed = self.db.execute(_CHANGED, names).fetchall()
+            removed = [path for (path,) in self.db.execute(_REMOVED, names)]
+            with self.db:  # used: the last to be dropped
+                self.db.execute("UPDATE manifests SET used_at = ? WHERE id = ?", (_next_use(self.db), row[0]))
+        if len(changed) > limit or len(removed) > limit:
+            return None
+        return Changes([_hashed(*row) for row in changed], removed)
+
+    def keep(self, key: str, artifact: str) -> None:
+        """Keeps this manifest as the version `key` of `artifact` (whose digest the caller checked is
+        this one's)."""
+        with self.cache._lock, self.db:
+            self.db.execute("DELETE FROM entries WHERE manifest IN (SELECT id FROM manifests WHERE key = ?)", (key,))
+            self.db.execute("DELETE FROM manifests WHERE key = ?", (key,))
+            self.db.execute(
+                "INSERT INTO manifests VALUES (?, ?, ?, ?, ?)", (self.id, key, artifact, _next_use(self.db), self.count)
+            )
+            self.cache._trim(self.db)
+        self.kept = True
+
+    def drop(self) -> None:
+        if self.kept:
+            return
+        with self.cache._lock, self.db:
+            self.db.execute("DELETE FROM entries WHERE manifest = ?", (self.id,))
+
+
+class ManifestCache:
+    """Manifests of versions by (registry URL, project, name, version, digest). Thread-safe."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.path = Path(root).expanduser() / "manifests.sqlite"
+        self._lock = threading.Lock()
+        self._db: sqlite3.Connection | None = None
+        self._broken = False
+
+    def _connect(self) -> sqlite3.Connection | None:
+        if self._db is None and not self._broken:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                db = sqlite3.connect(self.path, timeout=10, check_same_thread=False)
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=NORMAL")
+                db.executescript(_SCHEMA)
+                # staged rows a killed log left behind
+                db.execute("DELETE FROM entries WHERE manifest NOT IN (SELECT id FROM manifests)")
+                db.commit()
+                self._db = db
+            except (sqlite3.Error, OSError) as error:
+                log.debug("manifest cache %s unusable, logging in full: %s", self.path, error)
+                self._broken = True
+        return self._db
+
+    def _trim(self, db: sqlite3.Connection) -> None:
+        old = [
+            row[0] for row in db.execute("SELECT id FROM manifests ORDER BY used_at DESC LIMIT -1 OFFSET ?", (KEEP,))
+        ]
+        for manifest in old:
+            db.execute("DELETE FROM entries WHERE manifest = ?", (manifest,))
+            db.execute("DELETE FROM manifests WHERE id = ?", (manifest,))
+
+    @contextlib.contextmanager
+    def staging(self) -> Iterator[Staged | None]:
+        """A manifest to write (None if the cache is unusable); dropped on leaving unless kept."""
+        with self._lock:
+            db = self._connect()
+        if db is None:
+            yield None
+            return
+        staged = Staged(self, db)
+        try:
+            yield staged
+        except sqlite3.Error as error:
+            log.debug("manifest cache write failed: %s", error)
+            raise
+        finally:
+            with contextlib.suppress(sqlite3.Error):
+                staged.drop()
+
+    def knows_artifact(self, artifact: str) -> bool:
+        """Whether a manifest of some version of `artifact` is kept: else no base can be known."""
+        with self._lock:
+            db = self._connect()
+            if db is None:
+                return False
+            return db.execute("SELECT 1 FROM manifests WHERE artifact = ?", (artifact,)).fetchone() is not None
+
+    def keys(self) -> list[str]:
+        with self._lock:
+            db = self._connect()
+            return [] if db is None else [k for (k,) in db.execute("SELECT key FROM manifests ORDER BY used_at")]
+
+    def close(self) -> None:
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+
+def remember(reg: Registry, staged: Staged, name: str, version: str, digest: str) -> None:
+    """Keeps a staged manifest of over one request of files as `name@version` if its digest is the
+    registry's (`digest`): a version with files' metadata, which the rows do not hold, never is."""
+    if staged.count > MAX_FILES_PER_REQUEST and staged.close() == digest:
+        staged.keep(key_of(reg.url, reg.project, name, version, digest), artifact_of(reg.url, reg.project, name))
+
+
+def _hashed(path: str, sha256: str, size: int, source: str, metadata: str | None) -> HashedFile:
+    return HashedFile(
+        path=path, source=source, sha256=sha256, size=size, metadata=json.loads(metadata) if metadata else None
+    )
+
+
+def _next_use(db: sqlite3.Connection) -> int:
+    return int(db.execute("SELECT COALESCE(MAX(used_at), 0) + 1 FROM manifests").fetchone()[0])
