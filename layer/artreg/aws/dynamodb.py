@@ -38,7 +38,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -365,7 +365,7 @@ class DynamoStore(JanitorItems):
         is pending and past its expiry is answered (and dropped by `expire_upload`); an entry whose
         upload is committed or gone is dropped here. An hour that is past and empty moves the cursor."""
         cursor_item = self._get(codec.CURSOR_KEY)
-        current = _hour_of(now)
+        current = codec.hour_of(now)
         start = datetime.fromisoformat(cursor_item["hour"]["S"]) if cursor_item else current - _EXPIRY_LOOKBACK
         found: list[Upload] = []
         hour, drained_to, blocked = start, start, False
@@ -403,13 +403,13 @@ class DynamoStore(JanitorItems):
         """Walks the expiry index from the janitor's cursor (or from `expiring_from`'s hour, when later:
         one or two hours, where the cursor may be days back) to the last hour an upload started now could
         expire in, taking the project's entries of each hour."""
-        current = _hour_of(now)
-        if expiring_from is not None and _hour_of(expiring_from) >= current:
-            hour = _hour_of(expiring_from)  # the cursor is never past `now`'s hour: no need to read it
+        current = codec.hour_of(now)
+        if expiring_from is not None and codec.hour_of(expiring_from) >= current:
+            hour = codec.hour_of(expiring_from)  # the cursor is never past `now`'s hour: no need to read it
         else:
             cursor_item = self._get(codec.CURSOR_KEY)
             hour = datetime.fromisoformat(cursor_item["hour"]["S"]) if cursor_item else current - _EXPIRY_LOOKBACK
-            hour = max(hour, _hour_of(expiring_from)) if expiring_from is not None else hour
+            hour = max(hour, codec.hour_of(expiring_from)) if expiring_from is not None else hour
         while hour <= now + upload_ttl:
             for entry in self._query(codec.expiry_pk(hour), f"{project}#", None, 1_000_000, True):
                 if expiring_from is not None and int(entry["exp"]["N"]) < int(expiring_from.timestamp()):
@@ -594,8 +594,3 @@ class DynamoStore(JanitorItems):
             start = page.get("LastEvaluatedKey")
             if not start:
                 return
-
-
-def _hour_of(at: datetime) -> datetime:
-    """The hour of the expiry index's partition that holds `at`."""
-    return at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)

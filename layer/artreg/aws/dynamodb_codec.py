@@ -97,6 +97,11 @@ def upload_key(project: str, upload_id: str, sk: str = "U") -> Item:
     return {"PK": s(f"U#{project}#{upload_id}"), "SK": s(sk)}
 
 
+def hour_of(at: datetime) -> datetime:
+    """The hour of the expiry index's partition that holds `at`."""
+    return at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
 def expiry_pk(hour: datetime) -> dict[str, str]:
     return s("X#" + hour.astimezone(UTC).strftime("%Y-%m-%dT%H"))
 
