@@ -7,6 +7,7 @@ import hashlib
 import io
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from unittest import mock
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
@@ -175,6 +176,35 @@ def test_a_body_that_ends_early_stores_only_the_blobs_it_carried_whole(
     last = offered.blobs[-1]
     assert stored(store, three) == {sha: data for sha, data in three.items() if sha != last}
     assert temporaries(store) == []
+
+
+def test_a_bundle_stores_a_condemned_blob_anew_and_lifts_the_condemnation(
+    store: FolderBlobStore, clock: FakeClock, three: dict[str, bytes], offered: Bundle
+) -> None:
+    # Given the blobs stored, then one condemned by the janitor (so an upload counts it missing)
+    send(store, offered.url, body_of(offered, three))
+    first = next(iter(three))
+    [blob] = [b for b in store.unlisted_blobs(P, listed=set()) if b.sha256 == first]
+    store.condemn(P, blob, clock.now())
+    assert store.find_missing(P, pairs(three)) == [(first, len(three[first]))]
+    # When a new bundle sends its bytes again
+    [again] = store.upload_bundles(P, [*pairs({first: three[first]}), *pairs(blobs_of(b"another"))])
+    send(store, again.url, body_of(again, {**three, **blobs_of(b"another")}))
+    # Then it is a stored blob again, no longer condemned
+    assert store.find_missing(P, pairs(three)) == []
+
+
+def test_without_syncfs_each_blob_of_a_bundle_is_fsynced(tmp_path: Path, three: dict[str, bytes]) -> None:
+    # Given a store where the file system has no syncfs
+    with mock.patch("artreg.local.blob_files.SYNCFS", None):
+        store = FolderBlobStore(tmp_path / "data", base_url="http://127.0.0.1:0")
+    [bundle] = store.upload_bundles(P, pairs(three))
+    # When a bundle of three blobs is PUT
+    with mock.patch("os.fsync") as fsync:
+        send(store, bundle.url, body_of(bundle, three))
+    # Then each was fsync'd before it was answered
+    assert fsync.call_count == 3
+    assert store.verify(P, pairs(three)) == []
 
 
 # ---------------------------------------------------------------- the URL names the blobs

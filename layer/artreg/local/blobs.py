@@ -25,7 +25,6 @@ import contextlib
 import functools
 import hashlib
 import hmac
-import io
 import json
 import os
 import re
@@ -440,8 +439,10 @@ class FolderBlobStore:
         self.durability.written()
         return f'"{sha256[:32]}"'
 
-    def _accept_bytes(self, project: str, sha256: str, size: int, data: bytes) -> str:
-        return self.accept_put(project, sha256, size, io.BytesIO(data), size)
+    def _accept_bytes(self, project: str, sha256: str, size: int, data: bytes) -> None:
+        """A bundle's blob, as `accept_put` stores one (see `bundles.install_bytes`)."""
+        bundles.install_bytes(self._blob_path(project, sha256), data, size, sha256, sync=not self.durability.enabled)
+        self.durability.written()
 
     def accept_part(
         self, project: str, sha256: str, multipart_id: str, part_number: int, size: int, stream: BinaryIO, length: int
