@@ -125,3 +125,23 @@ def test_the_sdk_logs_and_downloads_small_files_in_a_few_bundles(server: Running
     written = {p.relative_to(tmp_path / "out"): p.read_bytes() for p in (tmp_path / "out").rglob("*.txt")}
     assert written == {p.relative_to(root): p.read_bytes() for p in root.rglob("*.txt")}
     assert [(s.method, "/bundles/" in s.path) for s in downloads.blob_calls] == [("GET", True)] * 3
+
+
+def test_a_bundle_of_several_mib_streams_both_ways(server: RunningServer, tmp_path: Path) -> None:
+    # Given 12 files of 300 kB (a bundle of 3.6 MB, streamed rather than read whole)
+    root = tmp_path / "dataset"
+    root.mkdir()
+    for i in range(12):
+        (root / f"{i:02d}.bin").write_bytes(bytes([i]) * 300_000)
+    reg, pool = counted_registry(server.url, tmp_path / "cache")
+
+    # When the SDK logs them, and another client downloads them
+    reg.log_artifact(Artifact(N, type="dataset").add(root))
+    reader, downloads = counted_registry(server.url, tmp_path / "empty-cache")
+    result = reader.download(N, "latest", tmp_path / "out")
+
+    # Then one bundle carried them each way, and every file is back byte for byte
+    assert [s.method for s in pool.blob_calls] == ["PUT"]
+    assert [s.method for s in downloads.blob_calls] == ["GET"]
+    assert result.downloaded == 12
+    assert all((tmp_path / "out" / p.name).read_bytes() == p.read_bytes() for p in root.iterdir())
