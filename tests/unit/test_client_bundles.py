@@ -5,6 +5,7 @@ download's bundle is split by sizes, each blob checked, and what it did not brin
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ class BlobPool:
     def __init__(self, bundle_answer: list[Any]) -> None:
         self.bundle_answer = bundle_answer  # per try: a status, or an exception to raise
         self.received: dict[str, list[bytes]] = {}
+        self.refusal = b'{"error": {"code": "signature_mismatch", "message": "not this URL"}}'
 
     def request(self, method: str, url: str, body: Iterable[bytes] | None = None, **_: Any) -> Urllib3Answer:
         data = b"".join(body or [])
@@ -46,9 +48,7 @@ class BlobPool:
             answer = self.bundle_answer.pop(0)
             if isinstance(answer, BaseException):
                 raise answer
-            return Urllib3Answer(
-                answer, b'{"error": {"code": "bad_digest", "message": "no"}}' if answer >= 400 else b""
-            )
+            return Urllib3Answer(answer, self.refusal if answer >= 400 else b"")
         return Urllib3Answer(200, headers={"ETag": '"x"'})
 
 
@@ -80,11 +80,23 @@ def test_the_small_blobs_go_in_the_bundle_offered(tmp_path: Path) -> None:
 
 def test_a_refused_bundle_falls_back_to_each_blobs_own_url(tmp_path: Path) -> None:
     # Given a blob store that refuses the bundle
-    pool = BlobPool([400])
+    pool = BlobPool([403])
     # When the blobs are uploaded
     upload(tmp_path, pool)
     # Then each blob was PUT to its own URL with its own bytes
     assert own_puts(pool) == {sha(d): d for d in CONTENTS}
+
+
+def test_a_bundle_refused_for_some_blobs_sends_only_those_again(tmp_path: Path) -> None:
+    # Given a blob store that stores the bundle's blobs but the second, and says so
+    pool = BlobPool([400])
+    second = sha(CONTENTS[1])
+    refusal = {"error": {"code": "bad_digest", "message": "not these bytes", "details": {"blobs": [second]}}}
+    pool.refusal = json.dumps(refusal).encode()
+    # When the blobs are uploaded
+    upload(tmp_path, pool)
+    # Then only the second was PUT again, to its own URL
+    assert own_puts(pool) == {second: CONTENTS[1]}
 
 
 def test_a_bundle_that_meets_network_errors_is_retried_then_sent_blob_by_blob(tmp_path: Path) -> None:

@@ -115,7 +115,11 @@ def _put_bundle(
     except ArtregError as error:
         if tries:
             progress.update(-tries[-1].sent)
-        log.info("a bundle of %d blobs was not taken (%s); sending them one by one", len(blobs), error.message)
+        named = error.details.get("blobs") if error.code == "bad_digest" else None
+        if isinstance(named, list):  # the server stored the others: only the blobs it refused go again
+            blobs = [b for b in blobs if b.sha256 in named]
+            progress.update(bundle.size - sum(b.size for b in blobs))
+        log.info("a bundle was not taken (%s); sending %d of its blobs one by one", error.message, len(blobs))
         run_parallel([partial(put_one, transport, b, sources[b.sha256].source, progress) for b in blobs], 4)
 
 
@@ -172,8 +176,8 @@ def _fetch_bundle(
 ) -> None:
     """Streams the bundle, cutting it by sizes; each blob whose SHA-256 holds is written to its
     destinations and the cache by the `writers` (creating a file is mostly the kernel's work, which
-    runs in parallel), the stream read on meanwhile; whatever the bundle did not bring (broken off, refused, or wrong
-    bytes) is fetched blob by blob, which raises as a lone blob's fetch does."""
+    runs in parallel) while the stream is read on. Whatever the bundle did not bring (broken off,
+    refused, or wrong bytes) is fetched blob by blob, which raises as a lone blob's fetch does."""
     placed: dict[str, Future[None]] = {}
     try:
         buffer, at, index = b"", 0, 0
