@@ -117,7 +117,7 @@ class FolderBlobStore:
         self._key = load_secret(self.root)
         self.durability = GroupSync(self.root, blob_files.SYNCFS)
         self._bundle_route = re.compile(re.escape(self._prefix) + r"/blobs/([^/]+)/bundles/([0-9a-f]{32})")
-        self.bundles = bundles.FolderBundles(self.root, self._key, self._prefix, self._url)
+        self.bundles = bundles.FolderBundles(self.root, self._key, self._prefix, self._url, self._blob_path)
 
     # ------------------------------------------------------------ paths: only from checked names
 
@@ -494,17 +494,7 @@ class FolderBlobStore:
     def bundle_pieces(self, request: SignedRequest) -> Iterator[bytes]:
         """The bytes of a verified bundle GET, its blobs in order (NotFound for one gone or changed)."""
         assert request.bundle is not None
-        blobs = self.bundles.blobs(request.project, request.bundle, request.size)
-        return self.bundles.pieces(blobs, functools.partial(self._read_small, request.project))
-
-    def _read_small(self, project: str, sha256: str, size: int) -> bytes:
-        try:
-            data = self._blob_path(project, sha256).read_bytes()
-        except FileNotFoundError:
-            data = b""
-        if len(data) != size:
-            raise NotFound(f"blob {sha256} of project {project} is no longer stored")
-        return data
+        return self.bundles.pieces(request.project, self.bundles.blobs(request.project, request.bundle, request.size))
 
     def download_url(self, project: str, sha256: str, filename: str) -> str:
         size = size_of(self._blob_path(project, sha256))

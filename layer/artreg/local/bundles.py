@@ -78,11 +78,12 @@ def cut(blobs: Blobs, small: int) -> list[list[tuple[str, int]]]:
 class FolderBundles:
     """The bundles of one folder store: their records, their URLs, and the bytes through them."""
 
-    def __init__(self, root: Path, key: bytes, prefix: str, sign: Sign) -> None:
+    def __init__(self, root: Path, key: bytes, prefix: str, sign: Sign, path_of: Callable[[str, str], Path]) -> None:
         self.root = root
         self.key = key
         self.prefix = prefix
         self.sign = sign
+        self.path_of = path_of  # (project, sha256) -> the blob's path, from checked names only
 
     @functools.cached_property
     def pool(self) -> ThreadPoolExecutor:
@@ -167,8 +168,19 @@ class FolderBundles:
                 details={"blobs": wrong},
             )
 
-    def pieces(self, blobs: Blobs, read: Callable[[str, int], bytes]) -> Iterator[bytes]:
-        """The blobs' bytes in order, about a MiB at a time, each MiB's files read at once by the pool."""
+    def pieces(self, project: str, blobs: Blobs) -> Iterator[bytes]:
+        """The blobs' bytes in order, about a MiB at a time, each MiB's files read at once by the pool;
+        NotFound for a blob gone (or changed) since the bundle was offered."""
+
+        def read(sha256: str, size: int) -> bytes:
+            try:
+                data = self.path_of(project, sha256).read_bytes()
+            except FileNotFoundError:
+                data = b""
+            if len(data) != size:
+                raise NotFound(f"blob {sha256} of project {project} is no longer stored")
+            return data
+
         group: list[tuple[str, int]] = []
         total = 0
         for sha, size in blobs:
