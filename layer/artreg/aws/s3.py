@@ -38,7 +38,7 @@ from artreg.model import manifest, multipart
 from artreg.model.errors import Invalid, NotFound, Retryable
 from artreg.model.manifest import ENTRIES, Entry
 from artreg.model.names import PROJECT_RE, SHA256_RE, check_project, check_sha256
-from artreg.model.wire import MissingBlob, MultipartTarget, Part, PresignedPart, RemoteEntry, RemoteSpec
+from artreg.model.wire import Bundle, MissingBlob, MultipartTarget, Part, PresignedPart, RemoteEntry, RemoteSpec
 from artreg.registry.records import StoredBlob, UnsettledBlob
 
 if TYPE_CHECKING:
@@ -118,6 +118,12 @@ class S3BlobStore:
 
     def url_count(self, size: int) -> int:
         return multipart.url_count(size, self.multipart_threshold, self.part_size)
+
+    def upload_bundles(self, project: str, blobs: Sequence[tuple[str, int]]) -> list[Bundle]:
+        return []  # S3 takes one object a PUT: each blob goes to its own presigned URL
+
+    def download_bundles(self, project: str, blobs: Sequence[tuple[str, int]]) -> list[Bundle]:
+        return []
 
     def _target(self, project: str, sha256: str, size: int) -> MissingBlob:
         key = blob_key(project, sha256)

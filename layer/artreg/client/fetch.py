@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 from urllib.parse import quote
 
+from artreg.client import bundles
 from artreg.client import progress as bars
 from artreg.client.errors import Invalid, NotFound
 from artreg.client.files import HashedFile
@@ -94,7 +95,7 @@ def download(
                 chosen = [f for f in page.files if only is None or f.path == only]
                 if chosen:  # every path of the page is checked before any of its files is written
                     found = True
-                    done = downloader.download(root, chosen, bar)
+                    done = bundles.download(downloader, root, chosen, page.bundles if only is None else [], bar)
                     stats.downloaded += done.downloaded
                     stats.from_cache += done.from_cache
                     stats.skipped += done.skipped

@@ -20,12 +20,13 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+from artreg.client.bundles import bundle_puts
 from artreg.client.errors import ArtregError, IntegrityError, Invalid, StreamBroken
 from artreg.client.files import CHUNK, HashedFile, default_workers, hash_file, run_parallel
 from artreg.client.http import BodyFactory, RetryPolicy, Transport
 from artreg.client.progress import NoProgress, Progress
 from artreg.model.names import check_path, check_sha256
-from artreg.model.wire import DownloadFile, MissingBlob, Part
+from artreg.model.wire import Bundle, DownloadFile, MissingBlob, Part
 
 log = logging.getLogger("artreg")
 Fetch = Callable[[str], Iterator[bytes]]
@@ -119,19 +120,22 @@ def upload_blobs(
     complete: Callable[[str, list[Part]], None],
     workers: int | None = None,
     progress: Progress | None = None,
+    bundles: Sequence[Bundle] = (),
 ) -> None:
     """PUTs every missing blob, streamed from the first local file with its SHA-256: in one request
     with exactly the answer's headers, or part by part from each part's offset, then `complete(sha256,
-    parts)` with the ETag of each part sent. All PUTs of all blobs share one bounded pool. A multipart
-    upload that a killed client began lists only the parts not stored yet: only those are sent, and
-    the completion names them (the store checks that it holds the others)."""
+    parts)` with the ETag of each part sent; the small ones in the `bundles` offered (`client.bundles`).
+    All PUTs of all blobs share one bounded pool. A multipart upload that a killed client began lists
+    only the parts not stored yet: only those are sent, and the completion names them."""
     progress = progress or NoProgress()
-    tasks: list[Callable[[], None]] = []
+    tasks, bundled = bundle_puts(transport, bundles, missing, sources, progress, _put_whole)
     etags_of: dict[str, dict[int, str]] = {}
     for blob in missing:
         local = sources.get(blob.sha256)
         if local is None or local.size != blob.size:
             raise ArtregError(f"the registry asked for blob {blob.sha256[:12]}..., which this upload did not offer")
+        if blob.sha256 in bundled:
+            continue
         target = blob.multipart
         if target is not None:
             # a resumed upload lists only the parts the store lacks: each part stands on its own number
@@ -443,13 +447,21 @@ class Downloader:
                 setattr(stats, key, getattr(stats, key) + value)
 
     def _materialize(self, group: list[tuple[DownloadFile, str]], stats: DownloadStats, progress: Progress) -> None:
+        todo = self.settle(group, stats, progress)
+        if todo:
+            self.fetch_group(todo, stats, progress)
+
+    def settle(
+        self, group: list[tuple[DownloadFile, str]], stats: DownloadStats, progress: Progress
+    ) -> list[tuple[DownloadFile, str]]:
+        """The destinations of one blob left to fetch, once those holding it are skipped and the cache asked."""
         first = group[0][0]
         sha256, size = first.sha256, first.size
         todo = [(file, dest) for file, dest in group if not _holds(dest, sha256, size)]
         self._count(stats, skipped=len(group) - len(todo))
         progress.update(size * (len(group) - len(todo)))
         if not todo:
-            return
+            return []
         cached = self.cache.get(sha256, size) if self.cache else None
         if cached is not None:
             link = self.link
@@ -462,8 +474,12 @@ class Downloader:
                 _install(cached, dest, link=link)
             self._count(stats, from_cache=len(todo))
             progress.update(size * len(todo))
-            return
+            return []
+        return todo
+
+    def fetch_group(self, todo: list[tuple[DownloadFile, str]], stats: DownloadStats, progress: Progress) -> None:
         file, dest = todo[0]
+        sha256, size = file.sha256, file.size
         data = self._fetch(file, dest, progress)
         self._count(stats, downloaded=1, bytes=size)
         if self.cache:

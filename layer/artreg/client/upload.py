@@ -35,6 +35,7 @@ from artreg.model.wire import (
     MAX_FILES_PER_REQUEST,
     AddFiles,
     BaseRef,
+    Bundle,
     CompleteBlob,
     FileEntry,
     FilesAdded,
@@ -188,12 +189,12 @@ def _upload(
     started = UploadStarted.model_validate(answer)
     upload = f"{base}/{segment(started.upload_id)}"
     with _Sender(reg, upload, f"upload {artifact.name}", shown) as sender:
-        sender.send(started.missing, first[0])
+        sender.send(started.missing, first[0], started.bundles)
         del first, answer, started
         for files, remote in itertools.chain([second] if second is not None else [], parts):
             body = wire(AddFiles, files=[entry for _, entry in files], remote=remote)
             added = FilesAdded.model_validate(reg._call("POST", f"{upload}/files", body))
-            sender.send(added.missing, files)
+            sender.send(added.missing, files, added.bundles)
     status, answer = _commit(reg, f"{upload}/commit")
     return reg._bind(answer, created=status == 201)
 
@@ -294,7 +295,7 @@ class _Sender:
             self.pool.shutdown(wait=True, cancel_futures=True)
             self.bar.close()
 
-    def send(self, missing: list[MissingBlob], files: list[Pair]) -> None:
+    def send(self, missing: list[MissingBlob], files: list[Pair], bundles: list[Bundle]) -> None:
         if self.running is not None:
             self.running.result()
             self.running = None
@@ -303,13 +304,19 @@ class _Sender:
         sources: dict[str, HashedFile] = {}
         for file, _ in files:
             sources.setdefault(file.sha256, file)
-        self.running = self.pool.submit(self._put, missing, sources)
+        self.running = self.pool.submit(self._put, missing, sources, bundles)
 
-    def _put(self, missing: list[MissingBlob], sources: dict[str, HashedFile]) -> None:
+    def _put(self, missing: list[MissingBlob], sources: dict[str, HashedFile], bundles: list[Bundle]) -> None:
         # the last target of a blob wins: the answer may list it twice
         targets = list({m.sha256: m for m in missing}.values())
         upload_blobs(
-            self.reg.transport, targets, sources, complete=self._complete, workers=self.reg.workers, progress=self.bar
+            self.reg.transport,
+            targets,
+            sources,
+            complete=self._complete,
+            workers=self.reg.workers,
+            progress=self.bar,
+            bundles=bundles,
         )
 
     def _complete(self, sha256: str, blob_parts: list[Part]) -> None:

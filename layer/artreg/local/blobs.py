@@ -6,6 +6,7 @@
     <root>/<project>/multipart/<id>/data                 a multipart upload's parts, each written at its offset
     <root>/<project>/multipart/<id>/<part>.etag          the record that a part is stored (its ETag)
     <root>/<project>/quarantine/<hex>.<inode>            blobs whose bytes the janitor found corrupt
+    <root>/<project>/bundles/<id>.json                   what a bundle URL carries (see `local.bundles`)
 
 Clients PUT and GET blobs through URLs that the local server answers, signed with HMAC-SHA256 and
 expiring, as S3's presigned ones are. A blob becomes visible at its address only by `os.replace` of
@@ -21,6 +22,7 @@ the others. Completing it is one read of the data file, to check its SHA-256, an
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import hmac
 import json
@@ -37,7 +39,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 from pydantic import TypeAdapter
 
-from artreg.local import blob_files
+from artreg.local import blob_files, bundles
 from artreg.local.blob_files import (
     CHUNK,
     GroupSync,
@@ -59,7 +61,7 @@ from artreg.model import manifest, multipart
 from artreg.model.errors import Forbidden, Invalid, NotFound
 from artreg.model.manifest import Entry
 from artreg.model.names import PROJECT_RE, SHA256_RE, check_project, check_sha256
-from artreg.model.wire import MissingBlob, MultipartTarget, Part, PresignedPart, RemoteEntry, RemoteSpec
+from artreg.model.wire import Bundle, MissingBlob, MultipartTarget, Part, PresignedPart, RemoteEntry, RemoteSpec
 from artreg.registry.policy import SystemClock
 from artreg.registry.ports import Clock
 from artreg.registry.records import StoredBlob, UnsettledBlob
@@ -71,15 +73,17 @@ _MULTIPART_ID = re.compile(r"[0-9a-f]{32}")
 
 @dataclass(frozen=True)
 class SignedRequest:
-    """What a verified URL allows: a PUT or GET of one blob, or a PUT of one part of it."""
+    """What a verified URL allows: a PUT or GET of one blob, a PUT of one part of it, or a PUT or GET
+    of a bundle of blobs (`bundle`, its id; `sha256` is then empty)."""
 
     method: str
     project: str
     sha256: str
-    size: int | None  # of the blob, or of the part; None on a GET of a blob that was absent when signed
+    size: int | None  # of the blob, part or bundle; None on a GET of a blob that was absent when signed
     multipart_id: str | None = None
     part_number: int | None = None
     filename: str | None = None  # for a GET's Content-Disposition
+    bundle: str | None = None
 
 
 class FolderBlobStore:
@@ -114,6 +118,8 @@ class FolderBlobStore:
         self.clock = clock or SystemClock()
         self._key = load_secret(self.root)
         self.durability = GroupSync(self.root, blob_files.SYNCFS)
+        self._bundle_route = re.compile(re.escape(self._prefix) + r"/blobs/([^/]+)/bundles/([0-9a-f]{32})")
+        self.bundles = bundles.FolderBundles(self.root, self._key, self._prefix, self._url, self._blob_path)
 
     # ------------------------------------------------------------ paths: only from checked names
 
@@ -154,6 +160,12 @@ class FolderBlobStore:
 
     def url_count(self, size: int) -> int:
         return multipart.url_count(size, self.multipart_threshold, self.part_size)
+
+    def upload_bundles(self, project: str, blobs: Sequence[tuple[str, int]]) -> list[Bundle]:
+        return self.bundles.offer("PUT", project, blobs, min(bundles.SMALL, self.multipart_threshold))
+
+    def download_bundles(self, project: str, blobs: Sequence[tuple[str, int]]) -> list[Bundle]:
+        return self.bundles.offer("GET", project, blobs, bundles.SMALL)
 
     def _target(self, project: str, sha256: str, size: int) -> MissingBlob:
         self._blob_path(project, sha256)  # checks the names the URL is made of
@@ -341,10 +353,12 @@ class FolderBlobStore:
 
     def remove_stale_temporary(self, older_than: float) -> int:
         """Removes what killed uploads and completions left behind, not written to for `older_than`
-        seconds (far longer than any PUT takes): temporary files and finished multipart folders."""
+        seconds (far longer than any PUT takes): temporary files, finished multipart folders, and the
+        records of bundles whose URLs expired long ago."""
         cutoff = self.clock.now().timestamp() - older_than
         removed = 0
-        for path in [*self.root.rglob(".*.tmp"), *self.root.glob("*/multipart/.*.done")]:
+        finished = [*self.root.glob("*/multipart/.*.done"), *self.root.glob("*/bundles/*.json")]
+        for path in [*self.root.rglob(".*.tmp"), *finished]:
             try:
                 if path.lstat().st_mtime >= cutoff:
                     continue
@@ -362,13 +376,18 @@ class FolderBlobStore:
     def verify_url(self, method: str, path: str, query: str) -> SignedRequest:
         """What a request to a URL of this store may do, from its method, path and raw query string;
         raises NotFound, Invalid or Forbidden (tampered, expired, or signed for another method)."""
-        route = self._route.fullmatch(path)
-        if route is None:
+        bundle = self._bundle_route.fullmatch(path)
+        route = self._route.fullmatch(path) if bundle is None else None
+        if bundle is not None:
+            (project, bundle_id), sha256, multipart_id, part = bundle.groups(), "", None, None
+            check_project(project)
+        elif route is None:
             raise NotFound("no such blob route")
-        project, sha256, multipart_id, part = route.groups()
-        self._blob_path(project, sha256)  # Invalid for anything that is not a project and a digest
-        if multipart_id is not None:
-            self._staging(project, multipart_id)
+        else:
+            (project, sha256, multipart_id, part), bundle_id = route.groups(), None
+            self._blob_path(project, sha256)  # Invalid for anything that is not a project and a digest
+            if multipart_id is not None:
+                self._staging(project, multipart_id)
         params = parse_qs(query, keep_blank_values=True)
         if any(len(values) != 1 for values in params.values()):
             raise Forbidden("a signed URL names each parameter once", code="signature_mismatch")
@@ -393,12 +412,18 @@ class FolderBlobStore:
             multipart_id=multipart_id,
             part_number=int(part) if part else None,
             filename=filename,
+            bundle=bundle_id,
         )
 
     def receive(self, request: SignedRequest, stream: BinaryIO, length: int) -> str:
         """Accepts the body of a verified PUT; answers its ETag (quoted, opaque: see `accept_put`, `part_etag`)."""
         if request.method != "PUT" or request.size is None:
             raise Invalid("only a PUT URL accepts a body")
+        if request.bundle is not None:
+            check_length(length, request.size)
+            store = functools.partial(self._accept_bytes, request.project)
+            self.bundles.receive(self.bundles.blobs(request.project, request.bundle, request.size), stream, store)
+            return f'"{request.bundle}"'
         if request.multipart_id is None or request.part_number is None:
             return self.accept_put(request.project, request.sha256, request.size, stream, length)
         return self.accept_part(
@@ -415,6 +440,11 @@ class FolderBlobStore:
             out.install(size, sha256, sync=not self.durability.enabled)
         self.durability.written()
         return f'"{sha256[:32]}"'
+
+    def _accept_bytes(self, project: str, sha256: str, size: int, data: bytes) -> None:
+        """A bundle's blob, as `accept_put` stores one (see `bundles.install_bytes`)."""
+        bundles.install_bytes(self._blob_path(project, sha256), data, size, sha256, sync=not self.durability.enabled)
+        self.durability.written()
 
     def accept_part(
         self, project: str, sha256: str, multipart_id: str, part_number: int, size: int, stream: BinaryIO, length: int
@@ -462,6 +492,11 @@ class FolderBlobStore:
             raise NotFound(f"blob {sha256} of project {project} does not exist") from None
 
     # ------------------------------------------------------------ downloads
+
+    def bundle_pieces(self, request: SignedRequest) -> Iterator[bytes]:
+        """The bytes of a verified bundle GET, its blobs in order (NotFound for one gone or changed)."""
+        assert request.bundle is not None
+        return self.bundles.pieces(request.project, self.bundles.blobs(request.project, request.bundle, request.size))
 
     def download_url(self, project: str, sha256: str, filename: str) -> str:
         size = size_of(self._blob_path(project, sha256))

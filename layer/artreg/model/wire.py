@@ -226,16 +226,30 @@ class MissingBlob(Answer):
     multipart: MultipartTarget | None = None
 
 
+class Bundle(Answer):
+    """Many small blobs in one request, where the store can take them so (the local folder store; S3
+    cannot): the blobs' bytes concatenated in the order of `blobs`, `size` bytes in all, PUT (an
+    upload's) or GET (a download page's) at `url` with exactly `headers`. Every blob keeps its own URL
+    as well, so a client may ignore bundles. (addition)"""
+
+    url: str
+    headers: dict[str, str] = Field(default_factory=dict)
+    blobs: list[str]
+    size: int
+
+
 class UploadStarted(Answer):
     upload_id: str
     state: Literal["pending"] = "pending"
     expires_at: datetime
     missing: list[MissingBlob]
+    bundles: list[Bundle] = Field(default_factory=list)
 
 
 class FilesAdded(Answer):
     upload_id: str
     missing: list[MissingBlob]
+    bundles: list[Bundle] = Field(default_factory=list)
 
 
 class ProducerRecord(Answer):
@@ -376,6 +390,7 @@ class DownloadPage(Answer):
     files: list[DownloadFile]
     remote: list[RemoteEntry]
     next_cursor: str | None = None
+    bundles: list[Bundle] = Field(default_factory=list)
 
 
 class AliasMove(Answer):

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from artreg.model.manifest import Entry
-from artreg.model.wire import AliasMove, MissingBlob, Part, RemoteEntry, RemoteSpec, UsageRecord
+from artreg.model.wire import AliasMove, Bundle, MissingBlob, Part, RemoteEntry, RemoteSpec, UsageRecord
 from artreg.registry.keys import MovePosition
 from artreg.registry.records import (
     ArtifactChange,
@@ -206,6 +206,16 @@ class BlobStore(Protocol):
 
     def url_count(self, size: int) -> int:
         """The presigned URLs `upload_targets` answers for a blob of this size (one, or one a part)."""
+        ...
+
+    def upload_bundles(self, project: str, blobs: Sequence[tuple[str, int]]) -> list[Bundle]:
+        """PUT URLs each taking several of these missing blobs' bytes in one request, besides their own
+        URLs; none from a store that takes one blob a request (S3)."""
+        ...
+
+    def download_bundles(self, project: str, blobs: Sequence[tuple[str, int]]) -> list[Bundle]:
+        """GET URLs each answering several of these stored blobs' bytes in one request, besides their
+        own URLs; none from a store that answers one blob a request (S3)."""
         ...
 
     def complete_multipart(self, project: str, sha256: str, multipart_id: str, parts: Sequence[Part]) -> bool:

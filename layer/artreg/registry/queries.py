@@ -177,6 +177,7 @@ class Queries:
             files=files,
             remote=[e for e in entries if isinstance(e, RemoteEntry)],
             next_cursor=cursors.encode({"offset": offset + len(entries)}) if more else None,
+            bundles=self.c.blobs.download_bundles(project, [(f.sha256, f.size) for f in files]),
         )
 
     def file_target(self, project: str, name: str, ref: str, path: str) -> tuple[StoredVersion, str | RemoteEntry]:

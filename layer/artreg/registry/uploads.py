@@ -113,7 +113,12 @@ class Uploads:
             self.c.store.create_upload(upload)
             return self.commit(project, name, upload.upload_id, caller)
         self.c.store.create_upload(upload)
-        return UploadStarted(upload_id=upload.upload_id, expires_at=upload.expires_at, missing=targets)
+        return UploadStarted(
+            upload_id=upload.upload_id,
+            expires_at=upload.expires_at,
+            missing=targets,
+            bundles=self.c.blobs.upload_bundles(project, missing),
+        )
 
     def add_files(self, project: str, name: str, upload_id: str, request: AddFiles) -> FilesAdded:
         upload = self._pending_upload(project, name, upload_id, with_entries=False)
@@ -131,7 +136,7 @@ class Uploads:
             )
         except UploadNotPending:
             raise Conflict(f"upload {upload_id} is no longer pending", code="upload_state") from None
-        return FilesAdded(upload_id=upload_id, missing=targets)
+        return FilesAdded(upload_id=upload_id, missing=targets, bundles=self.c.blobs.upload_bundles(project, missing))
 
     def complete_blob(self, project: str, name: str, upload_id: str, sha256: str, request: CompleteBlob) -> bool:
         """Completes a multipart blob; True if it is verified now, False if its verification goes on
