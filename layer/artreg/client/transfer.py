@@ -51,9 +51,9 @@ if hasattr(os, "register_at_fork"):
 
 
 class FileChunks:
-    """The bytes [offset, offset + length) of a file, read a MiB at a time into one buffer as the PUT
-    sends them: each piece is a view of that buffer, valid until the next is asked for (the HTTP
-    connection sends a piece whole before it asks), so no MiB is allocated anew."""
+    """The bytes [offset, offset + length) of a file, read a MiB at a time as the PUT sends them. Each
+    piece is bytes of its own, not a view of a reused buffer: whatever takes the body (a retry layer, a
+    proxy, a test's stand-in for S3) may hold the pieces it was given."""
 
     def __init__(self, source: str, offset: int, length: int, on_bytes: Callable[[int], None]) -> None:
         self.source = source
@@ -62,19 +62,18 @@ class FileChunks:
         self.on_bytes = on_bytes
         self.sent = 0
 
-    def __iter__(self) -> Iterator[memoryview]:
-        buffer = memoryview(bytearray(min(CHUNK, self.length)))
+    def __iter__(self) -> Iterator[bytes]:
         with open(self.source, "rb", buffering=0) as file:
             file.seek(self.offset)
             remaining = self.length
             while remaining > 0:
-                n = file.readinto(buffer[: min(len(buffer), remaining)])
-                if not n:
+                chunk = file.read(min(CHUNK, remaining))
+                if not chunk:
                     raise IntegrityError(f"{self.source} got shorter after it was hashed", code="file_changed")
-                remaining -= n
-                self.sent += n
-                self.on_bytes(n)
-                yield buffer[:n]
+                remaining -= len(chunk)
+                self.sent += len(chunk)
+                self.on_bytes(len(chunk))
+                yield chunk
 
 
 def _body(source: str, offset: int, length: int, progress: Progress) -> BodyFactory:
