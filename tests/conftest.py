@@ -16,7 +16,7 @@ import pytest
 import requests
 from hypothesis import HealthCheck, settings
 
-from artreg.model.wire import FileEntry, MissingBlob, StartUpload
+from artreg.model.wire import FileEntry, MissingBlob, Part, StartUpload
 from artreg.registry.policy import Policy
 from artreg.registry.service import Committed, RegistryService
 from tests.support.moto_resources import FAKE_CREDENTIALS, registry_resources
@@ -115,6 +115,23 @@ class Backend:
         for target in started.missing:
             self.put_blob(target, by_sha[target.sha256])
         return self.registry.commit(project, name, started.upload_id, caller=caller)
+
+    def part_etags(self, target: MissingBlob, data: bytes) -> list[Part]:
+        """The parts a client completes the multipart upload of `target` with, once `data` is PUT: the
+        ETag each part's PUT answered (S3's is the MD5 of the part's bytes; the folder store's is opaque)."""
+        assert target.multipart is not None, "only a multipart upload has parts"
+        if self.name == "local":
+            from tests.support.folder_blobs import parts_of
+
+            return parts_of(target)
+        size = target.multipart.part_size
+        return [
+            Part(
+                part_number=p.part_number,
+                etag='"' + hashlib.md5(data[(p.part_number - 1) * size : p.part_number * size]).hexdigest() + '"',  # noqa: S324
+            )
+            for p in target.multipart.parts
+        ]
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from artreg.model.errors import Conflict, Invalid, NotFound
-from artreg.model.wire import CompleteBlob, FileEntry, MissingBlob, Part, StartUpload, UploadStarted
+from artreg.model.wire import CompleteBlob, FileEntry, StartUpload, UploadStarted
 from artreg.registry.service import Committed
 from tests.conftest import Backend
 
@@ -30,26 +30,14 @@ def _start(backend: Backend, sha256: str = SHA, size: int = len(REAL)) -> Upload
     return started
 
 
-def _parts(target: MissingBlob, body: bytes) -> CompleteBlob:
-    assert target.multipart is not None
-    size = target.multipart.part_size
-    return CompleteBlob(
-        parts=[
-            Part(
-                part_number=p.part_number,
-                etag=hashlib.md5(body[(p.part_number - 1) * size : p.part_number * size]).hexdigest(),  # noqa: S324
-            )
-            for p in target.multipart.parts
-        ]
-    )
-
-
 def _send(backend: Backend, started: UploadStarted, body: bytes) -> None:
     """PUTs `body` as every missing blob's bytes and completes the multipart ones."""
     for target in started.missing:
         backend.put_blob(target, body)
         if target.multipart:
-            backend.registry.complete_blob(P, N, started.upload_id, target.sha256, _parts(target, body))
+            backend.registry.complete_blob(
+                P, N, started.upload_id, target.sha256, CompleteBlob(parts=backend.part_etags(target, body))
+            )
 
 
 def _served(backend: Backend, committed: Committed) -> bytes:
@@ -75,7 +63,9 @@ def test_a_multipart_blob_of_other_bytes_never_commits_and_a_later_honest_log_se
 
     # When it completes the parts and commits
     with pytest.raises(Invalid) as refused:
-        backend.registry.complete_blob(P, N, attack.upload_id, SHA, _parts(target, ZEROS))
+        backend.registry.complete_blob(
+            P, N, attack.upload_id, SHA, CompleteBlob(parts=backend.part_etags(target, ZEROS))
+        )
     with pytest.raises(Conflict) as missing:
         backend.registry.commit(P, N, attack.upload_id)
 
@@ -100,7 +90,9 @@ def test_a_stale_multipart_upload_cannot_replace_a_stored_blob(backend: Backend)
     with contextlib.suppress(NotFound):
         backend.put_blob(target, ZEROS)
     with contextlib.suppress(Invalid, NotFound):  # refused, or answered as done: the blob is stored already
-        backend.registry.complete_blob(P, N, attack.upload_id, SHA, _parts(target, ZEROS))
+        backend.registry.complete_blob(
+            P, N, attack.upload_id, SHA, CompleteBlob(parts=backend.part_etags(target, ZEROS))
+        )
 
     # Then the honest version still serves the real bytes, and so does the writer's, if it commits
     assert _served(backend, honest) == REAL
