@@ -28,10 +28,12 @@ _WINDOWS_DEVICES = re.compile(r"(?i)(CON|PRN|AUX|NUL|COM[1-9¹²³]|LPT[1-9¹²�
 # device name: it holds every rule of `check_path`, which takes it in one match
 _PLAIN_SEGMENT = r"(?!(?:CON|PRN|AUX|NUL|COM[1-9]|LPT[1-9])(?:[./]|$))[A-Za-z0-9_-](?:[A-Za-z0-9_.-]*[A-Za-z0-9_-])?"
 _PLAIN_PATH = re.compile(rf"{_PLAIN_SEGMENT}(?:/{_PLAIN_SEGMENT})*", re.IGNORECASE)
-# the rules a regular expression can state, as the OpenAPI document states them (JSON Schema `pattern`)
-_SEGMENT = (
-    r"(?:[^/\\\x00-\x1f\x7f.][^/\\\x00-\x1f\x7f]*|\.[^/\\\x00-\x1f\x7f.][^/\\\x00-\x1f\x7f]*|\.\.[^/\\\x00-\x1f\x7f]+)"
-)
+# the rules a regular expression can state, as the OpenAPI document states them (JSON Schema `pattern`):
+# a segment of characters that are no separator, no control character and none Windows refuses, that does
+# not end in a dot or a space, which also rules out `.` and `..`. Windows' device names (CON, ...) are
+# the one rule of `check_path` left out: JSON Schema's regular expressions have no case-insensitive flag.
+_EXCLUDED = r'/\\\x00-\x1f\x7f<>:"|?*'
+_SEGMENT = rf"[^{_EXCLUDED}]*[^{_EXCLUDED}. ]"
 PATH_PATTERN = rf"^{_SEGMENT}(?:/{_SEGMENT})*$"
 TAG_PATTERN = r"^[^\x00-\x1f\x7f]{1,128}$"
 
