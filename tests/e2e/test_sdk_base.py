@@ -140,3 +140,32 @@ def test_the_cache_keeps_a_bounded_number_of_manifests(client: tuple[Registry, C
     kept = reg.manifests.keys()
     assert len(kept) == KEEP
     assert all(f'"set-{i}"' in key for i, key in zip(range(2, KEEP + 2), kept, strict=True))
+
+
+def test_a_version_logged_from_a_base_is_the_base_of_the_next(
+    client: tuple[Registry, CountingPool], server: RunningServer, tmp_path: Path
+) -> None:
+    reg, pool = client
+    # Given a dataset logged, then logged again from it with a file changed, one added and one removed
+    root = shards(tmp_path / "shards")
+    reg.log_artifact(dataset(root))
+    (root / "0" / "0003.txt").write_text("shard 3, again")
+    (root / "2" / "extra.txt").write_text("extra")
+    (root / "1" / "0501.txt").unlink()
+    reg.log_artifact(dataset(root))
+    # When another file changes and it is logged a third time
+    (root / "2" / "1499.txt").write_text("shard 1499, again")
+    pool.reset()
+    third = reg.log_artifact(dataset(root))
+    # Then the second version's manifest was kept: only the change was sent, from it
+    assert [s.path.rsplit("/", 1)[-1] for s in pool.api_calls] == ["latest", "uploads", "commit"]
+    assert pool.blob_bytes == len("shard 1499, again")
+    # And the version is the one a full upload of the folder makes
+    with Registry(server.url, project="vision", progress=False, cache=False) as full_client:
+        full = full_client.log_artifact(dataset(root))
+    assert (third.version, third.file_count, third.digest) == ("3.0.0", N, full.digest)
+    # And an unchanged re-log with if_changed is answered by the one GET
+    pool.reset()
+    again = reg.log_artifact(dataset(root), if_changed=True)
+    assert (again.version, again.created) == ("4.0.0", False)
+    assert [s.path.rsplit("/", 1)[-1] for s in pool.api_calls] == ["latest"]

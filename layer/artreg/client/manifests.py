@@ -20,7 +20,7 @@ import logging
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("artreg")
 KEEP = 4  # manifests kept: a 100,000-file one is about 15 MB
 _WRITE = 1000  # rows a statement
+_PAGE = 5000  # rows a read of a kept manifest
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS manifests (
     id TEXT PRIMARY KEY, key TEXT UNIQUE, artifact TEXT NOT NULL, used_at INTEGER NOT NULL, count INTEGER NOT NULL
@@ -43,17 +44,6 @@ CREATE TABLE IF NOT EXISTS entries (
     manifest TEXT NOT NULL, path TEXT NOT NULL, sha256 TEXT NOT NULL, size INTEGER NOT NULL,
     meta TEXT NOT NULL, source TEXT, metadata TEXT, PRIMARY KEY (manifest, path)
 ) WITHOUT ROWID;
-"""
-# the rows of `new` that are not in `old` as they are (added or changed), and the paths of `old` gone
-_CHANGED = """
-SELECT n.path, n.sha256, n.size, n.source, n.metadata FROM entries n
-LEFT JOIN entries o ON o.manifest = :old AND o.path = n.path
-WHERE n.manifest = :new AND (o.path IS NULL OR o.sha256 != n.sha256 OR o.size != n.size OR o.meta != n.meta)
-ORDER BY n.path LIMIT :limit
-"""
-_REMOVED = """
-SELECT o.path FROM entries o LEFT JOIN entries n ON n.manifest = :new AND n.path = o.path
-WHERE o.manifest = :old AND n.path IS NULL ORDER BY o.path LIMIT :limit
 """
 
 
@@ -81,6 +71,52 @@ class Changes:
     removed: list[str]
 
 
+@dataclass(frozen=True)
+class Walked:
+    """A walk of a version's files compared with a kept manifest as it goes (no row written): their
+    digest and count, and the changes from the base (None without a base, or over the limit)."""
+
+    digest: str
+    count: int
+    changes: Changes | None
+
+
+def compare(cache: ManifestCache, base: str | None, files: Iterable[HashedFile], limit: int) -> Walked | None:
+    """Walks `files` (in path order) beside the rows of the kept manifest `base`, a page at a time;
+    None once more than `limit` files changed or went: then the version differs from the base by
+    more than an upload from it would save (and its digest is not the base's)."""
+    digest = Digest()
+    count = 0
+    changed: list[HashedFile] = []
+    removed: list[str] = []
+    rows = cache.rows(base) if base is not None else iter(())
+    row = next(rows, None)
+    for file in files:
+        digest.add(file.path, file.sha256, file.size, file.metadata)
+        count += 1
+        if base is None:
+            continue
+        while row is not None and row[0] < file.path:
+            removed.append(row[0])
+            row = next(rows, None)
+        if row is not None and row[0] == file.path:
+            if row[1:] != (file.sha256, file.size, meta_digest(file.metadata)):
+                changed.append(file)
+            row = next(rows, None)
+        else:
+            changed.append(file)
+        if len(changed) > limit or len(removed) > limit:
+            return None
+    if base is None:
+        return Walked(digest.hexdigest(), count, None)
+    while row is not None:
+        removed.append(row[0])
+        row = next(rows, None)
+    if len(removed) > limit:
+        return None
+    return Walked(digest.hexdigest(), count, Changes(changed, removed))
+
+
 class Staged:
     """A manifest being written as its files are hashed, then kept under the version it became, or
     dropped. Its digest is computed as it is written."""
@@ -97,10 +133,7 @@ class Staged:
 
     def add(self, file: HashedFile) -> None:
         self._digest.add(file.path, file.sha256, file.size, file.metadata)
-        metadata = json.dumps(dict(file.metadata)) if file.metadata else None
-        self._rows.append(
-            (self.id, file.path, file.sha256, file.size, meta_digest(file.metadata), file.source, metadata)
-        )
+        self._rows.append(_row(self.id, file))
         self.count += 1
         if len(self._rows) >= _WRITE:
             self._flush()
@@ -130,22 +163,6 @@ class Staged:
             if len(rows) < _WRITE:
                 return
             after = rows[-1][0]
-
-    def changes_from(self, key: str, limit: int) -> Changes | None:
-        """How this manifest differs from the kept one `key`; None if it is not kept, or if either
-        list is over `limit` (then an upload from it would not be small)."""
-        with self.cache._lock:
-            row = self.db.execute("SELECT id FROM manifests WHERE key = ?", (key,)).fetchone()
-            if row is None:
-                return None
-            names = {"old": row[0], "new": self.id, "limit": limit + 1}
-            changed = self.db.execute(_CHANGED, names).fetchall()
-            removed = [path for (path,) in self.db.execute(_REMOVED, names)]
-            with self.db:  # used: the last to be dropped
-                self.db.execute("UPDATE manifests SET used_at = ? WHERE id = ?", (_next_use(self.db), row[0]))
-        if len(changed) > limit or len(removed) > limit:
-            return None
-        return Changes([_hashed(*row) for row in changed], removed)
 
     def keep(self, key: str, artifact: str) -> None:
         """Keeps this manifest as the version `key` of `artifact` (whose digest the caller checked is
@@ -218,6 +235,59 @@ class ManifestCache:
             with contextlib.suppress(sqlite3.Error):
                 staged.drop()
 
+    def kept(self, key: str) -> str | None:
+        """The id of the kept manifest `key`, marked used (the last to be dropped); None if not kept."""
+        with self._lock:
+            db = self._connect()
+            if db is None:
+                return None
+            row = db.execute("SELECT id FROM manifests WHERE key = ?", (key,)).fetchone()
+            if row is None:
+                return None
+            with db:
+                db.execute("UPDATE manifests SET used_at = ? WHERE id = ?", (_next_use(db), row[0]))
+            return str(row[0])
+
+    def rows(self, manifest: str) -> Iterator[tuple[str, str, int, str]]:
+        """The kept manifest's (path, SHA-256, size, metadata digest) in path order, a page at a time."""
+        after = ""
+        while True:
+            with self._lock:
+                assert self._db is not None
+                page = self._db.execute(
+                    "SELECT path, sha256, size, meta FROM entries WHERE manifest = ? AND path > ?"
+                    " ORDER BY path LIMIT ?",
+                    (manifest, after, _PAGE),
+                ).fetchall()
+            yield from page
+            if len(page) < _PAGE:
+                return
+            after = page[-1][0]
+
+    def keep_from(self, base: str, changes: Changes, count: int, key: str, artifact: str) -> None:
+        """Keeps as the version `key` of `artifact` the manifest `base` with `changes` applied (the
+        caller checked that the walk's digest, which is these rows', is the registry's): its rows
+        copied in SQLite, in one transaction, the changed ones written from here."""
+        new = "kept-" + uuid.uuid4().hex
+        with self._lock:
+            db = self._connect()
+            if db is None:
+                return
+            with db:
+                db.execute("DELETE FROM entries WHERE manifest IN (SELECT id FROM manifests WHERE key = ?)", (key,))
+                db.execute("DELETE FROM manifests WHERE key = ?", (key,))
+                db.execute(
+                    "INSERT INTO entries SELECT ?, path, sha256, size, meta, source, metadata FROM entries"
+                    " WHERE manifest = ?",
+                    (new, base),
+                )
+                gone = ((new, path) for path in changes.removed)
+                db.executemany("DELETE FROM entries WHERE manifest = ? AND path = ?", gone)
+                rows = (_row(new, file) for file in changes.files)
+                db.executemany("INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+                db.execute("INSERT INTO manifests VALUES (?, ?, ?, ?, ?)", (new, key, artifact, _next_use(db), count))
+                self._trim(db)
+
     def knows_artifact(self, artifact: str) -> bool:
         """Whether a manifest of some version of `artifact` is kept: else no base can be known."""
         with self._lock:
@@ -243,6 +313,11 @@ def remember(reg: Registry, staged: Staged, name: str, version: str, digest: str
     registry's (`digest`): a version with files' metadata, which the rows do not hold, never is."""
     if staged.count > MAX_FILES_PER_REQUEST and staged.close() == digest:
         staged.keep(key_of(reg.url, reg.project, name, version, digest), artifact_of(reg.url, reg.project, name))
+
+
+def _row(manifest: str, file: HashedFile) -> tuple[str, str, str, int, str, str, str | None]:
+    metadata = json.dumps(dict(file.metadata)) if file.metadata else None
+    return (manifest, file.path, file.sha256, file.size, meta_digest(file.metadata), file.source, metadata)
 
 
 def _hashed(path: str, sha256: str, size: int, source: str, metadata: str | None) -> HashedFile:

@@ -3,11 +3,14 @@ files are walked, hashed and offered in batches as they come, and each batch's m
 PUT while the next batch is hashed and offered, so that memory holds a batch or two whatever the
 number of files, and each batch's presigned answers are dropped once used.
 
-With the manifest cache (`client.manifests`, on with the download cache) the files are walked and
-hashed once into it first. A version of more than one request of files whose `latest` the cache
-knows, and that differs from it by at most one request of changes, is then logged as an upload from
-that base (API.md): one GET, the changes, the blobs they lack, the commit. Otherwise the files are
-offered from the cache's rows (not walked again) as above; a refused base falls back to that once.
+With the manifest cache (`client.manifests`, on with the download cache), for an artifact whose
+manifest it keeps some version of, `latest` is read first (one GET) and the files are walked once,
+writing nothing, beside the kept manifest of `latest` if there is one: an unchanged folder with
+`if_changed` is then answered by that GET, and a version of more than one request of files that
+differs from it by at most one request of changes is logged as an upload from that base (API.md):
+the changes, the blobs they lack, the commit, then the base's kept rows copied in SQLite with the
+changes applied. Otherwise the files are hashed into the cache's staging and offered from its rows
+(not walked again) as above; a refused base falls back to that once.
 
 Per-file memory that remains: none; a folder's listing while it is walked, and the SQLite pages of
 the hash cache."""
@@ -27,7 +30,7 @@ from artreg.client.common import segment, wire
 from artreg.client.errors import Conflict, NotFound
 from artreg.client.files import HashedFile, hash_stream, stream_batches
 from artreg.client.logged import LoggedArtifact
-from artreg.client.manifests import Changes, ManifestCache, Staged, artifact_of, key_of, remember
+from artreg.client.manifests import Changes, ManifestCache, Staged, artifact_of, compare, key_of, remember
 from artreg.client.progress import Progress
 from artreg.client.transfer import upload_blobs
 from artreg.model.manifest import Digest
@@ -82,9 +85,12 @@ def log_files(
         "if_changed": if_changed,
     }
     if not artifact.remote and reg.manifests is not None:
+        logged = _log_known(reg, artifact, reg.manifests, request, shown)
+        if logged is not None:
+            return logged
         with reg.manifests.staging() as staged:
             if staged is not None:
-                return _log_staged(reg, artifact, reg.manifests, staged, request, shown)
+                return _log_staged(reg, artifact, staged, request, shown)
     if if_changed and not artifact.remote:
         # over one request of files, ask first: one GET instead of a request per thousand files. The
         # digest is taken on a walk of its own (the hash cache makes it read nothing), then another sends.
@@ -97,32 +103,45 @@ def log_files(
     return _upload(reg, artifact, request, _batches(hashed, artifact.remote), shown)
 
 
+def _log_known(
+    reg: Registry, artifact: Artifact, manifests: ManifestCache, request: dict[str, Any], shown: bool | None
+) -> LoggedArtifact | None:
+    """`latest` if the files are its (if_changed), or the version logged from it as a base when the
+    cache keeps its manifest and the files differ from it by at most one request of changes: one walk
+    that writes nothing, compared with the kept rows as it goes, then (for a new version) the base's
+    rows copied in SQLite. None when neither holds: the caller logs in full."""
+    whose = artifact_of(reg.url, reg.project, artifact.name)
+    known = manifests.knows_artifact(whose)
+    if not known and not request["if_changed"]:
+        return None
+    # one GET: the base must be latest's manifest, known before the walk to compare as it goes
+    latest = _latest(reg, artifact.name) if known else None
+    base = manifests.kept(_key(reg, latest)) if latest is not None else None
+    hashed = hash_stream(artifact.iter_files(), cache=reg.hashes, workers=reg.workers)
+    walked = compare(manifests, base, hashed, MAX_FILES_PER_REQUEST)
+    if walked is None or walked.count <= MAX_FILES_PER_REQUEST:  # smaller: one request in full, nothing to gain
+        return None
+    if request["if_changed"]:
+        latest = latest if known else _latest(reg, artifact.name)
+        if latest is not None and latest.digest == walked.digest:
+            return latest
+    if latest is None or base is None or walked.changes is None:
+        return None
+    logged = _log_from_base(reg, artifact, request, latest, walked.changes, shown)
+    if logged is not None and logged.digest == walked.digest:
+        manifests.keep_from(base, walked.changes, walked.count, _key(reg, logged), whose)
+    return logged
+
+
 def _log_staged(
-    reg: Registry,
-    artifact: Artifact,
-    manifests: ManifestCache,
-    staged: Staged,
-    request: dict[str, Any],
-    shown: bool | None,
+    reg: Registry, artifact: Artifact, staged: Staged, request: dict[str, Any], shown: bool | None
 ) -> LoggedArtifact:
-    """Hashes the files into the manifest cache, logs them from a base if one is known and close, in
-    full from the cache's rows if not, and keeps the manifest of the version made."""
+    """Hashes the files into the manifest cache, logs them in full from its rows, and keeps the
+    manifest of the version made."""
     for file in hash_stream(artifact.iter_files(), cache=reg.hashes, workers=reg.workers):
         staged.add(file)
-    digest = staged.close()
-    large = staged.count > MAX_FILES_PER_REQUEST  # smaller: one request in full, nothing to gain
-    whose = artifact_of(reg.url, reg.project, artifact.name)
-    logged = None
-    # one GET: to answer if_changed, or to find a base (only if some version's manifest is kept)
-    if large and (request["if_changed"] or manifests.knows_artifact(whose)):
-        latest = _latest(reg, artifact.name)
-        if request["if_changed"] and latest is not None and latest.digest == digest:
-            return latest
-        changes = latest and staged.changes_from(_key(reg, latest), MAX_FILES_PER_REQUEST)
-        if latest is not None and changes:
-            logged = _log_from_base(reg, artifact, request, latest, changes, shown)
-    if logged is None:
-        logged = _upload(reg, artifact, request, _batches(staged.files(), []), shown)
+    staged.close()
+    logged = _upload(reg, artifact, request, _batches(staged.files(), []), shown)
     remember(reg, staged, artifact.name, logged.version, logged.digest)
     return logged
 
