@@ -48,11 +48,19 @@ class Stat(NamedTuple):
         return cls(path, info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino, info.st_dev)
 
 
-class HashCache:
-    """SHA-256 by file stat at `<root>/hashes.sqlite`. Thread-safe (one connection, one lock)."""
+class CacheFile:
+    """A cache's SQLite file under the cache folder, beside the others (the hash cache, the manifest
+    cache): one connection, one lock. WAL, so that readers never wait on a writer, and NORMAL sync, as
+    a cache may lose its last writes to a crash (it is rebuilt by hashing again, or by a full upload).
+    A file that cannot be opened is skipped (`_connect` answers None): the work goes on without it."""
+
+    name = ""  # the file's name
+    schema = ""
+    autocommit: bool = True
+    without = ""  # what the work does without it, for the log
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
-        self.path = Path(root).expanduser() / "hashes.sqlite"
+        self.path = Path(root).expanduser() / self.name
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
         self._broken = False
@@ -61,15 +69,38 @@ class HashCache:
         if self._db is None and not self._broken:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                db = sqlite3.connect(self.path, timeout=10, check_same_thread=False, isolation_level=None)
+                db = sqlite3.connect(
+                    self.path,
+                    timeout=10,
+                    check_same_thread=False,
+                    isolation_level=None if self.autocommit else "DEFERRED",
+                )
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute("PRAGMA synchronous=NORMAL")
-                db.execute(_SCHEMA)
+                db.executescript(self.schema)
+                self._prepare(db)
                 self._db = db
             except (sqlite3.Error, OSError) as error:
-                log.debug("hash cache %s unusable, hashing everything: %s", self.path, error)
+                log.debug("%s unusable, %s: %s", self.path, self.without, error)
                 self._broken = True
         return self._db
+
+    def _prepare(self, db: sqlite3.Connection) -> None:
+        """What a cache does once its file is open."""
+
+    def close(self) -> None:
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+
+class HashCache(CacheFile):
+    """SHA-256 by file stat at `<root>/hashes.sqlite`. Thread-safe (one connection, one lock)."""
+
+    name = "hashes.sqlite"
+    schema = _SCHEMA
+    without = "hashing everything"
 
     def lookup(self, stats: Sequence[Stat]) -> list[str | None]:
         """The cached SHA-256 of each file, or None where the stat does not match the entry."""
@@ -112,9 +143,3 @@ class HashCache:
                     db.executemany("INSERT OR REPLACE INTO hashes VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
             except sqlite3.Error as error:
                 log.debug("hash cache write failed: %s", error)
-
-    def close(self) -> None:
-        with self._lock:
-            if self._db is not None:
-                self._db.close()
-                self._db = None

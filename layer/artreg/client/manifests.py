@@ -18,14 +18,13 @@ import hashlib
 import json
 import logging
 import sqlite3
-import threading
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from artreg.client.files import HashedFile
+from artreg.client.hashcache import CacheFile
 from artreg.model.manifest import Digest
 from artreg.model.wire import MAX_FILES_PER_REQUEST
 
@@ -183,31 +182,18 @@ class Staged:
             self.db.execute("DELETE FROM entries WHERE manifest = ?", (self.id,))
 
 
-class ManifestCache:
+class ManifestCache(CacheFile):
     """Manifests of versions by (registry URL, project, name, version, digest). Thread-safe."""
 
-    def __init__(self, root: str | Path) -> None:
-        self.path = Path(root).expanduser() / "manifests.sqlite"
-        self._lock = threading.Lock()
-        self._db: sqlite3.Connection | None = None
-        self._broken = False
+    name = "manifests.sqlite"
+    schema = _SCHEMA
+    autocommit = False
+    without = "logging in full"
 
-    def _connect(self) -> sqlite3.Connection | None:
-        if self._db is None and not self._broken:
-            try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                db = sqlite3.connect(self.path, timeout=10, check_same_thread=False)
-                db.execute("PRAGMA journal_mode=WAL")
-                db.execute("PRAGMA synchronous=NORMAL")
-                db.executescript(_SCHEMA)
-                # staged rows a killed log left behind
-                db.execute("DELETE FROM entries WHERE manifest NOT IN (SELECT id FROM manifests)")
-                db.commit()
-                self._db = db
-            except (sqlite3.Error, OSError) as error:
-                log.debug("manifest cache %s unusable, logging in full: %s", self.path, error)
-                self._broken = True
-        return self._db
+    def _prepare(self, db: sqlite3.Connection) -> None:
+        # staged rows a killed log left behind
+        db.execute("DELETE FROM entries WHERE manifest NOT IN (SELECT id FROM manifests)")
+        db.commit()
 
     def _trim(self, db: sqlite3.Connection) -> None:
         old = [
@@ -300,12 +286,6 @@ class ManifestCache:
         with self._lock:
             db = self._connect()
             return [] if db is None else [k for (k,) in db.execute("SELECT key FROM manifests ORDER BY used_at")]
-
-    def close(self) -> None:
-        with self._lock:
-            if self._db is not None:
-                self._db.close()
-                self._db = None
 
 
 def remember(reg: Registry, staged: Staged, name: str, version: str, digest: str) -> None:
