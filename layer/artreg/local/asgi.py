@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, ClassVar
 from urllib.parse import parse_qsl, quote
 
+from artreg.local.blob_files import check_length
 from artreg.local.guard import Guard
 from artreg.model.errors import ArtregError, Invalid, NotFound, TooLarge
 from artreg.model.wire import ErrorBody, ErrorDetail
@@ -261,8 +262,8 @@ class App:
             length = request.length
             if length is None:
                 raise Invalid("a blob PUT must send Content-Length")
-            if signed.size is not None and length != signed.size:
-                raise Invalid(f"the body is {length} bytes, not the {signed.size} signed for", code="bad_length")
+            if signed.size is not None:
+                check_length(length, signed.size)
             if length <= SMALL_BLOB and signed.bundle is None:
                 # read whole and written here: a few calls into the page cache (the blob is made durable later,
                 # see GroupSync) cost less than handing it to a thread, whose GIL hand-offs cost the most

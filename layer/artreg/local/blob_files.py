@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import hashlib
+import itertools
 import json
 import os
 import secrets
@@ -16,7 +17,7 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from artreg.model.errors import Invalid, NotFound
 from artreg.registry.records import StoredBlob
@@ -75,10 +76,8 @@ class Receiver:
     def install(self, size: int, sha256: str, *, sync: bool) -> None:
         """Renames the file into place once its size and SHA-256 are checked; `sync`: fsync'd first
         (where no `GroupSync` makes it durable later)."""
-        if self.size != size:
-            raise Invalid(f"the body is {self.size} bytes, not the {size} signed for", code="bad_length")
-        if self.sha256.hexdigest() != sha256:
-            raise Invalid("the body's SHA-256 is not the one signed for", code="bad_digest")
+        check_length(self.size, size)
+        check_digest(self.sha256.hexdigest(), sha256)
         assert self.fd is not None
         if sync:
             os.fsync(self.fd)
@@ -91,6 +90,47 @@ class Receiver:
                 os.unlink(self.temp)
             raise
         condemnation_mark(self.target).unlink(missing_ok=True)  # a new copy: no longer condemned
+
+
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+_TEMP_NAMES = itertools.count()
+
+
+def install_bytes(target: Path, data: bytes, size: int, sha256: str, *, sync: bool) -> None:
+    """A blob held whole in memory (a bundle's) put at `target` by `Receiver`'s rule: checked
+    first (so bytes that are not the blob never reach the disk), written aside in the same folder, then
+    renamed into place; `sync`: fsync'd first. Plain system calls on strings and a counter for the
+    temporary name: for a blob of a few bytes, pathlib and tempfile cost more than the kernel's work."""
+    check_length(len(data), size)
+    check_digest(hashlib.sha256(data).hexdigest(), sha256)
+    final = str(target)
+    folder = os.path.dirname(final)
+    while True:
+        temp = f"{folder}/.{target.name}.{os.getpid():x}-{next(_TEMP_NAMES):x}.tmp"
+        try:
+            fd = os.open(temp, _NEW_FILE, 0o600)
+        except FileNotFoundError:
+            os.makedirs(folder, exist_ok=True)
+            continue
+        except FileExistsError:  # left by a killed process of the same id: another name
+            continue
+        break
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            if sync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temp, final)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+        raise
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(condemnation_mark(target))  # a new copy: no longer condemned
 
 
 class WriteBehind:
@@ -110,16 +150,24 @@ class WriteBehind:
             self.started = end
 
 
-def _linux_sync_file_range() -> Callable[[int, int, int], None] | None:
-    """sync_file_range(fd, offset, count, SYNC_FILE_RANGE_WRITE), which the stdlib lacks; None where
-    there is none. A failure is ignored: the writes are only started earlier, the sync still comes."""
+def _libc(name: str, argtypes: list[Any]) -> Any:
+    """Linux's C library function `name` (returning int), which the stdlib lacks; None elsewhere."""
     if sys.platform != "linux":
         return None
     try:
-        call = ctypes.CDLL(None, use_errno=True).sync_file_range
+        call = getattr(ctypes.CDLL(None, use_errno=True), name)
     except (OSError, AttributeError):
         return None
-    call.argtypes, call.restype = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint], ctypes.c_int
+    call.argtypes, call.restype = argtypes, ctypes.c_int
+    return call
+
+
+def _linux_sync_file_range() -> Callable[[int, int, int], None] | None:
+    """sync_file_range(fd, offset, count, SYNC_FILE_RANGE_WRITE), or None where there is none. A
+    failure is ignored: the writes are only started earlier, the sync still comes."""
+    call = _libc("sync_file_range", [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint])
+    if call is None:
+        return None
     write = 2  # SYNC_FILE_RANGE_WRITE
 
     def sync_file_range(fd: int, offset: int, count: int) -> None:
@@ -133,13 +181,9 @@ SYNC_FILE_RANGE = _linux_sync_file_range()
 
 def _linux_syncfs() -> Callable[[int], None] | None:
     """Linux's syncfs(2) (the stdlib has only sync(2), of every file system), or None elsewhere."""
-    if sys.platform != "linux":
+    call = _libc("syncfs", [ctypes.c_int])
+    if call is None:
         return None
-    try:
-        call = ctypes.CDLL(None, use_errno=True).syncfs
-    except (OSError, AttributeError):
-        return None
-    call.argtypes, call.restype = [ctypes.c_int], ctypes.c_int
 
     def syncfs(fd: int) -> None:
         if call(fd) != 0:
@@ -245,6 +289,11 @@ def multipart_meta(staging: Path, sha256: str, default_part_size: int) -> tuple[
 def check_length(length: int, size: int) -> None:
     if length != size:
         raise Invalid(f"the body is {length} bytes, not the {size} signed for", code="bad_length")
+
+
+def check_digest(actual: str, sha256: str) -> None:
+    if actual != sha256:
+        raise Invalid("the body's SHA-256 is not the one signed for", code="bad_digest")
 
 
 def stored_blob(path: Path) -> StoredBlob | None:

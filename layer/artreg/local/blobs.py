@@ -442,8 +442,8 @@ class FolderBlobStore:
         return f'"{sha256[:32]}"'
 
     def _accept_bytes(self, project: str, sha256: str, size: int, data: bytes) -> None:
-        """A bundle's blob, as `accept_put` stores one (see `bundles.install_bytes`)."""
-        bundles.install_bytes(self._blob_path(project, sha256), data, size, sha256, sync=not self.durability.enabled)
+        """A bundle's blob, as `accept_put` stores one (see `blob_files.install_bytes`)."""
+        blob_files.install_bytes(self._blob_path(project, sha256), data, size, sha256, sync=not self.durability.enabled)
         self.durability.written()
 
     def accept_part(

@@ -21,11 +21,9 @@ nothing of the one it cut off. A download's bundle answers the blobs' bytes the 
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import hmac
-import itertools
 import json
 import math
 import os
@@ -35,7 +33,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import BinaryIO
 
-from artreg.local.blob_files import condemnation_mark, write_atomically
+from artreg.local.blob_files import write_atomically
 from artreg.model.errors import Forbidden, Invalid, NotFound
 from artreg.model.names import check_project, check_sha256
 from artreg.model.wire import Bundle
@@ -50,8 +48,6 @@ _AHEAD_BYTES = 8 * _MiB
 _AHEAD_BLOBS = 64
 WRITERS = 8  # threads creating files: they wait on the kernel, with the GIL let go
 
-_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
-_TEMP_NAMES = itertools.count()
 
 Blobs = Sequence[tuple[str, int]]
 Sign = Callable[[str, str, int], str]  # (method, path, size) -> a signed URL
@@ -205,42 +201,3 @@ def _read_exactly(stream: BinaryIO, size: int) -> bytes:
         pieces.append(piece)
         got += len(piece)
     return b"".join(pieces)
-
-
-def install_bytes(target: Path, data: bytes, size: int, sha256: str, *, sync: bool) -> None:
-    """A blob held whole in memory (a bundle's) put at `target` by `blob_files.Receiver`'s rule: checked
-    first (so bytes that are not the blob never reach the disk), written aside in the same folder, then
-    renamed into place; `sync`: fsync'd first. Plain system calls on strings and a counter for the
-    temporary name: for a blob of a few bytes, pathlib and tempfile cost more than the kernel's work."""
-    if len(data) != size:
-        raise Invalid(f"the body is {len(data)} bytes, not the {size} signed for", code="bad_length")
-    if hashlib.sha256(data).hexdigest() != sha256:
-        raise Invalid("the body's SHA-256 is not the one signed for", code="bad_digest")
-    final = str(target)
-    folder = os.path.dirname(final)
-    while True:
-        temp = f"{folder}/.{target.name}.{os.getpid():x}-{next(_TEMP_NAMES):x}.tmp"
-        try:
-            fd = os.open(temp, _NEW_FILE, 0o600)
-        except FileNotFoundError:
-            os.makedirs(folder, exist_ok=True)
-            continue
-        except FileExistsError:  # left by a killed process of the same id: another name
-            continue
-        break
-    try:
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            if sync:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(temp, final)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
-        raise
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(condemnation_mark(target))  # a new copy: no longer condemned
