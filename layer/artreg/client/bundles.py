@@ -191,7 +191,7 @@ def _fetch_bundle(
                     todo = todos.get(file.sha256)
                     if todo is None or hashlib.sha256(data).hexdigest() != file.sha256:
                         continue  # not wanted, or not its bytes: fetched alone below
-                    placed[file.sha256] = writers.submit(_place, dl, file, todo, data, stats, progress)
+                    placed[file.sha256] = writers.submit(dl.place, todo, data, stats, progress)
                 if index == len(listed):
                     break  # never read past what the bundle lists
         finally:
@@ -206,16 +206,3 @@ def _fetch_bundle(
             dl.fetch_group(todo, stats, progress)
     for future in placed.values():
         future.result()  # a file that could not be written fails the download, as a lone fetch's does
-
-
-def _place(
-    dl: Downloader, file: DownloadFile, todo: Todo, data: bytes, stats: DownloadStats, progress: Progress
-) -> None:
-    from artreg.client.transfer import _write_new
-
-    for _, dest in todo:
-        _write_new(dest, data)
-    if dl.cache:
-        dl.cache.put(file.sha256, data)
-    dl._count(stats, downloaded=len(todo), bytes=file.size)
-    progress.update(file.size * len(todo))

@@ -476,6 +476,17 @@ class Downloader:
             return []
         return todo
 
+    def place(
+        self, todo: list[tuple[DownloadFile, str]], data: bytes, stats: DownloadStats, progress: Progress
+    ) -> None:
+        """Writes a blob fetched and checked elsewhere (a bundle's) to its destinations and the cache."""
+        for _, dest in todo:
+            _write_new(dest, data)
+        if self.cache:
+            self.cache.put(todo[0][0].sha256, data)
+        self._count(stats, downloaded=len(todo), bytes=todo[0][0].size)
+        progress.update(todo[0][0].size * len(todo))
+
     def fetch_group(self, todo: list[tuple[DownloadFile, str]], stats: DownloadStats, progress: Progress) -> None:
         file, dest = todo[0]
         sha256, size = file.sha256, file.size
