@@ -281,14 +281,8 @@ def _digest(reg: Registry, artifact: Artifact) -> tuple[str, int]:
 def _latest_if_digest(reg: Registry, name: str, digest: str) -> LoggedArtifact | None:
     """`latest` if its manifest digest is `digest`, as the server answers `if_changed`. Only for
     stored files: the digest of a remote entry holds what the server pins of it."""
-    try:
-        latest = reg.get_artifact(name, "latest")
-    except NotFound:
-        return None
-    if latest.digest != digest:
-        return None
-    latest._created = False
-    return latest
+    latest = _latest(reg, name)
+    return latest if latest is not None and latest.digest == digest else None
 
 
 class _Sender:
