@@ -216,8 +216,17 @@ def test_metadata_filter_compares_json_scalars_as_strings() -> None:
     assert [names.metadata_scalar(v) for v in ("a", 3, 0.5, True, None)] == ["a", "3", "0.5", "true", "null"]
 
 
+def _passes_path_rule(path: str) -> bool:
+    try:
+        names.check_path(path)
+    except Invalid:  # a device name of Windows (`con`, `prn`, ...)
+        return False
+    return True
+
+
+paths = st.from_regex(r"[a-z]{1,8}(/[a-z]{1,8}){0,2}", fullmatch=True).filter(_passes_path_rule)
 entries = st.lists(
-    st.tuples(st.from_regex(r"[a-z]{1,8}(/[a-z]{1,8}){0,2}", fullmatch=True), st.binary(max_size=8), st.booleans()),
+    st.tuples(paths, st.binary(max_size=8), st.booleans()),
     min_size=1,
     max_size=20,
     unique_by=lambda e: e[0],
