@@ -29,7 +29,8 @@ def alias_list(value: Any) -> frozenset[str]:
 class RegistrySettings(BaseSettings):
     """The registry's own rules, the same on both back ends (the local server reads these too)."""
 
-    model_config = SettingsConfigDict(env_prefix="ARTREG_", extra="ignore", frozen=True)
+    # built at first use: a function reads only `Settings`, the local server only `ServerSettings`
+    model_config = SettingsConfigDict(env_prefix="ARTREG_", extra="ignore", frozen=True, defer_build=True)
 
     protected_aliases: Annotated[frozenset[str], NoDecode] = frozenset({"production"})
     event_source: str = Field(default="artreg", min_length=1, max_length=256)  # the events' `source`
