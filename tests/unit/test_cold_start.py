@@ -107,6 +107,20 @@ def test_importing_the_api_function_makes_no_client_and_builds_no_model() -> Non
     assert made["sdk"] == []
 
 
+def test_where_lambda_initializes_ahead_of_requests_the_import_makes_the_dynamodb_client() -> None:
+    # Given the API function's environment under provisioned concurrency or SnapStart, where no request
+    # waits for the import, then on demand
+    for kind, made_at_import in (
+        ("provisioned-concurrency", ["dynamodb_client"]),
+        ("snap-start", ["dynamodb_client"]),
+        ("on-demand", []),
+    ):
+        # When a fresh process imports its handler module
+        made = _import_in_a_fresh_process(PROBE % (NOT_FOR_A_RESOLVE,), {**ENV, "AWS_LAMBDA_INITIALIZATION_TYPE": kind})
+        # Then the import made the client the first request needs only where no request waits for it
+        assert made["clients"] == made_at_import, kind
+
+
 def test_the_first_aws_call_loads_botocore_traced_by_x_ray() -> None:
     # Given the API function's environment on Lambda, tracing on as `Tracing: Active` has it (off Lambda,
     # X-Ray's centralized sampler loads botocore itself)
