@@ -56,7 +56,7 @@ from artreg.aws import clients
 clients.deferred(clients.dynamodb_client).meta
 print(json.dumps({"import": imported, "client": {"enabled": gc.isenabled(), "frozen": gc.get_freeze_count()}}))
 """
-# what the other functions (janitor, lineage, publisher) or only a keyed POST use
+# what the other functions (janitor, lineage, publisher), only a keyed POST, or only a version string use
 NOT_FOR_A_RESOLVE = (
     "artreg.registry.janitor",
     "artreg.registry.janitor_walks",
@@ -64,6 +64,7 @@ NOT_FOR_A_RESOLVE = (
     "artreg.aws.eventbridge",
     "artreg.events",
     "aws_lambda_powertools.utilities.idempotency",
+    "semver",  # parses version strings only: a resolve of an alias never needs it
 )
 
 
