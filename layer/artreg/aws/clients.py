@@ -49,6 +49,7 @@ _RETRIES: dict[str, Any] = {
     "read_timeout": 10,
 }
 _when_loaded: list[Callable[[], None]] = []
+_hooks = threading.Lock()  # the first clients may be made by several threads at once (S3's HEADs)
 
 
 def when_botocore_loads(hook: Callable[[], None]) -> None:
@@ -63,8 +64,9 @@ def when_botocore_loads(hook: Callable[[], None]) -> None:
 def _new_session() -> botocore.session.Session:
     import botocore.session
 
-    while _when_loaded:
-        _when_loaded.pop(0)()
+    with _hooks:  # every client waits for the hooks, run once
+        while _when_loaded:
+            _when_loaded.pop(0)()
     return botocore.session.get_session()
 
 
