@@ -1,6 +1,7 @@
 """Settings of every function and of the local server, read once from `ARTREG_*` variables."""
 
-from __future__ import annotations
+# no `from __future__ import annotations` here: pydantic would compile each field's annotation from its text
+# when the class is made, a cost of every cold start (benchmarks/cold_start.py)
 
 from collections.abc import Iterable
 from datetime import timedelta
