@@ -56,7 +56,8 @@ from artreg.aws import clients
 clients.deferred(clients.dynamodb_client).meta
 print(json.dumps({"import": imported, "client": {"enabled": gc.isenabled(), "frozen": gc.get_freeze_count()}}))
 """
-# what the other functions (janitor, lineage, publisher), only a keyed POST, or only a version string use
+# what the other functions (janitor, lineage, publisher), only a keyed POST, only a version string or only
+# the SDK use
 NOT_FOR_A_RESOLVE = (
     "artreg.registry.janitor",
     "artreg.registry.janitor_walks",
@@ -65,6 +66,7 @@ NOT_FOR_A_RESOLVE = (
     "artreg.events",
     "aws_lambda_powertools.utilities.idempotency",
     "semver",  # parses version strings only: a resolve of an alias never needs it
+    "pydantic_settings",  # the SDK's settings file; the functions read their ARTREG_* with pydantic alone
 )
 
 
