@@ -56,6 +56,29 @@ from artreg.aws import clients
 clients.deferred(clients.dynamodb_client).meta
 print(json.dumps({"import": imported, "client": {"enabled": gc.isenabled(), "frozen": gc.get_freeze_count()}}))
 """
+# a resolve on moto (of an artifact the table does not hold: a 404 in API.md's shape), then what it built
+RESOLVE_PROBE = """
+import json
+from moto import mock_aws
+with mock_aws():
+    import boto3
+    from tests.support.template import create_table
+    create_table(boto3.client("dynamodb"), "artreg-test")
+    import app
+    from tests.conftest import api_event
+    from tests.support.lambda_context import LambdaContext
+    from artreg.model import wire
+    from artreg.registry import cursors, records
+    answer = app.lambda_handler(api_event("GET", "/v1/resolve/vision/resnet@staging"), LambdaContext())
+print(json.dumps({
+    "status": answer["statusCode"],
+    "code": json.loads(answer["body"])["error"]["code"],
+    "dependants": [r.func.__name__ for r in app.app._static_routes + app.app._dynamic_routes if r._dependant],
+    "built": [m.__name__ for m in (wire.StartUpload, wire.AddFiles, wire.CompleteBlob, wire.UploadStarted,
+                                   wire.VersionPage, wire.LineageGraph, records.Upload, cursors.BeforeVersion)
+              if m.__pydantic_complete__],
+}))
+"""
 # what the other functions (janitor, lineage, publisher), only a keyed POST, only a version string or only
 # the SDK use
 NOT_FOR_A_RESOLVE = (
@@ -151,3 +174,17 @@ def test_on_lambda_the_import_and_first_client_leave_the_collector_on_and_their_
     assert lambda_gc["client"]["frozen"] > lambda_gc["import"]["frozen"] + 10_000
     # And elsewhere (the tests, which import the handler afresh many times) nothing is frozen
     assert elsewhere_gc["import"] == elsewhere_gc["client"] == {"enabled": True, "frozen": 0}
+
+
+def test_a_resolve_builds_the_validation_of_its_own_route_only() -> None:
+    # Given the API function's environment, on moto
+    on_moto = {**ENV, "PYTHONPATH": f"{ROOT / 'layer'}{os.pathsep}{ROOT}"}
+    on_moto |= {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    # When a fresh process imports its handler module and resolves an alias the registry does not hold
+    made = _import_in_a_fresh_process(RESOLVE_PROBE, on_moto)
+    # Then the answer is API.md's 404
+    assert (made["status"], made["code"]) == (404, "not_found")
+    # And only the resolve route built its Dependant (the pydantic adapters its validation uses)
+    assert made["dependants"] == ["resolve"]
+    # And no model of an upload, a listing or a lineage built its validator: their first requests do
+    assert made["built"] == []
