@@ -182,6 +182,7 @@ def lambda_environment(function: Function, endpoint: str, hidden: frozenset[str]
         "AWS_LAMBDA_FUNCTION_NAME": "artreg-api",
         "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(function.memory_mb),
+        "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",  # a cold start that a request waits for
         "AWS_REGION": REGION,
         "AWS_DEFAULT_REGION": REGION,
         "AWS_ACCESS_KEY_ID": "testing",

@@ -1,15 +1,16 @@
 """Settings of every function and of the local server, read once from `ARTREG_*` variables."""
 
-from __future__ import annotations
+# no `from __future__ import annotations` here: pydantic would compile each field's annotation from its text
+# when the class is made, a cost of every cold start (benchmarks/cold_start.py)
 
+import os
 from collections.abc import Iterable
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal, Self
 
-from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from artreg.model import names
 from artreg.registry.policy import Policy
@@ -26,18 +27,32 @@ def alias_list(value: Any) -> frozenset[str]:
     return aliases
 
 
-class RegistrySettings(BaseSettings):
+def variable(field: str) -> str:
+    """The environment variable of a setting: `table_name` is read from ARTREG_TABLE_NAME."""
+    return "ARTREG_" + field.upper()
+
+
+class RegistrySettings(BaseModel):
     """The registry's own rules, the same on both back ends (the local server reads these too)."""
 
-    model_config = SettingsConfigDict(env_prefix="ARTREG_", extra="ignore", frozen=True)
+    # Each field is validated from its variable by pydantic itself (`from_environment`): pydantic-settings,
+    # whose other sources (files, secrets, CLI) no function reads, would add its import to every cold start.
+    # Built at first use: a function reads only `Settings`, the local server only `ServerSettings`.
+    model_config = ConfigDict(alias_generator=variable, extra="ignore", frozen=True, defer_build=True)
 
-    protected_aliases: Annotated[frozenset[str], NoDecode] = frozenset({"production"})
+    protected_aliases: frozenset[str] = frozenset({"production"})
     event_source: str = Field(default="artreg", min_length=1, max_length=256)  # the events' `source`
 
     @field_validator("protected_aliases", mode="before")
     @classmethod
     def _aliases(cls, value: str | Iterable[str]) -> frozenset[str]:
         return alias_list(value)
+
+    @classmethod
+    def from_environment(cls, **given: Any) -> Self:
+        """The settings that the `ARTREG_*` variables give, `given` (by field name) in place of theirs; a
+        ValidationError's `loc` names the variable."""
+        return cls.model_validate({**os.environ, **{variable(name): value for name, value in given.items()}})
 
 
 class ServerSettings(RegistrySettings):
@@ -49,7 +64,7 @@ class ServerSettings(RegistrySettings):
     http: Literal["httptools", "h11"] = "httptools"  # uvicorn's HTTP/1.1 parser
     ui_dir: Path | None = None  # the web UI's files, when not the package's own
     # web pages of these origins may call the API (`--trust-origin` adds to them), comma-separated
-    trust_origins: Annotated[tuple[str, ...], NoDecode] = ()
+    trust_origins: tuple[str, ...] = ()
 
     @field_validator("trust_origins", mode="before")
     @classmethod
@@ -86,4 +101,4 @@ class Settings(RegistrySettings):
 
 @lru_cache(maxsize=1)
 def settings() -> Settings:
-    return Settings()  # required fields come from the environment
+    return Settings.from_environment()  # required fields come from the environment

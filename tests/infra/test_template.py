@@ -574,6 +574,14 @@ def test_every_setting_parameter_reaches_the_functions(translated: dict[str, Any
         assert variables["ARTREG_MULTIPART_THRESHOLD"] == {"Ref": "MultipartThreshold"}, name
 
 
+def test_functions_skip_pydantics_plugin_lookup(translated: dict[str, Any]) -> None:
+    # Given each function's environment (the functions use no pydantic plugin)
+    for name in ("ApiFunction", "PublisherFunction", "LineageFunction", "JanitorFunction", "VerifierFunction"):
+        variables = translated["Resources"][name]["Properties"]["Environment"]["Variables"]
+        # Then pydantic does not read every installed distribution's entry points at its first model build
+        assert variables["PYDANTIC_DISABLE_PLUGINS"] == "__all__", name
+
+
 def test_outputs_name_what_a_caller_needs() -> None:
     outputs = load_template()["Outputs"]
     assert {"ApiUrl", "BucketName", "TableName", "EventBusName", "EventSource"} <= set(outputs)

@@ -7,27 +7,31 @@ which no function here uses, and costs a cold start about 15 ms of CPU (benchmar
 
 The adapters get their clients deferred: a client is made on its first use, not at import. Making
 one loads its service model (about 0.1 s for DynamoDB, 0.2 s for S3), and a cold start that only
-resolves needs no S3 client at all. For the same reason the janitor, lineage, event and idempotency
-pieces are imported by the factories that make them, not by this module, which every function imports."""
+resolves needs no S3 client at all. botocore itself (some 50 ms of imports: its client module loads its
+documentation machinery) is imported by the first client too, so that the API function's import pays
+only for what answers a request; on Lambda both run with the collector off (artreg.aws.startup). For the
+same reason the janitor, lineage, event and idempotency pieces are imported by the factories that make
+them, not by this module, which every function imports."""
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Callable
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
-import botocore.session
-from botocore.config import Config
-
 from artreg.aws.dynamodb import DynamoStore
 from artreg.aws.s3 import S3BlobStore
+from artreg.aws.startup import long_lived
 from artreg.aws.verifier import LambdaVerification
 from artreg.registry.service import RegistryService
 from artreg.settings import Settings
 
 if TYPE_CHECKING:
+    import botocore.session
     from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+    from botocore.config import Config
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_events import EventBridgeClient
     from mypy_boto3_lambda import LambdaClient
@@ -39,12 +43,42 @@ if TYPE_CHECKING:
 
 C = TypeVar("C")
 IDEMPOTENCY_PK = "I#idempotency"
-_RETRIES = Config(retries={"mode": "standard", "max_attempts": 4}, connect_timeout=2, read_timeout=10)
+_RETRIES: dict[str, Any] = {
+    "retries": {"mode": "standard", "max_attempts": 4},
+    "connect_timeout": 2,
+    "read_timeout": 10,
+}
+_when_loaded: list[Callable[[], None]] = []
+_hooks = threading.Lock()  # the first clients may be made by several threads at once (S3's HEADs)
+
+
+def when_botocore_loads(hook: Callable[[], None]) -> None:
+    """Runs `hook` once botocore's client module is loaded: now if it is, else when this module loads it
+    to make the process's first client (X-Ray's patch of botocore waits for it so)."""
+    if "botocore.client" in sys.modules:
+        hook()
+    else:
+        _when_loaded.append(hook)
+
+
+def _new_session() -> botocore.session.Session:
+    import botocore.session
+
+    with _hooks:  # every client waits for the hooks, run once
+        while _when_loaded:
+            _when_loaded.pop(0)()
+    return botocore.session.get_session()
+
+
+def _config(**more: Any) -> Config:
+    from botocore.config import Config
+
+    return Config(**_RETRIES, **more)
 
 
 class _Deferred(Generic[C]):
-    """Stands in for what `make` returns (a client, the API's resolver), and makes it on first use: once,
-    even when the S3 adapter's HEAD threads reach it together."""
+    """Stands in for what `make` returns (a client), and makes it on first use: once, even when the S3
+    adapter's HEAD threads reach it together."""
 
     def __init__(self, make: Callable[[], C]):
         self._make = make
@@ -55,7 +89,8 @@ class _Deferred(Generic[C]):
         if self._client is None:
             with self._lock:
                 if self._client is None:
-                    self._client = self._make()
+                    with long_lived():  # botocore's modules and the client's service model
+                        self._client = self._make()
         return getattr(self._client, name)
 
 
@@ -67,12 +102,12 @@ def deferred(make: Callable[[], C]) -> C:
 def _session() -> botocore.session.Session:
     """The session of the DynamoDB, EventBridge and Lambda clients (as boto3's default one was): credentials
     and endpoint data read once for them. Region and credentials come from the environment, as boto3's do."""
-    return botocore.session.get_session()
+    return _new_session()
 
 
 @lru_cache(maxsize=1)
 def dynamodb_client() -> DynamoDBClient:
-    return cast("DynamoDBClient", _session().create_client("dynamodb", config=_RETRIES))
+    return cast("DynamoDBClient", _session().create_client("dynamodb", config=_config()))
 
 
 @lru_cache(maxsize=1)
@@ -81,22 +116,22 @@ def s3_client() -> S3Client:
     # included) so that a presigned URL is never redirected away from the region its signature names; the
     # endpoint comes from botocore's rules, so it is right in every partition (amazonaws.com.cn included).
     # A session of its own: its URLs are signed with the credentials the environment holds when it is made.
-    session = botocore.session.get_session()
-    addressing = Config(
+    session = _new_session()
+    addressing = _config(
         signature_version="s3v4", s3={"addressing_style": "virtual", "us_east_1_regional_endpoint": "regional"}
     )
     region = session.get_config_variable("region") or "us-east-1"
-    return cast("S3Client", session.create_client("s3", region_name=region, config=_RETRIES.merge(addressing)))
+    return cast("S3Client", session.create_client("s3", region_name=region, config=addressing))
 
 
 @lru_cache(maxsize=1)
 def events_client() -> EventBridgeClient:
-    return cast("EventBridgeClient", _session().create_client("events", config=_RETRIES))
+    return cast("EventBridgeClient", _session().create_client("events", config=_config()))
 
 
 @lru_cache(maxsize=1)
 def lambda_client() -> LambdaClient:
-    return cast("LambdaClient", _session().create_client("lambda", config=_RETRIES))
+    return cast("LambdaClient", _session().create_client("lambda", config=_config()))
 
 
 def idempotency_store(settings: Settings) -> DynamoDBPersistenceLayer:

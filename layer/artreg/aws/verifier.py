@@ -6,7 +6,8 @@ object version within its own 15 minutes.
 retries a failed run twice (the function's `MaximumRetryAttempts`), and hands an event it gave up on to
 the on-failure destination. Settling is idempotent, so a retried run does no harm."""
 
-from __future__ import annotations
+# no `from __future__ import annotations` here: pydantic would compile each field's annotation from its text
+# when the class is made, a cost of every cold start (benchmarks/cold_start.py)
 
 from typing import TYPE_CHECKING
 
@@ -33,7 +34,7 @@ class VerifyBlob(BaseModel):
 class LambdaVerification:
     """The S3 store's `start_verification`: one asynchronous invocation of the verifier function."""
 
-    def __init__(self, client: LambdaClient, function_name: str):
+    def __init__(self, client: "LambdaClient", function_name: str):
         self.client = client
         self.function_name = function_name
 

@@ -223,10 +223,11 @@ def server_settings(protected_aliases: Iterable[str] | None = None) -> ServerSet
     """The server's `ARTREG_*`, with the `--protected-alias` flags in place of ARTREG_PROTECTED_ALIASES
     when given; a value that breaks its rule ends `artreg server` saying which and why."""
     try:
-        return ServerSettings() if protected_aliases is None else ServerSettings(protected_aliases=protected_aliases)
+        given = {} if protected_aliases is None else {"protected_aliases": protected_aliases}
+        return ServerSettings.from_environment(**given)
     except ValidationError as error:
         problem = error.errors()[0]
-        name = "ARTREG_" + str(problem["loc"][0]).upper() if problem["loc"] else "ARTREG_*"
+        name = str(problem["loc"][0]) if problem["loc"] else "ARTREG_*"  # the variable (from_environment)
         raise SystemExit(f"{name}: {problem['msg']} (got {problem.get('input')!r})") from None
 
 

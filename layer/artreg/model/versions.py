@@ -5,11 +5,12 @@ in precedence order without a read-side sort."""
 from __future__ import annotations
 
 import re
-from typing import Literal
-
-import semver
+from typing import TYPE_CHECKING, Literal
 
 from artreg.model.errors import Invalid
+
+if TYPE_CHECKING:
+    import semver
 
 Bump = Literal["major", "minor", "patch"]
 FIRST_VERSION = "1.0.0"
@@ -35,6 +36,10 @@ def parse(text: str) -> semver.Version:
     try:
         if not VERSION_RE.fullmatch(text):
             raise ValueError(text)
+        # imported by the first version string, not by the import: an alias (a resolve of name@production)
+        # never gets here, and semver loads argparse and its CLI with it (benchmarks/cold_start.py)
+        import semver
+
         version = semver.Version.parse(text)
     except (ValueError, TypeError):
         raise Invalid(

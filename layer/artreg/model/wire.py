@@ -1,10 +1,11 @@
 """The wire shapes of API.md as pydantic models, shared by the server (requests it validates,
 answers it serialises) and the SDK (answers it parses)."""
 
-from __future__ import annotations
+# no `from __future__ import annotations` here: pydantic would compile each field's annotation from its text
+# when the class is made, a cost of every cold start (benchmarks/cold_start.py)
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, model_validator
 
@@ -149,7 +150,7 @@ class StartUpload(Wire):
     remove: Annotated[list[Path], Field(max_length=MAX_FILES_PER_REQUEST)] = Field(default_factory=list)
 
     @model_validator(mode="after")
-    def _version_or_bump(self) -> StartUpload:
+    def _version_or_bump(self) -> Self:
         if self.version is not None and self.bump is not None:
             raise ValueError("give either version or bump, not both")
         if names.LATEST in self.aliases:

@@ -3,7 +3,8 @@ has its own typed position, decoded and checked here once, so that a cursor this
 out (forged, or of another listing) is a 400 on every back end and a store is only ever handed a
 position of the shape it made."""
 
-from __future__ import annotations
+# no `from __future__ import annotations` here: pydantic would compile each field's annotation from its text
+# when the class is made, a cost of every cold start (benchmarks/cold_start.py)
 
 import base64
 import json

@@ -1,13 +1,14 @@
 """The records the stores keep and the one atomic change of an artifact they apply: the values that
 cross the ports, apart from the ports themselves."""
 
-from __future__ import annotations
+# no `from __future__ import annotations` here: pydantic would compile each field's annotation from its text
+# when the class is made, a cost of every cold start (benchmarks/cold_start.py)
 
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -52,7 +53,7 @@ class Head(BaseModel):
     created_at: datetime
     updated_at: datetime
 
-    def next(self, now: datetime, **changes: Any) -> Head:
+    def next(self, now: datetime, **changes: Any) -> Self:
         """The head after one more change: the revision a write is guarded by, bumped."""
         return self.model_copy(update={"revision": self.revision + 1, "updated_at": now, **changes})
 
@@ -134,7 +135,7 @@ class Upload(BaseModel):
     missing: list[str] = Field(default_factory=list)  # sha256 of blobs to verify at commit
     multipart: dict[str, str] = Field(default_factory=dict)  # sha256 -> multipart upload id
 
-    def as_read(self, state: UploadState, committed_version: str | None, batches: Iterable[UploadBatch]) -> Upload:
+    def as_read(self, state: UploadState, committed_version: str | None, batches: Iterable["UploadBatch"]) -> Self:
         """The upload as a store answers it: its first request and then every further batch in the
         order they came, its state, and once committed the version it became."""
         entries, missing, multipart = list(self.entries), list(self.missing), dict(self.multipart)
@@ -236,12 +237,12 @@ class RunSeen(BaseModel):
     used: int = 0
 
     @classmethod
-    def first(cls, edge: LineageEdge) -> RunSeen:
+    def first(cls, edge: LineageEdge) -> Self:
         """A run not seen before, before its first edge is counted (`seeing`)."""
         at = edge.at or _EPOCH
         return cls(project=edge.project, run_id=edge.run_id, first_seen=at, last_seen=at)
 
-    def seeing(self, edge: LineageEdge) -> RunSeen:
+    def seeing(self, edge: LineageEdge) -> Self:
         """The run after one more edge of it was recorded (an edge of an older event without a time
         leaves its times as they are)."""
         at = edge.at or self.last_seen
