@@ -87,7 +87,7 @@ def log_files(
         "if_changed": if_changed,
     }
     # large files the hash cache does not know are sent first, hashed as they go, where the server offers it
-    read = staging.stage(reg, artifact.iter_files(), shown)
+    read = staging.stage(reg, artifact.iter_files(), f"upload {artifact.name}", shown)
     if not artifact.remote and reg.manifests is not None:
         logged = _log_known(reg, artifact, reg.manifests, request, shown, read)
         if logged is not None:
