@@ -105,6 +105,22 @@ def test_a_file_the_hash_cache_knows_goes_the_usual_way_and_sends_nothing_stored
     assert [s.path.rsplit("/", 1)[-1] for s in pool.api_calls] == ["uploads"]
 
 
+def test_a_file_sent_just_after_it_was_written_is_not_sent_again(server: RunningServer, tmp_path: Path) -> None:
+    # Given a large file logged right after it was written (too recent for the hash cache to keep its
+    # SHA-256: it might change again within the same mtime)
+    path = tmp_path / "model.bin"
+    sha = write_random(path, 3 * MiB, MiB)
+    reg, pool = counted_registry(server.url, tmp_path / "cache")
+    reg.log_artifact(Artifact("m", type="model").add(str(path)))
+    pool.reset()
+    # When it is logged again, unchanged
+    logged = reg.log_artifact(Artifact("m", type="model").add(str(path)))
+    # Then it is hashed first, as when staging did not exist, and none of its bytes is sent
+    assert pool.blob_calls == []
+    assert [s.path.rsplit("/", 1)[-1] for s in pool.api_calls] == ["uploads"]
+    assert logged.files[0].sha256 == sha
+
+
 def test_the_sdk_logs_the_usual_way_where_no_url_is_offered(started: RunningServer, tmp_path: Path) -> None:
     # Given a server that takes files over 5 MiB in parts of 5 MiB (it offers staging up to 5 MiB only)
     started.env.update(ARTREG_MULTIPART_THRESHOLD=str(5 * MiB), ARTREG_PART_SIZE=str(5 * MiB))

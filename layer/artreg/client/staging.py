@@ -4,8 +4,9 @@ it. The server hashes what it writes, stores the blob under the SHA-256 it compu
 the SDK compares it with its own, and then logs as usual: the hashes it learnt stand in for reading
 the files again, and the upload finds the blobs stored (docs/api.md, "Staged blobs").
 
-Only for files of at least `STAGE_MIN` bytes that the hash cache does not know (a known one may be
-stored already: today's path sends it no byte), in a log of at most `MAX_STAGED` files, and only
+Only for files of at least `STAGE_MIN` bytes that the hash cache does not know and did not see sent
+so with the stat they have (either may be stored already: the usual path, which hashes first, then
+sends no byte of it), in a log of at most `MAX_STAGED` files, and only
 where the server offers it: S3 offers none, and an older server has no such route; then nothing is
 sent here and the log goes the usual way. A file whose digest does not match, or that changed while
 it was read, is left to that usual path too (it is hashed again and checked by its own PUT).
@@ -72,8 +73,16 @@ def stage(reg: Registry, files: Iterable[LocalFile], desc: str, shown: bool | No
     if len(listed) > MAX_STAGED:
         return {}
     stats = list({stat.path: stat for stat in map(Stat.of, (file.source for file in listed))}.values())
-    known = reg.hashes.lookup(stats) if reg.hashes is not None else [None] * len(stats)
-    large = [stat for stat, sha256 in zip(stats, known, strict=True) if sha256 is None and stat.size >= STAGE_MIN]
+    cache = reg.hashes
+    known = cache.lookup(stats) if cache is not None else [None] * len(stats)
+    # a file sent so before with this stat, too recently modified then for its SHA-256 to be cached: it
+    # is likely stored, and hashing it first sends none of its bytes
+    sent = cache.was_sent(stats) if cache is not None else [False] * len(stats)
+    large = [
+        stat
+        for stat, sha256, again in zip(stats, known, sent, strict=True)
+        if sha256 is None and not again and stat.size >= STAGE_MIN
+    ]
     if not large:
         return {}
     path = f"/v1/projects/{segment(reg.project)}/staging"
@@ -91,8 +100,9 @@ def stage(reg: Registry, files: Iterable[LocalFile], desc: str, shown: bool | No
         run_parallel([partial(_send, reg, stat, url, bar, found) for stat, url in targets], reg.workers)
     finally:
         bar.close()
-    if reg.hashes is not None:
-        reg.hashes.store(list(found.items()), read_at)
+    if cache is not None:
+        cache.store(list(found.items()), read_at)
+        cache.note_sent(list(found))
     return found
 
 
