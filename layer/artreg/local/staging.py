@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from artreg.local.blob_files import Receiver, check_length
+from artreg.model.errors import NotFound
 from artreg.model.names import check_project
 from artreg.model.wire import StagingTarget
 
@@ -72,7 +73,7 @@ class FolderStaging:
         they have, unless that blob is stored already; answers the SHA-256."""
         check_project(project)
         if not STAGING_ID.fullmatch(staging_id):
-            raise ValueError("not a staging id")  # verify_url's route admits none other
+            raise NotFound("no such staging URL")  # (verify_url's route admits no other id)
         check_length(length, size)
         folder = self.root / project / "staging"
         with Receiver(folder / staging_id) as out:
