@@ -247,3 +247,20 @@ def test_content_already_stored_is_answered_and_kept_as_it_was(server: RunningSe
 def test_a_request_for_too_many_urls_is_refused(server: RunningServer) -> None:
     answer = offer(server, *([MiB] * 17))
     assert (answer.status_code, answer.json()["error"]["code"]) == (400, "invalid_request")
+
+
+def test_a_log_that_expects_its_files_unchanged_hashes_first_and_sends_nothing_stored(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    # Given a large file logged from another machine's cache (this client's hash cache knows nothing)
+    path = tmp_path / "model.bin"
+    write_random(path, 3 * MiB, MiB)
+    first, _ = counted_registry(server.url, tmp_path / "cache1")
+    logged = first.log_artifact(Artifact("m", type="model").add(str(path)))
+    reg, pool = counted_registry(server.url, tmp_path / "cache2")
+    # When it is logged with if_changed
+    again = reg.log_artifact(Artifact("m", type="model").add(str(path)), if_changed=True)
+    # Then it is hashed first and the version there is answered: no staging, no byte sent
+    assert again.version == logged.version
+    assert pool.blob_calls == []
+    assert all(not s.path.endswith("/staging") for s in pool.api_calls)

@@ -6,10 +6,11 @@ the files again, and the upload finds the blobs stored (docs/api.md, "Staged blo
 
 Only for files of at least `STAGE_MIN` bytes that the hash cache does not know and did not see sent
 so with the stat they have (either may be stored already: the usual path, which hashes first, then
-sends no byte of it), in a log of at most `MAX_STAGED` files, and only
-where the server offers it: S3 offers none, and an older server has no such route; then nothing is
-sent here and the log goes the usual way. A file whose digest does not match, or that changed while
-it was read, is left to that usual path too (it is hashed again and checked by its own PUT).
+sends no byte of it), in a log of at most `MAX_STAGED` files without `if_changed` (whose files are
+expected unchanged: so too), and only where the server offers it: S3 offers none, and an older
+server has no such route; then nothing is sent here and the log goes the usual way. A file whose
+digest does not match, or that changed while it was read, is left to that usual path too (it is
+hashed again and checked by its own PUT).
 """
 
 from __future__ import annotations

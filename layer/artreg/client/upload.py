@@ -86,8 +86,9 @@ def log_files(
         **({"links": links} if links else {}),
         "if_changed": if_changed,
     }
-    # large files the hash cache does not know are sent first, hashed as they go, where the server offers it
-    read = staging.stage(reg, artifact.iter_files(), f"upload {artifact.name}", shown)
+    # large new files are sent first, hashed as they go, where the server offers it; not when the files
+    # are expected unchanged (if_changed): hashing first then sends nothing
+    read = {} if if_changed else staging.stage(reg, artifact.iter_files(), f"upload {artifact.name}", shown)
     if not artifact.remote and reg.manifests is not None:
         logged = _log_known(reg, artifact, reg.manifests, request, shown, read)
         if logged is not None:
