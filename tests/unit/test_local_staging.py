@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -179,4 +180,22 @@ def test_a_staged_blob_no_version_lists_is_reclaimed_like_any_other(store: Folde
     assert unlisted.sha256 == SHA
     store.condemn(P, unlisted, clock.now())
     assert store.reclaim(P, unlisted) is True
+    assert files(store) == []
+
+
+def test_a_staged_body_left_by_a_killed_server_is_removed_once_stale(store: FolderBlobStore) -> None:
+    # Given the temporary file of a staged body whose server was killed mid-way (it wrote the file
+    # beside the others a staged body goes to), untouched for an hour
+    [target] = store.staging_targets(P, [len(DATA)])
+    assert target.url is not None
+    staging_id = urlsplit(target.url).path.rsplit("/", 1)[-1]
+    left = store.root / P / "staging" / f".{staging_id}.x1y2.tmp"
+    left.parent.mkdir(parents=True)
+    left.write_bytes(DATA[:100])
+    hour_ago = store.clock.now().timestamp() - 3600
+    os.utime(left, (hour_ago, hour_ago))
+    # When the janitor removes stale temporary files
+    removed = store.remove_stale_temporary(older_than=600)
+    # Then it is gone
+    assert removed == 1
     assert files(store) == []
