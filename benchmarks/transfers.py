@@ -374,8 +374,9 @@ def large_files_section(results: list[Measured]) -> str:
         [
             "### (a) One large file",
             "",
-            "`log_artifact` of one file (hash, start, PUT of the blob or of its 64 MiB parts, completion of "
-            "each multipart blob, commit), and `use_artifact` + `download` of that version into an empty folder "
+            "`log_artifact` of one file (up to the server's multipart threshold: a staging URL, a PUT of the "
+            "file hashed as it goes, start; over it: hash, start, PUT of its 64 MiB parts, completion, commit), "
+            "and `use_artifact` + `download` of that version into an empty folder "
             'with an empty cache. "vs cp" is the speed relative to `cp` of the same file: cp seconds over '
             "artreg seconds, above 1 is faster.",
             "",
@@ -546,19 +547,26 @@ NOTES = """### What bounds each figure
   every file to stay in the page cache: a read is a memory copy and only a sync or fsync waits for the
   disk. Each SDK figure is one run; each `cp` figure is the median of 4, 2 timed before the SDK's
   operations and 2 after.
-- **Logging a large file** hashes it twice, one after the other: the client must know the SHA-256 before
-  it asks what to send (a blob is addressed, and deduplicated, by it), and the server hashes what it
-  writes (it trusts no writer's claim). SHA-256 of 256 MiB takes about 0.2 s on this CPU (with its
-  SHA instructions), about what `cp` + `sync` takes in all. The client then PUTs it (in one request up
-  to the server's 512 MiB threshold, else in 64 MiB parts, a few at once) to one server process:
-  uvicorn reads the socket on its event loop and a worker thread hashes each MiB as it writes it, then
-  renames the file into place; parts are written in place, at their offset in one file, each
+- **Logging a large file** hashes it twice, in the client and in the server (which trusts no writer's
+  claim). SHA-256 of 256 MiB takes about 0.2 s on this CPU (with its SHA instructions), about what
+  `cp` + `sync` takes in all. Up to the server's 512 MiB multipart threshold the two hashes overlap:
+  the SDK asks for a staging URL and PUTs the file there while another thread hashes each MiB it
+  sends; the server stores the blob under the SHA-256 it computed and answers it, the SDK checks it
+  against its own, and the upload then finds the blob stored (docs/api.md, staged blobs). The whole
+  is then bound by the CPU of both processes: the client reads, hashes and sends (~0.3 CPU-s for
+  256 MiB), the server receives through uvicorn (~0.23 CPU-s for 256 MiB with nothing done with the
+  bytes), hashes and writes (~0.5 CPU-s in all), so about 0.4 s on two idle cores, and more whenever
+  other jobs take a core. A larger file is hashed first (a multipart upload is addressed by its
+  SHA-256, so that a killed client's next log resumes it), then sent in 64 MiB parts, a few at once,
+  to one server process: uvicorn reads the socket on its event loop and a worker thread hashes each
+  MiB as it writes it; parts are written in place, at their offset in one file, each
   fdatasync'd (a part's ETag is opaque: no MD5 of it), and the completion reads the file once to check
   its SHA-256 and renames it: no byte is copied. The disk writes of a body start every 8 MiB as it
   arrives (sync_file_range), so that the one syncfs that makes blobs durable before the commit that
   lists them finds little left to write. `cp` reads once and writes once, in the kernel. The first
-  log of a run is also the server's first POST, which imports the idempotency layer (section (f)
-  measures a start to a first GET only).
+  log of a run is also the server's first POST; the idempotency layer it needs (~0.25 s of imports)
+  is loaded in the background once the server serves, long before (section (f) measures a start to a
+  first GET, and the idle RSS with it loaded).
 - **Downloading** streams each blob from the server process in 1 MiB chunks into a temporary file
   that the client hashes as it writes, then renames; nothing is fsynced, so plain `cp` is the fair
   baseline. The cache gets its own copy (a reflink where the file system has one), so that no write to

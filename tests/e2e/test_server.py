@@ -465,3 +465,16 @@ def test_a_client_gone_mid_download_leaves_the_server_serving_the_blob_whole(
     assert answer.status_code == 200
     assert hashlib.sha256(answer.content).hexdigest() == expected
     assert requests.get(f"{server.url}/v1/projects/p/artifacts/weights", timeout=10).status_code == 200
+
+
+def test_the_idempotency_records_are_opened_once_the_server_serves_not_by_the_first_post(
+    server: RunningServer,
+) -> None:
+    # Given a server just started, asked nothing
+    records = server.data / "idempotency.db"
+    # Then it opens its Idempotency-Key records by itself (Powertools' utility and the boto3 it imports
+    # load beside it, ~0.25 s that the first POST, often a large file's log, waited for)
+    deadline = time.monotonic() + 20
+    while not records.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert records.exists()

@@ -215,3 +215,18 @@ def test_batches_cut_as_they_come_are_the_batches_cut_at_once(files_n: int, remo
     listed, remote = list(range(files_n)), list(range(remote_n))
     streamed = list(stream_batches(iter(listed), remote, size=100, budget=budget, weigh=weigh))
     assert streamed == batches(listed, remote, size=100, budget=budget, weigh=weigh)
+
+
+def test_a_file_noted_sent_is_known_as_sent_until_its_stat_changes(tmp_path: Path) -> None:
+    # Given a file noted sent, with no SHA-256 cached for it (it was modified just before)
+    from artreg.client.hashcache import Stat
+
+    path = _write(tmp_path / "model.bin", b"weights", age_ns=0)
+    cache = HashCache(tmp_path / "cache")
+    cache.note_sent([Stat.of(str(path))])
+    # Then it counts as sent while its stat is the same, and its SHA-256 is still unknown
+    assert cache.was_sent([Stat.of(str(path))]) == [True]
+    assert cache.lookup([Stat.of(str(path))]) == [None]
+    # And once it is rewritten (another size), it no longer does
+    path.write_bytes(b"other weights")
+    assert cache.was_sent([Stat.of(str(path))]) == [False]

@@ -45,6 +45,8 @@ from artreg.model.wire import (
     RunLineage,
     RunPage,
     SetLink,
+    Stage,
+    Staging,
     StartUpload,
     UploadStarted,
     Usage,
@@ -218,6 +220,14 @@ def build_app(
         missing = sum(m.size for m in result.missing)
         metrics.add_metric(name="BytesDeduplicated", unit=MetricUnit.Bytes, value=offered - missing)
         return _answer(result, 201)
+
+    @app.post(
+        "/v1/projects/<project>/staging",
+        summary="URLs to send large files before their SHA-256 is known (artreg server only; none on AWS)",
+        responses=responses({200: ok(Staging, "a URL for each size, or null where the store offers none")}, POST),
+    )
+    def stage(project: Project, request: Annotated[Stage, Body()]) -> Response[Any]:
+        return _answer(registry.stage(project, request))
 
     @app.post(
         UPLOAD + "/files",

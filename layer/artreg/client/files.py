@@ -172,21 +172,28 @@ def hash_stream(
     workers: int | None = None,
     on_bytes: Callable[[int], None] | None = None,
     block: int = MAX_FILES_PER_REQUEST,
+    known: Mapping[Stat, str] | None = None,
 ) -> Iterator[HashedFile]:
     """The files hashed, in input order, `block` at a time (memory: one block): each block is
-    stat'ed, the files whose stat the `cache` knows are not read, the others are hashed in a
-    bounded pool and remembered."""
+    stat'ed, the files whose stat the `cache` or `known` (SHA-256 by stat, of files read meanwhile)
+    knows are not read, the others are hashed in a bounded pool and remembered."""
     pending = iter(files)
     with ThreadPoolExecutor(max_workers=workers or default_workers(), thread_name_prefix="artreg-hash") as pool:
         while chunk := list(itertools.islice(pending, block)):
-            yield from _hash_block(chunk, cache, pool, on_bytes)
+            yield from _hash_block(chunk, cache, pool, on_bytes, known or {})
 
 
 def _hash_block(
-    chunk: list[LocalFile], cache: HashCache | None, pool: ThreadPoolExecutor, on_bytes: Callable[[int], None] | None
+    chunk: list[LocalFile],
+    cache: HashCache | None,
+    pool: ThreadPoolExecutor,
+    on_bytes: Callable[[int], None] | None,
+    read: Mapping[Stat, str],
 ) -> Iterator[HashedFile]:
     stats = [Stat.of(file.source) for file in chunk]  # follows links: a source may be a link kept inside
     known: list[str | None] = cache.lookup(stats) if cache is not None else [None] * len(chunk)
+    if read:
+        known = [sha256 or read.get(stat) for sha256, stat in zip(known, stats, strict=True)]
     sizes = [s.size for s in stats]
     todo = [i for i, sha256 in enumerate(known) if sha256 is None]
     read_at = time.time_ns()

@@ -8,6 +8,11 @@ What it cannot see: a file rewritten in place with the same size whose mtime and
 out as before (ctime cannot be set, only the clock), which is why a file is cached only once its
 mtime is at least `_RACY_NS` older than the moment it was read (git's "racily clean" files).
 
+It also notes the files a log sent before their SHA-256 was known (`client.staging`), by stat alone:
+a hint that their content is likely stored, so that the next log of a file not cached (a racily
+clean one) hashes it first and sends none of its bytes if so, instead of sending it all again. A
+hint never stands for a SHA-256: with or without it, what is logged is what was hashed.
+
 Kept in SQLite (WAL, one transaction per batch) beside the download cache; a cache that cannot be
 opened or written is skipped, never failing a log."""
 
@@ -28,6 +33,10 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS hashes (
     path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, ctime_ns INTEGER NOT NULL,
     ino INTEGER NOT NULL, dev INTEGER NOT NULL, sha256 TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sent (
+    path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, ctime_ns INTEGER NOT NULL,
+    ino INTEGER NOT NULL, dev INTEGER NOT NULL
 ) WITHOUT ROWID
 """
 
@@ -104,33 +113,47 @@ class HashCache(CacheFile):
 
     def lookup(self, stats: Sequence[Stat]) -> list[str | None]:
         """The cached SHA-256 of each file, or None where the stat does not match the entry."""
+        found = self._rows("SELECT path, size, mtime_ns, ctime_ns, ino, dev, sha256 FROM hashes", stats)
+        # (path, size, mtime_ns, ctime_ns, ino, dev, sha256)
+        return [
+            str(row[6]) if (row := found.get(stat.path)) is not None and row[:6] == stat else None for stat in stats
+        ]
+
+    def was_sent(self, stats: Sequence[Stat]) -> list[bool]:
+        """Whether each file was noted sent (`note_sent`) with the stat it has now."""
+        found = self._rows("SELECT path, size, mtime_ns, ctime_ns, ino, dev FROM sent", stats)
+        return [found.get(stat.path) == stat for stat in stats]
+
+    def note_sent(self, stats: Sequence[Stat]) -> None:
+        """Notes that these files' bytes were sent and stored (their SHA-256 is not kept here)."""
+        self._write("INSERT OR REPLACE INTO sent VALUES (?, ?, ?, ?, ?, ?)", [tuple(stat) for stat in stats])
+
+    def _rows(self, select: str, stats: Sequence[Stat]) -> dict[str, tuple[object, ...]]:
+        """The rows of `select` (whose first column is the path) of these files' paths, by path."""
         found: dict[str, tuple[object, ...]] = {}
         with self._lock:
             db = self._connect()
             if db is None:
-                return [None] * len(stats)
+                return found
             try:
                 for start in range(0, len(stats), _LOOKUP):
                     chunk = [s.path for s in stats[start : start + _LOOKUP]]
                     marks = ",".join("?" * len(chunk))  # placeholders only: the paths are bound
-                    query = (
-                        f"SELECT path, size, mtime_ns, ctime_ns, ino, dev, sha256 FROM hashes WHERE path IN ({marks})"  # noqa: S608
-                    )
-                    rows = db.execute(query, chunk)
-                    found.update((row[0], row) for row in rows)
+                    found.update((row[0], tuple(row)) for row in db.execute(f"{select} WHERE path IN ({marks})", chunk))
             except sqlite3.Error as error:
                 log.debug("hash cache lookup failed: %s", error)
-                return [None] * len(stats)
-        answers: list[str | None] = []
-        for stat in stats:
-            row = found.get(stat.path)  # (path, size, mtime_ns, ctime_ns, ino, dev, sha256)
-            answers.append(str(row[6]) if row is not None and row[:6] == stat else None)
-        return answers
+                return {}
+        return found
 
     def store(self, entries: Sequence[tuple[Stat, str]], read_at_ns: int) -> None:
         """Remembers the SHA-256 of files read at `read_at_ns` (time.time_ns() before reading), in one
         transaction; a file modified too close to that moment is left out (see the module's note)."""
-        rows = [(*stat, sha256) for stat, sha256 in entries if stat.mtime_ns < read_at_ns - _RACY_NS]
+        self._write(
+            "INSERT OR REPLACE INTO hashes VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(*stat, sha256) for stat, sha256 in entries if stat.mtime_ns < read_at_ns - _RACY_NS],
+        )
+
+    def _write(self, statement: str, rows: Sequence[tuple[object, ...]]) -> None:
         if not rows:
             return
         with self._lock:
@@ -140,6 +163,6 @@ class HashCache(CacheFile):
             try:
                 with db:
                     db.execute("BEGIN")
-                    db.executemany("INSERT OR REPLACE INTO hashes VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+                    db.executemany(statement, rows)
             except sqlite3.Error as error:
                 log.debug("hash cache write failed: %s", error)

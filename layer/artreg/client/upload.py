@@ -20,11 +20,12 @@ from __future__ import annotations
 import itertools
 import logging
 import uuid
-from collections.abc import Generator, Iterable
+from collections.abc import Generator, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from artreg.client import progress as bars
+from artreg.client import staging
 from artreg.client.artifact import Artifact
 from artreg.client.common import segment, wire
 from artreg.client.errors import Conflict, NotFound
@@ -32,6 +33,7 @@ from artreg.client.files import HashedFile, hash_stream, stream_batches
 from artreg.client.logged import LoggedArtifact
 from artreg.client.manifests import Changes, ManifestCache, Staged, artifact_of, compare, key_of, remember
 from artreg.client.progress import Progress
+from artreg.client.staging import Known
 from artreg.client.transfer import upload_blobs
 from artreg.model.manifest import Digest
 from artreg.model.wire import (
@@ -84,27 +86,35 @@ def log_files(
         **({"links": links} if links else {}),
         "if_changed": if_changed,
     }
+    # large new files are sent first, hashed as they go, where the server offers it; not when the files
+    # are expected unchanged (if_changed): hashing first then sends nothing
+    read = {} if if_changed else staging.stage(reg, artifact.iter_files(), f"upload {artifact.name}", shown)
     if not artifact.remote and reg.manifests is not None:
-        logged = _log_known(reg, artifact, reg.manifests, request, shown)
+        logged = _log_known(reg, artifact, reg.manifests, request, shown, read)
         if logged is not None:
             return logged
         with reg.manifests.staging() as staged:
             if staged is not None:
-                return _log_staged(reg, artifact, staged, request, shown)
+                return _log_staged(reg, artifact, staged, request, shown, read)
     if if_changed and not artifact.remote:
         # over one request of files, ask first: one GET instead of a request per thousand files. The
         # digest is taken on a walk of its own (the hash cache makes it read nothing), then another sends.
-        digest, count = _digest(reg, artifact)
+        digest, count = _digest(reg, artifact, read)
         if count > MAX_FILES_PER_REQUEST:
             unchanged = _latest_if_digest(reg, artifact.name, digest)
             if unchanged is not None:
                 return unchanged
-    hashed = hash_stream(artifact.iter_files(), cache=reg.hashes, workers=reg.workers)
+    hashed = _hashed(reg, artifact, read)
     return _upload(reg, artifact, request, _batches(hashed, artifact.remote), shown)
 
 
 def _log_known(
-    reg: Registry, artifact: Artifact, manifests: ManifestCache, request: dict[str, Any], shown: bool | None
+    reg: Registry,
+    artifact: Artifact,
+    manifests: ManifestCache,
+    request: dict[str, Any],
+    shown: bool | None,
+    read: Known,
 ) -> LoggedArtifact | None:
     """`latest` if the files are its (if_changed), or the version logged from it as a base when the
     cache keeps its manifest and the files differ from it by at most one request of changes: one walk
@@ -117,7 +127,7 @@ def _log_known(
     # one GET: the base must be latest's manifest, known before the walk to compare as it goes
     latest = _latest(reg, artifact.name) if known else None
     base = manifests.kept(_key(reg, latest)) if latest is not None else None
-    hashed = hash_stream(artifact.iter_files(), cache=reg.hashes, workers=reg.workers)
+    hashed = _hashed(reg, artifact, read)
     walked = compare(manifests, base, hashed, MAX_FILES_PER_REQUEST)
     if walked is None or walked.count <= MAX_FILES_PER_REQUEST:  # smaller: one request in full, nothing to gain
         return None
@@ -134,11 +144,11 @@ def _log_known(
 
 
 def _log_staged(
-    reg: Registry, artifact: Artifact, staged: Staged, request: dict[str, Any], shown: bool | None
+    reg: Registry, artifact: Artifact, staged: Staged, request: dict[str, Any], shown: bool | None, read: Known
 ) -> LoggedArtifact:
     """Hashes the files into the manifest cache, logs them in full from its rows, and keeps the
     manifest of the version made."""
-    for file in hash_stream(artifact.iter_files(), cache=reg.hashes, workers=reg.workers):
+    for file in _hashed(reg, artifact, read):
         staged.add(file)
     staged.close()
     logged = _upload(reg, artifact, request, _batches(staged.files(), []), shown)
@@ -166,6 +176,11 @@ def _log_from_base(
             raise
         log.info("the registry refused base %s of %s (%s); logging in full", base.version, artifact.name, error)
     return None
+
+
+def _hashed(reg: Registry, artifact: Artifact, read: Known) -> Iterator[HashedFile]:
+    """The artifact's files hashed, those in `read` (sent by `staging.stage`) without reading them again."""
+    return hash_stream(artifact.iter_files(), cache=reg.hashes, workers=reg.workers, known=read)
 
 
 def _key(reg: Registry, version: LoggedArtifact) -> str:
@@ -268,11 +283,11 @@ def _weight(item: Pair | RemoteSpec) -> int:
     return len(entry.model_dump_json())
 
 
-def _digest(reg: Registry, artifact: Artifact) -> tuple[str, int]:
+def _digest(reg: Registry, artifact: Artifact, read: Known) -> tuple[str, int]:
     """The manifest digest of the artifact's files, and their count."""
     digest = Digest()
     count = 0
-    for file in hash_stream(artifact.iter_files(), cache=reg.hashes, workers=reg.workers):
+    for file in _hashed(reg, artifact, read):
         digest.add(file.path, file.sha256, file.size, file.metadata)
         count += 1
     return digest.hexdigest(), count

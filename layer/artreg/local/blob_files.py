@@ -73,9 +73,12 @@ class Receiver:
             remaining -= len(chunk)
             self.behind.written(self.size)
 
-    def install(self, size: int, sha256: str, *, sync: bool) -> None:
+    def install(self, size: int, sha256: str, *, sync: bool, target: Path | None = None) -> None:
         """Renames the file into place once its size and SHA-256 are checked; `sync`: fsync'd first
-        (where no `GroupSync` makes it durable later)."""
+        (where no `GroupSync` makes it durable later). `target`: another place on the same file system
+        than the one it was made beside (a staged blob's, known once it is hashed)."""
+        if target is not None:
+            self.target = target
         check_length(self.size, size)
         check_digest(self.sha256.hexdigest(), sha256)
         assert self.fd is not None

@@ -7,6 +7,7 @@
     <root>/<project>/multipart/<id>/<part>.etag          the record that a part is stored (its ETag)
     <root>/<project>/quarantine/<hex>.<inode>            blobs whose bytes the janitor found corrupt
     <root>/<project>/bundles/<id>.json                   what a bundle URL carries (see `local.bundles`)
+    <root>/<project>/staging/.<id>.<random>.tmp          a staged blob being received (see `local.staging`)
 
 Clients PUT and GET blobs through URLs that the local server answers, signed with HMAC-SHA256 and
 expiring, as S3's presigned ones are. A blob becomes visible at its address only by `os.replace` of
@@ -39,7 +40,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 from pydantic import TypeAdapter
 
-from artreg.local import blob_files, bundles
+from artreg.local import blob_files, bundles, staging
 from artreg.local.blob_files import (
     CHUNK,
     GroupSync,
@@ -61,7 +62,16 @@ from artreg.model import manifest, multipart
 from artreg.model.errors import Forbidden, Invalid, NotFound
 from artreg.model.manifest import Entry
 from artreg.model.names import PROJECT_RE, SHA256_RE, check_project, check_sha256
-from artreg.model.wire import Bundle, MissingBlob, MultipartTarget, Part, PresignedPart, RemoteEntry, RemoteSpec
+from artreg.model.wire import (
+    Bundle,
+    MissingBlob,
+    MultipartTarget,
+    Part,
+    PresignedPart,
+    RemoteEntry,
+    RemoteSpec,
+    StagingTarget,
+)
 from artreg.registry.policy import SystemClock
 from artreg.registry.ports import Clock
 from artreg.registry.records import StoredBlob, UnsettledBlob
@@ -74,7 +84,8 @@ _MULTIPART_ID = re.compile(r"[0-9a-f]{32}")
 @dataclass(frozen=True)
 class SignedRequest:
     """What a verified URL allows: a PUT or GET of one blob, a PUT of one part of it, or a PUT or GET
-    of a bundle of blobs (`bundle`, its id; `sha256` is then empty)."""
+    of a bundle of blobs (`bundle`, its id; `sha256` is then empty), or a PUT of a staged blob (`staged`,
+    its id; `sha256` empty: the store computes it)."""
 
     method: str
     project: str
@@ -84,6 +95,7 @@ class SignedRequest:
     part_number: int | None = None
     filename: str | None = None  # for a GET's Content-Disposition
     bundle: str | None = None
+    staged: str | None = None
 
 
 class FolderBlobStore:
@@ -120,6 +132,8 @@ class FolderBlobStore:
         self.durability = GroupSync(self.root, blob_files.SYNCFS)
         self._bundle_route = re.compile(re.escape(self._prefix) + r"/blobs/([^/]+)/bundles/([0-9a-f]{32})")
         self.bundles = bundles.FolderBundles(self.root, self._key, self._prefix, self._url, self._blob_path)
+        self._staging_route = re.compile(re.escape(self._prefix) + r"/blobs/([^/]+)/staging/([0-9a-f]{32})")
+        self.staging = staging.FolderStaging(self.root, self._prefix, self._url, self._blob_path, self._holds)
 
     # ------------------------------------------------------------ paths: only from checked names
 
@@ -166,6 +180,9 @@ class FolderBlobStore:
 
     def download_bundles(self, project: str, blobs: Sequence[tuple[str, int]]) -> list[Bundle]:
         return self.bundles.offer("GET", project, blobs, bundles.SMALL)
+
+    def staging_targets(self, project: str, sizes: Sequence[int]) -> list[StagingTarget]:
+        return self.staging.offer(project, sizes, self.multipart_threshold)
 
     def _target(self, project: str, sha256: str, size: int) -> MissingBlob:
         self._blob_path(project, sha256)  # checks the names the URL is made of
@@ -376,11 +393,16 @@ class FolderBlobStore:
     def verify_url(self, method: str, path: str, query: str) -> SignedRequest:
         """What a request to a URL of this store may do, from its method, path and raw query string;
         raises NotFound, Invalid or Forbidden (tampered, expired, or signed for another method)."""
-        bundle = self._bundle_route.fullmatch(path)
+        bundle = self._bundle_route.fullmatch(path) or self._staging_route.fullmatch(path)
         route = self._route.fullmatch(path) if bundle is None else None
+        staged = None
         if bundle is not None:
             (project, bundle_id), sha256, multipart_id, part = bundle.groups(), "", None, None
             check_project(project)
+            if bundle.re is self._staging_route:
+                staged, bundle_id = bundle_id, None
+                if method != "PUT":
+                    raise Forbidden("a staging URL takes a PUT only", code="signature_mismatch")
         elif route is None:
             raise NotFound("no such blob route")
         else:
@@ -413,12 +435,18 @@ class FolderBlobStore:
             part_number=int(part) if part else None,
             filename=filename,
             bundle=bundle_id,
+            staged=staged,
         )
 
     def receive(self, request: SignedRequest, stream: BinaryIO, length: int) -> str:
         """Accepts the body of a verified PUT; answers its ETag (quoted, opaque: see `accept_put`, `part_etag`)."""
         if request.method != "PUT" or request.size is None:
             raise Invalid("only a PUT URL accepts a body")
+        if request.staged is not None:
+            sync = not self.durability.enabled
+            sha256 = self.staging.receive(request.project, request.staged, request.size, stream, length, sync=sync)
+            self.durability.written()
+            return f'"{sha256}"'  # the SHA-256 the store computed, which the client checks against its own
         if request.bundle is not None:
             check_length(length, request.size)
             store = functools.partial(self._accept_bytes, request.project)

@@ -111,8 +111,9 @@ class Local:
         self.idempotency = IdempotentPosts(self._idempotency_keys)
 
     def _idempotency_keys(self) -> SqlitePersistenceLayer:
-        """The `Idempotency-Key` records, opened at the first keyed POST (Powertools' idempotency utility,
-        with the boto3 it imports, is no part of starting), once however many threads ask at once."""
+        """The `Idempotency-Key` records, opened once however many threads ask at once: by `warm`, in the
+        background once the server serves (Powertools' idempotency utility, with the boto3 it imports, is
+        no part of starting), or by a keyed POST that comes first."""
         with self._keys_lock:
             if self._keys is None:
                 from artreg.local.idempotency import SqlitePersistenceLayer
@@ -121,6 +122,13 @@ class Local:
                 keys.start_over()  # a request in flight when a server died is not waited for
                 self._keys = keys
             return self._keys
+
+    def warm(self) -> None:
+        """Loads what the first keyed POST would otherwise wait for (see `_idempotency_keys`)."""
+        try:
+            self._idempotency_keys()
+        except Exception:  # the first POST meets it again, and answers it
+            log.exception("could not open the Idempotency-Key records")
 
     def handle_api(self, event: dict[str, Any]) -> dict[str, Any]:
         """Resolves one API Gateway event, on the calling thread's own resolver (a worker thread's, or
@@ -284,6 +292,9 @@ def serve(
     sys.setswitchinterval(0.001)
     local.outbox.start()
     print(json.dumps({"artreg": "serving", "url": url, "data": str(Path(data_dir).resolve())}), flush=True)
+    # the `Idempotency-Key` layer (Powertools' utility, whose package imports boto3: ~0.25 s, ~25 MiB) is
+    # loaded once the server serves, beside it, rather than by the first POST, which waited for it
+    threading.Thread(target=local.warm, name="artreg-warm", daemon=True).start()
     try:
         uvicorn.Server(server_config).run(sockets=[sock])
     finally:

@@ -239,6 +239,29 @@ class Bundle(Answer):
     size: int
 
 
+MAX_STAGED = 16  # files a staging request may ask URLs for
+
+
+class Stage(Wire):
+    """URLs to send files whose SHA-256 the client has not computed yet, one a size. (addition)"""
+
+    sizes: list[Annotated[int, Field(ge=0, le=5 * 1024**4), BeforeValidator(_not_bool)]] = Field(
+        min_length=1, max_length=MAX_STAGED
+    )
+
+
+class StagingTarget(Answer):
+    """Where to PUT `size` bytes whose SHA-256 the store computes and answers as the ETag (the blob is
+    then stored under it); `url` null when the store offers none for that size. (addition)"""
+
+    size: int
+    url: str | None = None
+
+
+class Staging(Answer):
+    staging: list[StagingTarget]
+
+
 class UploadStarted(Answer):
     upload_id: str
     state: Literal["pending"] = "pending"

@@ -9,7 +9,16 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from artreg.model.manifest import Entry
-from artreg.model.wire import AliasMove, Bundle, MissingBlob, Part, RemoteEntry, RemoteSpec, UsageRecord
+from artreg.model.wire import (
+    AliasMove,
+    Bundle,
+    MissingBlob,
+    Part,
+    RemoteEntry,
+    RemoteSpec,
+    StagingTarget,
+    UsageRecord,
+)
 from artreg.registry.keys import MovePosition
 from artreg.registry.records import (
     ArtifactChange,
@@ -211,6 +220,11 @@ class BlobStore(Protocol):
     def upload_bundles(self, project: str, blobs: Sequence[tuple[str, int]]) -> list[Bundle]:
         """PUT URLs each taking several of these missing blobs' bytes in one request, besides their own
         URLs; none from a store that takes one blob a request (S3)."""
+        ...
+
+    def staging_targets(self, project: str, sizes: Sequence[int]) -> list[StagingTarget]:
+        """For each size, a PUT URL taking a file's bytes before their SHA-256 is known (the store computes
+        it, stores the blob under it and answers it), or none (`url` null): S3 offers none."""
         ...
 
     def download_bundles(self, project: str, blobs: Sequence[tuple[str, int]]) -> list[Bundle]:

@@ -47,6 +47,7 @@ class RegistryService:
         self.add_files = self.uploads.add_files
         self.complete_blob = self.uploads.complete_blob
         self.commit = self.uploads.commit
+        self.stage = self.uploads.stage
 
         self.resolve = self.queries.resolve
         self.get_artifact = self.queries.get_artifact

@@ -21,6 +21,8 @@ from artreg.model.wire import (
     MissingBlob,
     Producer,
     RemoteSpec,
+    Stage,
+    Staging,
     StartUpload,
     UploadStarted,
     VersionRecord,
@@ -137,6 +139,11 @@ class Uploads:
         except UploadNotPending:
             raise Conflict(f"upload {upload_id} is no longer pending", code="upload_state") from None
         return FilesAdded(upload_id=upload_id, missing=targets, bundles=self.c.blobs.upload_bundles(project, missing))
+
+    def stage(self, project: str, request: Stage) -> Staging:
+        """URLs to send files before their SHA-256 is known, where the store offers them (see `local.staging`)."""
+        names.check_project(project)
+        return Staging(staging=self.c.blobs.staging_targets(project, request.sizes))
 
     def complete_blob(self, project: str, name: str, upload_id: str, sha256: str, request: CompleteBlob) -> bool:
         """Completes a multipart blob; True if it is verified now, False if its verification goes on
