@@ -36,7 +36,7 @@ from botocore.exceptions import ClientError
 from artreg.aws.errors import translate
 from artreg.model import manifest, multipart
 from artreg.model.errors import Invalid, NotFound, Retryable
-from artreg.model.manifest import ENTRIES, Entry
+from artreg.model.manifest import Entry
 from artreg.model.names import PROJECT_RE, SHA256_RE, check_project, check_sha256
 from artreg.model.wire import Bundle, MissingBlob, MultipartTarget, Part, PresignedPart, RemoteEntry, RemoteSpec
 from artreg.registry.records import StoredBlob, UnsettledBlob
@@ -336,14 +336,14 @@ class S3BlobStore:
 
     # ------------------------------------------------------------ manifests
 
-    def put_manifest(self, project: str, digest: str, chunks: Iterable[Sequence[Entry]]) -> None:
-        def put(indexed: tuple[int, Sequence[Entry]]) -> None:
+    def put_manifest(self, project: str, digest: str, chunks: Iterable[bytes]) -> None:
+        def put(indexed: tuple[int, bytes]) -> None:
             index, chunk = indexed
             self._call(
                 self.client.put_object,
                 Bucket=self.bucket,
                 Key=manifest_key(project, digest, index),
-                Body=ENTRIES.dump_json(list(chunk)),
+                Body=chunk,
                 ContentType="application/json",
             )
 

@@ -37,8 +37,6 @@ from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from pydantic import TypeAdapter
-
 from artreg.local import blob_files, bundles
 from artreg.local.blob_files import (
     CHUNK,
@@ -66,7 +64,6 @@ from artreg.registry.policy import SystemClock
 from artreg.registry.ports import Clock
 from artreg.registry.records import StoredBlob, UnsettledBlob
 
-_ENTRIES = TypeAdapter(list[Entry])
 _MiB = 1024**2
 _MULTIPART_ID = re.compile(r"[0-9a-f]{32}")
 
@@ -529,11 +526,11 @@ class FolderBlobStore:
 
     # ------------------------------------------------------------ manifests
 
-    def put_manifest(self, project: str, digest: str, chunks: Iterable[Sequence[Entry]]) -> None:
+    def put_manifest(self, project: str, digest: str, chunks: Iterable[bytes]) -> None:
         for index, chunk in enumerate(chunks):
             path = self._manifest_path(project, digest, index)
             path.parent.mkdir(parents=True, exist_ok=True)
-            write_atomically(path, _ENTRIES.dump_json(list(chunk)))
+            write_atomically(path, chunk)
 
     def get_manifest_chunk(self, project: str, digest: str, index: int) -> list[Entry]:
         try:

@@ -238,8 +238,9 @@ class BlobStore(Protocol):
         not readable is answered unverified; only a passing failure of the store raises (`Retryable`)."""
         ...
 
-    def put_manifest(self, project: str, digest: str, chunks: Iterable[Sequence[Entry]]) -> None:
-        """Stores a manifest's chunks as they come: a caller's generator is never held whole."""
+    def put_manifest(self, project: str, digest: str, chunks: Iterable[bytes]) -> None:
+        """Stores a manifest's chunks (`ENTRIES` JSON, serialised by `registry.manifests.Chunks`) as
+        they come: a caller's generator is never held whole."""
         ...
 
     def get_manifest_chunk(self, project: str, digest: str, index: int) -> list[Entry]: ...
