@@ -366,11 +366,37 @@ class BlobCache:
         the entry, replacing any other."""
         try:
             if isinstance(source, bytes):
-                _write_new(self._where(sha256), source, read_only=True)
+                self._put_bytes(self._where(sha256), source)
             else:
                 _install(source, self._where(sha256), read_only=True)
         except OSError as error:
             log.debug("could not cache blob %s: %s", sha256, error)
+
+    @staticmethod
+    def _put_bytes(path: str, data: bytes) -> None:
+        """A small blob's entry written in place, created read-only (O_EXCL: never through another
+        file or link), without the temporary file and rename of a download folder's file: an entry is
+        hashed again before any use, so one cut short is only ever dropped. An entry that is there
+        already (another download's, or a spoiled one) is replaced the atomic way."""
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _BINARY
+        try:
+            fd = os.open(path, flags, _READ_ONLY)
+        except FileNotFoundError:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            fd = os.open(path, flags, _READ_ONLY)
+        except FileExistsError:
+            _write_new(path, data, read_only=True)
+            return
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+            raise
+        finally:
+            os.close(fd)
 
 
 # ---------------------------------------------------------------- downloads
