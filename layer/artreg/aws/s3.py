@@ -298,7 +298,7 @@ class S3BlobStore:
 
     # ------------------------------------------------------------ downloads
 
-    def download_url(self, project: str, sha256: str, filename: str) -> str:
+    def download_url(self, project: str, sha256: str, filename: str, size: int | None = None) -> str:
         name = filename.rsplit("/", 1)[-1]
         disposition = f"attachment; filename*=UTF-8''{quote(name, safe='')}"
         return self._presign(

@@ -502,8 +502,9 @@ class FolderBlobStore:
         assert request.bundle is not None
         return self.bundles.pieces(request.project, self.bundles.blobs(request.project, request.bundle, request.size))
 
-    def download_url(self, project: str, sha256: str, filename: str) -> str:
-        size = size_of(self._blob_file(project, sha256))
+    def download_url(self, project: str, sha256: str, filename: str, size: int | None = None) -> str:
+        stored = self._blob_file(project, sha256)  # checks the names the URL is made of
+        size = size_of(stored) if size is None else size
         return self._url("GET", f"{self._prefix}/blobs/{project}/{sha256}", size, filename.rsplit("/", 1)[-1])
 
     # ------------------------------------------------------------ remote references

@@ -232,7 +232,11 @@ class BlobStore(Protocol):
         """Drops the parts of an unfinished multipart upload; one that is gone already is no error."""
         ...
 
-    def download_url(self, project: str, sha256: str, filename: str) -> str: ...
+    def download_url(self, project: str, sha256: str, filename: str, size: int | None = None) -> str:
+        """A URL that reads the blob, named `filename`; `size` is the blob's when the caller knows it (a
+        manifest's entry), which spares a store that signs it a look at the blob."""
+        ...
+
     def pin_remote(self, spec: RemoteSpec) -> RemoteEntry:
         """What can be read of a remote object (size, ETag, version id) with `verified`: one that is gone or
         not readable is answered unverified; only a passing failure of the store raises (`Retryable`)."""
