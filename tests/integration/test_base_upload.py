@@ -16,6 +16,7 @@ from artreg.api.app import build_app
 from artreg.model import manifest
 from artreg.model.errors import Conflict, Invalid, NotFound
 from artreg.model.wire import AddFiles, BaseRef, FileEntry, StartUpload, UploadStarted, VersionRecord
+from artreg.registry import manifests
 from artreg.registry.policy import Policy
 from artreg.registry.service import Committed
 from tests.conftest import FAST, Backend, api_event, aws_backend, local_backend
@@ -153,6 +154,23 @@ def test_an_if_changed_upload_from_latest_reads_the_base_once(
     expected = {**FILES, "part/04.bin": b"new content 4"}
     assert second.digest == manifest.digest([entry(p, d) for p, d in expected.items()])
     assert all_entries(backend, second.version) == [entry(p, expected[p]) for p in sorted(expected)]
+
+
+def test_a_manifest_spooled_to_disk_at_commit_is_stored_whole(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a commit whose serialised chunks go to a temporary file past a few bytes
+    monkeypatch.setattr(manifests, "_SPOOLED", 16)
+    # When a version of nine files is logged, then one from it
+    first = backend.log(P, N, FILES).record
+    started = backend.registry.start_upload(P, N, StartUpload(base=based(first), remove=["part/03.bin"]))
+    assert isinstance(started, UploadStarted)
+    second = backend.registry.commit(P, N, started.upload_id).record
+    # Then each version's pages list its files in path order, its digest a full upload's
+    assert all_entries(backend, first.version) == [entry(p, FILES[p]) for p in sorted(FILES)]
+    rest = {p: d for p, d in FILES.items() if p != "part/03.bin"}
+    assert all_entries(backend, second.version) == [entry(p, rest[p]) for p in sorted(rest)]
+    assert second.digest == manifest.digest([entry(p, d) for p, d in rest.items()])
 
 
 def test_if_changed_from_a_base_answers_latest_when_the_files_are_its(backend: Backend) -> None:

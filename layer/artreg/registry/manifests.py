@@ -130,20 +130,25 @@ def summarise(ordered: Iterable[Entry], inline: int, chunk_size: int, *, chunks:
     `chunks` the manifest's chunks, serialised (the caller closes them)."""
     summary, digest, remote = Summary(), Digest(), []
     spool = summary.chunks = Chunks(chunk_size) if chunks else None
-    for entry in ordered:
-        if summary.count % chunk_size == 0:
-            summary.first_paths.append(entry.path)
-        summary.count += 1
+    try:
+        for entry in ordered:
+            if summary.count % chunk_size == 0:
+                summary.first_paths.append(entry.path)
+            summary.count += 1
+            if spool is not None:
+                spool.add(entry)
+            if isinstance(entry, FileEntry):
+                digest.add(entry.path, entry.sha256, entry.size, entry.metadata)
+                summary.file_count += 1
+                summary.size += entry.size
+                if len(summary.files) < inline:
+                    summary.files.append(entry)
+            else:
+                remote.append(entry)
+    except BaseException:
         if spool is not None:
-            spool.add(entry)
-        if isinstance(entry, FileEntry):
-            digest.add(entry.path, entry.sha256, entry.size, entry.metadata)
-            summary.file_count += 1
-            summary.size += entry.size
-            if len(summary.files) < inline:
-                summary.files.append(entry)
-        else:
-            remote.append(entry)
+            spool.close()
+        raise
     summary.remote = remote[:inline]
     summary.digest = digest.hexdigest(remote)
     return summary
