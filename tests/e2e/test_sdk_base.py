@@ -4,6 +4,8 @@ one a full upload of the same folder makes. Against `artreg server`, every reque
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -89,6 +91,12 @@ def test_a_refused_base_falls_back_to_a_full_upload_once(
     assert uploads_posted(pool) == 2
     assert (second.version, second.file_count) == ("2.0.0", N)
     assert {f.path: f.size for f in second.iter_files()}["0/0001.txt"] == len("shard 1, again")
+    # And the copy of the base's manifest made while the refused upload went was dropped: the cache
+    # holds only the rows of the manifests it keeps
+    assert reg.manifests is not None
+    with contextlib.closing(sqlite3.connect(reg.manifests.path)) as db:
+        stray = db.execute("SELECT COUNT(*) FROM entries WHERE manifest NOT IN (SELECT id FROM manifests)")
+        assert stray.fetchone() == (0,)
 
 
 def test_without_a_known_latest_the_upload_is_a_full_one(

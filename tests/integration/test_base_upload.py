@@ -16,6 +16,7 @@ from artreg.api.app import build_app
 from artreg.model import manifest
 from artreg.model.errors import Conflict, Invalid, NotFound
 from artreg.model.wire import AddFiles, BaseRef, FileEntry, StartUpload, UploadStarted, VersionRecord
+from artreg.registry import manifests
 from artreg.registry.policy import Policy
 from artreg.registry.service import Committed
 from tests.conftest import FAST, Backend, api_event, aws_backend, local_backend
@@ -114,6 +115,81 @@ def test_a_base_upload_without_changes_and_if_changed_answers_the_base(backend: 
     assert isinstance(answer, Committed)
     assert (answer.created, answer.record.version) == (False, "1.0.0")
     assert head_state(backend)[2] == 1
+
+
+def chunk_reads(backend: Backend, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The index of each manifest chunk read from the blob store from now on."""
+    reads: list[int] = []
+    blobs: Any = backend.registry.blobs
+    read = blobs.get_manifest_chunk
+
+    def counted(project: str, digest: str, index: int) -> list[Any]:
+        reads.append(index)
+        return read(project, digest, index)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(blobs, "get_manifest_chunk", counted)
+    return reads
+
+
+def test_an_if_changed_upload_from_latest_reads_the_base_once(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a version of nine files, latest, kept in five chunks of two
+    first = backend.log(P, N, FILES).record
+    reads = chunk_reads(backend, monkeypatch)
+    # When an upload from it that changes one file is started with if_changed, all its changes in one request
+    changed = entry("part/04.bin", b"new content 4")
+    started = backend.registry.start_upload(
+        P, N, StartUpload(files=[changed], base=based(first), commit=True, if_changed=True)
+    )
+    # Then it goes on (its blob is missing) having read only the chunk where the change falls
+    assert isinstance(started, UploadStarted)
+    assert reads == [2]
+    # When its blob is sent and it is committed
+    reads.clear()
+    backend.put_blob(started.missing[0], b"new content 4")
+    second = backend.registry.commit(P, N, started.upload_id).record
+    # Then the commit read each chunk of the base once, and the version is the full upload's
+    assert reads == [0, 1, 2, 3, 4]
+    expected = {**FILES, "part/04.bin": b"new content 4"}
+    assert second.digest == manifest.digest([entry(p, d) for p, d in expected.items()])
+    assert all_entries(backend, second.version) == [entry(p, expected[p]) for p in sorted(expected)]
+
+
+def test_a_manifest_spooled_to_disk_at_commit_is_stored_whole(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a commit whose serialised chunks go to a temporary file past a few bytes
+    monkeypatch.setattr(manifests, "_SPOOLED", 16)
+    # When a version of nine files is logged, then one from it
+    first = backend.log(P, N, FILES).record
+    started = backend.registry.start_upload(P, N, StartUpload(base=based(first), remove=["part/03.bin"]))
+    assert isinstance(started, UploadStarted)
+    second = backend.registry.commit(P, N, started.upload_id).record
+    # Then each version's pages list its files in path order, its digest a full upload's
+    assert all_entries(backend, first.version) == [entry(p, FILES[p]) for p in sorted(FILES)]
+    rest = {p: d for p, d in FILES.items() if p != "part/03.bin"}
+    assert all_entries(backend, second.version) == [entry(p, rest[p]) for p in sorted(rest)]
+    assert second.digest == manifest.digest([entry(p, d) for p, d in rest.items()])
+
+
+def test_if_changed_from_a_base_answers_latest_when_the_files_are_its(backend: Backend) -> None:
+    # Given a version, then a second one that changes one file of it
+    first = backend.log(P, N, FILES).record
+    files = {**FILES, "part/04.bin": b"new content 4"}
+    second = backend.log(P, N, files).record
+    # When an upload from the first makes that same change, with if_changed, committed at once
+    from_older = StartUpload(
+        files=[entry("part/04.bin", files["part/04.bin"])], base=based(first), commit=True, if_changed=True
+    )
+    # And an upload from the second re-sends one of its entries as it is
+    same = StartUpload(
+        files=[entry("part/05.bin", files["part/05.bin"])], base=based(second), commit=True, if_changed=True
+    )
+    answers = [backend.registry.start_upload(P, N, request) for request in (from_older, same)]
+    # Then both answer the second version, and none was made
+    assert [(a.created, a.record.version) for a in answers if isinstance(a, Committed)] == [(False, "2.0.0")] * 2
+    assert head_state(backend)[2] == 2
 
 
 @pytest.mark.parametrize(

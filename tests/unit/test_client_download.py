@@ -344,6 +344,28 @@ def test_cache_entries_are_read_only(tmp_path: Path) -> None:
     assert os.stat(tmp_path / "one" / "model.pt").st_mode & 0o200
 
 
+def test_a_small_blob_entry_is_written_in_place_and_one_cut_short_is_never_used(tmp_path: Path) -> None:
+    # Given a cache, and a bundle's blob held in memory
+    cache = BlobCache(tmp_path / "cache")
+    data = b"weights"
+    sha = _sha(data)
+    # When it is put in the cache
+    cache.put(sha, data)
+    # Then its entry holds it, read-only, with no temporary file left beside it
+    entry = cache.path_of(sha)
+    assert (entry.read_bytes(), os.stat(entry).st_mode & 0o222) == (data, 0)
+    assert os.listdir(entry.parent) == [sha]
+    # Given an entry cut short (a download killed while writing it)
+    entry.unlink()
+    entry.write_bytes(data[:3])
+    # Then it is not used but dropped, and putting the blob again replaces it
+    assert cache.get(sha, len(data)) is None
+    entry.write_bytes(data[:3])
+    cache.put(sha, data)
+    assert cache.get(sha, len(data)) == str(entry)
+    assert entry.read_bytes() == data
+
+
 def test_links_only_when_asked_for_and_then_to_a_read_only_entry(tmp_path: Path) -> None:
     # Given a cached blob
     cache = BlobCache(tmp_path / "cache")

@@ -19,6 +19,7 @@ import pytest
 
 from artreg.local.blobs import FolderBlobStore
 from artreg.model.errors import ArtregError, Forbidden, Invalid, NotFound
+from artreg.model.manifest import ENTRIES
 from artreg.model.wire import FileEntry, MissingBlob, Part, RemoteSpec
 from artreg.registry.records import UnsettledBlob
 from tests.support.folder_blobs import fetch, parts_of, put_blob
@@ -527,7 +528,7 @@ def test_manifest_chunks_come_back_as_written(store: FolderBlobStore) -> None:
     # Given a manifest of two chunks
     digest = "d" * 64
     chunks = [[FileEntry(path="a", size=1, sha256=SHA)], [FileEntry(path="b", size=2, sha256=BIG_SHA)]]
-    store.put_manifest(P, digest, chunks)
+    store.put_manifest(P, digest, [ENTRIES.dump_json(chunk) for chunk in chunks])
     # When its chunks are read
     # Then they are what was written, and a chunk past the end does not exist
     assert [store.get_manifest_chunk(P, digest, i) for i in (0, 1)] == chunks

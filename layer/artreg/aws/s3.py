@@ -36,7 +36,7 @@ from botocore.exceptions import ClientError
 from artreg.aws.errors import translate
 from artreg.model import manifest, multipart
 from artreg.model.errors import Invalid, NotFound, Retryable
-from artreg.model.manifest import ENTRIES, Entry
+from artreg.model.manifest import Entry
 from artreg.model.names import PROJECT_RE, SHA256_RE, check_project, check_sha256
 from artreg.model.wire import (
     Bundle,
@@ -310,7 +310,7 @@ class S3BlobStore:
 
     # ------------------------------------------------------------ downloads
 
-    def download_url(self, project: str, sha256: str, filename: str) -> str:
+    def download_url(self, project: str, sha256: str, filename: str, size: int | None = None) -> str:
         name = filename.rsplit("/", 1)[-1]
         disposition = f"attachment; filename*=UTF-8''{quote(name, safe='')}"
         return self._presign(
@@ -348,14 +348,14 @@ class S3BlobStore:
 
     # ------------------------------------------------------------ manifests
 
-    def put_manifest(self, project: str, digest: str, chunks: Iterable[Sequence[Entry]]) -> None:
-        def put(indexed: tuple[int, Sequence[Entry]]) -> None:
+    def put_manifest(self, project: str, digest: str, chunks: Iterable[bytes]) -> None:
+        def put(indexed: tuple[int, bytes]) -> None:
             index, chunk = indexed
             self._call(
                 self.client.put_object,
                 Bucket=self.bucket,
                 Key=manifest_key(project, digest, index),
-                Body=ENTRIES.dump_json(list(chunk)),
+                Body=chunk,
                 ContentType="application/json",
             )
 

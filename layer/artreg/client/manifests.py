@@ -250,11 +250,35 @@ class ManifestCache(CacheFile):
                 return
             after = page[-1][0]
 
-    def keep_from(self, base: str, changes: Changes, count: int, key: str, artifact: str) -> None:
-        """Keeps as the version `key` of `artifact` the manifest `base` with `changes` applied (the
-        caller checked that the walk's digest, which is these rows', is the registry's): its rows
-        copied in SQLite, in one transaction, the changed ones written from here."""
+    def copy_from(self, base: str, changes: Changes) -> str | None:
+        """The manifest `base` with `changes` applied, copied in SQLite in one transaction (its rows
+        copied, the changed ones written from here) under a new id that nothing keeps yet (`keep_copy`
+        keeps it, `drop_copy` drops it; a later opening drops it if neither came). Its cost overlaps
+        the upload from `base`: the caller runs it on a thread meanwhile. None if the cache failed."""
         new = "kept-" + uuid.uuid4().hex
+        with self._lock:
+            db = self._connect()
+            if db is None:
+                return None
+            try:
+                with db:
+                    db.execute(
+                        "INSERT INTO entries SELECT ?, path, sha256, size, meta, source, metadata FROM entries"
+                        " WHERE manifest = ?",
+                        (new, base),
+                    )
+                    gone = ((new, path) for path in changes.removed)
+                    db.executemany("DELETE FROM entries WHERE manifest = ? AND path = ?", gone)
+                    rows = (_row(new, file) for file in changes.files)
+                    db.executemany("INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+            except sqlite3.Error as error:
+                log.debug("manifest cache write failed: %s", error)
+                return None
+        return new
+
+    def keep_copy(self, copy: str, count: int, key: str, artifact: str) -> None:
+        """Keeps a `copy_from` as the version `key` of `artifact` (whose digest the caller checked is
+        the walk's, which is these rows')."""
         with self._lock:
             db = self._connect()
             if db is None:
@@ -262,17 +286,16 @@ class ManifestCache(CacheFile):
             with db:
                 db.execute("DELETE FROM entries WHERE manifest IN (SELECT id FROM manifests WHERE key = ?)", (key,))
                 db.execute("DELETE FROM manifests WHERE key = ?", (key,))
-                db.execute(
-                    "INSERT INTO entries SELECT ?, path, sha256, size, meta, source, metadata FROM entries"
-                    " WHERE manifest = ?",
-                    (new, base),
-                )
-                gone = ((new, path) for path in changes.removed)
-                db.executemany("DELETE FROM entries WHERE manifest = ? AND path = ?", gone)
-                rows = (_row(new, file) for file in changes.files)
-                db.executemany("INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
-                db.execute("INSERT INTO manifests VALUES (?, ?, ?, ?, ?)", (new, key, artifact, _next_use(db), count))
+                db.execute("INSERT INTO manifests VALUES (?, ?, ?, ?, ?)", (copy, key, artifact, _next_use(db), count))
                 self._trim(db)
+
+    def drop_copy(self, copy: str) -> None:
+        with self._lock:
+            db = self._connect()
+            if db is None:
+                return
+            with contextlib.suppress(sqlite3.Error), db:
+                db.execute("DELETE FROM entries WHERE manifest = ?", (copy,))
 
     def knows_artifact(self, artifact: str) -> bool:
         """Whether a manifest of some version of `artifact` is kept: else no base can be known."""

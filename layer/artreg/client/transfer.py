@@ -211,42 +211,51 @@ def destination(root: str, path: str, resolved: dict[str, str] | None = None) ->
     return os.path.join(real_folder, name)
 
 
-def _new_temp(folder: str) -> tuple[int, str]:
-    """A new file in `folder` (O_EXCL: never an existing file or link), mode 0666 less the umask."""
+def _new_temp(folder: str, name: str | None = None, mode: int = 0o666) -> tuple[int, str]:
+    """A new file in `folder` (O_EXCL: never an existing file or link), `mode` less the umask; `name`:
+    that one (FileExistsError if it is there)."""
     while True:
         # unique by process and count, no random bytes to draw: O_EXCL refuses a name left by another
-        name = os.path.join(folder, f".artreg-{_PID[0]:x}-{next(_TEMP_NAMES):x}.part")
+        path = name or os.path.join(folder, f".artreg-{_PID[0]:x}-{next(_TEMP_NAMES):x}.part")
         try:
-            return os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _BINARY, 0o666), name
+            return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _BINARY, mode), path
         except FileExistsError:
-            continue
+            if name:
+                raise
 
 
-def _write_new(dest: str, data: bytes, *, read_only: bool = False) -> None:
+def _write_new(dest: str, data: bytes, *, read_only: bool = False, in_place: bool = False) -> None:
     """Puts `data` at `dest` atomically, as `_install` puts a file's bytes: a small file from memory in
-    a few system calls (its folder made only when it is missing)."""
+    a few system calls (its folder made only when it is missing). `in_place` (a cache entry, hashed
+    again before any use, so one cut short is only ever dropped): created at `dest` itself, read-only,
+    without the temporary file and rename, unless a file is there already."""
     folder = os.path.dirname(dest)
+    at, mode = (dest, _READ_ONLY) if in_place else (None, 0o666)
     try:
-        fd, temp = _new_temp(folder)
+        fd, temp = _new_temp(folder, at, mode)
     except FileNotFoundError:
         os.makedirs(folder, exist_ok=True)
-        fd, temp = _new_temp(folder)
+        fd, temp = _new_temp(folder, at, mode)
+    except FileExistsError:  # in place: another download's entry, or a spoiled one, replaced atomically
+        _write_new(dest, data, read_only=read_only)
+        return
     placed = False
     try:
         try:
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]
-            if read_only and hasattr(os, "fchmod"):
+            if read_only and not in_place and hasattr(os, "fchmod"):
                 os.fchmod(fd, _READ_ONLY)
         finally:
             os.close(fd)
-        if read_only and not hasattr(os, "fchmod"):
+        if read_only and not in_place and not hasattr(os, "fchmod"):
             os.chmod(temp, _READ_ONLY)
-        os.replace(temp, dest)
+        if not in_place:
+            os.replace(temp, dest)
         placed = True
     finally:
-        if not placed:
+        if not placed:  # (in place: the entry cut short)
             with contextlib.suppress(OSError):
                 os.unlink(temp)
 
@@ -366,7 +375,7 @@ class BlobCache:
         the entry, replacing any other."""
         try:
             if isinstance(source, bytes):
-                _write_new(self._where(sha256), source, read_only=True)
+                _write_new(self._where(sha256), source, read_only=True, in_place=True)
             else:
                 _install(source, self._where(sha256), read_only=True)
         except OSError as error:

@@ -119,7 +119,7 @@ def _log_known(
     """`latest` if the files are its (if_changed), or the version logged from it as a base when the
     cache keeps its manifest and the files differ from it by at most one request of changes: one walk
     that writes nothing, compared with the kept rows as it goes, then (for a new version) the base's
-    rows copied in SQLite. None when neither holds: the caller logs in full."""
+    rows copied in SQLite while the upload goes. None when neither holds: the caller logs in full."""
     whose = artifact_of(reg.url, reg.project, artifact.name)
     known = manifests.knows_artifact(whose)
     if not known and not request["if_changed"]:
@@ -137,9 +137,19 @@ def _log_known(
             return latest
     if latest is None or base is None or walked.changes is None:
         return None
-    logged = _log_from_base(reg, artifact, request, latest, walked.changes, shown)
-    if logged is not None and logged.digest == walked.digest:
-        manifests.keep_from(base, walked.changes, walked.count, _key(reg, logged), whose)
+    # the new version's manifest is copied in the cache on a thread as the upload goes (SQLite's work
+    # overlaps the registry's): kept if the registry's digest is the walk's
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="artreg-cache") as pool:
+        copying = pool.submit(manifests.copy_from, base, walked.changes)
+        logged: LoggedArtifact | None = None
+        try:
+            logged = _log_from_base(reg, artifact, request, latest, walked.changes, shown)
+        finally:
+            copy = copying.result()
+            if copy is not None and logged is not None and logged.digest == walked.digest:
+                manifests.keep_copy(copy, walked.count, _key(reg, logged), whose)
+            elif copy is not None:
+                manifests.drop_copy(copy)
     return logged
 
 

@@ -99,17 +99,17 @@ _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) 
 _TEMP_NAMES = itertools.count()
 
 
-def install_bytes(target: Path, data: bytes, size: int, sha256: str, *, sync: bool) -> None:
+def install_bytes(target: str, data: bytes, size: int, sha256: str, *, sync: bool) -> None:
     """A blob held whole in memory (a bundle's) put at `target` by `Receiver`'s rule: checked
     first (so bytes that are not the blob never reach the disk), written aside in the same folder, then
     renamed into place; `sync`: fsync'd first. Plain system calls on strings and a counter for the
     temporary name: for a blob of a few bytes, pathlib and tempfile cost more than the kernel's work."""
     check_length(len(data), size)
     check_digest(hashlib.sha256(data).hexdigest(), sha256)
-    final = str(target)
-    folder = os.path.dirname(final)
+    final = target
+    folder, name = os.path.split(final)
     while True:
-        temp = f"{folder}/.{target.name}.{os.getpid():x}-{next(_TEMP_NAMES):x}.tmp"
+        temp = f"{folder}/.{name}.{os.getpid():x}-{next(_TEMP_NAMES):x}.tmp"
         try:
             fd = os.open(temp, _NEW_FILE, 0o600)
         except FileNotFoundError:
@@ -133,7 +133,7 @@ def install_bytes(target: Path, data: bytes, size: int, sha256: str, *, sync: bo
             os.unlink(temp)
         raise
     with contextlib.suppress(FileNotFoundError):
-        os.unlink(condemnation_mark(target))  # a new copy: no longer condemned
+        os.unlink(final + CONDEMNED)  # a new copy: no longer condemned
 
 
 class WriteBehind:
@@ -311,9 +311,12 @@ def stored_blob(path: Path) -> StoredBlob | None:
     return StoredBlob(path.name, info.st_size, modified, str(info.st_ino), condemned)
 
 
+CONDEMNED = ".condemned"  # the suffix that names a blob's condemnation mark, beside it
+
+
 def condemnation_mark(blob: Path) -> Path:
     """The janitor's mark beside a blob it means to reclaim (its text: when it was condemned)."""
-    return blob.with_name(f"{blob.name}.condemned")
+    return blob.with_name(blob.name + CONDEMNED)
 
 
 def part_mark(staging: Path, part_number: int) -> Path:
@@ -335,8 +338,23 @@ def recorded_etag(mark: Path) -> str | None:
         return None
 
 
-def size_of(path: Path) -> int | None:
+def read_small(path: str, size: int) -> bytes:
+    """The bytes of a file expected to hold `size` (a bundle's small blob), read with plain system
+    calls: a buffered `open()` costs more than the read. At most one byte more than `size`: enough
+    to tell that it is longer."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
     try:
-        return path.stat().st_size
+        pieces, got = [], 0
+        while got <= size and (piece := os.read(fd, size + 1 - got)):
+            pieces.append(piece)
+            got += len(piece)
+        return b"".join(pieces)
+    finally:
+        os.close(fd)
+
+
+def size_of(path: str | Path) -> int | None:
+    try:
+        return os.stat(path).st_size
     except FileNotFoundError:
         return None

@@ -46,7 +46,7 @@ class FolderStaging:
         prefix: str,
         sign: Sign,
         path_of: Callable[[str, str], Path],
-        holds: Callable[[Path, int], bool],
+        holds: Callable[[str, int], bool],
     ) -> None:
         self.root = root
         self.prefix = prefix
@@ -80,7 +80,7 @@ class FolderStaging:
             out.copy(stream, length)
             sha256 = out.sha256.hexdigest()
             target = self.path_of(project, sha256)
-            if self.holds(target, size):
+            if self.holds(str(target), size):
                 return sha256  # stored already: the staged copy is dropped as the block ends
             target.parent.mkdir(parents=True, exist_ok=True)
             out.install(size, sha256, sync=sync, target=target)

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import tempfile
 from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from artreg.model.manifest import Digest, Entry, sort_entries
+from artreg.model.manifest import ENTRIES, Digest, Entry, sort_entries
 from artreg.model.wire import FileEntry, RemoteEntry
 from artreg.registry.ports import BlobStore
 from artreg.registry.records import StoredVersion
@@ -44,20 +45,74 @@ def entry_slice(blobs: BlobStore, version: StoredVersion, offset: int, limit: in
 
 
 def find_entry(blobs: BlobStore, version: StoredVersion, path: str) -> Entry | None:
+    return next(found_entries(blobs, version, [path]))
+
+
+def found_entries(blobs: BlobStore, version: StoredVersion, paths: Iterable[str]) -> Iterator[Entry | None]:
+    """The entry at each of `paths` (in path order), or None where there is none: each chunk they
+    fall in is read once."""
     if version.manifest is None:
-        candidates: Sequence[Entry] = [*version.files, *version.remote]
-    else:
+        inline: list[Entry] = [*version.files, *version.remote]
+        held = {e.path: e for e in inline}
+        yield from (held.get(path) for path in paths)
+        return
+    loaded = -1
+    for path in paths:
         index = bisect.bisect_right(version.manifest.first_paths, path) - 1
         if index < 0:
-            return None
-        candidates = blobs.get_manifest_chunk(version.project, version.digest, index)
-    return next((e for e in candidates if e.path == path), None)
+            yield None
+            continue
+        if index != loaded:
+            held = {e.path: e for e in blobs.get_manifest_chunk(version.project, version.digest, index)}
+            loaded = index
+        yield held.get(path)
+
+
+class Chunks:
+    """A manifest in path order as the chunks the blob store keeps (`ENTRIES` JSON), written as the
+    summary's pass goes into a temporary file that stays in memory up to `_SPOOLED` bytes: the store
+    is given them under the digest, known only once the pass ends, without a second pass over the
+    manifest (whose entries come from the upload's batches or its base's chunks: read, parsed and
+    merged once)."""
+
+    def __init__(self, chunk_size: int) -> None:
+        self.chunk_size = chunk_size
+        self._file = tempfile.SpooledTemporaryFile(max_size=_SPOOLED)  # noqa: SIM115 (closed by close())
+        self._ends: list[int] = []
+        self._pending: list[Entry] = []
+
+    def add(self, entry: Entry) -> None:
+        self._pending.append(entry)
+        if len(self._pending) == self.chunk_size:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._pending:
+            self._file.write(ENTRIES.dump_json(self._pending))
+            self._ends.append(self._file.tell())
+            self._pending.clear()
+
+    def __iter__(self) -> Iterator[bytes]:
+        """Each chunk, one at a time."""
+        self._flush()
+        start = 0
+        for end in self._ends:
+            self._file.seek(start)
+            yield self._file.read(end - start)
+            start = end
+
+    def close(self) -> None:
+        self._file.close()
+
+
+_SPOOLED = 16 * 1024 * 1024  # a manifest of ~120,000 small files; a larger one goes to a file
 
 
 @dataclass
 class Summary:
     """What a commit records of a manifest, gathered in one pass over it in path order: the digest,
-    the counts, the inline part of the record and the first path of each chunk."""
+    the counts, the inline part of the record, the first path of each chunk and, when asked for, the
+    chunks themselves."""
 
     digest: str = ""
     count: int = 0
@@ -66,24 +121,34 @@ class Summary:
     files: list[FileEntry] = field(default_factory=list)
     remote: list[RemoteEntry] = field(default_factory=list)
     first_paths: list[str] = field(default_factory=list)
+    chunks: Chunks | None = None
 
 
-def summarise(ordered: Iterable[Entry], inline: int, chunk_size: int) -> Summary:
+def summarise(ordered: Iterable[Entry], inline: int, chunk_size: int, *, chunks: bool = False) -> Summary:
     """The summary of a manifest that comes in path order, without holding it: what is held is the
-    inline part and the remote entries (the digest closes over them; a manifest has few)."""
+    inline part and the remote entries (the digest closes over them; a manifest has few), and with
+    `chunks` the manifest's chunks, serialised (the caller closes them)."""
     summary, digest, remote = Summary(), Digest(), []
-    for entry in ordered:
-        if summary.count % chunk_size == 0:
-            summary.first_paths.append(entry.path)
-        summary.count += 1
-        if isinstance(entry, FileEntry):
-            digest.add(entry.path, entry.sha256, entry.size, entry.metadata)
-            summary.file_count += 1
-            summary.size += entry.size
-            if len(summary.files) < inline:
-                summary.files.append(entry)
-        else:
-            remote.append(entry)
+    spool = summary.chunks = Chunks(chunk_size) if chunks else None
+    try:
+        for entry in ordered:
+            if summary.count % chunk_size == 0:
+                summary.first_paths.append(entry.path)
+            summary.count += 1
+            if spool is not None:
+                spool.add(entry)
+            if isinstance(entry, FileEntry):
+                digest.add(entry.path, entry.sha256, entry.size, entry.metadata)
+                summary.file_count += 1
+                summary.size += entry.size
+                if len(summary.files) < inline:
+                    summary.files.append(entry)
+            else:
+                remote.append(entry)
+    except BaseException:
+        if spool is not None:
+            spool.close()
+        raise
     summary.remote = remote[:inline]
     summary.digest = digest.hexdigest(remote)
     return summary
@@ -110,10 +175,3 @@ def in_path_order(
         return (lambda: (e for index in order for e in sort_entries(parts[index]()))), sizes
     everything = sort_entries([e for read in parts for e in read()])
     return (lambda: iter(everything)), sizes
-
-
-def chunked(ordered: Iterable[Entry], chunk_size: int) -> Iterator[list[Entry]]:
-    """A manifest in path order as the chunks the blob store keeps, one at a time."""
-    entries = iter(ordered)
-    while chunk := list(itertools.islice(entries, chunk_size)):
-        yield chunk

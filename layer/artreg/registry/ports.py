@@ -246,14 +246,19 @@ class BlobStore(Protocol):
         """Drops the parts of an unfinished multipart upload; one that is gone already is no error."""
         ...
 
-    def download_url(self, project: str, sha256: str, filename: str) -> str: ...
+    def download_url(self, project: str, sha256: str, filename: str, size: int | None = None) -> str:
+        """A URL that reads the blob, named `filename`; `size` is the blob's when the caller knows it (a
+        manifest's entry), which spares a store that signs it a look at the blob."""
+        ...
+
     def pin_remote(self, spec: RemoteSpec) -> RemoteEntry:
         """What can be read of a remote object (size, ETag, version id) with `verified`: one that is gone or
         not readable is answered unverified; only a passing failure of the store raises (`Retryable`)."""
         ...
 
-    def put_manifest(self, project: str, digest: str, chunks: Iterable[Sequence[Entry]]) -> None:
-        """Stores a manifest's chunks as they come: a caller's generator is never held whole."""
+    def put_manifest(self, project: str, digest: str, chunks: Iterable[bytes]) -> None:
+        """Stores a manifest's chunks (`ENTRIES` JSON, serialised by `registry.manifests.Chunks`) as
+        they come: a caller's generator is never held whole."""
         ...
 
     def get_manifest_chunk(self, project: str, digest: str, index: int) -> list[Entry]: ...

@@ -165,7 +165,7 @@ class Queries:
                 path=e.path,
                 size=e.size,
                 sha256=e.sha256,
-                url=self.c.blobs.download_url(project, e.sha256, e.path),
+                url=self.c.blobs.download_url(project, e.sha256, e.path, e.size),
             )
             for e in entries
             if isinstance(e, FileEntry)
@@ -188,7 +188,7 @@ class Queries:
         if entry is None:
             raise not_found(f"file {path!r} in version {version.version} of {project}/{name}", path=path)
         if isinstance(entry, FileEntry):
-            return version, self.c.blobs.download_url(project, entry.sha256, entry.path)
+            return version, self.c.blobs.download_url(project, entry.sha256, entry.path, entry.size)
         if entry.uri.startswith(("http://", "https://")):
             return version, entry.uri
         return version, entry

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from artreg.model.errors import Conflict, Invalid, NotFound
-from artreg.model.manifest import Entry
+from artreg.model.manifest import Entry, canonical
 from artreg.model.wire import BaseRef
 from artreg.registry import manifests
 from artreg.registry.ports import BlobStore, MetadataStore
@@ -74,6 +74,18 @@ def check_disjoint(removed: set[str], changes: Iterable[Entry]) -> None:
             f"path {both[0][:200]!r} is both removed and added: send it only as an entry, which replaces it",
             details={"field": "remove", "path": both[0][:200]},
         )
+
+
+def alters(blobs: BlobStore, base: StoredVersion, remove: Sequence[str], changes: Sequence[Entry]) -> bool:
+    """Whether the merged manifest differs from the base's (and so has another digest): a path is
+    removed (`check_changes` found it in the base), or a change is not the base's entry at its path.
+    Reads only the chunks of the base where the changes fall, up to the first that differs."""
+    if remove:
+        return True
+    found = manifests.found_entries(blobs, base, (change.path for change in changes))
+    return any(
+        entry is None or canonical(entry) != canonical(change) for change, entry in zip(changes, found, strict=True)
+    )
 
 
 def committable(store: MetadataStore, upload_project: str, upload_name: str, base: BaseRef) -> StoredVersion:

@@ -80,10 +80,8 @@ class Uploads:
         if request.base is not None:
             base = rebase.base_version(self.c.store, project, name, request.base)
             rebase.check_changes(self.c.blobs, base, request.remove, ordered)
-        if request.commit and request.if_changed:  # unchanged content: answer the version we have, one read
-            source = self._source(base, request.remove, ordered)
-            digest = manifest.digest(entries) if base is None else self._summary(source).digest
-            unchanged = self._unchanged(project, name, digest)
+        if request.commit and request.if_changed:  # unchanged content: answer the version we have
+            unchanged = self._unchanged_upload(project, name, base, request.remove, ordered)
             if unchanged:
                 return Committed(unchanged, created=False)
         self._check_batch(entries)
@@ -177,10 +175,14 @@ class Uploads:
             base = rebase.committable(self.c.store, project, name, upload.base)
             source = self._source(base, upload.remove, list(source()))
         check_stored(self._verify(project, missing, sizes), self.c.clock.now(), self.c.policy.verify_window)
-        del missing, sizes  # a blob a file: not held through the passes over the manifest
-        summary = self._summary(source)
+        del missing, sizes  # a blob a file: not held through the pass over the manifest
+        summary = self._summary(source, chunks=True)
         digest = summary.digest
-        draft = self._draft_version(upload, source, summary, caller)
+        try:
+            draft = self._draft_version(upload, summary, caller)
+        finally:
+            assert summary.chunks is not None
+            summary.chunks.close()
         targets = {role: self.links.pin(project, ref) for role, ref in sorted(upload.links.items())}
 
         def attempt(head: Head | None) -> Committed:
@@ -306,14 +308,12 @@ class Uploads:
             return lambda: iter(ordered)
         return rebase.merged(self.c.blobs, base, remove, ordered)
 
-    def _summary(self, source: rebase.Source) -> manifests.Summary:
-        return manifests.summarise(source(), self.c.policy.inline_entries, self.c.policy.chunk_entries)
+    def _summary(self, source: rebase.Source, *, chunks: bool = False) -> manifests.Summary:
+        return manifests.summarise(source(), self.c.policy.inline_entries, self.c.policy.chunk_entries, chunks=chunks)
 
-    def _draft_version(
-        self, upload: Upload, source: rebase.Source, summary: manifests.Summary, caller: str | None
-    ) -> StoredVersion:
+    def _draft_version(self, upload: Upload, summary: manifests.Summary, caller: str | None) -> StoredVersion:
         """The version record of an upload, all but its number; a manifest too large for the record
-        goes to the blob store in chunks, under its digest, read from `source` a second time."""
+        goes to the blob store in the summary's chunks, under its digest."""
         digest = summary.digest
         inline_files, inline_remote = summary.files, summary.remote
         while len(json.dumps([e.model_dump() for e in inline_files + inline_remote])) > self.c.limits.record_bytes:
@@ -325,9 +325,11 @@ class Uploads:
         truncated = len(inline_files) < summary.file_count or len(inline_remote) < remote_count
         external: ManifestRef | None = None
         if truncated:
-            size = self.c.policy.chunk_entries
-            self.c.blobs.put_manifest(upload.project, digest, manifests.chunked(source(), size))
-            external = ManifestRef(chunk_size=size, count=summary.count, first_paths=summary.first_paths)
+            assert summary.chunks is not None
+            self.c.blobs.put_manifest(upload.project, digest, summary.chunks)
+            external = ManifestRef(
+                chunk_size=summary.chunks.chunk_size, count=summary.count, first_paths=summary.first_paths
+            )
         return StoredVersion(
             project=upload.project,
             name=upload.name,
@@ -444,6 +446,25 @@ class Uploads:
         if found is None:  # committed items are written in one transaction with the upload's state
             raise Retryable(f"version {upload.version} of upload {upload.upload_id} is not readable yet")
         return found.to_record()
+
+    def _unchanged_upload(
+        self, project: str, name: str, base: StoredVersion | None, remove: Sequence[str], ordered: list[Entry]
+    ) -> VersionRecord | None:
+        """`latest` if the manifest of an upload that holds all its entries is latest's. From a base,
+        a pass over the base's manifest is made only when the base is not latest and the changes alter
+        it: else the digest is the base's (no change), or differs from latest's (the base's)."""
+        latest = self.c.store.get_alias(project, name, LATEST)
+        if latest is None:
+            return None
+        if base is None:
+            digest = manifest.digest(ordered)
+        elif not rebase.alters(self.c.blobs, base, remove, ordered):
+            digest = base.digest
+        elif latest.digest == base.digest:
+            return None
+        else:
+            digest = self._summary(self._source(base, remove, ordered)).digest
+        return latest.to_record() if latest.digest == digest else None
 
     def _unchanged(self, project: str, name: str, digest: str) -> VersionRecord | None:
         latest = self.c.store.get_alias(project, name, LATEST)
