@@ -75,6 +75,22 @@ def test_unchanged_files_are_not_read_again(tmp_path: Path, reads: list[str]) ->
     assert again == first == {f"f{i}": (_sha(f"content {i}".encode()), len(f"content {i}")) for i in range(50)}
 
 
+def test_files_far_apart_among_other_cached_files_are_still_found(tmp_path: Path, reads: list[str]) -> None:
+    # Given a cache that knows 1,200 files whose paths sort between two others it knows too
+    middle = [_write(tmp_path / "d" / f"m{i:04d}", f"middle {i}".encode()) for i in range(1_200)]
+    ends = [_write(tmp_path / "d" / "a", b"first"), _write(tmp_path / "d" / "z", b"last")]
+    cache = HashCache(tmp_path / "cache")
+    _hash(middle + ends, cache)
+
+    # When only the two files at the ends are hashed again
+    reads.clear()
+    again = _hash(ends, HashCache(tmp_path / "cache"))
+
+    # Then neither is read: the rows between them do not hide the last one
+    assert reads == []
+    assert again == {"a": (_sha(b"first"), 5), "z": (_sha(b"last"), 4)}
+
+
 @pytest.mark.parametrize("change", ["size", "mtime", "inode", "mtime restored"])
 def test_a_file_whose_stat_changed_is_read_again(tmp_path: Path, reads: list[str], change: str) -> None:
     # Given a file hashed through the cache
