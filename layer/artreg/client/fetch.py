@@ -10,7 +10,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
@@ -80,6 +80,17 @@ def download(
     )
     # one page in hand and the next on its way: memory holds two pages whatever the version's size
     ahead = ThreadPoolExecutor(max_workers=1, thread_name_prefix="artreg-pages")
+    # a page's files are written while the next page's are planned and begun: no wait for a page's
+    # last bundle before the next one starts (three pages at most in memory)
+    writing = ThreadPoolExecutor(max_workers=2, thread_name_prefix="artreg-page-files")
+    pending: Future[DownloadStats] | None = None
+
+    def add(done: DownloadStats) -> None:
+        stats.downloaded += done.downloaded
+        stats.from_cache += done.from_cache
+        stats.skipped += done.skipped
+        stats.bytes += done.bytes
+
     # the whole manifest, kept as the base of a later log of this version (client.upload)
     staging: contextlib.AbstractContextManager[Staged | None] = contextlib.nullcontext()
     if reg.manifests is not None and only is None:
@@ -95,11 +106,11 @@ def download(
                 chosen = [f for f in page.files if only is None or f.path == only]
                 if chosen:  # every path of the page is checked before any of its files is written
                     found = True
-                    done = bundles.download(downloader, root, chosen, page.bundles if only is None else [], bar)
-                    stats.downloaded += done.downloaded
-                    stats.from_cache += done.from_cache
-                    stats.skipped += done.skipped
-                    stats.bytes += done.bytes
+                    offered = page.bundles if only is None else []
+                    started = writing.submit(bundles.download, downloader, root, chosen, offered, bar)
+                    if pending is not None:
+                        add(pending.result())
+                    pending = started
                     if staged is not None:
                         for f in chosen:
                             staged.add(HashedFile(f.path, os.path.join(root, f.path), f.sha256, f.size))
@@ -107,7 +118,10 @@ def download(
                 if following is None or (only is not None and found):
                     break
                 cursor, page = page.next_cursor, following.result()
+            if pending is not None:
+                add(pending.result())
         finally:
+            writing.shutdown(wait=True, cancel_futures=True)
             ahead.shutdown(wait=True, cancel_futures=True)
             bar.close()
         if staged is not None and not remote:
