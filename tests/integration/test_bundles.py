@@ -5,26 +5,12 @@ exactly API.md's. Either way every missing blob and every file keeps its own URL
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
-
-import pytest
 
 from artreg.model.wire import AddFiles, FileEntry, StartUpload, UploadStarted
-from tests.conftest import Backend, aws_backend, local_backend
+from tests.conftest import Backend
 
 P, N = "vision", "shards"
 CONTENTS = {f"s/{i}.bin": f"shard {i}".encode() for i in range(4)}
-
-
-@pytest.fixture(params=["aws", "local"])
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    if request.param == "local":
-        yield local_backend(tmp_path)
-    else:
-        aws: dict[str, Any] = request.getfixturevalue("aws")
-        yield aws_backend(aws)
 
 
 def entries(contents: dict[str, bytes]) -> list[FileEntry]:

@@ -4,27 +4,14 @@ offers none, so a client there logs exactly as API.md says."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
-
 import pytest
 
 from artreg.model.errors import ArtregError
 from artreg.model.wire import Stage
-from tests.conftest import Backend, aws_backend, local_backend
+from tests.conftest import Backend
 
 P = "vision"
 MiB = 1024**2
-
-
-@pytest.fixture(params=["aws", "local"])
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    if request.param == "local":
-        yield local_backend(tmp_path)
-    else:
-        aws: dict[str, Any] = request.getfixturevalue("aws")
-        yield aws_backend(aws)
 
 
 def test_only_the_folder_store_offers_staging_urls(backend: Backend) -> None:
