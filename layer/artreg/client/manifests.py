@@ -17,6 +17,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import os
 import sqlite3
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
@@ -116,6 +117,28 @@ def compare(cache: ManifestCache, base: str | None, files: Iterable[HashedFile],
     return Walked(digest.hexdigest(), count, Changes(changed, removed))
 
 
+def _unkept_id(kind: str) -> str:
+    """The id of a manifest written before it is kept: it names the process writing it, so that
+    another process opening the cache removes it only once that one is gone (`_prepare`)."""
+    return f"{kind}-{os.getpid()}-{uuid.uuid4().hex}"
+
+
+def _writer_alive(manifest: str) -> bool:
+    """Whether the process named in an unkept manifest's id is running (an id without one: no). On
+    Windows, where os.kill would end the process, any named process counts as running: a killed log's
+    rows stay there, unused, rather than a running log's going."""
+    try:
+        pid = int(manifest.split("-")[1])
+        if os.name == "nt":
+            return True
+        os.kill(pid, 0)  # signal 0: only whether the process exists
+    except (IndexError, ValueError, ProcessLookupError, OverflowError):
+        return False
+    except PermissionError:  # another user's: alive
+        return True
+    return True
+
+
 class Staged:
     """A manifest being written as its files are hashed, then kept under the version it became, or
     dropped. Its digest is computed as it is written."""
@@ -123,7 +146,7 @@ class Staged:
     def __init__(self, cache: ManifestCache, db: sqlite3.Connection) -> None:
         self.cache = cache
         self.db = db
-        self.id = "staged-" + uuid.uuid4().hex
+        self.id = _unkept_id("staged")
         self.count = 0
         self._digest = Digest()
         self._rows: list[tuple[str, str, str, int, str, str, str | None]] = []
@@ -191,8 +214,11 @@ class ManifestCache(CacheFile):
     without = "logging in full"
 
     def _prepare(self, db: sqlite3.Connection) -> None:
-        # staged rows a killed log left behind
-        db.execute("DELETE FROM entries WHERE manifest NOT IN (SELECT id FROM manifests)")
+        # rows of a manifest not kept (yet) that a killed log left behind: those of a live process are
+        # another log's, being written or read on this machine now, and are left to it
+        unkept = db.execute("SELECT DISTINCT manifest FROM entries WHERE manifest NOT IN (SELECT id FROM manifests)")
+        for (manifest,) in [row for row in unkept if not _writer_alive(row[0])]:
+            db.execute("DELETE FROM entries WHERE manifest = ?", (manifest,))
         db.commit()
 
     def _trim(self, db: sqlite3.Connection) -> None:
@@ -255,7 +281,7 @@ class ManifestCache(CacheFile):
         copied, the changed ones written from here) under a new id that nothing keeps yet (`keep_copy`
         keeps it, `drop_copy` drops it; a later opening drops it if neither came). Its cost overlaps
         the upload from `base`: the caller runs it on a thread meanwhile. None if the cache failed."""
-        new = "kept-" + uuid.uuid4().hex
+        new = _unkept_id("kept")
         with self._lock:
             db = self._connect()
             if db is None:
