@@ -5,7 +5,7 @@ downloads a version, through the SDK and prints one JSON line of what it took.
 It is run by path, not as `-m benchmarks._transfer_client`, so that the `benchmarks` package stays
 out of the process it measures. Requests and bytes are counted at urllib3's connection pool, which
 every request of the SDK goes through (one call per attempt and per redirect hop), without touching
-the SDK's code.
+the SDK's code; a file handed off to the server over its Unix socket is counted apart (`handoffs`).
 
     {"op": "log", "url": ..., "project": ..., "name": ..., "source": "/path", "if_changed": false}
     {"op": "download", "url": ..., "project": ..., "name": ..., "version": "1.0.0", "dest": "/path"}
@@ -43,7 +43,7 @@ class Wire:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.counts = {"api_requests": 0, "blob_requests": 0, "api_bytes_sent": 0, "blob_bytes_sent": 0}
-        self.counts |= {"api_bytes_received": 0, "blob_bytes_received": 0}
+        self.counts |= {"api_bytes_received": 0, "blob_bytes_received": 0, "handoffs": 0}
 
     def install(self) -> None:
         original = urllib3.connectionpool.HTTPConnectionPool.urlopen
@@ -56,6 +56,17 @@ class Wire:
             return response
 
         urllib3.connectionpool.HTTPConnectionPool.urlopen = counted  # type: ignore[method-assign,assignment]
+        # a file handed to a server on this machine as a descriptor (artreg.client.handoff): no HTTP request
+        from artreg.client import handoff
+
+        hand_off = handoff.hand_off
+
+        def counted_hand_off(*args: Any, **kwargs: Any) -> str:
+            with wire._lock:
+                wire.counts["handoffs"] += 1
+            return hand_off(*args, **kwargs)
+
+        handoff.hand_off = counted_hand_off
 
     def sent(self, url: str, body: Any, headers: Any) -> str:
         """Counts a request (every attempt, even one that fails) and its body; answers its kind."""

@@ -65,6 +65,8 @@ class ServerSettings(RegistrySettings):
     ui_dir: Path | None = None  # the web UI's files, when not the package's own
     # web pages of these origins may call the API (`--trust-origin` adds to them), comma-separated
     trust_origins: tuple[str, ...] = ()
+    # a client on this machine may hand the server a large file's descriptor to copy (`local.handoff`)
+    handoff: bool = True
 
     @field_validator("trust_origins", mode="before")
     @classmethod

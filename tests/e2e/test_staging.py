@@ -16,8 +16,9 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from artreg.client import Artifact, Registry, staging
+from artreg.client import Artifact, handoff, staging
 from artreg.client.errors import NotFound
+from artreg.client.http import Transport
 from tests.e2e.counting import counted_registry
 from tests.support.files import sha256_of, write_random
 from tests.support.server import RunningServer
@@ -38,8 +39,10 @@ def started(tmp_path: Path) -> Iterator[RunningServer]:
 
 @pytest.fixture(autouse=True)
 def small_files_staged(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The SDK stages files from 1 MiB (32 MiB by default): test files stay small."""
+    """The SDK stages files from 1 MiB (32 MiB by default): test files stay small; and it PUTs them, as a
+    client on another machine does (test_handoff: one on the server's hands them off)."""
     monkeypatch.setattr(staging, "STAGE_MIN", MiB)
+    monkeypatch.setattr(handoff, "SUPPORTED", False)
 
 
 def offer(server: RunningServer, *sizes: int, headers: dict[str, str] | None = None) -> requests.Response:
@@ -140,14 +143,14 @@ def test_the_sdk_logs_the_usual_way_against_a_server_without_staging(
     server: RunningServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given a server that has no staging route (an older one: its answer is a 404)
-    real = Registry._call
+    real = Transport.api
 
-    def older(self: Registry, method: str, path: str, *args: Any, **kwargs: Any) -> Any:
+    def older(self: Transport, method: str, path: str, *args: Any, **kwargs: Any) -> Any:
         if path.endswith("/staging"):
             raise NotFound("no such route")
         return real(self, method, path, *args, **kwargs)
 
-    monkeypatch.setattr(Registry, "_call", older)
+    monkeypatch.setattr(Transport, "api", older)
     path = tmp_path / "model.bin"
     sha = write_random(path, 3 * MiB, MiB)
     reg, pool = counted_registry(server.url, tmp_path / "cache")

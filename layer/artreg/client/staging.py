@@ -25,6 +25,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from typing import TYPE_CHECKING
 
+from artreg.client import handoff
 from artreg.client import progress as bars
 from artreg.client.common import segment, wire
 from artreg.client.errors import NotFound
@@ -33,6 +34,7 @@ from artreg.client.hashcache import Stat
 from artreg.client.progress import Progress
 from artreg.client.transfer import FileChunks
 from artreg.model.errors import MethodNotAllowed
+from artreg.model.handoff import HEADER
 from artreg.model.wire import MAX_STAGED, Stage, Staging
 
 if TYPE_CHECKING:
@@ -87,10 +89,14 @@ def stage(reg: Registry, files: Iterable[LocalFile], desc: str, shown: bool | No
     if not large:
         return {}
     path = f"/v1/projects/{segment(reg.project)}/staging"
+    asked = wire(Stage, sizes=[s.size for s in large]).model_dump_json().encode()
     try:
-        offered = Staging.model_validate(reg._call("POST", path, wire(Stage, sizes=[s.size for s in large])))
+        answer = reg.transport.api("POST", path, body=asked)
     except (NotFound, MethodNotAllowed):
         return {}  # a server without staging: the usual path
+    offered = Staging.model_validate(answer.json())
+    # a server on this machine names a socket to hand it the files instead (`client.handoff`)
+    socket_path = answer.header(HEADER) if handoff.SUPPORTED else None
     targets = [(stat, t.url) for stat, t in zip(large, offered.staging, strict=False) if t.url and t.size == stat.size]
     found: Known = {}
     if not targets:
@@ -98,7 +104,7 @@ def stage(reg: Registry, files: Iterable[LocalFile], desc: str, shown: bool | No
     read_at = time.time_ns()
     bar = bars.unsized(desc, shown)
     try:
-        run_parallel([partial(_send, reg, stat, url, bar, found) for stat, url in targets], reg.workers)
+        run_parallel([partial(_send, reg, stat, url, bar, found, socket_path) for stat, url in targets], reg.workers)
     finally:
         bar.close()
     if cache is not None:
@@ -107,9 +113,20 @@ def stage(reg: Registry, files: Iterable[LocalFile], desc: str, shown: bool | No
     return found
 
 
-def _send(reg: Registry, stat: Stat, url: str, bar: Progress, found: Known) -> None:
-    """PUTs one file to its staging URL, hashed as it goes; records its SHA-256 in `found` if the
-    server's is the same and the file did not change meanwhile."""
+def _send(reg: Registry, stat: Stat, url: str, bar: Progress, found: Known, socket_path: str | None) -> None:
+    """Hands one file off to the server for its staging URL where the server names a socket, else (or
+    if that fails) PUTs it there, hashed as it goes; records its SHA-256 in `found` if the server's is
+    the same and the file did not change meanwhile (`client.handoff`: the stat stands in for a hash)."""
+    if socket_path is not None:
+        try:
+            found[stat] = handoff.hand_off(socket_path, url, stat)
+        except handoff.Refused as refused:
+            log.info("the server did not take %s by handoff (%s); sending it over HTTP", stat.path, refused)
+        except OSError as error:
+            log.debug("no handoff of %s to %s (%s); sending it over HTTP", stat.path, socket_path, error)
+        else:
+            bar.update(stat.size)
+            return
     tries: list[HashingChunks] = []
     # one thread a file: its chunks are hashed in order
     with ThreadPoolExecutor(1, thread_name_prefix="artreg-stage-hash") as hasher:

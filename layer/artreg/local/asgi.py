@@ -29,7 +29,7 @@ from typing import Any, BinaryIO, ClassVar
 from urllib.parse import parse_qsl, quote
 
 from artreg.local.blob_files import check_length
-from artreg.local.guard import Guard
+from artreg.local.guard import Guard, is_loopback
 from artreg.model.errors import ArtregError, Invalid, NotFound, TooLarge
 from artreg.model.wire import ErrorBody, ErrorDetail
 from artreg.ui import SECURITY_HEADERS
@@ -171,9 +171,18 @@ class Pools:
 class App:
     """The ASGI application over one `Local` registry (duck-typed: `handle_api`, `blobs`)."""
 
-    def __init__(self, local: Any, guard: Guard, *, ui: Path | None = None, pools: Pools | None = None) -> None:
+    def __init__(
+        self,
+        local: Any,
+        guard: Guard,
+        *,
+        ui: Path | None = None,
+        pools: Pools | None = None,
+        handoff: str | None = None,
+    ) -> None:
         self.local = local
         self.guard = guard
+        self.handoff = handoff  # the handoff socket's path, if the server has one (`local.handoff`)
         self.pools = pools or Pools()
         self.ui_dir = ui if ui is not None and ui.is_dir() else None
 
@@ -248,6 +257,8 @@ class App:
         headers = {k.lower(): v for k, v in (answer.get("headers") or {}).items()}
         for name, values in (answer.get("multiValueHeaders") or {}).items():
             headers[name.lower()] = ", ".join(values)
+        if self.handoff and request.method == "POST" and request.path.endswith("/staging") and _on_loopback(request):
+            headers["artreg-handoff"] = self.handoff  # a client on this machine may hand its files off
         await request.answer(answer["statusCode"], data, headers)
 
     # ------------------------------------------------------------ blobs: signed URLs of the folder store
@@ -418,6 +429,12 @@ class _BodyStream(io.RawIOBase):
 def _allow(request: Request, methods: tuple[str, ...]) -> None:
     if request.method not in methods:
         raise MethodNotAllowed(request.method, methods)
+
+
+def _on_loopback(request: Request) -> bool:
+    """The request came from this machine (its peer's address, not a header it sent)."""
+    client = request.scope.get("client") or ("", 0)
+    return is_loopback(str(client[0]))
 
 
 def _event(request: Request, raw: bytes) -> dict[str, Any]:

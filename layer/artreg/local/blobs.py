@@ -447,10 +447,9 @@ class FolderBlobStore:
         if request.method != "PUT" or request.size is None:
             raise Invalid("only a PUT URL accepts a body")
         if request.staged is not None:
-            sync = not self.durability.enabled
-            sha256 = self.staging.receive(request.project, request.staged, request.size, stream, length, sync=sync)
-            self.durability.written()
-            return f'"{sha256}"'  # the SHA-256 the store computed, which the client checks against its own
+            check_length(length, request.size)
+            # the SHA-256 the store computed, which the client checks against its own
+            return f'"{self.receive_staged(request, lambda out: out.copy(stream, length))}"'
         if request.bundle is not None:
             check_length(length, request.size)
             store = functools.partial(self._accept_bytes, request.project)
@@ -461,6 +460,16 @@ class FolderBlobStore:
         return self.accept_part(
             request.project, request.sha256, request.multipart_id, request.part_number, request.size, stream, length
         )
+
+    def receive_staged(self, request: SignedRequest, fill: staging.Fill) -> str:
+        """The bytes of a verified staging URL, which `fill` writes (a PUT's body; a handed-off file's
+        copy: `local.handoff`), stored under the SHA-256 the store computed; answers it."""
+        if request.method != "PUT" or request.size is None or request.staged is None:
+            raise Invalid("only a staging URL takes a staged blob")
+        sync = not self.durability.enabled
+        sha256 = self.staging.receive(request.project, request.staged, request.size, fill, sync=sync)
+        self.durability.written()
+        return sha256
 
     def accept_put(self, project: str, sha256: str, size: int, stream: BinaryIO, length: int) -> str:
         """Streams `length` bytes into place as the blob, if they are `size` bytes with that SHA-256.

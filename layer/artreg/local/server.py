@@ -28,6 +28,7 @@ from pydantic import ValidationError
 
 from artreg.local.asgi import App
 from artreg.local.guard import Guard, is_loopback
+from artreg.local.handoff import HandoffServer
 from artreg.local.resolver import PerThread
 from artreg.model.errors import Invalid
 from artreg.model.wire import ErrorBody, ErrorDetail
@@ -268,7 +269,8 @@ def serve(
     except Invalid as error:
         raise SystemExit(error.message) from None
     local = Local(Path(data_dir), url, webhook=webhook, file_roots=file_roots, settings=config)
-    app = App(local, guard, ui=config.ui_dir or UI_STATIC)
+    handoff = HandoffServer.start(local.blobs, Path(data_dir) / "handoff") if config.handoff else None
+    app = App(local, guard, ui=config.ui_dir or UI_STATIC, handoff=handoff.path if handoff else None)
     server_config = uvicorn.Config(
         app,
         http=protocol,
@@ -299,5 +301,7 @@ def serve(
         uvicorn.Server(server_config).run(sockets=[sock])
     finally:
         sock.close()
+        if handoff is not None:
+            handoff.stop()
         app.pools.shutdown()
         local.outbox.stop()

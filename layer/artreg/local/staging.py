@@ -26,7 +26,6 @@ import re
 import secrets
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import BinaryIO
 
 from artreg.local.blob_files import Receiver, check_length
 from artreg.model.errors import NotFound
@@ -35,6 +34,7 @@ from artreg.model.wire import StagingTarget
 
 STAGING_ID = re.compile(r"[0-9a-f]{32}")
 Sign = Callable[[str, str, int], str]  # (method, path, size) -> a signed URL
+Fill = Callable[[Receiver], None]  # writes a staged blob's bytes into its temporary file, hashed
 
 
 class FolderStaging:
@@ -68,16 +68,17 @@ class FolderStaging:
             for size in sizes
         ]
 
-    def receive(self, project: str, staging_id: str, size: int, stream: BinaryIO, length: int, *, sync: bool) -> str:
-        """Stores the `length` bytes of a verified staging PUT (signed for `size`) under the SHA-256
-        they have, unless that blob is stored already; answers the SHA-256."""
+    def receive(self, project: str, staging_id: str, size: int, fill: Fill, *, sync: bool) -> str:
+        """Stores the `size` bytes that `fill` writes into a temporary file (a PUT's body, copied from the
+        socket, or a handed-off file, copied in the kernel: `local.handoff`), hashed as written, under
+        the SHA-256 they have, unless that blob is stored already; answers the SHA-256."""
         check_project(project)
         if not STAGING_ID.fullmatch(staging_id):
             raise NotFound("no such staging URL")  # (verify_url's route admits no other id)
-        check_length(length, size)
         folder = self.root / project / "staging"
         with Receiver(folder / staging_id) as out:
-            out.copy(stream, length)
+            fill(out)
+            check_length(out.size, size)
             sha256 = out.sha256.hexdigest()
             target = self.path_of(project, sha256)
             if self.holds(str(target), size):
