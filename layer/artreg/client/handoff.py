@@ -15,6 +15,7 @@ staged PUT over HTTP.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 
@@ -46,8 +47,10 @@ def hand_off(socket_path: str, url: str, stat: Stat) -> str:
             conn.settimeout(CONNECT_SECONDS)
             conn.connect(socket_path)
             message = frame({"url": url})
-            sent = socket.send_fds(conn, [message], [fd])
-            conn.sendall(message[sent:])
+            with contextlib.suppress(BrokenPipeError):  # refused before it read the message: its answer says why
+                sent = socket.send_fds(conn, [message], [fd])
+                if sent < len(message):
+                    conn.sendall(message[sent:])
             conn.settimeout(ANSWER_SECONDS + stat.size / ANSWER_BYTES_PER_SECOND)
             try:
                 answer = read_message(conn, MAX_REPLY)

@@ -278,7 +278,8 @@ class HandoffServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
         except OSError as error:
             log.warning("no handoff socket (%s): local clients send staged blobs over HTTP", error)
             return None
-        server._thread = threading.Thread(target=server.serve_forever, name="artreg-handoff", daemon=True)
+        # (socketserver's loop sees `shutdown` at its next poll: a short one, for a quick stop)
+        server._thread = threading.Thread(target=server.serve_forever, args=(0.1,), name="artreg-handoff", daemon=True)
         server._thread.start()
         return server
 
@@ -298,7 +299,10 @@ class HandoffServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
             raise ArtregError("too many handoffs at once; send it over HTTP", code="busy")
         try:
             conn.settimeout(MESSAGE_SECONDS)
-            body, fd = receive_message(conn, MAX_MESSAGE)
+            try:
+                body, fd = receive_message(conn, MAX_MESSAGE)
+            except TimeoutError:
+                raise Invalid(f"no handoff message within {MESSAGE_SECONDS:g} s", code="timeout") from None
             try:
                 if fd is None:
                     raise Invalid("a handoff carries one file descriptor", code="invalid_request")

@@ -1,0 +1,350 @@
+"""The handoff socket of the folder blob store: a client on the server's machine hands it an open
+descriptor of a file for a staging URL; the server copies it in the kernel, hashes its own copy and
+stores it as a staged PUT's body (artreg.local.handoff, artreg.client.handoff)."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import os
+import socket
+import stat
+import threading
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from artreg.client import handoff as client_handoff
+from artreg.client.hashcache import Stat
+from artreg.local import handoff
+from artreg.local.blobs import FolderBlobStore
+from artreg.local.handoff import HandoffServer
+from artreg.model.handoff import HEAD, MAX_REPLY, frame, read_message
+from tests.unit.test_local_blobs import FakeClock
+
+pytestmark = pytest.mark.skipif(not handoff.SUPPORTED, reason="the handoff needs Linux's SO_PEERCRED and SCM_RIGHTS")
+
+P = "vision"
+KiB = 1024
+STEP = 64 * KiB  # the copy's step in these tests: a file of a few steps
+DATA = os.urandom(4 * STEP + 123)
+SHA = hashlib.sha256(DATA).hexdigest()
+
+
+@pytest.fixture(autouse=True)
+def small_steps(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(handoff, "STEP", STEP)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def store(tmp_path: Path, clock: FakeClock) -> FolderBlobStore:
+    return FolderBlobStore(tmp_path / "data", base_url="http://127.0.0.1:0", clock=clock)
+
+
+@pytest.fixture
+def server(store: FolderBlobStore, tmp_path: Path) -> Iterator[HandoffServer]:
+    started = HandoffServer.start(store, tmp_path / "handoff")
+    assert started is not None
+    yield started
+    started.stop()
+
+
+@pytest.fixture
+def source(tmp_path: Path) -> Path:
+    path = tmp_path / "model.bin"
+    path.write_bytes(DATA)
+    return path
+
+
+def url_for(store: FolderBlobStore, size: int = len(DATA)) -> str:
+    [target] = store.staging_targets(P, [size])
+    assert target.url is not None
+    return target.url
+
+
+def stored(store: FolderBlobStore) -> list[Path]:
+    """Every file the store holds besides its key: blobs, and any temporary file left."""
+    return sorted(p for p in store.root.rglob("*") if p.is_file() and p.name != ".secret")
+
+
+def blob_path(store: FolderBlobStore, sha256: str) -> Path:
+    return store.root / P / "blobs" / "sha256" / sha256[:2] / sha256
+
+
+def hand(server: HandoffServer, message: dict[str, Any] | bytes, fds: list[int]) -> dict[str, Any]:
+    """Sends one message with `fds` as a client would; answers the server's reply."""
+    data = message if isinstance(message, bytes) else frame(message)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        conn.settimeout(30)
+        conn.connect(server.path)
+        with contextlib.suppress(BrokenPipeError):  # refused before the whole message was read
+            sent = socket.send_fds(conn, [data], fds) if fds else 0
+            if sent < len(data):
+                conn.sendall(data[sent:])
+        return read_message(conn, MAX_REPLY)
+
+
+def hand_file(server: HandoffServer, url: str, path: Path, flags: int = os.O_RDONLY) -> dict[str, Any]:
+    fd = os.open(path, flags)
+    try:
+        return hand(server, {"url": url}, [fd])
+    finally:
+        os.close(fd)
+
+
+def after_first_step(monkeypatch: pytest.MonkeyPatch, action: Callable[[], None]) -> None:
+    """Runs `action` once, right after the server copied the file's first step."""
+    real = handoff._Copier.__call__
+    done: list[bool] = []
+
+    def step(self: handoff._Copier, *args: int) -> int:
+        count = real(self, *args)
+        if not done:
+            done.append(True)
+            action()
+        return count
+
+    monkeypatch.setattr(handoff._Copier, "__call__", step)
+
+
+def test_a_handed_off_file_is_stored_under_the_sha256_of_its_bytes(
+    server: HandoffServer, store: FolderBlobStore, source: Path
+) -> None:
+    # When a client hands off its file for a staging URL
+    answer = hand_file(server, url_for(store), source)
+    # Then the server answers the SHA-256 and size of what it stored, as a staged PUT's blob, alone
+    assert answer == {"sha256": SHA, "size": len(DATA)}
+    assert blob_path(store, SHA).read_bytes() == DATA
+    assert stored(store) == [blob_path(store, SHA)]
+    # And its socket is its user's alone
+    assert stat.S_IMODE(os.stat(server.path).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(os.path.dirname(server.path)).st_mode) == 0o700
+
+
+def test_the_sdk_takes_the_servers_sha256_for_a_file_that_did_not_change(
+    server: HandoffServer, store: FolderBlobStore, source: Path
+) -> None:
+    assert client_handoff.hand_off(server.path, url_for(store), Stat.of(str(source))) == SHA
+    assert blob_path(store, SHA).read_bytes() == DATA
+
+
+@pytest.mark.parametrize("copy", ["copy_file_range", "sendfile", "read and write"])
+def test_where_the_kernel_refuses_a_copy_the_next_way_stores_the_same_blob(
+    server: HandoffServer, store: FolderBlobStore, source: Path, monkeypatch: pytest.MonkeyPatch, copy: str
+) -> None:
+    # Given a kernel or file system that refuses the in-kernel copies before this one
+    def refused(*args: Any) -> int:
+        raise OSError(errno.EXDEV, "cross-device")
+
+    for way in ["copy_file_range", "sendfile"][: ["copy_file_range", "sendfile", "read and write"].index(copy)]:
+        monkeypatch.setattr(os, way, refused)
+    # Then a handoff stores the file all the same
+    assert hand_file(server, url_for(store), source) == {"sha256": SHA, "size": len(DATA)}
+    assert blob_path(store, SHA).read_bytes() == DATA
+
+
+def test_the_server_hashes_its_own_copy_not_a_file_changed_under_it(
+    server: HandoffServer, store: FolderBlobStore, source: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a client that rewrites its whole file while the server copies it (after its first step)
+    changed = os.urandom(len(DATA))
+    after_first_step(monkeypatch, lambda: source.write_bytes(changed))
+    # When it hands the file off through the SDK
+    with pytest.raises(client_handoff.Refused, match="changed"):
+        client_handoff.hand_off(server.path, url_for(store), Stat.of(str(source)))
+    # Then the SDK takes no SHA-256 for it, and the one blob stored is named by the SHA-256 of its own
+    # bytes: the server's copy (the first step as it was, the rest as rewritten), neither file's digest
+    [blob] = stored(store)
+    held = blob.read_bytes()
+    assert blob.name == hashlib.sha256(held).hexdigest()
+    assert held == DATA[:STEP] + changed[STEP:]
+
+
+def test_only_the_servers_own_user_or_root_may_hand_off() -> None:
+    own = os.geteuid()
+    assert handoff.peer_allowed(own, own)
+    assert handoff.peer_allowed(0, own)
+    assert not handoff.peer_allowed(own + 1, own)
+    one, other = socket.socketpair(socket.AF_UNIX)
+    with one, other:
+        assert handoff.peer_uid(one) == own  # what the kernel says of the peer
+
+
+def test_a_peer_of_another_user_is_refused_and_nothing_is_stored(
+    server: HandoffServer, store: FolderBlobStore, source: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a peer whose credentials are another user's
+    monkeypatch.setattr(handoff, "peer_uid", lambda conn: os.geteuid() + 1)
+    # When it hands a file off
+    answer = hand_file(server, url_for(store), source)
+    # Then it is refused, and nothing is stored
+    assert answer["error"]["code"] == "forbidden"
+    assert stored(store) == []
+
+
+def _refusals(store: FolderBlobStore, clock: FakeClock, source: Path, tmp_path: Path) -> dict[str, Any]:
+    """Handoffs that must be refused: (message, descriptors to open, the code expected)."""
+    url = url_for(store)
+    read, write = os.pipe()
+    os.write(write, DATA[:100])
+    return {
+        "a tampered URL": (
+            {"url": url.replace(f"size={len(DATA)}", f"size={len(DATA) - 1}")},
+            [source],
+            "signature_mismatch",
+        ),
+        "a blob's URL": ({"url": store.upload_targets(P, [(SHA, len(DATA))])[0].url}, [source], "signature_mismatch"),
+        "a file of another size": ({"url": url_for(store, len(DATA) + 1)}, [source], "bad_length"),
+        "a folder": ({"url": url}, [tmp_path], "not_a_file"),
+        "a pipe": ({"url": url}, [read], "not_a_file"),
+        "a file open for writing only": ({"url": url}, [(source, os.O_WRONLY)], "not_readable"),
+        "a file opened as a path only": ({"url": url}, [(source, os.O_PATH)], "not_readable"),
+        "no descriptor": ({"url": url}, [], "invalid_request"),
+        "two descriptors": ({"url": url}, [source, source], "invalid_request"),
+        "no URL": ({"path": str(source)}, [source], "invalid_request"),
+        "not JSON": (HEAD.pack(3) + b"{x}", [source], "invalid_request"),
+        "a message too large": (HEAD.pack(handoff.MAX_MESSAGE + 1) + b"{", [source], "too_large"),
+        "_close": [read, write],
+    }
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "a tampered URL",
+        "a blob's URL",
+        "a file of another size",
+        "a folder",
+        "a pipe",
+        "a file open for writing only",
+        "a file opened as a path only",
+        "no descriptor",
+        "two descriptors",
+        "no URL",
+        "not JSON",
+        "a message too large",
+    ],
+)
+def test_a_handoff_that_breaks_a_rule_is_refused_and_stores_nothing(
+    server: HandoffServer, store: FolderBlobStore, clock: FakeClock, source: Path, tmp_path: Path, case: str
+) -> None:
+    cases = _refusals(store, clock, source, tmp_path)
+    message, given, code = cases[case]
+    fds = []
+    try:
+        for item in given:
+            if isinstance(item, int):
+                fds.append(item)
+            else:
+                path, flags = item if isinstance(item, tuple) else (item, os.O_RDONLY)
+                fds.append(os.open(path, flags))
+        # When it is handed off
+        answer = hand(server, message, fds)
+    finally:
+        for fd in {*fds, *cases["_close"]}:
+            os.close(fd)
+    # Then it is refused with the rule's code, and nothing is stored, not even a temporary file
+    assert answer["error"]["code"] == code, answer
+    assert stored(store) == []
+
+
+def test_an_expired_url_is_refused(
+    server: HandoffServer, store: FolderBlobStore, clock: FakeClock, source: Path
+) -> None:
+    url = url_for(store)
+    clock.at += timedelta(seconds=store.presign_seconds + 1)
+    assert hand_file(server, url, source)["error"]["code"] == "url_expired"
+    assert stored(store) == []
+
+
+@pytest.mark.parametrize(
+    ("change", "code"),
+    [("truncated", "incomplete_body"), ("grown", "bad_length")],
+)
+def test_a_file_that_shrinks_or_grows_while_it_is_copied_stores_nothing(
+    server: HandoffServer,
+    store: FolderBlobStore,
+    source: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    change: str,
+    code: str,
+) -> None:
+    # Given a file cut short, or made longer, while the server copies it
+    def act() -> None:
+        if change == "truncated":
+            os.truncate(source, 2 * STEP)
+        else:
+            with source.open("ab") as more:
+                more.write(b"more")
+
+    after_first_step(monkeypatch, act)
+    # When it is handed off
+    answer = hand_file(server, url_for(store), source)
+    # Then it is refused, and neither a blob nor a temporary file is left
+    assert answer["error"]["code"] == code
+    assert stored(store) == []
+
+
+def test_a_client_gone_during_the_copy_gets_nothing_stored(
+    server: HandoffServer, store: FolderBlobStore, source: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a client whose process ends while the server copies its file
+    client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    after_first_step(monkeypatch, client.close)
+    ended = threading.Event()
+    real = store.receive_staged
+
+    def receive_staged(*args: Any) -> str:
+        try:
+            return real(*args)
+        finally:
+            ended.set()
+
+    monkeypatch.setattr(store, "receive_staged", receive_staged)
+    fd = os.open(source, os.O_RDONLY)
+    try:
+        client.connect(server.path)
+        socket.send_fds(client, [frame({"url": url_for(store)})], [fd])
+        # When the server's copy ends
+        assert ended.wait(30)
+    finally:
+        os.close(fd)
+        client.close()
+    # Then nothing is installed, and the temporary file is gone
+    assert stored(store) == []
+
+
+def test_a_client_that_sends_no_message_is_refused_in_time(
+    server: HandoffServer, store: FolderBlobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(handoff, "MESSAGE_SECONDS", 0.2)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        conn.settimeout(30)
+        conn.connect(server.path)
+        assert read_message(conn, MAX_REPLY)["error"]["code"] == "timeout"
+    assert stored(store) == []
+
+
+def test_a_stale_socket_of_a_gone_server_is_removed_at_start(store: FolderBlobStore, tmp_path: Path) -> None:
+    # Given the socket a killed server left in the folder
+    folder = tmp_path / "h"
+    folder.mkdir()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as gone:
+        gone.bind(str(folder / "1-dead.sock"))
+    # When a server starts there
+    started = HandoffServer.start(store, folder)
+    assert started is not None
+    try:
+        # Then only its own socket is left
+        assert [p.name for p in folder.iterdir()] == [os.path.basename(started.path)]
+    finally:
+        started.stop()
