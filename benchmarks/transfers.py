@@ -551,16 +551,19 @@ NOTES = """### What bounds each figure
   every file to stay in the page cache: a read is a memory copy and only a sync or fsync waits for the
   disk. Each SDK figure is one run; each `cp` figure is the median of 4, 2 timed before the SDK's
   operations and 2 after.
-- **Logging a large file** hashes it twice, in the client and in the server (which trusts no writer's
-  claim). SHA-256 of 256 MiB takes about 0.2 s on this CPU (with its SHA instructions), about what
-  `cp` + `sync` takes in all. Up to the server's 512 MiB multipart threshold the two hashes overlap:
-  the SDK asks for a staging URL and PUTs the file there while another thread hashes each MiB it
-  sends; the server stores the blob under the SHA-256 it computed and answers it, the SDK checks it
-  against its own, and the upload then finds the blob stored (docs/api.md, staged blobs). The whole
-  is then bound by the CPU of both processes: the client reads, hashes and sends (~0.3 CPU-s for
-  256 MiB), the server receives through uvicorn (~0.23 CPU-s for 256 MiB with nothing done with the
-  bytes), hashes and writes (~0.5 CPU-s in all), so about 0.4 s on two idle cores, and more whenever
-  other jobs take a core. A larger file is hashed first (a multipart upload is addressed by its
+- **Logging a large file**: the server hashes every blob it stores (it trusts no writer's claim).
+  SHA-256 of 256 MiB takes about 0.2 s on this CPU (with its SHA instructions), about what `cp` +
+  `sync` takes in all. Up to the server's 512 MiB multipart threshold the SDK asks for a staging URL;
+  the server, on this machine, names its Unix socket in the answer, and the SDK hands it an open
+  descriptor of the file (a "handoff", docs/api.md): the server copies it with copy_file_range in 8
+  MiB steps while a second thread hashes its own copy right behind (both let the GIL go), fsyncs as
+  for a PUT and stores the blob under that SHA-256; the SDK takes it for the file, its stat unchanged
+  before and after, and hashes nothing; the upload then finds the blob stored. So the log is about an
+  in-kernel copy and one hash overlapped, plus the requests (~0.3 s for 256 MiB on an idle machine).
+  A client on another machine PUTs the file to the staging URL instead, hashing each MiB on another
+  thread as it sends it, while the server hashes what it writes (docs/api.md, staged blobs): bound by
+  the CPU of both processes (~0.3 CPU-s in the client, ~0.5 in the server, uvicorn's receive ~0.23 of
+  it), about 0.4-0.5 s. A larger file is hashed first (a multipart upload is addressed by its
   SHA-256, so that a killed client's next log resumes it), then sent in 64 MiB parts, a few at once,
   to one server process: uvicorn reads the socket on its event loop and a worker thread hashes each
   MiB as it writes it; parts are written in place, at their offset in one file, each

@@ -4,6 +4,7 @@ stores it as a staged PUT's body (artreg.local.handoff, artreg.client.handoff)."
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import hashlib
@@ -348,3 +349,46 @@ def test_a_stale_socket_of_a_gone_server_is_removed_at_start(store: FolderBlobSt
         assert [p.name for p in folder.iterdir()] == [os.path.basename(started.path)]
     finally:
         started.stop()
+
+
+@pytest.mark.parametrize(("peer", "named"), [("127.0.0.1", True), ("::1", True), ("192.0.2.7", False)])
+def test_the_staging_answer_names_the_socket_only_to_a_caller_on_loopback(
+    tmp_path: Path, peer: str, named: bool
+) -> None:
+    # Given the server's application with a handoff socket, and a staging request from `peer`
+    from artreg.local.asgi import App
+    from artreg.local.guard import Guard
+    from artreg.local.server import Local
+
+    app = App(Local(tmp_path / "data", "http://127.0.0.1:8080"), Guard.for_server("0.0.0.0", 8080), handoff="/s.sock")
+    body = b'{"sizes": [1048576]}'
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": f"/v1/projects/{P}/staging",
+        "raw_path": f"/v1/projects/{P}/staging".encode(),
+        "query_string": b"",
+        "headers": [
+            (b"host", b"127.0.0.1:8080"),
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ],
+        "client": (peer, 5000),
+    }
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    # When it is answered
+    try:
+        asyncio.run(app(scope, receive, send))
+    finally:
+        app.pools.shutdown()
+    # Then the socket's path is in the answer's headers only where the caller is on this machine
+    start = sent[0]
+    assert start["status"] == 200
+    assert ((b"artreg-handoff", b"/s.sock") in start["headers"]) == named

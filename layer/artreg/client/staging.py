@@ -11,6 +11,10 @@ expected unchanged: so too), and only where the server offers it: S3 offers none
 server has no such route; then nothing is sent here and the log goes the usual way. A file whose
 digest does not match, or that changed while it was read, is left to that usual path too (it is
 hashed again and checked by its own PUT).
+
+Where the server names a handoff socket (it runs on this machine), a file is handed to it as an open
+descriptor instead of PUT (`client.handoff`): the server copies and hashes it, and the SDK hashes
+nothing; any failure there falls back to the PUT.
 """
 
 from __future__ import annotations

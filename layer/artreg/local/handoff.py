@@ -17,11 +17,13 @@ Why this is safe:
 - No confused deputy. The server is given a descriptor, never a path: it reads only what the client
   itself had opened, with the access the client had (one not open for reading, or opened O_PATH,
   is refused). Nothing the client says names a file of the server's, nor the blob's address.
-- Only the server's own user. The socket is made in a new 0700 directory of the runtime folder
-  ($XDG_RUNTIME_DIR, else the temporary one) and is itself 0600; and each connection's peer
-  credentials (SO_PEERCRED, from the kernel) must be the server's own uid, or root's, or it is
-  refused before a byte is read. The socket's path is told only to API callers on loopback (the
-  `Artreg-Handoff` header of a staging answer: `local.asgi`).
+- Only the server's own user. The socket is `<data>/handoff/<pid>-<random>.sock`, in a folder made
+  0700 (a new 0700 folder of $XDG_RUNTIME_DIR or the temporary folder where that path is too long for
+  a socket's), and is itself 0600; and each connection's peer credentials (SO_PEERCRED, from the
+  kernel) must be the server's own uid, or root's, or it is refused before a byte is read. A socket
+  left by a server that is gone is removed by the next one to start there. The socket's path is
+  told only to API callers on loopback (the `Artreg-Handoff` header of a staging answer:
+  `local.asgi`).
 - Authorised as a staged PUT is. The message carries a staging URL, verified as its PUT would be
   (signed, expiring, bound to one project and one size); the copy is exactly that size: a
   descriptor that is not a regular file, a file of another size, one that ends early while it is
@@ -35,6 +37,12 @@ Why this is safe:
   connection's own thread, never on the event loop. A client that is gone when the copy ends
   gets nothing installed; a killed server leaves a `.tmp` file, reclaimed as the other stale ones
   are (`remove_stale_temporary`).
+
+Made durable as a staged PUT's blob is (`GroupSync`, or an fsync where there is none), its disk
+writes started as it is copied (`WriteBehind`). Only for the sizes a staging URL is offered for, up
+to the multipart threshold. A larger file could be handed off too (a copy whose descriptor the server
+holds needs no resuming: a client killed meanwhile loses nothing to resend), but that would take
+staging URLs over the threshold, which today send such a file to its resumable parts; not done yet.
 """
 
 from __future__ import annotations

@@ -18,6 +18,10 @@ A staged blob that no version comes to list is an unlisted blob like any other, 
 janitor once past its grace period; a temporary file left by a killed server goes with the others
 (`remove_stale_temporary`). The store offers staging only up to its multipart threshold: a larger
 file goes in parts addressed by its SHA-256, which a killed client's next log resumes.
+
+A client on the server's machine may instead hand the server an open descriptor of its file for a
+staging URL (`local.handoff`): the file is copied in the kernel into the same temporary file, hashed
+there, and installed by the same `receive`.
 """
 
 from __future__ import annotations
