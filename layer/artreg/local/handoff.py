@@ -81,6 +81,7 @@ MAX_AT_ONCE = 16  # handoffs copying at once (MAX_STAGED files of one log, or se
 STEP = 8 * 1024**2  # copied, then hashed, at a time
 _UNSUPPORTED = {errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP}
 _O_PATH = getattr(os, "O_PATH", 0)
+_CLOEXEC = getattr(socket, "MSG_CMSG_CLOEXEC", 0)  # a descriptor received is no child process's
 _MAX_SOCKET_PATH = 108  # sockaddr_un's sun_path on Linux, its final NUL included
 SUPPORTED = sys.platform == "linux" and hasattr(socket, "SO_PEERCRED") and hasattr(socket, "send_fds")
 
@@ -109,7 +110,7 @@ def receive_message(conn: socket.socket, limit: int) -> tuple[dict[str, Any], in
         while len(data) < HEAD.size or len(data) < HEAD.size + HEAD.unpack_from(data)[0]:
             if len(data) >= HEAD.size and HEAD.unpack_from(data)[0] > limit:
                 raise Invalid(f"a handoff message is at most {limit} bytes", code="too_large")
-            piece, fds, flags, _ = socket.recv_fds(conn, limit + HEAD.size - len(data), 1)
+            piece, fds, flags, _ = socket.recv_fds(conn, limit + HEAD.size - len(data), 1, _CLOEXEC)
             if fds and fd is None and not data:
                 fd, fds = fds[0], fds[1:]
             for extra in fds:
