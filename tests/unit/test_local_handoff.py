@@ -324,6 +324,20 @@ def test_a_client_gone_during_the_copy_gets_nothing_stored(
     assert stored(store) == []
 
 
+def test_a_handoff_over_the_bound_of_those_copying_at_once_is_refused(
+    server: HandoffServer, store: FolderBlobStore, source: Path
+) -> None:
+    # Given as many handoffs copying as the server takes at once
+    for _ in range(handoff.MAX_AT_ONCE):
+        assert server.slots.acquire(blocking=False)
+    # When one more comes, it is refused (its client sends the file over HTTP), and nothing is stored
+    assert hand_file(server, url_for(store), source)["error"]["code"] == "busy"
+    assert stored(store) == []
+    # And once one ends, the next is taken
+    server.slots.release()
+    assert hand_file(server, url_for(store), source) == {"sha256": SHA, "size": len(DATA)}
+
+
 def test_a_client_that_sends_no_message_is_refused_in_time(
     server: HandoffServer, store: FolderBlobStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
