@@ -53,6 +53,15 @@ CREATE TABLE IF NOT EXISTS entries (
     mtime_ns INTEGER, ctime_ns INTEGER, ino INTEGER, dev INTEGER, PRIMARY KEY (manifest, path)
 ) WITHOUT ROWID;
 """
+# the manifests with rows but no record: one seek of the key per manifest (a DISTINCT would read every row,
+# ~15 ms a 100,000-file manifest, at every opening)
+_UNKEPT = """
+WITH RECURSIVE ids(id) AS (
+    SELECT MIN(manifest) FROM entries
+    UNION ALL SELECT (SELECT MIN(manifest) FROM entries WHERE manifest > ids.id) FROM ids WHERE ids.id IS NOT NULL
+)
+SELECT id FROM ids WHERE id IS NOT NULL AND id NOT IN (SELECT id FROM manifests)
+"""
 _INSERT = "INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 # a kept row as `compare` reads it: (path, sha256, size, meta, then the stat of its source as
 # `hashcache.Stat` holds it: source, size, mtime_ns, ctime_ns, ino, dev), the stat NULL where none stands
@@ -255,7 +264,7 @@ class ManifestCache(CacheFile):
     def _prepare(self, db: sqlite3.Connection) -> None:
         # rows of a manifest not kept (yet) that a killed log left behind: those of a live process are
         # another log's, being written or read on this machine now, and are left to it
-        unkept = db.execute("SELECT DISTINCT manifest FROM entries WHERE manifest NOT IN (SELECT id FROM manifests)")
+        unkept = db.execute(_UNKEPT)
         for (manifest,) in [row for row in unkept if not _writer_alive(row[0])]:
             db.execute("DELETE FROM entries WHERE manifest = ?", (manifest,))
         db.commit()
