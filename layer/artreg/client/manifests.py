@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import heapq
 import itertools
 import json
 import logging
@@ -97,9 +96,10 @@ class Changes:
 @dataclass(frozen=True)
 class Walked:
     """A walk of a version's files compared with a kept manifest as it goes (no row written): their
-    digest and count, and the changes from the base (None without a base, or over the limit)."""
+    digest (None where they differ from the base: not computed, as it cannot be the base's), their
+    count, and the changes from the base (None without a base, or over the limit)."""
 
-    digest: str
+    digest: str | None
     count: int
     changes: Changes | None
 
@@ -111,8 +111,7 @@ def compare(
     page at a time: a file whose row holds the stat it has now (and its metadata) is the row's, read
     nothing of; the others go through `hasher` (the hash cache, else read). None once more than `limit`
     files changed or went: then the version differs from the base by more than an upload from it would
-    save. The digest is the base's when nothing changed, else computed over the base's rows with the
-    changes applied (the manifest the walk found)."""
+    save. The digest is the base's when nothing changed (`copy_from` then `digest` give it otherwise)."""
     if base is None:
         digest = Digest()
         count = 0
@@ -153,8 +152,7 @@ def compare(
         row = next(rows, None)
         if len(removed) > limit:
             return None
-    changes = Changes(changed, removed)
-    return Walked(cache.digest_with(manifest, changes) if changed or removed else base_digest, count, changes)
+    return Walked(None if changed or removed else base_digest, count, Changes(changed, removed))
 
 
 def _blocks(files: Iterable[LocalFile]) -> Iterator[list[LocalFile]]:
@@ -312,19 +310,16 @@ class ManifestCache(CacheFile):
         """The kept manifest's rows as `compare` reads them (`Row`), in path order, a page at a time."""
         return self._read(manifest, _ROW)
 
-    def digest_with(self, manifest: str, changes: Changes) -> str:
-        """The digest of the kept manifest with `changes` applied (the rows `copy_from` writes), read
-        from its rows a page at a time."""
-        gone = set(changes.removed) | {file.path for file in changes.files}
-        kept = (
-            (path, sha256, size, json.loads(metadata) if metadata else None)
-            for path, sha256, size, metadata in self._read(manifest, "path, sha256, size, metadata")
-            if path not in gone
-        )
-        new = ((file.path, file.sha256, file.size, file.metadata) for file in changes.files)
+    def digest(self, manifest: str) -> str | None:
+        """The digest of a manifest's rows (as the registry computes it over the same files), read a page
+        at a time; None if the cache failed."""
         digest = Digest()
-        for path, sha256, size, metadata in heapq.merge(kept, new, key=lambda entry: entry[0]):
-            digest.add(path, sha256, size, metadata)
+        try:
+            for path, sha256, size, metadata in self._read(manifest, "path, sha256, size, metadata"):
+                digest.add(path, sha256, size, json.loads(metadata) if metadata else None)
+        except sqlite3.Error as error:
+            log.debug("manifest cache read failed: %s", error)
+            return None
         return digest.hexdigest()
 
     def _read(self, manifest: str, columns: str) -> Iterator[Any]:

@@ -139,20 +139,26 @@ def _log_known(
             return latest
     if latest is None or base is None or walked.changes is None:
         return None
-    # the new version's manifest is copied in the cache on a thread as the upload goes (SQLite's work
-    # overlaps the registry's): kept if the registry's digest is the walk's
+    # the new version's manifest is copied in the cache on a thread as the upload goes (SQLite's work and
+    # the copy's digest overlap the registry's): kept if the registry's digest is the copy's
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="artreg-cache") as pool:
-        copying = pool.submit(manifests.copy_from, base, walked.changes)
+        copying = pool.submit(_copy, manifests, base, walked.changes)
         logged: LoggedArtifact | None = None
         try:
             logged = _log_from_base(reg, artifact, request, latest, walked.changes, shown)
         finally:
-            copy = copying.result()
-            if copy is not None and logged is not None and logged.digest == walked.digest:
+            copy, digest = copying.result()
+            if copy is not None and logged is not None and logged.digest == digest:
                 manifests.keep_copy(copy, walked.count, _key(reg, logged), whose)
             elif copy is not None:
                 manifests.drop_copy(copy)
     return logged
+
+
+def _copy(manifests: ManifestCache, base: str, changes: Changes) -> tuple[str | None, str | None]:
+    """The base's manifest copied with the changes applied, and the copy's digest (None, None if the cache failed)."""
+    copy = manifests.copy_from(base, changes)
+    return copy, manifests.digest(copy) if copy is not None else None
 
 
 def _log_staged(
