@@ -410,15 +410,10 @@ def remember(reg: Registry, staged: Staged, name: str, version: str, digest: str
 
 def _row(manifest: str, file: HashedFile) -> tuple[object, ...]:
     metadata = json.dumps(dict(file.metadata)) if file.metadata else None
-    stat = file.stat
-    # the stat is kept only where it is the source's and the size read (a hash cache entry's always is)
-    mtime_ns, ctime_ns, ino, dev = (
-        stat[2:] if stat is not None and (stat.path, stat.size) == (file.source, file.size) else (None,) * 4
-    )
-    return (
-        manifest, file.path, file.sha256, file.size, meta_digest(file.metadata), file.source, metadata,
-        mtime_ns, ctime_ns, ino, dev,
-    )  # fmt: skip
+    # the stat is kept only where it is the source's, of the size read (a hash cache entry's always is)
+    stat = file.stat if file.stat is not None and file.stat[:2] == (file.source, file.size) else None
+    known = (stat.mtime_ns, stat.ctime_ns, stat.ino, stat.dev) if stat is not None else (None,) * 4
+    return (manifest, file.path, file.sha256, file.size, meta_digest(file.metadata), file.source, metadata, *known)
 
 
 def _hashed(path: str, sha256: str, size: int, source: str, metadata: str | None) -> HashedFile:
