@@ -132,6 +132,35 @@ def test_a_file_whose_stat_no_longer_matches_its_kept_row_is_read(
     assert (third.version, third.created, reads) == ("2.0.0", False, [])
 
 
+def test_files_touched_without_a_change_are_read_once_then_known_by_their_new_stat(
+    server: RunningServer, tmp_path: Path, reads: list[str], clients: list[tuple[Registry, CountingPool]]
+) -> None:
+    # Given a dataset of files last modified an hour ago, logged by this client
+    root = shards(tmp_path / "shards")
+    cache = tmp_path / "cache"
+    reg, _ = client(server, cache, clients)
+    first = reg.log_artifact(dataset(root))
+    # And every file touched (its mtime now a minute later, its bytes the same), and the hash cache lost
+    for path in root.rglob("*.txt"):
+        mtime = os.stat(path).st_mtime_ns + 60 * 10**9
+        os.utime(path, ns=(mtime, mtime))
+    without_hash_cache(cache, clients)
+    reads.clear()
+    # When it is logged again with if_changed
+    reg, _ = client(server, cache, clients)
+    again = reg.log_artifact(dataset(root), if_changed=True)
+    # Then every file was read, and latest is the answer
+    assert len(reads) == N
+    assert (again.version, again.created) == (first.version, False)
+    # And when it is logged once more, the hash cache lost again, no file is read: the kept rows hold
+    # the files' new stats
+    without_hash_cache(cache, clients)
+    reads.clear()
+    reg, _ = client(server, cache, clients)
+    third = reg.log_artifact(dataset(root), if_changed=True)
+    assert (third.version, third.created, reads) == (first.version, False, [])
+
+
 def test_a_file_modified_too_close_to_its_reading_has_no_stat_kept_and_is_read_again(
     server: RunningServer, tmp_path: Path, reads: list[str], clients: list[tuple[Registry, CountingPool]]
 ) -> None:

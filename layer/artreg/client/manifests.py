@@ -95,7 +95,7 @@ class Changes:
 
 @dataclass(frozen=True)
 class Walked:
-    """A walk of a version's files compared with a kept manifest as it goes (no row written): their
+    """A walk of a version's files compared with a kept manifest as it goes (no file's row written): their
     digest (None where they differ from the base: not computed, as it cannot be the base's), their
     count, and the changes from the base (None without a base, or over the limit)."""
 
@@ -111,7 +111,10 @@ def compare(
     page at a time: a file whose row holds the stat it has now (and its metadata) is the row's, read
     nothing of; the others go through `hasher` (the hash cache, else read). None once more than `limit`
     files changed or went: then the version differs from the base by more than an upload from it would
-    save. The digest is the base's when nothing changed (`copy_from` then `digest` give it otherwise)."""
+    save. The digest is the base's when nothing changed (`copy_from` then `digest` give it otherwise).
+    A file whose bytes are its row's but whose stat is not (touched, copied back, moved with its folder)
+    has the stat it has now written in its row (`restat`), so that the next walk reads nothing of it
+    either."""
     if base is None:
         digest = Digest()
         count = 0
@@ -142,9 +145,13 @@ def compare(
                 todo.append((file, stat, kept))
         if todo:
             hashed = hasher.hash([file for file, _, _ in todo], [stat for _, stat, _ in todo])
+            same: list[HashedFile] = []  # the files whose row holds their bytes but not their stat now
             for done, (_, _, before) in zip(hashed, todo, strict=True):
                 if before is None or before[1:4] != (done.sha256, done.size, meta_digest(done.metadata)):
                     changed.append(done)
+                else:
+                    same.append(done)
+            cache.restat(manifest, same)
         if len(changed) > limit or len(removed) > limit:
             return None
     while row is not None:
@@ -340,6 +347,27 @@ class ManifestCache(CacheFile):
                 return
             after = page[-1][0]
 
+    def restat(self, manifest: str, files: Iterable[HashedFile]) -> None:
+        """Writes in the kept manifest's rows the stat (and source) these files have now, where it may
+        stand for their SHA-256, for the rows that hold their SHA-256 and size: the manifest, and so its
+        digest, is the same."""
+        rows = [(*_stat_columns(file), manifest, file.path, file.sha256, file.size) for file in files if file.stat]
+        if not rows:
+            return
+        with self._lock:
+            db = self._connect()
+            if db is None:
+                return
+            try:
+                with db:
+                    db.executemany(
+                        "UPDATE entries SET source = ?, mtime_ns = ?, ctime_ns = ?, ino = ?, dev = ?"
+                        " WHERE manifest = ? AND path = ? AND sha256 = ? AND size = ?",
+                        rows,
+                    )
+            except sqlite3.Error as error:
+                log.debug("manifest cache write failed: %s", error)
+
     def copy_from(self, base: str, changes: Changes) -> str | None:
         """The manifest `base` with `changes` applied, copied in SQLite in one transaction (its rows
         copied, the changed ones written from here) under a new id that nothing keeps yet (`keep_copy`
@@ -410,10 +438,17 @@ def remember(reg: Registry, staged: Staged, name: str, version: str, digest: str
 
 def _row(manifest: str, file: HashedFile) -> tuple[object, ...]:
     metadata = json.dumps(dict(file.metadata)) if file.metadata else None
-    # the stat is kept only where it is the source's, of the size read (a hash cache entry's always is)
+    source, *known = _stat_columns(file)
+    return (manifest, file.path, file.sha256, file.size, meta_digest(file.metadata), source, metadata, *known)
+
+
+def _stat_columns(file: HashedFile) -> tuple[str, int | None, int | None, int | None, int | None]:
+    """A row's source and stat columns: the stat only where it is the source's, of the size read (a hash
+    cache entry's always is)."""
     stat = file.stat if file.stat is not None and file.stat[:2] == (file.source, file.size) else None
-    known = (stat.mtime_ns, stat.ctime_ns, stat.ino, stat.dev) if stat is not None else (None,) * 4
-    return (manifest, file.path, file.sha256, file.size, meta_digest(file.metadata), file.source, metadata, *known)
+    if stat is None:
+        return file.source, None, None, None, None
+    return file.source, stat.mtime_ns, stat.ctime_ns, stat.ino, stat.dev
 
 
 def _hashed(path: str, sha256: str, size: int, source: str, metadata: str | None) -> HashedFile:
