@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import sqlite3
 import time
 from pathlib import Path
@@ -19,6 +20,7 @@ from artreg.client import Artifact, files
 from artreg.client.files import LocalFile, batches, hash_stream, iter_walk, stream_batches
 from artreg.client.hashcache import HashCache
 from artreg.model import manifest
+from artreg.model.errors import Invalid
 from artreg.model.wire import FileEntry
 
 HOUR_NS = 3600 * 10**9
@@ -173,6 +175,28 @@ def test_the_walk_gives_files_in_path_order_whatever_the_folders(tmp_path: Path)
     paths = [f.path for f in iter_walk(tmp_path / "root")]
     assert paths == sorted(paths)
     assert len(paths) == 3 * len(NAMES)
+
+
+@pytest.mark.parametrize("bad", ["a:b.txt", "CON", "x.", "nul.txt"])
+def test_a_bad_name_among_plain_ones_is_refused_by_the_walk(tmp_path: Path, bad: str) -> None:
+    # Given a folder of plain names and one that breaks the path rule, under a prefix
+    for i in range(20):
+        _write(tmp_path / "root" / "sub" / f"f{i:02d}.bin", b"1")
+    _write(tmp_path / "root" / "sub" / bad, b"2")
+
+    # When walked / Then the bad one is refused, by its logical path
+    with pytest.raises(Invalid, match=f"data/sub/{re.escape(bad)}"):
+        list(iter_walk(tmp_path / "root", "data"))
+
+
+def test_a_bad_folder_name_is_refused_by_the_walk_though_its_files_are_plain(tmp_path: Path) -> None:
+    # Given a folder whose own name breaks the path rule, holding plain names
+    _write(tmp_path / "root" / "ok" / "f.bin", b"1")
+    _write(tmp_path / "root" / "aux" / "f.bin", b"2")
+
+    # When walked / Then its files are refused
+    with pytest.raises(Invalid, match=r"aux/f\.bin"):
+        list(iter_walk(tmp_path / "root"))
 
 
 def test_several_sources_are_merged_in_path_order_and_a_path_twice_is_refused(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ def _file(i: int) -> HashedFile:
 
 
 def _rows(root: Path) -> int:
-    with sqlite3.connect(root / "manifests.sqlite") as db:
+    with sqlite3.connect(ManifestCache(root).path) as db:
         return int(db.execute("SELECT COUNT(*) FROM entries").fetchone()[0])
 
 

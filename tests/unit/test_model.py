@@ -197,6 +197,28 @@ def test_the_one_match_for_plain_paths_accepts_only_what_the_whole_rule_accepts(
         assert names._path_problem(path) is None
 
 
+@given(
+    st.lists(st.sampled_from(["data", "a.b", "x-1", "CON", "a.", ""]), max_size=3),
+    st.lists(
+        st.one_of(
+            st.text(alphabet="aAcCoOnNuUlLpPtTxX019._- :/\\é", min_size=0, max_size=8),
+            st.sampled_from([*WINDOWS_DEVICES, "con.txt", "Lpt1.", ".x", "x.", "..", ".", "a" * 1100]),
+        ),
+        max_size=6,
+    ),
+)
+def test_a_folders_names_pass_at_once_only_where_each_path_passes_the_whole_rule(
+    folder: list[str], files: list[str]
+) -> None:
+    # Given a folder's logical path and names of its files, some of which break the rule
+    base = "/".join(folder)
+    # When the one match for the folder takes them / Then each path passes the whole rule
+    if names.plain_paths(base, files):
+        for name in files:
+            path = f"{base}/{name}" if base else name
+            assert names._path_problem(path) is None
+
+
 def test_names_that_only_look_like_devices_are_kept() -> None:
     # Given names that contain a device name but are not one
     for path in ["console.txt", "com10", "lpt0", "nul_model/a", "aux2.bin", "a/CONx"]:

@@ -14,12 +14,12 @@ from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Se
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from artreg.client.hashcache import HashCache, Stat
+from artreg.client.hashcache import HashCache, Stat, trusted
 from artreg.model import multipart
 from artreg.model.errors import Invalid
-from artreg.model.names import check_path
+from artreg.model.names import check_path, plain_paths
 from artreg.model.wire import MAX_FILES_PER_REQUEST
 
 log = logging.getLogger("artreg")
@@ -49,6 +49,9 @@ class HashedFile:
     sha256: str
     size: int
     metadata: Mapping[str, Any] | None = None
+    # what the file system said of `source` when its SHA-256 was known, where that stat may stand for
+    # the SHA-256 (`hashcache.trusted`): what the manifest cache keeps to skip the file next time
+    stat: Stat | None = None
 
 
 # ---------------------------------------------------------------- walking
@@ -56,10 +59,6 @@ class HashedFile:
 
 def _inside(root: str, path: str) -> bool:
     return path == root or os.path.commonpath([root, path]) == root
-
-
-def _join(prefix: str | None, rel: str) -> str:
-    return check_path(f"{prefix}/{rel}" if prefix else rel)
 
 
 def walk(source: str | os.PathLike[str], path: str | None = None) -> list[LocalFile]:
@@ -88,18 +87,17 @@ def iter_walk(source: str | os.PathLike[str], path: str | None = None) -> Iterat
     if not stat.S_ISDIR(info.st_mode):
         raise Invalid(f"{source} is neither a file nor a directory", details={"path": source})
     root = os.path.realpath(source)
-    yield from _walk_folder(source, root, prefix, os.path.abspath(source), "", frozenset({root}))
+    yield from _walk_folder(source, root, prefix or "", os.path.abspath(source), frozenset({root}))
 
 
-def _walk_folder(
-    source: str, root: str, prefix: str | None, folder: str, rel: str, ancestors: frozenset[str]
-) -> Iterator[LocalFile]:
-    # (sort key, path on disk, relative path, the real folders down to it for a folder, None for a file):
-    # a folder sorts as `name/`, so that walking the sorted listing depth first gives path order
-    listing: list[tuple[str, str, str, frozenset[str] | None]] = []
+def _walk_folder(source: str, root: str, base: str, folder: str, ancestors: frozenset[str]) -> Iterator[LocalFile]:
+    """The files under `folder`, whose logical path is `base` ("" for the top without a prefix)."""
+    # (sort key, path on disk, the real folders down to it for a folder, None for a file): a folder sorts
+    # as `name/`, so that walking the sorted listing depth first gives path order; names are unique, so
+    # the keys alone order the listing
+    listing: list[tuple[str, str, frozenset[str] | None]] = []
     with os.scandir(folder) as entries:
         for entry in entries:
-            child = f"{rel}/{entry.name}" if rel else entry.name
             if entry.is_symlink():
                 target = os.path.realpath(entry.path)
                 if not _inside(root, target):
@@ -108,23 +106,26 @@ def _walk_folder(
                     if target in ancestors:
                         log.warning("skipping %s: the link loops back to a folder above it", entry.path)
                     else:
-                        listing.append((entry.name + "/", entry.path, child, ancestors | {target}))
+                        listing.append((entry.name + "/", entry.path, ancestors | {target}))
                 elif os.path.isfile(target):
-                    listing.append((entry.name, entry.path, child, None))
+                    listing.append((entry.name, entry.path, None))
                 else:
                     log.warning("skipping %s: the link leads nowhere", entry.path)
             elif entry.is_dir(follow_symlinks=False):
-                listing.append((entry.name + "/", entry.path, child, ancestors | {os.path.realpath(entry.path)}))
+                listing.append((entry.name + "/", entry.path, ancestors | {os.path.realpath(entry.path)}))
             elif entry.is_file(follow_symlinks=False):
-                listing.append((entry.name, entry.path, child, None))
+                listing.append((entry.name, entry.path, None))
             else:
                 log.warning("skipping %s: not a regular file", entry.path)
-    listing.sort(key=lambda item: item[0])
-    for _, on_disk, child, below in listing:
+    listing.sort()
+    # the folder's file paths checked at once where they all pass the rule's first test, else one by one
+    plain = plain_paths(base, [name for name, _, below in listing if below is None])
+    above = f"{base}/" if base else ""
+    for name, on_disk, below in listing:
         if below is None:
-            yield LocalFile(_join(prefix, child), on_disk)
+            yield LocalFile(above + name if plain else check_path(above + name), on_disk)
         else:
-            yield from _walk_folder(source, root, prefix, on_disk, child, below)
+            yield from _walk_folder(source, root, above + name[:-1], on_disk, below)
 
 
 # ---------------------------------------------------------------- hashing
@@ -174,44 +175,68 @@ def hash_stream(
     block: int = MAX_FILES_PER_REQUEST,
     known: Mapping[Stat, str] | None = None,
 ) -> Iterator[HashedFile]:
-    """The files hashed, in input order, `block` at a time (memory: one block): each block is
-    stat'ed, the files whose stat the `cache` or `known` (SHA-256 by stat, of files read meanwhile)
-    knows are not read, the others are hashed in a bounded pool and remembered."""
+    """The files hashed, in input order, `block` at a time (memory: one block), by a `Hasher`."""
     pending = iter(files)
-    with ThreadPoolExecutor(max_workers=workers or default_workers(), thread_name_prefix="artreg-hash") as pool:
+    with Hasher(cache=cache, workers=workers, on_bytes=on_bytes, known=known) as hasher:
         while chunk := list(itertools.islice(pending, block)):
-            yield from _hash_block(chunk, cache, pool, on_bytes, known or {})
+            yield from hasher.hash(chunk)
 
 
-def _hash_block(
-    chunk: list[LocalFile],
-    cache: HashCache | None,
-    pool: ThreadPoolExecutor,
-    on_bytes: Callable[[int], None] | None,
-    read: Mapping[Stat, str],
-) -> Iterator[HashedFile]:
-    stats = [Stat.of(file.source) for file in chunk]  # follows links: a source may be a link kept inside
-    known: list[str | None] = cache.lookup(stats) if cache is not None else [None] * len(chunk)
-    if read:
-        known = [sha256 or read.get(stat) for sha256, stat in zip(known, stats, strict=True)]
-    sizes = [s.size for s in stats]
-    todo = [i for i, sha256 in enumerate(known) if sha256 is None]
-    read_at = time.time_ns()
-    if on_bytes is not None:
-        on_bytes(sum(size for size, sha256 in zip(sizes, known, strict=True) if sha256 is not None))
-    # a small file is hashed here, as it comes: handing it to a thread would cost more than reading it
-    large = {i: pool.submit(hash_file, chunk[i].source, on_bytes) for i in todo if stats[i].size > _INLINE}
-    hashed = (large[i].result() if i in large else hash_file(chunk[i].source, on_bytes) for i in todo)
-    fresh: list[tuple[Stat, str]] = []
-    for i, (digest, size) in zip(todo, hashed, strict=True):
-        known[i], sizes[i] = digest, size
-        if size == stats[i].size:  # else it changed between stat and read: not remembered
-            fresh.append((stats[i], digest))
-    if cache is not None:
-        cache.store(fresh, read_at)
-    for file, found, size in zip(chunk, known, sizes, strict=True):
-        assert found is not None
-        yield HashedFile(file.path, file.source, found, size, file.metadata)
+class Hasher:
+    """Hashes blocks of files, each in input order: each block is stat'ed, the files whose stat the
+    `cache` or `known` (SHA-256 by stat, of files read meanwhile) knows are not read, the others are
+    hashed (a large one in a bounded pool, open while the hasher is) and remembered."""
+
+    def __init__(
+        self,
+        *,
+        cache: HashCache | None = None,
+        workers: int | None = None,
+        on_bytes: Callable[[int], None] | None = None,
+        known: Mapping[Stat, str] | None = None,
+    ) -> None:
+        self.cache = cache
+        self.on_bytes = on_bytes
+        self.read = known or {}
+        self.pool = ThreadPoolExecutor(max_workers=workers or default_workers(), thread_name_prefix="artreg-hash")
+
+    def __enter__(self) -> Hasher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.pool.shutdown(wait=True)
+
+    def hash(self, chunk: Sequence[LocalFile], stats: Sequence[Stat] | None = None) -> list[HashedFile]:
+        """The block's files hashed, in order; `stats`, when given, are theirs, just taken."""
+        if stats is None:
+            stats = [Stat.of(file.source) for file in chunk]  # follows links: a source may be a link kept inside
+        cached = self.cache.lookup(stats) if self.cache is not None else [None] * len(chunk)
+        # a SHA-256 of the hash cache stands for its stat (it was stored under the same rule); one of
+        # `read`, learnt while the file was sent, is not noted as such
+        trust = [sha256 is not None for sha256 in cached]
+        known = [sha256 or self.read.get(stat) for sha256, stat in zip(cached, stats, strict=True)]
+        sizes = [s.size for s in stats]
+        todo = [i for i, sha256 in enumerate(known) if sha256 is None]
+        read_at = time.time_ns()
+        on_bytes = self.on_bytes
+        if on_bytes is not None:
+            on_bytes(sum(size for size, sha256 in zip(sizes, known, strict=True) if sha256 is not None))
+        # a small file is hashed here, as it comes: handing it to a thread would cost more than reading it
+        large = {i: self.pool.submit(hash_file, chunk[i].source, on_bytes) for i in todo if stats[i].size > _INLINE}
+        hashed = (large[i].result() if i in large else hash_file(chunk[i].source, on_bytes) for i in todo)
+        fresh: list[tuple[Stat, str]] = []
+        for i, (digest, size) in zip(todo, hashed, strict=True):
+            known[i], sizes[i] = digest, size
+            if size == stats[i].size:  # else it changed between stat and read: not remembered
+                fresh.append((stats[i], digest))
+                trust[i] = trusted(stats[i], read_at)
+        if self.cache is not None:
+            self.cache.store(fresh, read_at)
+        done = cast(list[str], known)  # every one found or hashed by now
+        return [
+            HashedFile(file.path, file.source, found, size, file.metadata, stat if sure else None)
+            for file, found, size, stat, sure in zip(chunk, done, sizes, stats, trust, strict=True)
+        ]
 
 
 # ---------------------------------------------------------------- batching

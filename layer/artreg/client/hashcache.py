@@ -54,7 +54,15 @@ class Stat(NamedTuple):
     @classmethod
     def of(cls, path: str) -> Stat:
         info = os.stat(path)
-        return cls(path, info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino, info.st_dev)
+        # tuple.__new__ as the class's own __new__ does, without its call: a stat is taken for every file logged
+        return tuple.__new__(cls, (path, info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino, info.st_dev))
+
+
+def trusted(stat: Stat, read_at_ns: int) -> bool:
+    """Whether the SHA-256 of a file read at `read_at_ns` (time.time_ns() before reading) may stand for
+    it while its stat is `stat`: not if it was modified so close to that moment that it may change
+    again within the same mtime (see the module's note). Every cache of SHA-256 by stat keeps this rule."""
+    return stat.mtime_ns < read_at_ns - _RACY_NS
 
 
 class CacheFile:
@@ -149,7 +157,7 @@ class HashCache(CacheFile):
         transaction; a file modified too close to that moment is left out (see the module's note)."""
         self._write(
             "INSERT OR REPLACE INTO hashes VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [(*stat, sha256) for stat, sha256 in entries if stat.mtime_ns < read_at_ns - _RACY_NS],
+            [(*stat, sha256) for stat, sha256 in entries if trusted(stat, read_at_ns)],
         )
 
     def _write(self, statement: str, rows: Sequence[tuple[object, ...]]) -> None:

@@ -8,13 +8,19 @@ that is not what the registry holds cannot be kept, so an upload from it is neve
 refused (the registry checks the base's digest). At most `KEEP` manifests are kept, the least
 recently used dropped. A version with remote entries is not kept (their pins are the registry's).
 
-Kept in SQLite (WAL) at `<cache_dir>/manifests.sqlite`; a cache that cannot be opened or written
+A row also keeps the stat its file had when its SHA-256 was known (as `hashcache.Stat` holds it),
+where the hash cache's rule (`hashcache.trusted`) lets that stat stand for the SHA-256, so that a
+walk compared with a kept manifest reads nothing of, and asks the hash cache nothing about, a file
+that still has that stat; any other file is hashed as usual.
+
+Kept in SQLite (WAL) at `<cache_dir>/manifests-2.sqlite`; a cache that cannot be opened or written
 is skipped, never failing a log: the upload is then a full one."""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -24,8 +30,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from artreg.client.files import HashedFile
-from artreg.client.hashcache import CacheFile
+from artreg.client.files import HashedFile, Hasher, LocalFile
+from artreg.client.hashcache import CacheFile, Stat
 from artreg.model.manifest import Digest
 from artreg.model.wire import MAX_FILES_PER_REQUEST
 
@@ -42,9 +48,25 @@ CREATE TABLE IF NOT EXISTS manifests (
 );
 CREATE TABLE IF NOT EXISTS entries (
     manifest TEXT NOT NULL, path TEXT NOT NULL, sha256 TEXT NOT NULL, size INTEGER NOT NULL,
-    meta TEXT NOT NULL, source TEXT, metadata TEXT, PRIMARY KEY (manifest, path)
+    meta TEXT NOT NULL, source TEXT, metadata TEXT,
+    mtime_ns INTEGER, ctime_ns INTEGER, ino INTEGER, dev INTEGER, PRIMARY KEY (manifest, path)
 ) WITHOUT ROWID;
 """
+# the manifests with rows but no record: one seek of the key per manifest (a DISTINCT would read every row,
+# ~15 ms a 100,000-file manifest, at every opening)
+_UNKEPT = """
+WITH RECURSIVE ids(id) AS (
+    SELECT MIN(manifest) FROM entries
+    UNION ALL SELECT (SELECT MIN(manifest) FROM entries WHERE manifest > ids.id) FROM ids WHERE ids.id IS NOT NULL
+)
+SELECT id FROM ids WHERE id IS NOT NULL AND id NOT IN (SELECT id FROM manifests)
+"""
+_INSERT = "INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+# a kept row as `compare` reads it: (path, sha256, size, meta, then the stat of its source as
+# `hashcache.Stat` holds it: source, size, mtime_ns, ctime_ns, ino, dev), the stat NULL where none stands
+# for the SHA-256
+Row = tuple[str, str, int, str, str | None, int, int | None, int | None, int | None, int | None]
+_ROW = "path, sha256, size, meta, source, size, mtime_ns, ctime_ns, ino, dev"
 
 
 def meta_digest(metadata: Mapping[str, Any] | None) -> str:
@@ -73,48 +95,77 @@ class Changes:
 
 @dataclass(frozen=True)
 class Walked:
-    """A walk of a version's files compared with a kept manifest as it goes (no row written): their
-    digest and count, and the changes from the base (None without a base, or over the limit)."""
+    """A walk of a version's files compared with a kept manifest as it goes (no file's row written): their
+    digest (None where they differ from the base: not computed, as it cannot be the base's), their
+    count, and the changes from the base (None without a base, or over the limit)."""
 
-    digest: str
+    digest: str | None
     count: int
     changes: Changes | None
 
 
-def compare(cache: ManifestCache, base: str | None, files: Iterable[HashedFile], limit: int) -> Walked | None:
-    """Walks `files` (in path order) beside the rows of the kept manifest `base`, a page at a time;
-    None once more than `limit` files changed or went: then the version differs from the base by
-    more than an upload from it would save (and its digest is not the base's)."""
-    digest = Digest()
+def compare(
+    cache: ManifestCache, base: tuple[str, str] | None, files: Iterable[LocalFile], hasher: Hasher, limit: int
+) -> Walked | None:
+    """Walks `files` (in path order) beside the rows of the kept manifest `base` (its id and digest), a
+    page at a time: a file whose row holds the stat it has now (and its metadata) is the row's, read
+    nothing of; the others go through `hasher` (the hash cache, else read). None once more than `limit`
+    files changed or went: then the version differs from the base by more than an upload from it would
+    save. The digest is the base's when nothing changed (`copy_from` then `digest` give it otherwise).
+    A file whose bytes are its row's but whose stat is not (touched, copied back, moved with its folder)
+    has the stat it has now written in its row (`restat`), so that the next walk reads nothing of it
+    either."""
+    if base is None:
+        digest = Digest()
+        count = 0
+        for chunk in _blocks(files):
+            for done in hasher.hash(chunk):
+                digest.add(done.path, done.sha256, done.size, done.metadata)
+            count += len(chunk)
+        return Walked(digest.hexdigest(), count, None)
+    manifest, base_digest = base
     count = 0
     changed: list[HashedFile] = []
     removed: list[str] = []
-    rows = cache.rows(base) if base is not None else iter(())
+    rows = cache.rows(manifest)
     row = next(rows, None)
-    for file in files:
-        digest.add(file.path, file.sha256, file.size, file.metadata)
-        count += 1
-        if base is None:
-            continue
-        while row is not None and row[0] < file.path:
-            removed.append(row[0])
-            row = next(rows, None)
-        if row is not None and row[0] == file.path:
-            if row[1:] != (file.sha256, file.size, meta_digest(file.metadata)):
-                changed.append(file)
-            row = next(rows, None)
-        else:
-            changed.append(file)
+    for chunk in _blocks(files):
+        count += len(chunk)
+        todo: list[tuple[LocalFile, Stat, Row | None]] = []  # the files to hash, with their kept row
+        for file in chunk:
+            stat = Stat.of(file.source)
+            while row is not None and row[0] < file.path:
+                removed.append(row[0])
+                row = next(rows, None)
+            if row is None or row[0] != file.path:
+                todo.append((file, stat, None))
+                continue
+            kept, row = row, next(rows, None)
+            if kept[4:] != stat or kept[3] != (meta_digest(file.metadata) if file.metadata else ""):
+                todo.append((file, stat, kept))
+        if todo:
+            hashed = hasher.hash([file for file, _, _ in todo], [stat for _, stat, _ in todo])
+            same: list[HashedFile] = []  # the files whose row holds their bytes but not their stat now
+            for done, (_, _, before) in zip(hashed, todo, strict=True):
+                if before is None or before[1:4] != (done.sha256, done.size, meta_digest(done.metadata)):
+                    changed.append(done)
+                else:
+                    same.append(done)
+            cache.restat(manifest, same)
         if len(changed) > limit or len(removed) > limit:
             return None
-    if base is None:
-        return Walked(digest.hexdigest(), count, None)
     while row is not None:
         removed.append(row[0])
         row = next(rows, None)
-    if len(removed) > limit:
-        return None
-    return Walked(digest.hexdigest(), count, Changes(changed, removed))
+        if len(removed) > limit:
+            return None
+    return Walked(None if changed or removed else base_digest, count, Changes(changed, removed))
+
+
+def _blocks(files: Iterable[LocalFile]) -> Iterator[list[LocalFile]]:
+    pending = iter(files)
+    while chunk := list(itertools.islice(pending, MAX_FILES_PER_REQUEST)):
+        yield chunk
 
 
 def _unkept_id(kind: str) -> str:
@@ -149,7 +200,7 @@ class Staged:
         self.id = _unkept_id("staged")
         self.count = 0
         self._digest = Digest()
-        self._rows: list[tuple[str, str, str, int, str, str, str | None]] = []
+        self._rows: list[tuple[object, ...]] = []
         self.digest = ""
         self.kept = False
 
@@ -162,7 +213,7 @@ class Staged:
 
     def _flush(self) -> None:
         with self.cache._lock, self.db:
-            self.db.executemany("INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?, ?, ?)", self._rows)
+            self.db.executemany(_INSERT, self._rows)
         self._rows.clear()
 
     def close(self) -> str:
@@ -208,7 +259,9 @@ class Staged:
 class ManifestCache(CacheFile):
     """Manifests of versions by (registry URL, project, name, version, digest). Thread-safe."""
 
-    name = "manifests.sqlite"
+    # a file of its own since its rows hold stats: an older SDK, which writes rows without them, keeps
+    # using `manifests.sqlite`, read by no newer one
+    name = "manifests-2.sqlite"
     schema = _SCHEMA
     autocommit = False
     without = "logging in full"
@@ -216,7 +269,7 @@ class ManifestCache(CacheFile):
     def _prepare(self, db: sqlite3.Connection) -> None:
         # rows of a manifest not kept (yet) that a killed log left behind: those of a live process are
         # another log's, being written or read on this machine now, and are left to it
-        unkept = db.execute("SELECT DISTINCT manifest FROM entries WHERE manifest NOT IN (SELECT id FROM manifests)")
+        unkept = db.execute(_UNKEPT)
         for (manifest,) in [row for row in unkept if not _writer_alive(row[0])]:
             db.execute("DELETE FROM entries WHERE manifest = ?", (manifest,))
         db.commit()
@@ -260,21 +313,60 @@ class ManifestCache(CacheFile):
                 db.execute("UPDATE manifests SET used_at = ? WHERE id = ?", (_next_use(db), row[0]))
             return str(row[0])
 
-    def rows(self, manifest: str) -> Iterator[tuple[str, str, int, str]]:
-        """The kept manifest's (path, SHA-256, size, metadata digest) in path order, a page at a time."""
+    def rows(self, manifest: str) -> Iterator[Row]:
+        """The kept manifest's rows as `compare` reads them (`Row`), in path order, a page at a time."""
+        return self._read(manifest, _ROW)
+
+    def digest(self, manifest: str) -> str | None:
+        """The digest of a manifest's rows (as the registry computes it over the same files), read a page
+        at a time; None if the cache failed."""
+        digest = Digest()
+        try:
+            for path, sha256, size, metadata in self._read(manifest, "path, sha256, size, metadata"):
+                digest.add(path, sha256, size, json.loads(metadata) if metadata else None)
+        except sqlite3.Error as error:
+            log.debug("manifest cache read failed: %s", error)
+            return None
+        return digest.hexdigest()
+
+    def _read(self, manifest: str, columns: str) -> Iterator[Any]:
+        """`columns` (the first: path) of the manifest's rows in path order, a page at a time."""
+        return itertools.chain.from_iterable(self._pages(manifest, columns))
+
+    def _pages(self, manifest: str, columns: str) -> Iterator[list[Any]]:
         after = ""
         while True:
             with self._lock:
                 assert self._db is not None
                 page = self._db.execute(
-                    "SELECT path, sha256, size, meta FROM entries WHERE manifest = ? AND path > ?"
-                    " ORDER BY path LIMIT ?",
+                    f"SELECT {columns} FROM entries WHERE manifest = ? AND path > ? ORDER BY path LIMIT ?",  # noqa: S608 (this module's constants)
                     (manifest, after, _PAGE),
                 ).fetchall()
-            yield from page
+            yield page
             if len(page) < _PAGE:
                 return
             after = page[-1][0]
+
+    def restat(self, manifest: str, files: Iterable[HashedFile]) -> None:
+        """Writes in the kept manifest's rows the stat (and source) these files have now, where it may
+        stand for their SHA-256, for the rows that hold their SHA-256 and size: the manifest, and so its
+        digest, is the same."""
+        rows = [(*_stat_columns(file), manifest, file.path, file.sha256, file.size) for file in files if file.stat]
+        if not rows:
+            return
+        with self._lock:
+            db = self._connect()
+            if db is None:
+                return
+            try:
+                with db:
+                    db.executemany(
+                        "UPDATE entries SET source = ?, mtime_ns = ?, ctime_ns = ?, ino = ?, dev = ?"
+                        " WHERE manifest = ? AND path = ? AND sha256 = ? AND size = ?",
+                        rows,
+                    )
+            except sqlite3.Error as error:
+                log.debug("manifest cache write failed: %s", error)
 
     def copy_from(self, base: str, changes: Changes) -> str | None:
         """The manifest `base` with `changes` applied, copied in SQLite in one transaction (its rows
@@ -289,14 +381,14 @@ class ManifestCache(CacheFile):
             try:
                 with db:
                     db.execute(
-                        "INSERT INTO entries SELECT ?, path, sha256, size, meta, source, metadata FROM entries"
-                        " WHERE manifest = ?",
+                        "INSERT INTO entries SELECT ?, path, sha256, size, meta, source, metadata, mtime_ns,"
+                        " ctime_ns, ino, dev FROM entries WHERE manifest = ?",
                         (new, base),
                     )
                     gone = ((new, path) for path in changes.removed)
                     db.executemany("DELETE FROM entries WHERE manifest = ? AND path = ?", gone)
                     rows = (_row(new, file) for file in changes.files)
-                    db.executemany("INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+                    db.executemany(_INSERT, rows)
             except sqlite3.Error as error:
                 log.debug("manifest cache write failed: %s", error)
                 return None
@@ -344,9 +436,19 @@ def remember(reg: Registry, staged: Staged, name: str, version: str, digest: str
         staged.keep(key_of(reg.url, reg.project, name, version, digest), artifact_of(reg.url, reg.project, name))
 
 
-def _row(manifest: str, file: HashedFile) -> tuple[str, str, str, int, str, str, str | None]:
+def _row(manifest: str, file: HashedFile) -> tuple[object, ...]:
     metadata = json.dumps(dict(file.metadata)) if file.metadata else None
-    return (manifest, file.path, file.sha256, file.size, meta_digest(file.metadata), file.source, metadata)
+    source, *known = _stat_columns(file)
+    return (manifest, file.path, file.sha256, file.size, meta_digest(file.metadata), source, metadata, *known)
+
+
+def _stat_columns(file: HashedFile) -> tuple[str, int | None, int | None, int | None, int | None]:
+    """A row's source and stat columns: the stat only where it is the source's, of the size read (a hash
+    cache entry's always is)."""
+    stat = file.stat if file.stat is not None and file.stat[:2] == (file.source, file.size) else None
+    if stat is None:
+        return file.source, None, None, None, None
+    return file.source, stat.mtime_ns, stat.ctime_ns, stat.ino, stat.dev
 
 
 def _hashed(path: str, sha256: str, size: int, source: str, metadata: str | None) -> HashedFile:

@@ -5,7 +5,8 @@ number of files, and each batch's presigned answers are dropped once used.
 
 With the manifest cache (`client.manifests`, on with the download cache), for an artifact whose
 manifest it keeps some version of, `latest` is read first (one GET) and the files are walked once,
-writing nothing, beside the kept manifest of `latest` if there is one: an unchanged folder with
+writing nothing, beside the kept manifest of `latest` if there is one (a file whose kept row holds
+the stat it has now is read nothing of, nor looked up in the hash cache): an unchanged folder with
 `if_changed` is then answered by that GET, and a version of more than one request of files that
 differs from it by at most one request of changes is logged as an upload from that base (API.md):
 the changes, the blobs they lack, the commit, then the base's kept rows copied in SQLite with the
@@ -29,7 +30,7 @@ from artreg.client import staging
 from artreg.client.artifact import Artifact
 from artreg.client.common import segment, wire
 from artreg.client.errors import Conflict, NotFound
-from artreg.client.files import HashedFile, hash_stream, stream_batches
+from artreg.client.files import HashedFile, Hasher, hash_stream, stream_batches
 from artreg.client.logged import LoggedArtifact
 from artreg.client.manifests import Changes, ManifestCache, Staged, artifact_of, compare, key_of, remember
 from artreg.client.progress import Progress
@@ -127,8 +128,9 @@ def _log_known(
     # one GET: the base must be latest's manifest, known before the walk to compare as it goes
     latest = _latest(reg, artifact.name) if known else None
     base = manifests.kept(_key(reg, latest)) if latest is not None else None
-    hashed = _hashed(reg, artifact, read)
-    walked = compare(manifests, base, hashed, MAX_FILES_PER_REQUEST)
+    with Hasher(cache=reg.hashes, workers=reg.workers, known=read) as hasher:
+        kept = (base, latest.digest) if base is not None and latest is not None else None
+        walked = compare(manifests, kept, artifact.iter_files(), hasher, MAX_FILES_PER_REQUEST)
     if walked is None or walked.count <= MAX_FILES_PER_REQUEST:  # smaller: one request in full, nothing to gain
         return None
     if request["if_changed"]:
@@ -137,20 +139,26 @@ def _log_known(
             return latest
     if latest is None or base is None or walked.changes is None:
         return None
-    # the new version's manifest is copied in the cache on a thread as the upload goes (SQLite's work
-    # overlaps the registry's): kept if the registry's digest is the walk's
+    # the new version's manifest is copied in the cache on a thread as the upload goes (SQLite's work and
+    # the copy's digest overlap the registry's): kept if the registry's digest is the copy's
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="artreg-cache") as pool:
-        copying = pool.submit(manifests.copy_from, base, walked.changes)
+        copying = pool.submit(_copy, manifests, base, walked.changes)
         logged: LoggedArtifact | None = None
         try:
             logged = _log_from_base(reg, artifact, request, latest, walked.changes, shown)
         finally:
-            copy = copying.result()
-            if copy is not None and logged is not None and logged.digest == walked.digest:
+            copy, digest = copying.result()
+            if copy is not None and logged is not None and logged.digest == digest:
                 manifests.keep_copy(copy, walked.count, _key(reg, logged), whose)
             elif copy is not None:
                 manifests.drop_copy(copy)
     return logged
+
+
+def _copy(manifests: ManifestCache, base: str, changes: Changes) -> tuple[str | None, str | None]:
+    """The base's manifest copied with the changes applied, and the copy's digest (None, None if the cache failed)."""
+    copy = manifests.copy_from(base, changes)
+    return copy, manifests.digest(copy) if copy is not None else None
 
 
 def _log_staged(

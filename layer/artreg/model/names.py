@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from artreg.model.errors import Invalid, TooLarge
@@ -161,6 +162,18 @@ def check_path(value: str) -> str:
     if problem:
         raise Invalid(f"file path {value[:200]!r} {problem}", details={"field": "path", "path": value[:200]})
     return value
+
+
+def plain_paths(folder: str, names: Sequence[str]) -> bool:
+    """Whether every path `folder/name` (`name` alone where `folder` is "") passes `check_path`'s first
+    test, that of most paths: one match for a folder's file names, joined as the segments of one path
+    (a plain path is plain segments joined by "/"). False where any does not: then each is checked on
+    its own."""
+    if not names:
+        return True
+    joined = "/".join(names)
+    longest = max(map(len, names)) + (len(folder) + 1 if folder else 0)
+    return longest <= MAX_PATH_BYTES and _PLAIN_PATH.fullmatch(f"{folder}/{joined}" if folder else joined) is not None
 
 
 def _path_problem(value: str) -> str | None:
