@@ -375,10 +375,13 @@ class SqliteStore(JanitorRows):
             )
 
     def get_upload(self, project: str, upload_id: str, with_entries: bool = True) -> Upload | None:
+        # without entries, SQLite drops the first request's (in C): each further batch of a large log
+        # reads the upload to check its state, and parsing a thousand entries cost it more than the rest
         with self._read() as db:
             row = db.execute(
-                "SELECT state, committed_version, json FROM uploads WHERE project = ? AND upload_id = ?",
-                (project, upload_id),
+                "SELECT state, committed_version, CASE WHEN ? THEN json ELSE json_remove(json, '$.entries') END"
+                " FROM uploads WHERE project = ? AND upload_id = ?",
+                (with_entries, project, upload_id),
             ).fetchone()
             batches = (
                 db.execute(
