@@ -262,6 +262,27 @@ def test_verify_with_a_wrong_size_keeps_the_blob(store: FolderBlobStore) -> None
     assert store.verify(P, [(SHA, len(DATA))]) == []
 
 
+@pytest.mark.parametrize("by_folder", [True, False], ids=["names-in-an-open-folder", "full-paths"])
+def test_find_missing_and_verify_tell_each_blob_by_size_and_condemnation(
+    store: FolderBlobStore, clock: FakeClock, monkeypatch: pytest.MonkeyPatch, by_folder: bool
+) -> None:
+    # Given three stored blobs, one of them condemned by the janitor, in folders of their own or shared
+    stored = [f"blob {i}".encode() for i in range(3)]
+    for data in stored:
+        put(store, target_of(store, data).url or "", data)
+    kept, condemned, wrong_size = [(hashlib.sha256(d).hexdigest(), len(d)) for d in stored]
+    [blob] = [b for b in store.unlisted_blobs(P, set()) if b.sha256 == condemned[0]]
+    store.condemn(P, blob, clock.now())
+    absent = (hashlib.sha256(b"never sent").hexdigest(), 10)
+    asked = [absent, kept, condemned, (wrong_size[0], wrong_size[1] + 1)]
+    # When the store is asked which it lacks (where the system has no lookup in an open folder too)
+    monkeypatch.setattr("artreg.local.blob_files._BY_FOLDER", by_folder)
+    # Then it lacks all but the one stored whole and not condemned, in the order asked
+    expected = [absent, condemned, (wrong_size[0], wrong_size[1] + 1)]
+    assert store.find_missing(P, asked) == expected
+    assert store.verify(P, asked) == [UnsettledBlob(sha, size) for sha, size in expected]
+
+
 def test_blobs_are_made_durable_in_one_sync_before_a_commit_counts_them(tmp_path: Path) -> None:
     # Given a store on a file system with syncfs (a fake that records each sync), and no fsync at all
     syncs: list[int] = []

@@ -41,7 +41,6 @@ from urllib.parse import parse_qs, quote_plus, urlsplit
 from artreg.local import blob_files, bundles, staging
 from artreg.local.blob_files import (
     CHUNK,
-    CONDEMNED,
     GroupSync,
     Receiver,
     WriteBehind,
@@ -164,14 +163,20 @@ class FolderBlobStore:
     def find_missing(self, project: str, blobs: Sequence[tuple[str, int]]) -> list[tuple[str, int]]:
         return [
             (sha, size)
-            for sha, size in blobs
-            if not self._holds(self._blob_file(project, sha), size) and not self._finish_staged(project, sha, size)
+            for (sha, size), held in zip(blobs, self._held(project, blobs), strict=True)
+            if not held and not self._finish_staged(project, sha, size)
         ]
 
     @staticmethod
     def _holds(path: str, size: int) -> bool:
-        """Stored with that size and not condemned (a condemned blob is sent again: see `condemn`)."""
-        return size_of(path) == size and not os.path.exists(path + CONDEMNED)
+        return blob_files.holds(path, size)
+
+    def _held(self, project: str, blobs: Sequence[tuple[str, int]]) -> list[bool]:
+        """`_holds` for each blob, the names checked first (see `blob_files.held`)."""
+        check_project(project)
+        for sha, _ in blobs:
+            check_sha256(sha)
+        return blob_files.held(f"{self._root_name}/{project}/blobs/sha256", blobs)
 
     def upload_targets(self, project: str, blobs: Sequence[tuple[str, int]]) -> list[MissingBlob]:
         return [self._target(project, sha, size) for sha, size in blobs]
@@ -305,7 +310,8 @@ class FolderBlobStore:
         ever being verified. A commit asks this before recording a version: the blobs installed so far
         are made durable first (see `GroupSync`), those this upload deduplicated onto included."""
         self.durability.flush()
-        return [UnsettledBlob(sha, size) for sha, size in blobs if not self._holds(self._blob_file(project, sha), size)]
+        held = self._held(project, blobs)
+        return [UnsettledBlob(sha, size) for (sha, size), found in zip(blobs, held, strict=True) if not found]
 
     # ------------------------------------------------------------ the janitor's side
 
