@@ -4,7 +4,9 @@ half-written blob, multipart completion from staged parts, and paths made of che
 from __future__ import annotations
 
 import hashlib
+import hmac
 import io
+import json
 import multiprocessing
 import os
 import re
@@ -122,6 +124,27 @@ def test_a_tampered_url_is_refused(store: FolderBlobStore, tamper: dict[str, str
     # Then it is refused, and nothing is stored
     assert error.value.code == "signature_mismatch"
     assert leftovers(store) == []
+
+
+@pytest.mark.parametrize("filename", [None, "model.pt", 'a "quoted" name/ü\\x.bin', "\u2603 snow & more?=#"])
+@pytest.mark.parametrize("size", [None, 0, 5 * MiB])
+def test_urls_are_signed_and_written_as_before_so_they_outlive_a_restart(
+    store: FolderBlobStore, filename: str | None, size: int | None
+) -> None:
+    # Given a blob path, a size and a file name (any text a user may give)
+    path = f"/blobs/{P}/{SHA}"
+    # When the store signs a URL for them
+    url = store._url("GET", path, size, filename)
+    # Then its query and signature are those of the JSON list and urlencode, as every earlier release made
+    expires = int(parse_qs(urlsplit(url).query)["expires"][0])
+    text = json.dumps(["GET", path, expires, size, filename])
+    query: dict[str, str | int] = {"expires": expires}
+    query |= {"size": size} if size is not None else {}
+    query |= {"filename": filename} if filename is not None else {}
+    query["sig"] = hmac.digest(store._key, text.encode(), "sha256").hex()
+    assert url == f"http://127.0.0.1:0{path}?{urlencode(query)}"
+    # And it is accepted
+    assert store.verify_url("GET", path, urlsplit(url).query).filename == filename
 
 
 def test_a_url_for_another_blob_or_without_signature_is_refused(store: FolderBlobStore) -> None:
