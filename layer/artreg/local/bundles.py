@@ -171,8 +171,8 @@ class FolderBundles:
                     full, full_bytes, task, task_bytes = task, task_bytes, [], 0
                     hand_on(full, full_bytes)
             if task:
-                hand_on(task, task_bytes)
-                task = []
+                last, task = task, []
+                hand_on(last, task_bytes)
         except BaseException:
             if task:  # the blobs received whole before the body failed
                 running.append((task_bytes, self.pool.submit(store_all, task)))
