@@ -4,7 +4,9 @@ half-written blob, multipart completion from staged parts, and paths made of che
 from __future__ import annotations
 
 import hashlib
+import hmac
 import io
+import json
 import multiprocessing
 import os
 import re
@@ -122,6 +124,27 @@ def test_a_tampered_url_is_refused(store: FolderBlobStore, tamper: dict[str, str
     # Then it is refused, and nothing is stored
     assert error.value.code == "signature_mismatch"
     assert leftovers(store) == []
+
+
+@pytest.mark.parametrize("filename", [None, "model.pt", 'a "quoted" name/ü\\x.bin', "\u2603 snow & more?=#"])
+@pytest.mark.parametrize("size", [None, 0, 5 * MiB])
+def test_urls_are_signed_and_written_as_before_so_they_outlive_a_restart(
+    store: FolderBlobStore, filename: str | None, size: int | None
+) -> None:
+    # Given a blob path, a size and a file name (any text a user may give)
+    path = f"/blobs/{P}/{SHA}"
+    # When the store signs a URL for them
+    url = store._url("GET", path, size, filename)
+    # Then its query and signature are those of the JSON list and urlencode, as every earlier release made
+    expires = int(parse_qs(urlsplit(url).query)["expires"][0])
+    text = json.dumps(["GET", path, expires, size, filename])
+    query: dict[str, str | int] = {"expires": expires}
+    query |= {"size": size} if size is not None else {}
+    query |= {"filename": filename} if filename is not None else {}
+    query["sig"] = hmac.digest(store._key, text.encode(), "sha256").hex()
+    assert url == f"http://127.0.0.1:0{path}?{urlencode(query)}"
+    # And it is accepted
+    assert store.verify_url("GET", path, urlsplit(url).query).filename == filename
 
 
 def test_a_url_for_another_blob_or_without_signature_is_refused(store: FolderBlobStore) -> None:
@@ -260,6 +283,27 @@ def test_verify_with_a_wrong_size_keeps_the_blob(store: FolderBlobStore) -> None
     # Then that claim fails, and the blob other versions use stays
     assert store.verify(P, [(SHA, 3)]) == [UnsettledBlob(SHA, 3)]
     assert store.verify(P, [(SHA, len(DATA))]) == []
+
+
+@pytest.mark.parametrize("by_folder", [True, False], ids=["names-in-an-open-folder", "full-paths"])
+def test_find_missing_and_verify_tell_each_blob_by_size_and_condemnation(
+    store: FolderBlobStore, clock: FakeClock, monkeypatch: pytest.MonkeyPatch, by_folder: bool
+) -> None:
+    # Given three stored blobs, one of them condemned by the janitor, in folders of their own or shared
+    stored = [f"blob {i}".encode() for i in range(3)]
+    for data in stored:
+        put(store, target_of(store, data).url or "", data)
+    kept, condemned, wrong_size = [(hashlib.sha256(d).hexdigest(), len(d)) for d in stored]
+    [blob] = [b for b in store.unlisted_blobs(P, set()) if b.sha256 == condemned[0]]
+    store.condemn(P, blob, clock.now())
+    absent = (hashlib.sha256(b"never sent").hexdigest(), 10)
+    asked = [absent, kept, condemned, (wrong_size[0], wrong_size[1] + 1)]
+    # When the store is asked which it lacks (where the system has no lookup in an open folder too)
+    monkeypatch.setattr("artreg.local.blob_files._BY_FOLDER", by_folder)
+    # Then it lacks all but the one stored whole and not condemned, in the order asked
+    expected = [absent, condemned, (wrong_size[0], wrong_size[1] + 1)]
+    assert store.find_missing(P, asked) == expected
+    assert store.verify(P, asked) == [UnsettledBlob(sha, size) for sha, size in expected]
 
 
 def test_blobs_are_made_durable_in_one_sync_before_a_commit_counts_them(tmp_path: Path) -> None:

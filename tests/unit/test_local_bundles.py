@@ -178,6 +178,30 @@ def test_a_body_that_ends_early_stores_only_the_blobs_it_carried_whole(
     assert temporaries(store) == []
 
 
+def test_a_long_bundle_cut_off_stores_every_blob_carried_whole_and_names_the_wrong_one(
+    store: FolderBlobStore,
+) -> None:
+    # Given a bundle of 100 small blobs (the writers take them a few at a time), the 7th one wrong
+    many = blobs_of(*(f"shard {i}".encode() for i in range(100)))
+    [offered] = store.upload_bundles(P, pairs(many))
+    wrong_sha = offered.blobs[6]
+    body = body_of(offered, {**many, wrong_sha: b"X" * len(many[wrong_sha])})
+    # When the body breaks off inside the 60th blob
+    cut_at = sum(len(many[sha]) for sha in offered.blobs[:59]) + 2
+    with pytest.raises(Invalid) as refused:
+        send(store, offered.url, body[:cut_at], length=len(body))
+    # Then it is refused as incomplete; the 58 right blobs before the cut are stored, not the wrong one
+    # nor the one cut off nor any after it, and no temporary file is left
+    assert refused.value.code == "incomplete_body"
+    assert stored(store, many) == {sha: many[sha] for sha in offered.blobs[:59] if sha != wrong_sha}
+    assert temporaries(store) == []
+    # And the same body sent whole is refused naming the wrong blob alone, every other one stored
+    with pytest.raises(Invalid) as named:
+        send(store, offered.url, body)
+    assert (named.value.code, named.value.details) == ("bad_digest", {"blobs": [wrong_sha]})
+    assert stored(store, many) == {sha: data for sha, data in many.items() if sha != wrong_sha}
+
+
 def test_a_bundle_stores_a_condemned_blob_anew_and_lifts_the_condemnation(
     store: FolderBlobStore, clock: FakeClock, three: dict[str, bytes], offered: Bundle
 ) -> None:

@@ -90,7 +90,9 @@ def _json_text(event: Mapping[str, Any]) -> str:
         if depth > MAX_BODY_DEPTH:
             raise Invalid(f"the request body nests deeper than {MAX_BODY_DEPTH} levels", details={"field": "body"})
     try:  # JSON that Python reads but no store can keep: NaN, 1e999, a lone surrogate ("\ud800")
-        json.dumps(json.loads(text, parse_constant=_no_constant, parse_float=_finite), ensure_ascii=False).encode()
+        value = json.loads(text, parse_constant=_no_constant, parse_float=_finite)
+        if "\\u" in text:  # a surrogate comes only from an escape (the text is UTF-8): else none to look for
+            json.dumps(value, ensure_ascii=False).encode()
     except UnicodeEncodeError as error:
         raise Invalid(
             "the request body holds a lone surrogate, which is not text", details={"field": "body"}

@@ -334,7 +334,7 @@ class DynamoStore(JanitorItems):
     def get_upload(self, project: str, upload_id: str, with_entries: bool = True) -> Upload | None:
         if not with_entries:
             item = self._get(codec.upload_key(project, upload_id))
-            return self._upload_of(item, []) if item else None
+            return self._upload_of(item, [], with_entries=False) if item else None
         items = list(self._query_all(codec.upload_key(project, upload_id)["PK"]))
         head = next((i for i in items if i["SK"]["S"] == "U"), None)
         return self._upload_of(head, [i for i in items if i is not head]) if head else None
@@ -353,10 +353,10 @@ class DynamoStore(JanitorItems):
         ]
         return upload, readers
 
-    def _upload_of(self, item: Item, batches: list[Item]) -> Upload:
-        first = Upload.model_validate_json(item["upload"]["S"]).model_copy(
-            update={"entries": codec.unpack(item["entries"])}
-        )
+    def _upload_of(self, item: Item, batches: list[Item], with_entries: bool = True) -> Upload:
+        first = Upload.model_validate_json(item["upload"]["S"])
+        if with_entries:
+            first = first.model_copy(update={"entries": codec.unpack(item["entries"])})
         further = (UploadBatch(codec.unpack(b["entries"]), **json.loads(b["batch"]["S"])) for b in batches)
         return first.as_read(item["state"]["S"], item.get("committed_version", {}).get("S"), further)
 

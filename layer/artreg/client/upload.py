@@ -1,7 +1,8 @@
 """Logging a version's files (what `Registry.log_artifact` does once its arguments are checked): the
 files are walked, hashed and offered in batches as they come, and each batch's missing blobs are
-PUT while the next batch is hashed and offered, so that memory holds a batch or two whatever the
-number of files, and each batch's presigned answers are dropped once used.
+PUT while the next batch is offered, and the one after it walked and hashed on a thread of its own,
+so that memory holds a few batches whatever the number of files, and each batch's presigned answers
+are dropped once used.
 
 With the manifest cache (`client.manifests`, on with the download cache), for an artifact whose
 manifest it keeps some version of, `latest` is read first (one GET) and the files are walked once,
@@ -10,8 +11,8 @@ the stat it has now is read nothing of, nor looked up in the hash cache): an unc
 `if_changed` is then answered by that GET, and a version of more than one request of files that
 differs from it by at most one request of changes is logged as an upload from that base (API.md):
 the changes, the blobs they lack, the commit, then the base's kept rows copied in SQLite with the
-changes applied. Otherwise the files are hashed into the cache's staging and offered from its rows
-(not walked again) as above; a refused base falls back to that once.
+changes applied. Otherwise the files are offered as above, written into the cache's staging as they
+are hashed; a refused base falls back to that once.
 
 Per-file memory that remains: none; a folder's listing while it is walked, and the SQLite pages of
 the hash cache."""
@@ -164,12 +165,15 @@ def _copy(manifests: ManifestCache, base: str, changes: Changes) -> tuple[str | 
 def _log_staged(
     reg: Registry, artifact: Artifact, staged: Staged, request: dict[str, Any], shown: bool | None, read: Known
 ) -> LoggedArtifact:
-    """Hashes the files into the manifest cache, logs them in full from its rows, and keeps the
-    manifest of the version made."""
-    for file in _hashed(reg, artifact, read):
-        staged.add(file)
-    staged.close()
-    logged = _upload(reg, artifact, request, _batches(staged.files(), []), shown)
+    """Logs the files in full, writing them into the manifest cache as they are hashed (in path
+    order, as it reads them back), and keeps the manifest of the version made."""
+
+    def hashed() -> Iterator[HashedFile]:
+        for file in _hashed(reg, artifact, read):
+            staged.add(file)
+            yield file
+
+    logged = _upload(reg, artifact, request, _batches(hashed(), []), shown)
     remember(reg, staged, artifact.name, logged.version, logged.digest)
     return logged
 
@@ -223,7 +227,36 @@ def _upload(
     extra: dict[str, Any] | None = None,
 ) -> LoggedArtifact:
     """Starts the upload with the first batch (and `extra`: a base), adds the others, sends what is
-    missing, commits."""
+    missing, commits; the batches are made (walked, hashed) one ahead, on a thread of their own."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="artreg-walk") as walker:
+        ahead = _made_ahead(parts, walker)
+        try:
+            return _upload_batches(reg, artifact, request, ahead, shown, extra)
+        finally:
+            ahead.close()
+
+
+def _made_ahead(items: Generator[Batch], walker: ThreadPoolExecutor) -> Generator[Batch]:
+    """`items`, each next one made on `walker` while the caller uses this one (the walk and hashing of
+    a batch overlap the requests of the one before). Every step runs on that one thread, in turn;
+    leaving early closes `items` there, once the step under way is done."""
+    ahead = walker.submit(next, items, None)
+    try:
+        while (item := ahead.result()) is not None:
+            ahead = walker.submit(next, items, None)
+            yield item
+    finally:
+        walker.submit(items.close).result()
+
+
+def _upload_batches(
+    reg: Registry,
+    artifact: Artifact,
+    request: dict[str, Any],
+    parts: Generator[Batch],
+    shown: bool | None,
+    extra: dict[str, Any] | None,
+) -> LoggedArtifact:
     first = next(parts)
     second = next(parts, None)
     start = wire(

@@ -34,14 +34,14 @@ import stat
 from collections.abc import Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from json.encoder import encode_basestring_ascii
 from pathlib import Path
 from typing import BinaryIO
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, quote_plus, urlsplit
 
 from artreg.local import blob_files, bundles, staging
 from artreg.local.blob_files import (
     CHUNK,
-    CONDEMNED,
     GroupSync,
     Receiver,
     WriteBehind,
@@ -132,7 +132,7 @@ class FolderBlobStore:
         self._bundle_route = re.compile(re.escape(self._prefix) + r"/blobs/([^/]+)/bundles/([0-9a-f]{32})")
         self.bundles = bundles.FolderBundles(self.root, self._key, self._prefix, self._url, self._blob_file)
         self._staging_route = re.compile(re.escape(self._prefix) + r"/blobs/([^/]+)/staging/([0-9a-f]{32})")
-        self.staging = staging.FolderStaging(self.root, self._prefix, self._url, self._blob_path, self._holds)
+        self.staging = staging.FolderStaging(self.root, self._prefix, self._url, self._blob_path, blob_files.holds)
 
     # ------------------------------------------------------------ paths: only from checked names
 
@@ -164,14 +164,16 @@ class FolderBlobStore:
     def find_missing(self, project: str, blobs: Sequence[tuple[str, int]]) -> list[tuple[str, int]]:
         return [
             (sha, size)
-            for sha, size in blobs
-            if not self._holds(self._blob_file(project, sha), size) and not self._finish_staged(project, sha, size)
+            for (sha, size), held in zip(blobs, self._held(project, blobs), strict=True)
+            if not held and not self._finish_staged(project, sha, size)
         ]
 
-    @staticmethod
-    def _holds(path: str, size: int) -> bool:
-        """Stored with that size and not condemned (a condemned blob is sent again: see `condemn`)."""
-        return size_of(path) == size and not os.path.exists(path + CONDEMNED)
+    def _held(self, project: str, blobs: Sequence[tuple[str, int]]) -> list[bool]:
+        """`blob_files.holds` for each blob, the names checked first (see `blob_files.held`)."""
+        check_project(project)
+        for sha, _ in blobs:
+            check_sha256(sha)
+        return blob_files.held(f"{self._root_name}/{project}/blobs/sha256", blobs)
 
     def upload_targets(self, project: str, blobs: Sequence[tuple[str, int]]) -> list[MissingBlob]:
         return [self._target(project, sha, size) for sha, size in blobs]
@@ -189,7 +191,7 @@ class FolderBlobStore:
         return self.staging.offer(project, sizes, self.multipart_threshold)
 
     def _target(self, project: str, sha256: str, size: int) -> MissingBlob:
-        self._blob_path(project, sha256)  # checks the names the URL is made of
+        self._blob_file(project, sha256)  # checks the names the URL is made of
         path = f"{self._prefix}/blobs/{project}/{sha256}"
         if size <= self.multipart_threshold:
             # the signature binds the size and SHA-256: no header needs to carry them
@@ -276,7 +278,7 @@ class FolderBlobStore:
         try:
             source = data.open("rb")
         except FileNotFoundError:
-            if not self._holds(str(target), size):
+            if not blob_files.holds(str(target), size):
                 raise NotFound("the multipart upload does not exist (completed or aborted)") from None
             source = None  # a completion killed after the rename: only the clean-up is left
         if source is not None:
@@ -305,7 +307,8 @@ class FolderBlobStore:
         ever being verified. A commit asks this before recording a version: the blobs installed so far
         are made durable first (see `GroupSync`), those this upload deduplicated onto included."""
         self.durability.flush()
-        return [UnsettledBlob(sha, size) for sha, size in blobs if not self._holds(self._blob_file(project, sha), size)]
+        held = self._held(project, blobs)
+        return [UnsettledBlob(sha, size) for (sha, size), found in zip(blobs, held, strict=True) if not found]
 
     # ------------------------------------------------------------ the janitor's side
 
@@ -586,15 +589,17 @@ class FolderBlobStore:
     # ------------------------------------------------------------ signing
 
     def _sign(self, method: str, path: str, expires: int, size: int | None, filename: str | None) -> str:
-        text = json.dumps([method, path, expires, size, filename])
+        # json.dumps of the list byte for byte (a URL stays valid over a restart), with less set-up per URL
+        quoted = [encode_basestring_ascii(v) if v is not None else "null" for v in (method, path, filename)]
+        text = f"[{quoted[0]}, {quoted[1]}, {int(expires)}, {'null' if size is None else int(size)}, {quoted[2]}]"
         return hmac.digest(self._key, text.encode(), "sha256").hex()
 
     def _url(self, method: str, path: str, size: int | None, filename: str | None = None) -> str:
+        # the query as urlencode builds it: only the file name needs quoting (the rest: numbers and hex)
         expires = int(self.clock.now().timestamp()) + self.presign_seconds
-        query: dict[str, str | int] = {"expires": expires}
+        query = f"expires={expires}"
         if size is not None:
-            query["size"] = size
+            query += f"&size={int(size)}"
         if filename is not None:
-            query["filename"] = filename
-        query["sig"] = self._sign(method, path, expires, size, filename)
-        return f"{self._origin}{path}?{urlencode(query)}"
+            query += f"&filename={quote_plus(filename)}"
+        return f"{self._origin}{path}?{query}&sig={self._sign(method, path, expires, size, filename)}"

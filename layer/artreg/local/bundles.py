@@ -12,7 +12,8 @@ every blob's path from a checked SHA-256 as for a single PUT.
 An upload's bundle is the blobs' bytes concatenated in the record's order, read in one pass, never
 past the signed total. Each blob is written, hashed and installed exactly as its own PUT would be (a
 temporary file renamed into place once its size and SHA-256 are checked), from a small pool of
-threads, so that the kernel's work of creating files (most of a small blob's cost) runs in parallel.
+threads, a few blobs a task, so that the kernel's work of creating files (most of a small blob's cost)
+runs in parallel.
 A blob whose bytes are wrong is not stored, and the others are: they are checked content, stored
 under their own SHA-256, which the client then need not send again; the request is refused (`400
 bad_digest`) naming the wrong ones. A body that ends early stores the blobs it carried whole, and
@@ -44,7 +45,11 @@ MAX_BLOBS = 250
 MAX_BYTES = 16 * _MiB
 # what an upload's bundle holds in memory at most while its blobs are written (the read runs ahead)
 _AHEAD_BYTES = 8 * _MiB
-_AHEAD_BLOBS = 64
+_AHEAD_TASKS = 8
+# the blobs a writer's task stores in turn: for files of a few bytes, handing each on alone (a future,
+# a wake-up, the GIL passed back and forth) cost more than writing it
+_TASK_BLOBS = 16
+_TASK_BYTES = 256 * 1024
 WRITERS = 8  # threads creating files: they wait on the kernel, with the GIL let go
 
 
@@ -129,29 +134,49 @@ class FolderBundles:
         """Reads each blob's bytes from `stream` in order and has `store` write it (a single PUT's
         checks), several at once; Invalid `bad_digest` naming the blobs whose bytes were wrong."""
         wrong: list[str] = []
-        running: deque[tuple[str, int, Future[object]]] = deque()
+        running: deque[tuple[int, Future[list[str]]]] = deque()
         held = 0
+
+        def store_all(some: list[tuple[str, int, bytes]]) -> list[str]:
+            refused = []
+            for sha, size, data in some:
+                try:
+                    store(sha, size, data)
+                except Invalid as error:
+                    if error.code not in ("bad_digest", "bad_length"):
+                        raise
+                    refused.append(sha)
+            return refused
 
         def settle_oldest() -> None:
             nonlocal held
-            sha, size, future = running.popleft()
+            size, future = running.popleft()
             held -= size
-            try:
-                future.result()
-            except Invalid as error:
-                if error.code not in ("bad_digest", "bad_length"):
-                    raise
-                wrong.append(sha)
+            wrong.extend(future.result())
 
+        def hand_on(some: list[tuple[str, int, bytes]], size: int) -> None:
+            nonlocal held
+            running.append((size, self.pool.submit(store_all, some)))
+            held += size
+            while held > _AHEAD_BYTES or len(running) > _AHEAD_TASKS:
+                settle_oldest()
+
+        task: list[tuple[str, int, bytes]] = []
+        task_bytes = 0
         try:
             for sha, size in blobs:
-                data = _read_exactly(stream, size)
-                running.append((sha, size, self.pool.submit(store, sha, size, data)))
-                held += size
-                while held > _AHEAD_BYTES or len(running) > _AHEAD_BLOBS:
-                    settle_oldest()
+                task.append((sha, size, _read_exactly(stream, size)))
+                task_bytes += size
+                if len(task) >= _TASK_BLOBS or task_bytes >= _TASK_BYTES:
+                    full, full_bytes, task, task_bytes = task, task_bytes, [], 0
+                    hand_on(full, full_bytes)
+            if task:
+                last, task = task, []
+                hand_on(last, task_bytes)
         except BaseException:
-            wait([future for _, _, future in running])  # the blobs received whole are stored before the answer
+            if task:  # the blobs received whole before the body failed
+                running.append((task_bytes, self.pool.submit(store_all, task)))
+            wait([future for _, future in running])  # the blobs received whole are stored before the answer
             raise
         while running:
             settle_oldest()

@@ -128,7 +128,8 @@ class MetadataStore(Protocol):
 
     def get_upload(self, project: str, upload_id: str, with_entries: bool = True) -> Upload | None:
         """The upload with the entries, missing blobs and multipart ids of all its batches (or,
-        without entries, of its first request only: enough to check its state)."""
+        without entries, with no entries and the missing blobs and multipart ids of its first request
+        only: enough to check its state, as each further batch does)."""
         ...
 
     def get_upload_parts(self, project: str, upload_id: str) -> tuple[Upload, list[Callable[[], list[Entry]]]] | None:
