@@ -222,21 +222,6 @@ class Staged:
         self.digest = self._digest.hexdigest()
         return self.digest
 
-    def files(self) -> Iterator[HashedFile]:
-        """The staged files in path order, a page of rows at a time."""
-        after = ""
-        while True:
-            with self.cache._lock:
-                rows = self.db.execute(
-                    "SELECT path, sha256, size, source, metadata FROM entries WHERE manifest = ? AND path > ? "
-                    "ORDER BY path LIMIT ?",
-                    (self.id, after, _WRITE),
-                ).fetchall()
-            yield from (_hashed(*row) for row in rows)
-            if len(rows) < _WRITE:
-                return
-            after = rows[-1][0]
-
     def keep(self, key: str, artifact: str) -> None:
         """Keeps this manifest as the version `key` of `artifact` (whose digest the caller checked is
         this one's)."""
@@ -449,12 +434,6 @@ def _stat_columns(file: HashedFile) -> tuple[str, int | None, int | None, int | 
     if stat is None:
         return file.source, None, None, None, None
     return file.source, stat.mtime_ns, stat.ctime_ns, stat.ino, stat.dev
-
-
-def _hashed(path: str, sha256: str, size: int, source: str, metadata: str | None) -> HashedFile:
-    return HashedFile(
-        path=path, source=source, sha256=sha256, size=size, metadata=json.loads(metadata) if metadata else None
-    )
 
 
 def _next_use(db: sqlite3.Connection) -> int:

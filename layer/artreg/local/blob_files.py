@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import hashlib
+import hmac
 import itertools
 import json
 import os
@@ -16,6 +17,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from json.encoder import encode_basestring_ascii
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -241,6 +243,14 @@ class GroupSync:
                 os.close(fd)
             with self._lock:
                 self._synced = max(self._synced, target)
+
+
+def url_signature(key: bytes, method: str, path: str, expires: int, size: int | None, filename: str | None) -> str:
+    """A URL's HMAC-SHA256 over json.dumps of its parts, byte for byte (a URL stays valid over a
+    restart), written without json.dumps's set-up: a batch signs a thousand URLs."""
+    quoted = [encode_basestring_ascii(v) if v is not None else "null" for v in (method, path, filename)]
+    text = f"[{quoted[0]}, {quoted[1]}, {int(expires)}, {'null' if size is None else int(size)}, {quoted[2]}]"
+    return hmac.digest(key, text.encode(), "sha256").hex()
 
 
 def load_secret(root: Path) -> bytes:
