@@ -105,6 +105,22 @@ class CacheFile:
     def _prepare(self, db: sqlite3.Connection) -> None:
         """What a cache does once its file is open."""
 
+    def _write(self, statement: str, rows: Sequence[tuple[object, ...]]) -> None:
+        """`statement` for each of `rows`, in one transaction; skipped (logged) if the cache fails."""
+        if not rows:
+            return
+        with self._lock:
+            db = self._connect()
+            if db is None:
+                return
+            try:
+                with db:
+                    if self.autocommit:  # (no transaction is begun for it otherwise)
+                        db.execute("BEGIN")
+                    db.executemany(statement, rows)
+            except sqlite3.Error as error:
+                log.debug("%s write failed: %s", self.name, error)
+
     def close(self) -> None:
         with self._lock:
             if self._db is not None:
@@ -159,20 +175,6 @@ class HashCache(CacheFile):
             "INSERT OR REPLACE INTO hashes VALUES (?, ?, ?, ?, ?, ?, ?)",
             [(*stat, sha256) for stat, sha256 in entries if trusted(stat, read_at_ns)],
         )
-
-    def _write(self, statement: str, rows: Sequence[tuple[object, ...]]) -> None:
-        if not rows:
-            return
-        with self._lock:
-            db = self._connect()
-            if db is None:
-                return
-            try:
-                with db:
-                    db.execute("BEGIN")
-                    db.executemany(statement, rows)
-            except sqlite3.Error as error:
-                log.debug("hash cache write failed: %s", error)
 
 
 def _select(db: sqlite3.Connection, select: str, paths: list[str]) -> list[Any]:

@@ -337,21 +337,11 @@ class ManifestCache(CacheFile):
         stand for their SHA-256, for the rows that hold their SHA-256 and size: the manifest, and so its
         digest, is the same."""
         rows = [(*_stat_columns(file), manifest, file.path, file.sha256, file.size) for file in files if file.stat]
-        if not rows:
-            return
-        with self._lock:
-            db = self._connect()
-            if db is None:
-                return
-            try:
-                with db:
-                    db.executemany(
-                        "UPDATE entries SET source = ?, mtime_ns = ?, ctime_ns = ?, ino = ?, dev = ?"
-                        " WHERE manifest = ? AND path = ? AND sha256 = ? AND size = ?",
-                        rows,
-                    )
-            except sqlite3.Error as error:
-                log.debug("manifest cache write failed: %s", error)
+        self._write(
+            "UPDATE entries SET source = ?, mtime_ns = ?, ctime_ns = ?, ino = ?, dev = ?"
+            " WHERE manifest = ? AND path = ? AND sha256 = ? AND size = ?",
+            rows,
+        )
 
     def copy_from(self, base: str, changes: Changes) -> str | None:
         """The manifest `base` with `changes` applied, copied in SQLite in one transaction (its rows
