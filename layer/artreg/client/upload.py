@@ -166,7 +166,7 @@ def _log_staged(
     reg: Registry, artifact: Artifact, staged: Staged, request: dict[str, Any], shown: bool | None, read: Known
 ) -> LoggedArtifact:
     """Logs the files in full, writing them into the manifest cache as they are hashed (in path
-    order, as it reads them back), and keeps the manifest of the version made."""
+    order), and keeps the manifest of the version made."""
 
     def hashed() -> Iterator[HashedFile]:
         for file in _hashed(reg, artifact, read):
