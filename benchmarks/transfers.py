@@ -376,10 +376,10 @@ def large_files_section(results: list[Measured]) -> str:
         [
             "### (a) One large file",
             "",
-            "`log_artifact` of one file (up to the server's multipart threshold: a staging URL, then the file "
-            "handed to the server as an open descriptor over its Unix socket, which copies it in the kernel and "
-            'hashes its copy (a "handoff": no blob request), start; over it: hash, start, PUT of its 64 MiB '
-            "parts, completion, commit), "
+            "`log_artifact` of one file (a staging URL, then the file handed to the server as an open descriptor "
+            'over its Unix socket, which copies it in the kernel and hashes its copy (a "handoff": no blob '
+            "request), start, commit; the same over the 512 MiB multipart threshold, where the URL is for the "
+            "socket only: a client on another machine would hash the file, then PUT its 64 MiB parts), "
             "and `use_artifact` + `download` of that version into an empty folder "
             'with an empty cache. "vs cp" is the speed relative to `cp` of the same file: cp seconds over '
             "artreg seconds, above 1 is faster.",
@@ -553,8 +553,8 @@ NOTES = """### What bounds each figure
   operations and 2 after.
 - **Logging a large file**: the server hashes every blob it stores (it trusts no writer's claim).
   SHA-256 of 256 MiB takes about 0.2 s on this CPU (with its SHA instructions), about what `cp` +
-  `sync` takes in all. Up to the server's 512 MiB multipart threshold the SDK asks for a staging URL;
-  the server, on this machine, names its Unix socket in the answer, and the SDK hands it an open
+  `sync` takes in all. For a new file of 32 MiB or more the SDK asks for a staging URL; the server,
+  on this machine, names its Unix socket in the answer, and the SDK hands it an open
   descriptor of the file (a "handoff", docs/api.md): the server copies it with copy_file_range in 8
   MiB steps while a second thread hashes its own copy right behind (both let the GIL go), fsyncs as
   for a PUT and stores the blob under that SHA-256; the SDK takes it for the file, its stat unchanged
@@ -563,9 +563,11 @@ NOTES = """### What bounds each figure
   A client on another machine PUTs the file to the staging URL instead, hashing each MiB on another
   thread as it sends it, while the server hashes what it writes (docs/api.md, staged blobs): bound by
   the CPU of both processes (~0.3 CPU-s in the client, ~0.5 in the server, uvicorn's receive ~0.23 of
-  it), about 0.4-0.5 s. A larger file is hashed first (a multipart upload is addressed by its
-  SHA-256, so that a killed client's next log resumes it), then sent in 64 MiB parts, a few at once,
-  to one server process: uvicorn reads the socket on its event loop and a worker thread hashes each
+  it), about 0.4-0.5 s, up to the 512 MiB multipart threshold. Over it, the staging URL is offered
+  for the socket only (no PUT takes more than the threshold), so the 1 GiB file is handed off too; a
+  client on another machine hashes it first (a multipart upload is addressed by its SHA-256, so that
+  a killed client's next log resumes it), then sends it in 64 MiB parts, a few at once, to one server
+  process: uvicorn reads the socket on its event loop and a worker thread hashes each
   MiB as it writes it; parts are written in place, at their offset in one file, each
   fdatasync'd (a part's ETag is opaque: no MD5 of it), and the completion reads the file once to check
   its SHA-256 and renames it: no byte is copied. The disk writes of a body start every 8 MiB as it

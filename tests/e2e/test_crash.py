@@ -67,9 +67,10 @@ def versions_over_http(server: RunningServer, name: str) -> list[str]:
 def test_a_kill_during_an_upload_loses_nothing_and_the_retry_completes_the_log(
     server: RunningServer, tmp_path: Path
 ) -> None:
-    # Given a server that takes files over 64 MiB in parts, as S3 does (its own default is higher)
+    # Given a server that takes files over 64 MiB in parts, as S3 does (its own default is higher), over
+    # HTTP: without the handoff socket, which a client on its machine would hand the file to instead
     server.stop()
-    server.env["ARTREG_MULTIPART_THRESHOLD"] = str(64 * MiB)
+    server.env.update(ARTREG_MULTIPART_THRESHOLD=str(64 * MiB), ARTREG_HANDOFF="0")
     server.start()
     # And version 1.0.0 committed
     reg, pool = counted_registry(server.url, tmp_path / "cache", retry=PATIENT)
@@ -121,12 +122,14 @@ def test_a_kill_during_an_upload_loses_nothing_and_the_retry_completes_the_log(
 def test_a_kill_while_the_server_finishes_a_multipart_upload_does_not_fail_the_log(
     server: RunningServer, tmp_path: Path
 ) -> None:
-    # Given a server that takes files over 64 MiB in parts, and that stops half-way through removing
-    # the parts once it has joined them into the blob (so that the kill lands there, not by chance)
+    # Given a server that takes files over 64 MiB in parts (over HTTP: no handoff socket), and that stops
+    # half-way through removing the parts once it has joined them into the blob (so that the kill lands
+    # there, not by chance)
     marker = tmp_path / "paused-in-cleanup"
     server.stop()
     path = os.pathsep.join(p for p in (str(REPO_ROOT), server.env.get("PYTHONPATH")) if p)
-    server.env.update({"ARTREG_MULTIPART_THRESHOLD": str(64 * MiB), MARKER: str(marker), "PYTHONPATH": path})
+    env = {"ARTREG_MULTIPART_THRESHOLD": str(64 * MiB), "ARTREG_HANDOFF": "0", MARKER: str(marker), "PYTHONPATH": path}
+    server.env.update(env)
     server.command = [sys.executable, "-m", "tests.support.paused_cleanup"]
     server.start()
     reg, _ = counted_registry(server.url, tmp_path / "cache", retry=PATIENT)

@@ -1,6 +1,7 @@
-"""A 1 GiB file through `artreg server`: logged (as a multipart upload: the local server's threshold is
-64 MiB) and downloaded by child processes running the SDK, each reporting its own peak RSS, which
-must stay flat; then logged again, which sends nothing."""
+"""A 1 GiB file through `artreg server`: logged (as a multipart upload over HTTP: the local server's
+threshold is 512 MiB, and its handoff socket is off, as for a client on another machine) and
+downloaded by child processes running the SDK, each reporting its own peak RSS, which must stay flat;
+then logged again, which sends nothing."""
 
 from __future__ import annotations
 
@@ -84,7 +85,11 @@ def test_a_1_gib_file_logs_and_downloads_in_flat_memory(
     if free < 4 * GiB:
         pytest.skip(f"needs 4 GiB free under {tmp_path} (source, stored blob, parts, download); {free / GiB:.1f} GiB")
 
-    # Given a 1 GiB file
+    # Given a server without its handoff socket (a client on its machine would hand the file off)
+    server.stop()
+    server.env["ARTREG_HANDOFF"] = "0"
+    server.start()
+    # And a 1 GiB file
     source = tmp_path / "big.bin"
     expected = write_random(source, SIZE)
     cache = tmp_path / "cache"

@@ -378,8 +378,9 @@ reg.log_artifact(Artifact("big", type="dataset").add(path, "big.bin"))
 def test_a_client_killed_mid_log_resumes_without_resending_finished_parts(
     started: RunningServer, tmp_path: Path
 ) -> None:
-    # Given a server that takes files over 5 MiB in parts of 5 MiB, and a 40 MiB file (8 parts)
-    started.env.update(ARTREG_MULTIPART_THRESHOLD=str(5 * MiB), ARTREG_PART_SIZE=str(5 * MiB))
+    # Given a server that takes files over 5 MiB in parts of 5 MiB, and a 40 MiB file (8 parts); without
+    # the handoff socket, as a client on another machine sees it (one on this machine hands the file off)
+    started.env.update(ARTREG_MULTIPART_THRESHOLD=str(5 * MiB), ARTREG_PART_SIZE=str(5 * MiB), ARTREG_HANDOFF="0")
     started.start()
     path = tmp_path / "big.bin"
     sha = write_random(path, 40 * MiB)

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import errno
 import hashlib
+import json
 import os
 import socket
 import stat
@@ -129,6 +130,23 @@ def test_a_handed_off_file_is_stored_under_the_sha256_of_its_bytes(
     # And its socket is its user's alone
     assert stat.S_IMODE(os.stat(server.path).st_mode) == 0o600
     assert stat.S_IMODE(os.stat(os.path.dirname(server.path)).st_mode) == 0o700
+
+
+def test_a_file_over_the_multipart_threshold_is_handed_off_for_its_socket_only_url(
+    server: HandoffServer, store: FolderBlobStore, source: Path
+) -> None:
+    # Given a store whose multipart threshold the file is over (no URL a PUT takes is offered for it)
+    store.multipart_threshold = STEP
+    assert store.staging_targets(P, [len(DATA)])[0].url is None
+    [target] = store.staging.offer_handoff(P, store.staging_targets(P, [len(DATA)]), store.multipart_threshold)
+    assert target.url is not None
+    assert target.handoff_only
+    # When the client hands the file off for the URL offered for the socket
+    answer = hand_file(server, target.url, source)
+    # Then the server stores it under the SHA-256 of its bytes, alone
+    assert answer == {"sha256": SHA, "size": len(DATA)}
+    assert stored(store) == [blob_path(store, SHA)]
+    assert blob_path(store, SHA).read_bytes() == DATA
 
 
 def test_the_sdk_takes_the_servers_sha256_for_a_file_that_did_not_change(
@@ -365,17 +383,14 @@ def test_a_stale_socket_of_a_gone_server_is_removed_at_start(store: FolderBlobSt
         started.stop()
 
 
-@pytest.mark.parametrize(("peer", "named"), [("127.0.0.1", True), ("::1", True), ("192.0.2.7", False)])
-def test_the_staging_answer_names_the_socket_only_to_a_caller_on_loopback(
-    tmp_path: Path, peer: str, named: bool
-) -> None:
-    # Given the server's application with a handoff socket, and a staging request from `peer`
+def staging_request(tmp_path: Path, peer: str, body: bytes, asked: bool = False) -> list[dict[str, Any]]:
+    """The ASGI messages the server's application with a handoff socket sends for a staging request
+    from `peer` (with `Artreg-Handoff: large` if `asked`)."""
     from artreg.local.asgi import App
     from artreg.local.guard import Guard
     from artreg.local.server import Local
 
     app = App(Local(tmp_path / "data", "http://127.0.0.1:8080"), Guard.for_server("0.0.0.0", 8080), handoff="/s.sock")
-    body = b'{"sizes": [1048576]}'
     scope = {
         "type": "http",
         "method": "POST",
@@ -386,6 +401,7 @@ def test_the_staging_answer_names_the_socket_only_to_a_caller_on_loopback(
             (b"host", b"127.0.0.1:8080"),
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
+            *([(b"artreg-handoff", b"large")] if asked else []),
         ],
         "client": (peer, 5000),
     }
@@ -397,12 +413,38 @@ def test_the_staging_answer_names_the_socket_only_to_a_caller_on_loopback(
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    # When it is answered
     try:
         asyncio.run(app(scope, receive, send))
     finally:
         app.pools.shutdown()
+    return sent
+
+
+@pytest.mark.parametrize(("peer", "named"), [("127.0.0.1", True), ("::1", True), ("192.0.2.7", False)])
+def test_the_staging_answer_names_the_socket_only_to_a_caller_on_loopback(
+    tmp_path: Path, peer: str, named: bool
+) -> None:
+    # When a staging request from `peer` is answered
+    sent = staging_request(tmp_path, peer, b'{"sizes": [1048576]}')
     # Then the socket's path is in the answer's headers only where the caller is on this machine
     start = sent[0]
     assert start["status"] == 200
     assert ((b"artreg-handoff", b"/s.sock") in start["headers"]) == named
+
+
+@pytest.mark.parametrize(
+    ("peer", "asked", "offered"),
+    [("127.0.0.1", True, True), ("127.0.0.1", False, False), ("192.0.2.7", True, False)],
+)
+def test_a_url_over_the_threshold_is_offered_to_a_caller_on_loopback_that_asks_only(
+    tmp_path: Path, peer: str, asked: bool, offered: bool
+) -> None:
+    # When a staging request for a file over the multipart threshold (512 MiB here) and one under it is
+    # answered, from `peer`, asking for URLs over the threshold or not (an SDK that cannot hand off)
+    sent = staging_request(tmp_path, peer, b'{"sizes": [1073741824, 1048576]}', asked)
+    # Then the large one gets a URL, for the socket only, where the caller is on this machine and asked
+    assert sent[0]["status"] == 200
+    large, small = json.loads(sent[1]["body"])["staging"]
+    assert (large["url"] is not None, large["handoff_only"]) == (offered, offered)
+    assert small["url"] is not None
+    assert not small["handoff_only"]

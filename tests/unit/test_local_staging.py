@@ -14,6 +14,7 @@ import pytest
 
 from artreg.local.blobs import FolderBlobStore
 from artreg.model.errors import ArtregError, Forbidden, Invalid
+from artreg.model.wire import StagingTarget
 from artreg.registry.records import StoredBlob
 from tests.unit.test_local_blobs import FakeClock
 
@@ -199,3 +200,52 @@ def test_a_staged_body_left_by_a_killed_server_is_removed_once_stale(store: Fold
     # Then it is gone
     assert removed == 1
     assert files(store) == []
+
+
+# ---------------------------------------------------------------- over the threshold: the handoff socket only
+
+
+def handoff_targets(store: FolderBlobStore, sizes: list[int]) -> list[StagingTarget]:
+    """The staging answer a client on the server's machine that asks gets (`local.handoff.offer_large`)."""
+    return store.staging.offer_handoff(P, store.staging_targets(P, sizes), store.multipart_threshold)
+
+
+def test_a_client_that_hands_off_is_offered_urls_over_the_threshold_for_the_socket_only(
+    store: FolderBlobStore,
+) -> None:
+    # When URLs are asked for an empty file, one at the threshold and two over it, by a client that hands off
+    offered = handoff_targets(store, [0, MiB, MiB + 1, 5 * 1024**3])
+    # Then the sizes over the threshold get a URL too, marked for the socket only; the others are as offered to all
+    assert [t.size for t in offered] == [0, MiB, MiB + 1, 5 * 1024**3]
+    assert [t.url is not None for t in offered] == [False, True, True, True]
+    assert [t.handoff_only for t in offered] == [False, False, True, True]
+
+
+def test_a_put_to_a_staging_url_over_the_threshold_is_refused_and_writes_nothing(store: FolderBlobStore) -> None:
+    # Given a URL over the threshold, offered for the handoff socket
+    [target] = handoff_targets(store, [MiB + 1])
+    assert target.url is not None
+    body = os.urandom(MiB + 1)
+    # When its bytes are PUT to it over HTTP
+    with pytest.raises(Forbidden) as refused:
+        send(store, target.url, body)
+    # Then it is refused with its reason (a file that large goes in parts over HTTP), and nothing is written
+    assert (refused.value.status, refused.value.code) == (403, "handoff_only")
+    assert files(store) == []
+    # And without the mark that says so, its signature (for the socket, not a PUT) does not match either
+    split = urlsplit(target.url)
+    unmarked = split._replace(query="&".join(p for p in split.query.split("&") if p != "via=handoff")).geturl()
+    with pytest.raises(Forbidden) as refused:
+        send(store, unmarked, body)
+    assert refused.value.code == "signature_mismatch"
+    assert files(store) == []
+
+
+def test_a_url_at_the_threshold_marked_for_the_socket_is_not_taken_there(store: FolderBlobStore) -> None:
+    # Given a PUT URL, marked as if it were for the socket
+    url = f"{url_for(store)}&via=handoff"
+    split = urlsplit(url)
+    # Then the socket's verification refuses it: the signature binds the method it was made for
+    with pytest.raises(Forbidden) as refused:
+        store.verify_url("HANDOFF", split.path, split.query)
+    assert refused.value.code == "signature_mismatch"

@@ -10,7 +10,8 @@ handed off, and after the answer, the rule by which its hash cache knows a file 
 the file did meanwhile, the blob is stored under the SHA-256 of the bytes the server holds; a file
 that changed is hashed again and sent the usual way. Any failure (no socket: another machine, a
 container, an older server; a refusal; no SCM_RIGHTS, as on Windows) leaves the file to the
-staged PUT over HTTP.
+staged PUT over HTTP, or, for one over the multipart threshold (whose URL is for the socket only), to
+the usual path: hashed, then sent in its resumable parts (`client.staging`).
 """
 
 from __future__ import annotations

@@ -14,7 +14,9 @@ hashed again and checked by its own PUT).
 
 Where the server names a handoff socket (it runs on this machine), a file is handed to it as an open
 descriptor instead of PUT (`client.handoff`): the server copies and hashes it, and the SDK hashes
-nothing; any failure there falls back to the PUT.
+nothing; any failure there falls back to the PUT. The SDK that can hand off asks for files over the
+multipart threshold too (`Artreg-Handoff: large`); a URL offered for one is `handoff_only`: never PUT,
+such a file is handed off or, if that fails, left to the usual path (hashed, then its resumable parts).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from artreg.client.hashcache import Stat
 from artreg.client.progress import Progress
 from artreg.client.transfer import FileChunks
 from artreg.model.errors import MethodNotAllowed
-from artreg.model.handoff import HEADER
+from artreg.model.handoff import HEADER, LARGE
 from artreg.model.wire import MAX_STAGED, Stage, Staging
 
 if TYPE_CHECKING:
@@ -95,20 +97,25 @@ def stage(reg: Registry, files: Iterable[LocalFile], desc: str, shown: bool | No
     path = f"/v1/projects/{segment(reg.project)}/staging"
     asked = wire(Stage, sizes=[s.size for s in large]).model_dump_json().encode()
     try:
-        answer = reg.transport.api("POST", path, body=asked)
+        answer = reg.transport.api("POST", path, body=asked, headers={HEADER: LARGE} if handoff.SUPPORTED else None)
     except (NotFound, MethodNotAllowed):
         return {}  # a server without staging: the usual path
     offered = Staging.model_validate(answer.json())
     # a server on this machine names a socket to hand it the files instead (`client.handoff`)
     socket_path = answer.header(HEADER) if handoff.SUPPORTED else None
-    targets = [(stat, t.url) for stat, t in zip(large, offered.staging, strict=False) if t.url and t.size == stat.size]
+    targets = [
+        (stat, t.url, t.handoff_only)
+        for stat, t in zip(large, offered.staging, strict=False)
+        if t.url and t.size == stat.size and (socket_path or not t.handoff_only)
+    ]
     found: Known = {}
     if not targets:
         return found
     read_at = time.time_ns()
     bar = bars.unsized(desc, shown)
     try:
-        run_parallel([partial(_send, reg, stat, url, bar, found, socket_path) for stat, url in targets], reg.workers)
+        sends = [partial(_send, reg, stat, url, bar, found, socket_path, only) for stat, url, only in targets]
+        run_parallel(sends, reg.workers)
     finally:
         bar.close()
     if cache is not None:
@@ -117,20 +124,26 @@ def stage(reg: Registry, files: Iterable[LocalFile], desc: str, shown: bool | No
     return found
 
 
-def _send(reg: Registry, stat: Stat, url: str, bar: Progress, found: Known, socket_path: str | None) -> None:
+def _send(
+    reg: Registry, stat: Stat, url: str, bar: Progress, found: Known, socket_path: str | None, handoff_only: bool
+) -> None:
     """Hands one file off to the server for its staging URL where the server names a socket, else (or
     if that fails) PUTs it there, hashed as it goes; records its SHA-256 in `found` if the server's is
-    the same and the file did not change meanwhile (`client.handoff`: the stat stands in for a hash)."""
+    the same and the file did not change meanwhile (`client.handoff`: the stat stands in for a hash).
+    A `handoff_only` URL (over the multipart threshold) is never PUT: that file is left to its parts."""
+    then = "logging it in parts" if handoff_only else "sending it over HTTP"
     if socket_path is not None:
         try:
             found[stat] = handoff.hand_off(socket_path, url, stat)
         except handoff.Refused as refused:
-            log.info("the server did not take %s by handoff (%s); sending it over HTTP", stat.path, refused)
+            log.info("the server did not take %s by handoff (%s); %s", stat.path, refused, then)
         except OSError as error:
-            log.debug("no handoff of %s to %s (%s); sending it over HTTP", stat.path, socket_path, error)
+            log.debug("no handoff of %s to %s (%s); %s", stat.path, socket_path, error, then)
         else:
             bar.update(stat.size)
             return
+    if handoff_only:
+        return
     tries: list[HashingChunks] = []
     # one thread a file: its chunks are hashed in order
     with ThreadPoolExecutor(1, thread_name_prefix="artreg-stage-hash") as hasher:

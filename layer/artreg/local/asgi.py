@@ -30,7 +30,9 @@ from urllib.parse import parse_qsl, quote
 
 from artreg.local.blob_files import check_length
 from artreg.local.guard import Guard, is_loopback
+from artreg.local.handoff import offer_large
 from artreg.model.errors import ArtregError, Invalid, NotFound, TooLarge
+from artreg.model.handoff import LARGE
 from artreg.model.wire import ErrorBody, ErrorDetail
 from artreg.ui import SECURITY_HEADERS
 
@@ -259,6 +261,8 @@ class App:
             headers[name.lower()] = ", ".join(values)
         if self.handoff and request.method == "POST" and request.path.endswith("/staging") and _on_loopback(request):
             headers["artreg-handoff"] = self.handoff  # a client on this machine may hand its files off
+            if answer["statusCode"] == 200 and request.headers.get("artreg-handoff") == LARGE:
+                data = offer_large(self.local.blobs, request.path.split("/")[3], data)  # over the threshold too
         await request.answer(answer["statusCode"], data, headers)
 
     # ------------------------------------------------------------ blobs: signed URLs of the folder store

@@ -407,8 +407,7 @@ class FolderBlobStore:
             check_project(project)
             if bundle.re is self._staging_route:
                 staged, bundle_id = bundle_id, None
-                if method != "PUT":
-                    raise Forbidden("a staging URL takes a PUT only", code="signature_mismatch")
+                staging.check_method(method, query)  # a PUT, or HANDOFF over the threshold (`local.staging`)
         elif route is None:
             raise NotFound("no such blob route")
         else:
@@ -466,7 +465,7 @@ class FolderBlobStore:
     def receive_staged(self, request: SignedRequest, fill: staging.Fill) -> str:
         """The bytes of a verified staging URL, which `fill` writes (a PUT's body; a handed-off file's
         copy: `local.handoff`), stored under the SHA-256 the store computed; answers it."""
-        if request.method != "PUT" or request.size is None or request.staged is None:
+        if request.method not in staging.METHODS or request.size is None or request.staged is None:
             raise Invalid("only a staging URL takes a staged blob")
         sync = not self.durability.enabled
         sha256 = self.staging.receive(request.project, request.staged, request.size, fill, sync=sync)

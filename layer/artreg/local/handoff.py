@@ -39,10 +39,18 @@ Why this is safe:
   are (`remove_stale_temporary`).
 
 Made durable as a staged PUT's blob is (`GroupSync`, or an fsync where there is none), its disk
-writes started as it is copied (`WriteBehind`). Only for the sizes a staging URL is offered for, up
-to the multipart threshold. A larger file could be handed off too (a copy whose descriptor the server
-holds needs no resuming: a client killed meanwhile loses nothing to resend), but that would take
-staging URLs over the threshold, which today send such a file to its resumable parts; not done yet.
+writes started as it is copied (`WriteBehind`).
+
+Files over the multipart threshold too. Over HTTP such a file goes in parts, which a killed client's
+next log resumes; a PUT never takes more than the threshold. A handoff needs no resuming: no byte
+crosses a connection that could be lost, and a copy takes about what `cp` does. So a client that asks
+(`Artreg-Handoff: large` on its staging request), on loopback, of a server with a socket, is also
+offered URLs for its sizes over the threshold (`offer_large`), marked `handoff_only` and signed for
+the pseudo-method HANDOFF, which the socket verifies and the HTTP PUT route refuses (`handoff_only`,
+403: `local.staging`). Such a client hands the file off or, if that fails, logs it the usual way
+(hashed, then its parts). A client killed during the copy gets nothing installed, as above: its
+next log copies the file again (it could not have been told the SHA-256, and a blob no version lists
+would only wait for the janitor); the temporary file is in the blob store, as a PUT's is.
 """
 
 from __future__ import annotations
@@ -65,11 +73,13 @@ import tempfile
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
+from artreg.local import staging
 from artreg.local.blob_files import Receiver
 from artreg.model.errors import ArtregError, Forbidden, Invalid
 from artreg.model.handoff import HEAD, frame, parse
+from artreg.model.wire import Staging
 
 if TYPE_CHECKING:
     from artreg.local.blobs import FolderBlobStore
@@ -237,6 +247,14 @@ def remove_stale(folder: Path) -> None:
                 continue
 
 
+def offer_large(blobs: FolderBlobStore, project: str, answer: bytes) -> bytes:
+    """A staging answer (JSON) with URLs for the handoff socket only for its sizes over the multipart
+    threshold (`local.staging`): for a client on this machine that asked, of a server with a socket."""
+    offered = Staging.model_validate_json(answer).staging
+    extended = blobs.staging.offer_handoff(unquote(project), offered, blobs.multipart_threshold)
+    return Staging(staging=extended).model_dump_json().encode()
+
+
 class _Handler(socketserver.BaseRequestHandler):
     server: HandoffServer
     request: socket.socket
@@ -319,7 +337,7 @@ class HandoffServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
                 if not isinstance(url, str):
                     raise Invalid("a handoff names its staging URL", code="invalid_request")
                 split = urlsplit(url)
-                signed = self.blobs.verify_url("PUT", split.path, split.query)
+                signed = self.blobs.verify_url(staging.method_of(split.query), split.path, split.query)
                 if signed.staged is None or signed.size is None:
                     raise Forbidden("a handoff takes a staging URL only", code="signature_mismatch")
                 size = signed.size

@@ -21,7 +21,12 @@ file goes in parts addressed by its SHA-256, which a killed client's next log re
 
 A client on the server's machine may instead hand the server an open descriptor of its file for a
 staging URL (`local.handoff`): the file is copied in the kernel into the same temporary file, hashed
-there, and installed by the same `receive`.
+there, and installed by the same `receive`. Such a client is also offered staging URLs over the
+threshold (`offer_handoff`): those are signed for the pseudo-method HANDOFF, not PUT, so that the
+socket takes them and an HTTP PUT never does (the signature covers the method; the URL's `via=handoff`
+only lets the PUT route say why it refuses, `check_method`). An HTTP PUT thus never takes more than
+the threshold, and a file sent over HTTP keeps its resumable parts; a handed-off file needs no
+resuming, as no byte of it crosses a connection that could be lost.
 """
 
 from __future__ import annotations
@@ -30,15 +35,38 @@ import re
 import secrets
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from urllib.parse import parse_qsl
 
 from artreg.local.blob_files import Receiver, check_length
-from artreg.model.errors import NotFound
+from artreg.model.errors import Forbidden, NotFound
 from artreg.model.names import check_project
 from artreg.model.wire import StagingTarget
 
 STAGING_ID = re.compile(r"[0-9a-f]{32}")
 Sign = Callable[[str, str, int], str]  # (method, path, size) -> a signed URL
 Fill = Callable[[Receiver], None]  # writes a staged blob's bytes into its temporary file, hashed
+HANDOFF = "HANDOFF"  # what a staging URL over the multipart threshold is signed for: the socket only
+METHODS = ("PUT", HANDOFF)
+_MARK = ("via", "handoff")  # in such a URL's query, unsigned: the method is what the signature binds
+
+
+def method_of(query: str) -> str:
+    """The method a staging URL is signed for, by its query: HANDOFF for one over the threshold."""
+    return HANDOFF if _MARK in parse_qsl(query, keep_blank_values=True) else "PUT"
+
+
+def check_method(method: str, query: str) -> None:
+    """Forbidden, before its signature is checked, for a staging URL used with another method than
+    its own (a PUT of a URL for the handoff socket gets a reason: a signature mismatch would not say)."""
+    if method == method_of(query):
+        return
+    if method == "PUT":
+        raise Forbidden(
+            "this staging URL is taken on the handoff socket only: over the multipart threshold, a file sent "
+            "over HTTP goes in parts",
+            code="handoff_only",
+        )
+    raise Forbidden("a staging URL takes a PUT only", code="signature_mismatch")
 
 
 class FolderStaging:
@@ -65,12 +93,28 @@ class FolderStaging:
         return [
             StagingTarget(
                 size=size,
-                url=self.sign("PUT", f"{self.prefix}/blobs/{project}/staging/{secrets.token_hex(16)}", size)
-                if 0 < size <= largest
-                else None,
+                url=self.sign("PUT", self._path(project), size) if 0 < size <= largest else None,
             )
             for size in sizes
         ]
+
+    def offer_handoff(self, project: str, offered: Sequence[StagingTarget], largest: int) -> list[StagingTarget]:
+        """`offered` (by `offer`), with a URL for the handoff socket (`local.handoff`) for each size over
+        `largest`, the multipart threshold, under a new random id; for callers on this machine only."""
+        check_project(project)
+        return [
+            StagingTarget(
+                size=target.size,
+                url=f"{self.sign(HANDOFF, self._path(project), target.size)}&{'='.join(_MARK)}",
+                handoff_only=True,
+            )
+            if target.url is None and target.size > largest
+            else target
+            for target in offered
+        ]
+
+    def _path(self, project: str) -> str:
+        return f"{self.prefix}/blobs/{project}/staging/{secrets.token_hex(16)}"
 
     def receive(self, project: str, staging_id: str, size: int, fill: Fill, *, sync: bool) -> str:
         """Stores the `size` bytes that `fill` writes into a temporary file (a PUT's body, copied from the

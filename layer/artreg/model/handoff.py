@@ -10,6 +10,9 @@ import struct
 from typing import Any
 
 HEADER = "Artreg-Handoff"  # a staging answer's header: the socket's path, for clients on the server's machine
+# a staging request's `Artreg-Handoff`: the client hands off files over the multipart threshold too
+# (offered URLs for the socket only: `local.handoff`), and sends them in parts if that fails
+LARGE = "large"
 HEAD = struct.Struct(">I")
 MAX_REPLY = 4096  # a SHA-256 and a size, or an error
 

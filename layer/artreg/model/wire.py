@@ -252,10 +252,13 @@ class Stage(Wire):
 
 class StagingTarget(Answer):
     """Where to PUT `size` bytes whose SHA-256 the store computes and answers as the ETag (the blob is
-    then stored under it); `url` null when the store offers none for that size. (addition)"""
+    then stored under it); `url` null when the store offers none for that size. (addition)
+    `handoff_only`: the URL is taken on `artreg server`'s handoff socket only, never by a PUT (a size
+    over the multipart threshold, offered to a client on its machine that asked: docs/api.md)."""
 
     size: int
     url: str | None = None
+    handoff_only: bool = False
 
 
 class Staging(Answer):
