@@ -448,3 +448,26 @@ def test_a_url_over_the_threshold_is_offered_to_a_caller_on_loopback_that_asks_o
     assert (large["url"] is not None, large["handoff_only"]) == (offered, offered)
     assert small["url"] is not None
     assert not small["handoff_only"]
+
+
+def test_a_handoffs_copy_and_hash_run_below_the_event_loops_cpu_priority(
+    server: HandoffServer, store: FolderBlobStore, source: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a look at the priority of the threads copying and hashing, taken in the middle of the copy
+    seen: dict[str, list[int]] = {}
+
+    def look() -> None:
+        seen["copy"] = [os.getpriority(os.PRIO_PROCESS, threading.get_native_id())]
+        hashers = [t.native_id for t in threading.enumerate() if t.name == "artreg-handoff-hash"]
+        seen["hash"] = [os.getpriority(os.PRIO_PROCESS, tid) for tid in hashers if tid is not None]
+
+    after_first_step(monkeypatch, look)
+    # When a client hands off its file
+    answer = hand_file(server, url_for(store), source)
+    # Then it is stored, and both threads ran at a lower priority (a higher nice) than the server's others
+    # (here the test's own thread, as uvicorn's event loop), which keep theirs
+    assert answer["sha256"] == SHA
+    own = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    assert seen["copy"][0] > own
+    assert seen["hash"]
+    assert all(nice > own for nice in seen["hash"])

@@ -34,7 +34,8 @@ Why this is safe:
 - Bounded. A message is at most MAX_MESSAGE bytes and one descriptor (more are refused; the kernel
   closes those it truncates); a client has MESSAGE_SECONDS to send it; at most MAX_AT_ONCE handoffs
   copy at once (another is refused: the client sends that one over HTTP). The copy runs on the
-  connection's own thread, never on the event loop. A client that is gone when the copy ends
+  connection's own thread, never on the event loop, and it and its hash run at a lower CPU priority
+  (`in_background`): a resolve does not wait behind them. A client that is gone when the copy ends
   gets nothing installed; a killed server leaves a `.tmp` file, reclaimed as the other stale ones
   are (`remove_stale_temporary`).
 
@@ -89,6 +90,7 @@ MAX_MESSAGE = 8 * 1024  # a staging URL and a little JSON
 MESSAGE_SECONDS = 10.0  # to send the message, once connected
 MAX_AT_ONCE = 16  # handoffs copying at once (MAX_STAGED files of one log, or several logs)
 STEP = 8 * 1024**2  # copied, then hashed, at a time
+BACKGROUND_NICE = 10
 _UNSUPPORTED = {errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP}
 _O_PATH = getattr(os, "O_PATH", 0)
 _CLOEXEC = getattr(socket, "MSG_CMSG_CLOEXEC", 0)  # a descriptor received is no child process's
@@ -167,6 +169,14 @@ class _Copier:
                 self.mode += 1
 
 
+def in_background() -> None:
+    """Lowers the calling thread's CPU priority (nice 10: on Linux a nice value is a thread's own), so
+    that a handoff's copy and hash, bulk work, take the CPU the event loop leaves: a resolve is not to
+    wait behind them. Threads end with their handoff; none is ever raised again."""
+    with contextlib.suppress(OSError, AttributeError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICE)
+
+
 def check_source(fd: int, size: int) -> None:
     """A descriptor the server may copy a blob of `size` bytes from: a regular file, open for reading,
     of that size now (the copy checks it again: `copy_hashed`)."""
@@ -192,6 +202,7 @@ def copy_hashed(source: int, out: Receiver, size: int) -> None:
     failed: list[BaseException] = []
 
     def hash_behind() -> None:
+        in_background()
         buffer = bytearray(STEP)
         try:
             while (step := steps.get()) is not None:
@@ -260,6 +271,7 @@ class _Handler(socketserver.BaseRequestHandler):
     request: socket.socket
 
     def handle(self) -> None:
+        in_background()
         try:
             answer = self.server.hand_off(self.request)
         except ArtregError as error:
