@@ -471,3 +471,27 @@ def test_a_handoffs_copy_and_hash_run_below_the_event_loops_cpu_priority(
     assert seen["copy"][0] > own
     assert seen["hash"]
     assert all(nice > own for nice in seen["hash"])
+
+
+def test_handoffs_beyond_those_copying_wait_their_turn_then_are_refused_in_time(
+    server: HandoffServer, store: FolderBlobStore, source: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given as many handoffs copying as the server copies at once
+    for _ in range(handoff.COPIES_AT_ONCE):
+        assert server.copying.acquire(blocking=False)
+    # When one more comes and no copy ends within the wait, it is refused (its client sends the file
+    # over HTTP), and nothing is stored
+    monkeypatch.setattr(handoff, "QUEUE_SECONDS", 0.2)
+    assert hand_file(server, url_for(store), source)["error"]["code"] == "busy"
+    assert stored(store) == []
+    # And one that comes while a copy is under way is copied once it ends, not refused
+    monkeypatch.setattr(handoff, "QUEUE_SECONDS", 30.0)
+    answers: list[dict[str, Any]] = []
+    waiting = threading.Thread(target=lambda: answers.append(hand_file(server, url_for(store), source)))
+    waiting.start()
+    waiting.join(0.3)
+    assert waiting.is_alive()
+    assert stored(store) == []
+    server.copying.release()
+    waiting.join(30)
+    assert answers == [{"sha256": SHA, "size": len(DATA)}]

@@ -33,7 +33,10 @@ Why this is safe:
   the bytes the server holds, whatever they are, never under a digest they do not have.
 - Bounded. A message is at most MAX_MESSAGE bytes and one descriptor (more are refused; the kernel
   closes those it truncates); a client has MESSAGE_SECONDS to send it; at most MAX_AT_ONCE handoffs
-  copy at once (another is refused: the client sends that one over HTTP). The copy runs on the
+  are taken at once (another is refused: the client sends that one over HTTP), and of those
+  COPIES_AT_ONCE copy, the others waiting their turn up to QUEUE_SECONDS (then refused as well): a
+  copy keeps two threads busy (the copy, the hash), and four at once on two CPUs took longer than
+  one after another and tripled the resolves' p99 (`python -m benchmarks server-load`). The copy runs on the
   connection's own thread, never on the event loop, and it and its hash run at a lower CPU priority
   (`in_background`): a resolve does not wait behind them. A client that is gone when the copy ends
   gets nothing installed; a killed server leaves a `.tmp` file, reclaimed as the other stale ones
@@ -88,7 +91,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("artreg.server")
 MAX_MESSAGE = 8 * 1024  # a staging URL and a little JSON
 MESSAGE_SECONDS = 10.0  # to send the message, once connected
-MAX_AT_ONCE = 16  # handoffs copying at once (MAX_STAGED files of one log, or several logs)
+MAX_AT_ONCE = 16  # handoffs taken at once (MAX_STAGED files of one log, or several logs)
+COPIES_AT_ONCE = max(1, (os.cpu_count() or 2) // 2)  # a copy keeps two threads busy: the copy and the hash
+QUEUE_SECONDS = 20.0  # a handoff's wait for its turn to copy (under the SDK's ANSWER_SECONDS: it is told why)
 STEP = 8 * 1024**2  # copied, then hashed, at a time
 BACKGROUND_NICE = 10
 _UNSUPPORTED = {errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP}
@@ -294,6 +299,7 @@ class HandoffServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
         self.blobs = blobs
         self.own_uid = os.geteuid()
         self.slots = threading.BoundedSemaphore(MAX_AT_ONCE)
+        self.copying = threading.BoundedSemaphore(COPIES_AT_ONCE)
         self.path = path
         super().__init__(path, _Handler)
         os.chmod(path, 0o600)
@@ -360,7 +366,12 @@ class HandoffServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
                     if not connected(conn):  # (the client's copy could not be answered: none is kept)
                         raise Invalid("the client went away during its handoff", code="incomplete_body")
 
-                sha256 = self.blobs.receive_staged(signed, fill)
+                if not self.copying.acquire(timeout=QUEUE_SECONDS):
+                    raise ArtregError("the server is busy copying other handoffs; send it over HTTP", code="busy")
+                try:
+                    sha256 = self.blobs.receive_staged(signed, fill)
+                finally:
+                    self.copying.release()
             finally:
                 if fd is not None:
                     os.close(fd)
