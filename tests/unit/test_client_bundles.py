@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -200,3 +201,35 @@ def test_what_a_bundle_did_not_bring_is_fetched_blob_by_blob(tmp_path: Path, bun
     download(tmp_path, served)
     # Then every file holds its own bytes
     assert written(tmp_path) == EXPECTED
+
+
+def test_many_small_files_go_to_the_threads_in_slices_not_one_task_each(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given 600 small blobs offered in two bundles, and a count of the tasks handed to threads
+    contents = [f"file {i}".encode() for i in range(600)]
+    halves = {f"{BUNDLE_URL}{n}": contents[n * 300 : (n + 1) * 300] for n in range(2)}
+    offered = [Bundle(url=url, blobs=[sha(d) for d in half], size=sum(map(len, half))) for url, half in halves.items()]
+    fetched: list[str] = []
+
+    def fetch(url: str) -> Iterator[bytes]:
+        fetched.append(url)
+        yield b"".join(halves[url])
+
+    submitted: list[Any] = []
+    submit = ThreadPoolExecutor.submit
+
+    def counting(pool: ThreadPoolExecutor, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+        submitted.append(fn)
+        return submit(pool, fn, *args, **kwargs)
+
+    monkeypatch.setattr(ThreadPoolExecutor, "submit", counting)
+    cache = BlobCache(tmp_path / "cache")
+    # When they are downloaded into an empty folder
+    bundles.download(Downloader(fetch, cache=cache, retry=NO_SLEEP), tmp_path / "out", files_of(contents), offered)
+    # Then every file holds its bytes and is cached, from the two bundles alone, and the threads were
+    # given a task per slice of files, not one per file (which cost more than a small file's writing)
+    assert written(tmp_path) == {f"d/{i}.bin": d for i, d in enumerate(contents)}
+    assert all(cache.get(sha(d), len(d)) is not None for d in contents)
+    assert sorted(fetched) == sorted(halves)
+    assert len(submitted) < len(contents) // 10

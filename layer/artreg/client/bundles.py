@@ -30,6 +30,8 @@ log = logging.getLogger("artreg")
 PutOne = Callable[[Transport, MissingBlob, str, Progress], None]
 Todo = list[tuple[DownloadFile, str]]  # a blob's destinations left to write
 WRITERS = 16  # threads writing a download's bundled files: each mostly waits on the kernel creating one
+SETTLE_SLICE = 64  # blobs of a page settled (held already? cached?) by one task
+PLACE_SLICE = 8  # blobs of a bundle written by one task at least
 
 # ---------------------------------------------------------------- uploads
 
@@ -156,10 +158,14 @@ def download(
     os.makedirs(os.path.realpath(root), exist_ok=True)
     stats = DownloadStats()
     shown = progress or NoProgress()
+    # a task per slice of blobs, not per blob: a future and a thread's wake-up cost as much as the
+    # two failing lstat calls that settle most blobs of an empty folder
+    listed_groups = list(groups.values())
+    slices = [listed_groups[i : i + SETTLE_SLICE] for i in range(0, len(listed_groups), SETTLE_SLICE)]
     left = {
         todo[0][0].sha256: todo
-        for todo in run_parallel([partial(dl.settle, group, stats, shown) for group in groups.values()], dl.workers)
-        if todo
+        for settled in run_parallel([partial(_settle_all, dl, part, stats, shown) for part in slices], dl.workers)
+        for todo in settled
     }
     tasks: list[Callable[[], None]] = []
     writers = ThreadPoolExecutor(WRITERS, thread_name_prefix="artreg-write")
@@ -176,6 +182,15 @@ def download(
     finally:
         writers.shutdown(wait=True, cancel_futures=True)
     return stats
+
+
+def _settle_all(dl: Downloader, part: Sequence[Todo], stats: DownloadStats, progress: Progress) -> list[Todo]:
+    return [todo for group in part if (todo := dl.settle(group, stats, progress))]
+
+
+def _place_all(dl: Downloader, blobs: Sequence[tuple[Todo, bytes]], stats: DownloadStats, progress: Progress) -> None:
+    for todo, data in blobs:
+        dl.place(todo, data, stats, progress)
 
 
 def _fetch_bundle(
@@ -198,13 +213,21 @@ def _fetch_bundle(
         try:
             for chunk in chunks:
                 buffer, at = buffer[at:] + chunk, 0
+                checked: list[tuple[str, Todo, bytes]] = []
                 while index < len(listed) and len(buffer) - at >= listed[index].size:
                     file = listed[index]
                     data, at, index = buffer[at : at + file.size], at + file.size, index + 1
                     todo = todos.get(file.sha256)
                     if todo is None or hashlib.sha256(data).hexdigest() != file.sha256:
                         continue  # not wanted, or not its bytes: fetched alone below
-                    placed[file.sha256] = writers.submit(dl.place, todo, data, stats, progress)
+                    checked.append((file.sha256, todo, data))
+                # the chunk's blobs in a few tasks, not one each: a future per 64-byte file cost more
+                # than the file's write
+                step = max(PLACE_SLICE, -(-len(checked) // WRITERS))
+                for i in range(0, len(checked), step):
+                    some = checked[i : i + step]
+                    future = writers.submit(_place_all, dl, [(todo, data) for _, todo, data in some], stats, progress)
+                    placed.update((sha, future) for sha, _, _ in some)
                 if index == len(listed):
                     break  # never read past what the bundle lists
         finally:
