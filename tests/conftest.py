@@ -135,6 +135,22 @@ class Backend:
 
 
 @pytest.fixture
+def reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The files that the SDK's hashing opens (`files.hash_file`), in order."""
+    from artreg.client import files
+
+    opened: list[str] = []
+    real = files.hash_file
+
+    def counting(source: str | os.PathLike[str], *args: object, **kwargs: object) -> tuple[str, int]:
+        opened.append(os.fspath(source))
+        return real(source, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(files, "hash_file", counting)
+    return opened
+
+
+@pytest.fixture
 def aws() -> Iterator[dict[str, Any]]:
     """moto with the table, bucket and bus built from template.yaml's own properties."""
     with registry_resources(TABLE, BUCKET, shared_clients=True) as resources:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from artreg.client import Artifact, Registry, files
+from artreg.client import Artifact, Registry
 from tests.e2e.counting import CountingPool, counted_registry
 from tests.support.server import RunningServer
 
@@ -36,20 +36,6 @@ def shards(root: Path, *, age_ns: int = HOUR_NS) -> Path:
 
 def dataset(root: Path) -> Artifact:
     return Artifact("shards", type="dataset").add(root)
-
-
-@pytest.fixture
-def reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The files that hashing opens."""
-    opened: list[str] = []
-    real = files.hash_file
-
-    def counting(source: str | os.PathLike[str], *args: object, **kwargs: object) -> tuple[str, int]:
-        opened.append(os.fspath(source))
-        return real(source, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(files, "hash_file", counting)
-    return opened
 
 
 @pytest.fixture

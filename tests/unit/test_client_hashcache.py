@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from artreg.client import Artifact, files
+from artreg.client import Artifact
 from artreg.client.files import LocalFile, batches, hash_stream, iter_walk, stream_batches
 from artreg.client.hashcache import HashCache
 from artreg.model import manifest
@@ -33,20 +33,6 @@ def _write(path: Path, data: bytes, *, age_ns: int = HOUR_NS) -> Path:
     mtime = os.stat(path).st_mtime_ns - age_ns
     os.utime(path, ns=(mtime, mtime))
     return path
-
-
-@pytest.fixture
-def reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The files that hashing actually opens."""
-    opened: list[str] = []
-    real = files.hash_file
-
-    def counting(source: str | os.PathLike[str], *args: object, **kwargs: object) -> tuple[str, int]:
-        opened.append(os.fspath(source))
-        return real(source, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(files, "hash_file", counting)
-    return opened
 
 
 def _hash(paths: list[Path], cache: HashCache) -> dict[str, tuple[str, int]]:
