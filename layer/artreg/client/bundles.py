@@ -22,6 +22,7 @@ from artreg.client.files import CHUNK, HashedFile, run_parallel
 from artreg.client.http import Transport
 from artreg.client.progress import NoProgress, Progress
 from artreg.model.wire import Bundle, DownloadFile, MissingBlob
+from artreg.small_files import read_small
 
 if TYPE_CHECKING:
     from artreg.client.transfer import Downloader, DownloadStats
@@ -49,7 +50,7 @@ class _Concatenation:
         pieces: list[bytes] = []
         held = 0
         for source, size in self.files:
-            data = _read_small(source, size)
+            data = read_small(source, size)
             if len(data) != size:
                 raise IntegrityError(f"{source} changed size after it was hashed", code="file_changed")
             pieces.append(data)
@@ -64,20 +65,6 @@ class _Concatenation:
         self.sent += held
         self.on_bytes(held)
         return b"".join(pieces)
-
-
-def _read_small(source: str, size: int) -> bytes:
-    """A small file's bytes, one more than `size` at most (enough to tell it grew), with plain system
-    calls: for a file of a few bytes, a buffered `open()` costs as much again as the read."""
-    fd = os.open(source, os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0))
-    try:
-        pieces, got = [], 0
-        while got <= size and (piece := os.read(fd, size + 1 - got)):
-            pieces.append(piece)
-            got += len(piece)
-        return b"".join(pieces)
-    finally:
-        os.close(fd)
 
 
 def bundle_puts(

@@ -348,21 +348,6 @@ def recorded_etag(mark: Path) -> str | None:
         return None
 
 
-def read_small(path: str, size: int) -> bytes:
-    """The bytes of a file expected to hold `size` (a bundle's small blob), read with plain system
-    calls: a buffered `open()` costs more than the read. At most one byte more than `size`: enough
-    to tell that it is longer."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
-    try:
-        pieces, got = [], 0
-        while got <= size and (piece := os.read(fd, size + 1 - got)):
-            pieces.append(piece)
-            got += len(piece)
-        return b"".join(pieces)
-    finally:
-        os.close(fd)
-
-
 # a folder's files looked up by name in it, where the system offers it (not on Windows)
 _BY_FOLDER = {os.stat, os.access} <= os.supports_dir_fd and hasattr(os, "O_DIRECTORY")
 

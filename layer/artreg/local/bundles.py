@@ -33,10 +33,11 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import BinaryIO
 
-from artreg.local.blob_files import read_small, write_atomically
+from artreg.local.blob_files import write_atomically
 from artreg.model.errors import Forbidden, Invalid, NotFound
 from artreg.model.names import check_project, check_sha256
 from artreg.model.wire import Bundle
+from artreg.small_files import read_small
 
 _MiB = 1024**2
 SMALL = _MiB  # a blob up to this size goes in a bundle; a larger one is as quick in a request of its own
