@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from artreg.model import deferred
 from artreg.model.errors import Conflict, Invalid, NotFound, PreconditionFailed
 from artreg.model.wire import (
     AddFiles,
@@ -88,6 +89,9 @@ def test_concurrent_bumps_never_repeat_or_skip(aws_load: dict[str, Any]) -> None
     # not the ~2,000 it is on AWS. The claim tested is no failure, no repeat, no gap, whatever the mix
     # of bumps (the arithmetic of each bump has its own unit test: tests/unit/test_model.py::test_bumps).
     backend = aws_backend(aws_load, conflict_rate=0.1, policy=replace(FAST, commit_deadline_s=300))
+    # (each writer is a Lambda process of its own on AWS, which builds its models alone: here they share
+    # one process, so its models are built before the threads start, as `artreg server` does)
+    deferred.build_all()
     writers, per_writer = 16, 13
     bumps = ("major", "minor", "patch")
     results: list[tuple[str, str]] = []  # (version, the bump that made it)

@@ -30,6 +30,7 @@ from artreg.local.asgi import App
 from artreg.local.guard import Guard, is_loopback
 from artreg.local.handoff import HandoffServer
 from artreg.local.resolver import PerThread
+from artreg.model import deferred
 from artreg.model.errors import Invalid
 from artreg.model.wire import ErrorBody, ErrorDetail
 from artreg.registry.policy import Policy
@@ -269,6 +270,7 @@ def serve(
     except Invalid as error:
         raise SystemExit(error.message) from None
     local = Local(Path(data_dir), url, webhook=webhook, file_roots=file_roots, settings=config)
+    deferred.build_all()  # requests validate on many threads: every model built before the first
     handoff = HandoffServer.start(local.blobs, Path(data_dir) / "handoff") if config.handoff else None
     app = App(local, guard, ui=config.ui_dir or UI_STATIC, handoff=handoff.path if handoff else None)
     server_config = uvicorn.Config(
